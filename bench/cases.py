@@ -1,0 +1,106 @@
+"""The sweep: which cases a :class:`~bench.config.SuiteConfig` asks for, as small frozen records.
+
+Every value in a case is a string or a number (as in asv's ``params``), so test ids read well:
+``cpu_python-process-fork-w4``, ``noop-process-spawn-w2-c16``, ``echo-thread-w2-16MiB``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench.config import DISPATCH_CHUNKSIZES, PAYLOAD_BYTES, SuiteConfig
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark: what runs (workload), how (executor, start method, workers, chunksize)."""
+
+    case: str
+    workload: str
+    executor: str
+    workers: int
+    start_method: str | None = None  # None for serial and thread executors
+    chunksize: int = 1
+    payload: str | None = None  # a key of PAYLOAD_BYTES for payload cases
+
+    @property
+    def id(self) -> str:
+        parts = [self.workload, self.executor]
+        if self.start_method:
+            parts.append(self.start_method)
+        parts.append(f"w{self.workers}")
+        if self.case == "dispatch":
+            parts.append(f"c{self.chunksize}")
+        if self.payload:
+            parts.append(self.payload)
+        return "-".join(parts)
+
+
+def _pools(cfg: SuiteConfig, workers: int, with_serial: bool) -> list[tuple[str, int, str | None]]:
+    """(executor, workers, start method) for every selected executor at one worker count."""
+    out: list[tuple[str, int, str | None]] = []
+    if with_serial and "serial" in cfg.executors:
+        out.append(("serial", 1, None))
+    if "thread" in cfg.executors:
+        out.append(("thread", workers, None))
+    if "process" in cfg.executors:
+        out.extend(("process", workers, m) for m in cfg.start_methods)
+    return out
+
+
+def scaling_cases(cfg: SuiteConfig) -> list[Case]:
+    """Each workload on the serial baseline, then every pool at every worker count."""
+    out = []
+    for name in cfg.workloads:
+        if "serial" in cfg.executors:
+            out.append(Case("scaling", name, "serial", 1))
+        for w in cfg.workers:
+            out.extend(Case("scaling", name, ex, n, m) for ex, n, m in _pools(cfg, w, with_serial=False))
+    return out
+
+
+def cold_start_cases(cfg: SuiteConfig) -> list[Case]:
+    """Pool creation to first result, per executor and start method, at the recommended size."""
+    w = cfg.cpu.recommended_workers
+    return [Case("cold_start", "whoami", ex, n, m) for ex, n, m in _pools(cfg, w, with_serial=False)]
+
+
+def dispatch_cases(cfg: SuiteConfig) -> list[Case]:
+    """Empty tasks at several chunksizes. ``chunksize`` only changes ProcessPoolExecutor.map, so
+    serial and thread pools run at chunksize 1 only."""
+    w = cfg.cpu.recommended_workers
+    out = []
+    for ex, n, m in _pools(cfg, w, with_serial=True):
+        sizes = DISPATCH_CHUNKSIZES if ex == "process" else (1,)
+        out.extend(Case("dispatch", "noop", ex, n, m, chunksize=c) for c in sizes)
+    return out
+
+
+def payload_cases(cfg: SuiteConfig) -> list[Case]:
+    """Arguments and results of each payload size, moved through each executor."""
+    w = cfg.cpu.recommended_workers
+    return [
+        Case("payload", "echo", ex, n, m, payload=p)
+        for p in PAYLOAD_BYTES
+        for ex, n, m in _pools(cfg, w, with_serial=True)
+    ]
+
+
+def memory_cases(cfg: SuiteConfig) -> list[Case]:
+    """The tree's memory with every worker started, at each worker count (serial: no pool at all)."""
+    out = []
+    if "serial" in cfg.executors:
+        out.append(Case("memory", "whoami", "serial", 1))
+    for w in cfg.workers:
+        out.extend(Case("memory", "whoami", ex, n, m) for ex, n, m in _pools(cfg, w, with_serial=False))
+    return out
+
+
+GENERATORS: dict[str, Callable[[SuiteConfig], list[Case]]] = {
+    "scaling": scaling_cases,
+    "cold_start": cold_start_cases,
+    "dispatch": dispatch_cases,
+    "payload": payload_cases,
+    "memory": memory_cases,
+}

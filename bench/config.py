@@ -1,0 +1,175 @@
+"""Command-line options, read once into one frozen :class:`SuiteConfig`.
+
+The parsing here is plain Python (no pytest), so the tests can feed it every bad value directly;
+``bench/conftest.py`` only registers the options and turns :class:`OptionError` into a pytest usage
+error (one line, exit code 4).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from bench.cpus import CpuInfo
+from workloads import PROFILES, scaling_names
+
+EXECUTORS = ("serial", "thread", "process")
+CASES = ("scaling", "cold_start", "dispatch", "payload", "memory")
+DEFAULT_WORKERS = (1, 2, 4, 8)  # plus the effective CPU count, added at run time
+
+#: What each profile changes besides task sizes (those live in the workload registry).
+#: Rounds are few because every round is a whole batch of tens of tasks (hundreds of ms), and a
+#: case's first round is a warm-up that is not timed (a process pool's first batch still pays for
+#: imports and page faults in fresh workers).
+PROFILE_SETTINGS = MappingProxyType(
+    {
+        "quick": {"rounds": 3, "warmup_rounds": 1, "cold_rounds": 3, "memory_rounds": 1, "payload_rounds": 3},
+        "default": {"rounds": 5, "warmup_rounds": 1, "cold_rounds": 7, "memory_rounds": 2, "payload_rounds": 5},
+        "full": {"rounds": 10, "warmup_rounds": 2, "cold_rounds": 15, "memory_rounds": 3, "payload_rounds": 10},
+    }
+)
+DISPATCH_CHUNKSIZES = (1, 16, 256)
+PAYLOAD_BYTES = MappingProxyType({"1KiB": 1024, "1MiB": 1024**2, "16MiB": 16 * 1024**2})
+
+
+class OptionError(ValueError):
+    """A bad option value; ``str()`` is the one line shown to the user."""
+
+
+def default_start_method() -> str:
+    """The platform's default start method (fork on Linux up to 3.13, forkserver from 3.14)."""
+    return multiprocessing.get_context().get_start_method()
+
+
+def _items(option: str, text: str | None) -> list[str]:
+    items = [t.strip() for t in (text or "").split(",")]
+    if not text or not text.strip() or any(not t for t in items):
+        raise OptionError(f"{option}: empty value {text!r}; give a comma list without blanks")
+    return items
+
+
+def parse_workers(text: str | None, recommended: int) -> tuple[int, ...]:
+    """``--workers``: positive whole numbers, comma-separated; default 1,2,4,8 and the effective CPUs."""
+    if text is None:
+        return tuple(sorted({*DEFAULT_WORKERS, recommended}))
+    values = []
+    for item in _items("--workers", text):
+        try:
+            value = int(item)
+        except ValueError:
+            value = 0
+        if value < 1 or value > 1024:
+            raise OptionError(
+                f"--workers: {item!r} is not a whole number from 1 to 1024; use a comma list such as 1,2,4,8"
+            )
+        values.append(value)
+    return tuple(sorted(set(values)))
+
+
+def parse_names(option: str, text: str | None, allowed: tuple[str, ...], default: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma list of names from ``allowed`` (or ``all``), kept in the order of ``allowed``."""
+    if text is None:
+        return default
+    items = _items(option, text)
+    if items == ["all"]:
+        return allowed
+    unknown = [i for i in items if i not in allowed]
+    if unknown:
+        raise OptionError(f"{option}: unknown {unknown[0]!r}; choose from {', '.join(allowed)} (or all)")
+    return tuple(a for a in allowed if a in items)
+
+
+def parse_profile(text: str | None) -> str:
+    if text is None:
+        return "default"
+    if text not in PROFILES:
+        raise OptionError(f"--profile: unknown {text!r}; choose one of {', '.join(PROFILES)}")
+    return text
+
+
+#: glibc's default mmap threshold. Setting it explicitly turns off glibc's *dynamic* threshold,
+#: under which the main thread and worker threads allocate large arrays differently: measured
+#: here, a batch of NumPy element-wise tasks took 46 000 page faults in the main thread and none
+#: in a worker thread (main-arena heap trimmed and regrown each task, versus a thread arena that
+#: keeps its pages), making the serial baseline 1.3× slower than one pool thread. Fixed, every
+#: executor allocates alike and speedups measure the pool, not the allocator.
+MMAP_THRESHOLD = 128 * 1024
+MALLOC_MODES = ("fixed", "dynamic")
+
+
+def parse_malloc(text: str | None) -> str:
+    if text is None:
+        return "fixed"
+    if text not in MALLOC_MODES:
+        raise OptionError(f"--malloc: unknown {text!r}; choose fixed (the default) or dynamic")
+    return text
+
+
+def parse_blas_threads(text: str | None) -> int:
+    if text is None:
+        return 1
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise OptionError(f"--blas-threads: {text!r} is not a whole number >= 1; use 1 (the default) or more")
+    return value
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """Everything a run needs to know, fixed before the first case is collected."""
+
+    profile: str
+    workers: tuple[int, ...]
+    executors: tuple[str, ...]
+    workloads: tuple[str, ...]
+    start_methods: tuple[str, ...]
+    cases: tuple[str, ...]
+    blas_threads: int
+    malloc: str
+    cpu: CpuInfo
+    default_start_method: str
+    settings: Any = field(default=None)
+
+    @property
+    def mmap_threshold(self) -> int | None:
+        """The malloc mmap threshold to pin in the parent and every worker (None: glibc's dynamic one)."""
+        return MMAP_THRESHOLD if self.malloc == "fixed" else None
+
+    def as_dict(self) -> dict:
+        """The options as recorded in ``machine_info["poolbench"]["config"]``."""
+        return {
+            "profile": self.profile,
+            "workers": list(self.workers),
+            "executors": list(self.executors),
+            "workloads": list(self.workloads),
+            "start_methods": list(self.start_methods),
+            "cases": list(self.cases),
+            "blas_threads": self.blas_threads,
+            "malloc": self.malloc,
+            **dict(self.settings),
+        }
+
+
+def build_config(options: dict[str, str | None], cpu: CpuInfo) -> SuiteConfig:
+    """Turn raw option strings (None: not given) into a :class:`SuiteConfig`, or raise :class:`OptionError`."""
+    methods = tuple(multiprocessing.get_all_start_methods())
+    default_method = default_start_method()
+    profile = parse_profile(options.get("profile"))
+    return SuiteConfig(
+        profile=profile,
+        workers=parse_workers(options.get("workers"), cpu.recommended_workers),
+        executors=parse_names("--executors", options.get("executors"), EXECUTORS, EXECUTORS),
+        workloads=parse_names("--workloads", options.get("workloads"), scaling_names(), scaling_names()),
+        start_methods=parse_names("--start-methods", options.get("start_methods"), methods, (default_method,)),
+        cases=parse_names("--cases", options.get("cases"), CASES, CASES),
+        blas_threads=parse_blas_threads(options.get("blas_threads")),
+        malloc=parse_malloc(options.get("malloc")),
+        cpu=cpu,
+        default_start_method=default_method,
+        settings=PROFILE_SETTINGS[profile],
+    )

@@ -1,0 +1,126 @@
+"""pytest hooks for the benchmark suite: options, the one config object, parametrization, machine info.
+
+Options are registered here once and read once, in ``pytest_configure``, into a frozen
+:class:`~bench.config.SuiteConfig` kept in ``config.stash``; everything else reads that object.
+A bad value ends the run before any case with one line (pytest's usage error, exit code 4).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import sys
+from typing import Any
+
+import pytest
+
+from bench import cpus
+from bench.cases import GENERATORS
+from bench.config import CASES, EXECUTORS, OptionError, SuiteConfig, build_config
+from bench.executors import blas_libraries, fix_malloc
+from bench.harness import SCHEMA_VERSION
+from workloads import PROFILES, scaling_names
+
+CONFIG_KEY = pytest.StashKey[SuiteConfig]()
+MALLOC_KEY = pytest.StashKey[bool]()
+
+#: Environment variables that change what a measurement means; recorded with every run.
+RECORDED_ENV = (
+    "OPENBLAS_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "PYTHONHASHSEED",
+    "PYTHON_GIL",
+    cpus.OVERRIDE_ENV,
+)
+
+OPTIONS = {
+    "workers": "comma list of max_workers values, e.g. 1,2,4,8 (default: 1,2,4,8 and the effective CPU count)",
+    "executors": f"comma list of {', '.join(EXECUTORS)} (default: all)",
+    "workloads": f"comma list of {', '.join(scaling_names())} (default: all)",
+    "start_methods": "comma list of process start methods: fork, forkserver, spawn (default: the platform's)",
+    "profile": f"task sizes, batch sizes and rounds: {' | '.join(PROFILES)} (default: default)",
+    "cases": f"comma list of {', '.join(CASES)} (default: all)",
+    "blas_threads": "BLAS threads per worker, set with threadpoolctl (default: 1)",
+    "malloc": "glibc mmap threshold: fixed (same allocation behaviour in every executor; default) or dynamic",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("poolbench", "poolbench sweep")
+    for name, help_text in OPTIONS.items():
+        group.addoption("--" + name.replace("_", "-"), dest=f"poolbench_{name}", default=None, help=help_text)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if getattr(config.option, "numprocesses", None):
+        raise pytest.UsageError("-n/--numprocesses: benchmarks must run one at a time; drop -n (pytest-xdist)")
+    try:
+        cpu = cpus.detect()
+        suite = build_config({name: getattr(config.option, f"poolbench_{name}") for name in OPTIONS}, cpu)
+    except (OptionError, cpus.CpuOverrideError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[CONFIG_KEY] = suite
+    config.stash[MALLOC_KEY] = fix_malloc(suite.mmap_threshold)
+    # The per-round times are the samples that spread and significance are computed from
+    # (scripts.compare); pytest-benchmark keeps them in the JSON only when asked.
+    config.option.benchmark_save_data = True
+
+
+@pytest.fixture(scope="session")
+def suite(pytestconfig: pytest.Config) -> SuiteConfig:
+    """The run's frozen configuration."""
+    return pytestconfig.stash[CONFIG_KEY]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "case" not in metafunc.fixturenames:
+        return
+    suite = metafunc.config.stash[CONFIG_KEY]
+    kind = metafunc.module.CASE
+    cases = GENERATORS[kind](suite) if kind in suite.cases else []
+    metafunc.parametrize("case", cases, ids=[c.id for c in cases])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop the empty placeholders of case types that ``--cases`` left out (no skip noise)."""
+    selected = config.stash[CONFIG_KEY].cases
+    keep, drop = [], []
+    for item in items:
+        kind = getattr(getattr(item, "module", None), "CASE", None)
+        (drop if kind is not None and kind not in selected else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
+    """Add what bounds the measurement: effective CPUs and their sources, BLAS, versions, options."""
+    suite = config.stash[CONFIG_KEY]
+    machine_info["poolbench"] = {
+        "schema_version": SCHEMA_VERSION,
+        **suite.cpu.as_dict(),
+        "default_start_method": suite.default_start_method,
+        "blas_threads": suite.blas_threads,
+        "blas": blas_libraries(),
+        "malloc_mmap_threshold": suite.mmap_threshold if config.stash[MALLOC_KEY] else None,
+        "gil_switch_interval_s": sys.getswitchinterval(),
+        "gil_enabled": sys._is_gil_enabled() if hasattr(sys, "_is_gil_enabled") else True,
+        "versions": {
+            "python": platform.python_version(),
+            **{d: _version(d) for d in ("numpy", "pytest", "pytest-benchmark", "psutil", "threadpoolctl")},
+        },
+        "environment": {k: os.environ.get(k) for k in RECORDED_ENV},
+        "config": suite.as_dict(),
+    }

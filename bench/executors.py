@@ -1,0 +1,154 @@
+"""The executor factory: one way to build every pool the suite measures, and to warm and close it.
+
+``serial`` is a no-pool executor that runs each task in the calling thread: the baseline every
+speedup is divided by. ``thread`` and ``process`` are the standard library's pools; a process pool
+gets an explicit start method (never the implicit global default) and an initializer that fixes
+the number of BLAS threads in each worker, so that workers × BLAS threads is chosen, not inherited.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import platform
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from workloads import overhead
+
+# Held for the life of a worker process: threadpoolctl applies the limit when the limiter is
+# created; keeping a reference documents that it must stay in force.
+_WORKER_BLAS_LIMIT: Any = None
+
+#: How long each warm-up task occupies its worker. Long enough that a task submitted to a busy
+#: pool makes it start another worker (spawn and forkserver start workers lazily, one per submit
+#: that finds no idle worker), short enough to cost little per case.
+WARMUP_HOLD_S = 0.02
+
+
+class SerialExecutor(Executor):
+    """Runs every task at once in the calling thread: no pool, no queue, no pickling."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # the future carries it, as a pool's would
+            future.set_exception(exc)
+        return future
+
+    def map(
+        self, fn: Callable[..., Any], *iterables: Iterable[Any], timeout: float | None = None, chunksize: int = 1
+    ) -> Iterator[Any]:
+        return iter([fn(*args) for args in zip(*iterables, strict=False)])
+
+
+_M_MMAP_THRESHOLD = -3  # mallopt parameter number, from glibc's malloc.h
+
+
+def fix_malloc(threshold: int | None) -> bool:
+    """Fix glibc's mmap threshold in this process; False where it is not glibc or ``threshold`` is None."""
+    if threshold is None or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        return bool(ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, threshold))
+    except (OSError, AttributeError):
+        return False
+
+
+def init_worker(blas_threads: int, mmap_threshold: int | None) -> None:
+    """Process-pool initializer: cap BLAS at ``blas_threads`` and fix the allocator, as in the parent.
+
+    NumPy is imported first so that its BLAS library is loaded and threadpoolctl can find it.
+    """
+    global _WORKER_BLAS_LIMIT
+    import numpy  # noqa: F401, PLC0415  (loads the BLAS library that the limit applies to)
+
+    fix_malloc(mmap_threshold)
+    _WORKER_BLAS_LIMIT = threadpool_limits(limits=blas_threads, user_api="blas")
+
+
+def blas_threads_here(_: Any = None) -> int | None:
+    """The BLAS thread count in force in the calling process (None: no BLAS library loaded)."""
+    import numpy  # noqa: F401, PLC0415
+
+    counts = [lib["num_threads"] for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    return max(counts) if counts else None
+
+
+def blas_libraries() -> list[dict[str, Any]]:
+    """threadpoolctl's description of every BLAS/OpenMP library loaded here (for machine_info)."""
+    import numpy  # noqa: F401, PLC0415
+
+    keep = ("user_api", "internal_api", "prefix", "version", "num_threads", "threading_layer", "architecture")
+    return [{k: lib.get(k) for k in keep} for lib in threadpool_info()]
+
+
+def make_executor(
+    kind: str, workers: int, start_method: str | None, blas_threads: int | None, mmap_threshold: int | None = None
+) -> Executor:
+    """A new executor of ``kind`` (serial, thread, process).
+
+    Process pools limit BLAS to ``blas_threads`` (and fix the allocator) in each worker through an
+    initializer; with ``blas_threads=None`` they get no initializer at all (the pool as users build
+    it, for start-up).
+    """
+    if kind == "serial":
+        return SerialExecutor()
+    if kind == "thread":
+        return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poolbench")
+    if kind == "process":
+        context = multiprocessing.get_context(start_method)
+        if blas_threads is None:
+            return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        return ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=context,
+            initializer=init_worker,
+            initargs=(blas_threads, mmap_threshold),
+        )
+    raise ValueError(f"unknown executor kind {kind!r}")
+
+
+@contextmanager
+def blas_limit_here(kind: str, threads: int) -> Iterator[None]:
+    """For serial and thread executors the tasks run in this process: cap BLAS here meanwhile."""
+    if kind == "process":
+        yield
+        return
+    with threadpool_limits(limits=threads, user_api="blas"):
+        yield
+
+
+def warm_up(pool: Executor, workers: int) -> set[int]:
+    """Start every worker of ``pool`` and return the process ids that answered.
+
+    Submits one task per worker that holds its worker briefly, so each lands on a different one.
+    """
+    futures = [pool.submit(overhead.whoami, WARMUP_HOLD_S) for _ in range(workers)]
+    return {f.result() for f in futures}
+
+
+def blas_threads_of(pool: Executor, kind: str) -> int | None:
+    """The BLAS thread count that tasks of ``pool`` run with, asked of a worker for process pools."""
+    if kind == "process":
+        return pool.submit(blas_threads_here).result()
+    return blas_threads_here()
+
+
+@contextmanager
+def warm_pool(
+    kind: str, workers: int, start_method: str | None, blas_threads: int, mmap_threshold: int | None = None
+) -> Iterator[Executor]:
+    """A pool with every worker started, BLAS limited for its tasks, shut down on exit whatever happens."""
+    pool = make_executor(kind, workers, start_method, blas_threads, mmap_threshold)
+    try:
+        with blas_limit_here(kind, blas_threads):
+            warm_up(pool, workers)
+            yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

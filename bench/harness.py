@@ -1,0 +1,87 @@
+"""The measuring loop shared by the batch cases (scaling, dispatch, payload), and the schema of extra_info.
+
+Every case records the same core keys in ``benchmark.extra_info`` (README.md, "Results schema"),
+so the scripts read one shape whatever the case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from typing import Any
+
+import workloads
+from bench.cases import Case
+from bench.config import SuiteConfig
+from bench.executors import blas_threads_of
+from bench.measure import BatchRounds, PeakRss, throttling
+
+#: Bumped when a key of extra_info or machine_info["poolbench"] changes meaning or goes away.
+SCHEMA_VERSION = 1
+
+
+def case_info(case: Case, suite: SuiteConfig) -> dict[str, Any]:
+    """The keys every case records, whatever it measures; the case adds what it measured."""
+    record = workloads.get(case.workload)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "case": case.case,
+        "workload": case.workload,
+        "kind": record.kind,
+        "gil": record.gil,
+        "executor": case.executor,
+        "start_method": case.start_method,
+        "workers": case.workers,
+        "chunksize": case.chunksize,
+        "profile": suite.profile,
+        "effective_cpus": suite.cpu.effective_cpus,
+        "recommended_workers": suite.cpu.recommended_workers,
+        "tasks": None,
+        "task_param": None,
+        "blas_threads": None,
+        "rss_peak_bytes": None,
+        "cpu_time_s": None,
+        "throttled_periods": None,
+        "throttled_s": None,
+    }
+
+
+def run_batches(
+    benchmark: Any,
+    suite: SuiteConfig,
+    case: Case,
+    pool: Executor,
+    *,
+    func: Callable[[Any], Any],
+    args: Sequence[Any],
+    check: Callable[[int, Any], bool],
+    rounds: int,
+    warmup_rounds: int,
+) -> dict[str, Any]:
+    """Time ``pool.map(func, args)`` once per round on a warm pool; check every answer of every round.
+
+    Returns the extra_info it recorded (also set on ``benchmark``).
+    """
+    batch = BatchRounds(
+        run_batch=lambda: list(pool.map(func, args, chunksize=case.chunksize)),
+        check=check,
+        label=case.id,
+        tasks=len(args),
+        warmup_rounds=warmup_rounds,
+    )
+    blas = blas_threads_of(pool, case.executor)
+    with PeakRss() as rss, throttling(suite.cpu.cgroup) as throttled:
+        benchmark.pedantic(
+            batch.target, setup=batch.setup, teardown=batch.teardown, rounds=rounds, warmup_rounds=warmup_rounds
+        )
+    batch.verify()
+    info = case_info(case, suite)
+    info.update(
+        tasks=len(args),
+        blas_threads=blas,
+        rss_peak_bytes=rss.peak,
+        cpu_time_s=round(batch.cpu_time_s, 6),
+        **throttled,
+    )
+    benchmark.extra_info.update(info)
+    return info

@@ -1,0 +1,86 @@
+"""The measuring pieces: the serial executor, answer checks per round, CPU accounting, memory reads."""
+
+from __future__ import annotations
+
+import os
+
+import psutil
+import pytest
+
+from bench import executors, measure
+from bench.measure import BatchRounds, WrongAnswer
+
+
+def test_serial_executor_runs_in_the_calling_thread_and_keeps_exceptions():
+    pool = executors.SerialExecutor()
+    assert list(pool.map(pow, [2, 3], [3, 2])) == [8, 9]
+    assert pool.submit(os.getpid).result() == os.getpid()
+    failed = pool.submit(int, "x")
+    assert isinstance(failed.exception(), ValueError)
+
+
+@pytest.mark.parametrize("kind", ["serial", "thread", "process"])
+def test_warm_pool_starts_every_worker_and_limits_blas(kind):
+    with executors.warm_pool(kind, 2, "fork" if kind == "process" else None, blas_threads=1) as pool:
+        pids = {pool.submit(os.getpid).result() for _ in range(4)}
+        assert executors.blas_threads_of(pool, kind) == 1
+        if kind == "process":
+            children = {p.pid for p in psutil.Process().children(recursive=True)}
+            assert pids <= children
+            assert len(executors.warm_up(pool, 2)) == 2
+        else:
+            assert pids == {os.getpid()}
+
+
+def run_rounds(batch: BatchRounds, rounds: int) -> None:
+    """What benchmark.pedantic does with setup/target/teardown, without pytest-benchmark."""
+    for _ in range(rounds):
+        batch.setup()
+        batch.target()
+        batch.teardown()
+
+
+def test_batch_rounds_check_every_answer_and_fail_on_a_wrong_one():
+    answers = iter([[1, 2], [1, 2], [1, 99]])
+    batch = BatchRounds(lambda: next(answers), lambda i, r: r == i + 1, label="demo", tasks=2)
+    run_rounds(batch, 2)
+    with pytest.raises(WrongAnswer, match="demo: task 1 returned a wrong answer: 99"):
+        run_rounds(batch, 1)
+
+
+def test_batch_rounds_fail_on_missing_results():
+    batch = BatchRounds(lambda: [1], lambda i, r: True, label="short", tasks=2)
+    with pytest.raises(WrongAnswer, match="1 results for 2 tasks"):
+        run_rounds(batch, 1)
+
+
+def test_batch_rounds_leave_warmup_cpu_out():
+    def spin():
+        x = 0
+        for i in range(300_000):
+            x += i
+        return [x]
+
+    warm = BatchRounds(spin, lambda i, r: True, label="w", tasks=1, warmup_rounds=2)
+    run_rounds(warm, 2)
+    assert warm.cpu_time_s == 0.0
+    run_rounds(warm, 1)
+    assert warm.cpu_time_s > 0.0
+    assert warm.rounds_done == 3
+
+
+def test_verify_without_rounds_checks_the_last_result():
+    batch = BatchRounds(lambda: [0], lambda i, r: r == 1, label="disabled", tasks=1)
+    batch.target()  # what pytest-benchmark does when disabled: target only
+    with pytest.raises(WrongAnswer):
+        batch.verify()
+
+
+def test_tree_memory_and_cpu_readings_are_positive():
+    assert measure.tree_rss_bytes() > 0
+    assert measure.tree_cpu_seconds() > 0
+    assert measure.tree_size() >= 1
+    with measure.PeakRss() as peak:
+        block = bytearray(64 * 1024 * 1024)
+        block[::4096] = b"x" * len(block[::4096])  # touch every page
+    assert peak.peak >= len(block)

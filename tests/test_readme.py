@@ -1,0 +1,32 @@
+"""README.md stays true: its test command is what CI runs, and its schema names every recorded key."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.test_suite_run import EXTRA_INFO_KEYS, MACHINE_KEYS
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def command_after(heading: str) -> str:
+    """The first fenced bash command after the bold ``heading`` in README.md."""
+    block = re.search(re.escape(heading) + r".*?```bash\n(.+?)\n```", README, re.S)
+    assert block, heading
+    return block.group(1).strip()
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci/run").read_text()
+    assert command_after("**Run the tests**") in ci.splitlines()
+
+
+def test_main_job_runs_the_benchmarks_with_autosave():
+    assert "-m pytest bench --benchmark-autosave" in command_after("**Main job**")
+
+
+def test_schema_documents_every_recorded_key():
+    for key in EXTRA_INFO_KEYS | MACHINE_KEYS:
+        assert f"`{key}`" in README, key

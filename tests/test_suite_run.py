@@ -1,0 +1,183 @@
+"""`pytest bench` end to end on the smallest sweep: what the saved JSON holds.
+
+These run the real suite in a subprocess, as a user would, and read its JSON. They check
+structure and behaviour only; no timing is asserted (the machines are shared and noisy).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import cpus
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: README.md documents these extra_info keys as the results schema; every case records all of them.
+EXTRA_INFO_KEYS = {
+    "schema_version",
+    "case",
+    "workload",
+    "kind",
+    "gil",
+    "executor",
+    "start_method",
+    "workers",
+    "tasks",
+    "chunksize",
+    "effective_cpus",
+    "recommended_workers",
+    "blas_threads",
+    "rss_peak_bytes",
+    "cpu_time_s",
+    "throttled_periods",
+    "throttled_s",
+    "profile",
+    "task_param",
+}
+MACHINE_KEYS = {
+    "schema_version",
+    "cpu_count",
+    "affinity_cpus",
+    "process_cpu_count",
+    "cgroup_version",
+    "cpu_quota",
+    "effective_cpus",
+    "recommended_workers",
+    "default_start_method",
+    "blas",
+    "blas_threads",
+    "versions",
+    "config",
+}
+
+pytestmark = pytest.mark.slow
+
+
+def run_bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "bench", "-p", "no:cacheprovider", "-q", "--profile", "quick", *args],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def smallest_run(tmp_path_factory) -> dict:
+    """One run of every case type on two workloads and worker counts 1 and 2."""
+    tmp = tmp_path_factory.mktemp("run")
+    out = tmp / "out.json"
+    done = run_bench(
+        tmp,
+        "--workers",
+        "1,2",
+        "--workloads",
+        "cpu_python,numpy_matmul",
+        "--benchmark-json",
+        str(out),
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def test_every_case_type_is_present(smallest_run):
+    found = {b["extra_info"]["case"] for b in smallest_run["benchmarks"]}
+    assert found == {"scaling", "cold_start", "dispatch", "payload", "memory"}
+
+
+def test_scaling_sweep_is_workload_by_executor_by_workers(smallest_run):
+    scaling = [b["extra_info"] for b in smallest_run["benchmarks"] if b["extra_info"]["case"] == "scaling"]
+    method = smallest_run["machine_info"]["poolbench"]["default_start_method"]
+    seen = {(i["workload"], i["executor"], i["start_method"], i["workers"]) for i in scaling}
+    expected = set()
+    for name in ("cpu_python", "numpy_matmul"):
+        expected.add((name, "serial", None, 1))
+        for w in (1, 2):
+            expected |= {(name, "thread", None, w), (name, "process", method, w)}
+    assert seen == expected
+
+
+def test_every_case_records_the_schema_keys(smallest_run):
+    for bench in smallest_run["benchmarks"]:
+        info = bench["extra_info"]
+        missing = EXTRA_INFO_KEYS - set(info)
+        assert not missing, (bench["name"], missing)
+        assert info["kind"] in ("io", "cpu-python", "cpu-native", "overhead")
+        assert info["gil"] in ("holds", "releases")
+        assert info["rss_peak_bytes"] > 0
+        assert info["cpu_time_s"] >= 0
+        assert info["effective_cpus"] == smallest_run["machine_info"]["poolbench"]["effective_cpus"]
+
+
+def test_per_round_samples_are_saved(smallest_run):
+    for bench in smallest_run["benchmarks"]:
+        assert len(bench["stats"]["data"]) == bench["stats"]["rounds"] >= 1
+
+
+def test_blas_is_limited_to_one_thread_in_every_executor(smallest_run):
+    matmul = [b["extra_info"] for b in smallest_run["benchmarks"] if b["extra_info"]["workload"] == "numpy_matmul"]
+    assert matmul
+    assert {i["blas_threads"] for i in matmul} == {1}
+
+
+def test_cpu_bound_cases_record_cpu_time(smallest_run):
+    for bench in smallest_run["benchmarks"]:
+        info = bench["extra_info"]
+        if info["case"] == "scaling" and info["kind"] == "cpu-python":
+            assert info["cpu_time_s"] > 0, bench["name"]
+
+
+def test_dispatch_and_payload_variants(smallest_run):
+    infos = [b["extra_info"] for b in smallest_run["benchmarks"]]
+    chunks = {i["chunksize"] for i in infos if i["case"] == "dispatch" and i["executor"] == "process"}
+    assert chunks == {1, 16, 256}
+    sizes = {i["payload_bytes"] for i in infos if i["case"] == "payload"}
+    assert sizes == {1024, 1024**2, 16 * 1024**2}
+
+
+def test_memory_case_counts_the_workers_it_started(smallest_run):
+    for bench in smallest_run["benchmarks"]:
+        info = bench["extra_info"]
+        if info["case"] == "memory" and info["executor"] == "process":
+            assert info["workers_started"] == info["workers"]
+            assert info["processes"] >= info["workers"] + 1
+            assert info["rss_tree_bytes"] > info["rss_base_bytes"]
+
+
+def test_machine_info_records_cpus_blas_and_versions(smallest_run):
+    info = smallest_run["machine_info"]["poolbench"]
+    assert not MACHINE_KEYS - set(info)
+    here = cpus.detect()
+    assert info["effective_cpus"] == here.effective_cpus
+    assert info["recommended_workers"] == here.recommended_workers
+    assert info["versions"]["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert info["versions"]["numpy"] and info["versions"]["pytest-benchmark"]
+    assert info["config"]["workers"] == [1, 2]
+    assert info["config"]["profile"] == "quick"
+
+
+def test_autosave_writes_numbered_json_and_cases_option_filters(tmp_path):
+    storage = tmp_path / "store"
+    done = run_bench(
+        tmp_path,
+        "--cases",
+        "dispatch",
+        "--executors",
+        "serial,thread",
+        "--benchmark-autosave",
+        f"--benchmark-storage=file://{storage}",
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    saved = list(storage.glob("*/0001_*.json"))
+    assert len(saved) == 1
+    data = json.loads(saved[0].read_text())
+    assert {b["extra_info"]["case"] for b in data["benchmarks"]} == {"dispatch"}
+    assert {b["extra_info"]["executor"] for b in data["benchmarks"]} == {"serial", "thread"}
+    assert "deselected" in done.stdout

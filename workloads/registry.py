@@ -1,0 +1,258 @@
+"""The workload registry: small frozen records that say what each workload is and how big it runs.
+
+A record names a task function, what it models (``kind``), whether it holds the GIL, the size of
+one task and the number of tasks per batch in each profile, and a check of each task's answer that
+does not trust the task function (a fast wrong answer is no result).
+
+Sizes were chosen so that one task takes tens of milliseconds in the ``default`` profile on a
+2-core x86-64 machine (Python 3.11, NumPy 2.4); the ``quick`` profile shrinks tasks about 4× and
+halves the batch, ``full`` doubles both. Task sizes are fixed rather than calibrated at run time,
+so that one profile does the same work on every machine and speedups compare across machines.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from workloads import cpu_bound, io_bound, overhead
+
+PROFILES = ("quick", "default", "full")
+KINDS = ("io", "cpu-python", "cpu-native", "overhead")
+GIL = ("holds", "releases")
+
+
+@dataclass(frozen=True)
+class Size:
+    """One task's argument and the number of tasks in one batch (strong scaling: fixed total work)."""
+
+    param: Any
+    tasks: int
+
+
+@dataclass(frozen=True, eq=False)
+class Workload:
+    """A registered workload. ``func(param)`` runs in a worker; ``check(param, result)`` in the parent."""
+
+    name: str
+    func: Callable[[Any], Any]
+    kind: str
+    gil: str
+    sizes: Mapping[str, Size]
+    check: Callable[[Any, Any], bool]
+    models: str
+    uses_blas: bool = False
+    tags: tuple[str, ...] = field(default=())
+
+    def size(self, profile: str) -> Size:
+        return self.sizes[profile]
+
+
+def _sizes(quick: tuple[Any, int], default: tuple[Any, int], full: tuple[Any, int]) -> Mapping[str, Size]:
+    return MappingProxyType({"quick": Size(*quick), "default": Size(*default), "full": Size(*full)})
+
+
+# --- checks: each recomputes the answer another way --------------------------------------------------
+
+
+@functools.lru_cache(maxsize=16)
+def primes_below(limit: int) -> int:
+    """Prime count by a sieve of Eratosthenes (independent of trial division)."""
+    if limit < 3:
+        return 0
+    sieve = bytearray([1]) * limit
+    sieve[0] = sieve[1] = 0
+    for p in range(2, math.isqrt(limit - 1) + 1):
+        if sieve[p]:
+            sieve[p * p :: p] = bytearray(len(range(p * p, limit, p)))
+    return sum(sieve)
+
+
+def _check_primes(limit: int, result: Any) -> bool:
+    return result == primes_below(limit)
+
+
+def _check_square_sum(n: int, result: Any) -> bool:
+    return result == (n - 1) * n * (2 * n - 1) // 6
+
+
+def _check_ufunc(n: int, result: Any) -> bool:
+    # sum(x + 1) for x = linspace(0, 1, n) is exactly 1.5 n; allow float rounding only.
+    return isinstance(result, float) and abs(result - 1.5 * n) <= 1e-9 * n
+
+
+@functools.lru_cache(maxsize=16)
+def matmul_trace_expected(n: int) -> float:
+    """trace(A @ A) = sum_ik A[i,k] A[k,i], computed element-wise instead of through BLAS.
+
+    The entries are small integers, so both sums are exact in float64.
+    """
+    a = cpu_bound.matmul_matrix(n)
+    return float((a * a.T).sum())
+
+
+@functools.lru_cache(maxsize=16)
+def crc_of_blocks(size: int, count: int) -> int:
+    """CRC-32 of ``count`` copies of the deterministic ``size``-byte buffer."""
+    crc = 0
+    for _ in range(count):
+        crc = zlib.crc32(cpu_bound.compressible_bytes(size), crc)
+    return crc
+
+
+def _check_matmul(n: int, result: Any) -> bool:
+    return result == matmul_trace_expected(n)
+
+
+def _check_zlib(size: int, result: Any) -> bool:
+    crc, packed = result
+    return crc == crc_of_blocks(size, 1) and 0 < packed < size
+
+
+def _check_sleep(seconds: float, result: Any) -> bool:
+    return isinstance(result, float) and result >= seconds
+
+
+def _check_file(spec: tuple[int, int], result: Any) -> bool:
+    kib, files = spec
+    return result == crc_of_blocks(kib * 1024, files)
+
+
+def _check_noop(x: Any, result: Any) -> bool:
+    return result == x
+
+
+def _check_echo(payload: bytes, result: Any) -> bool:
+    return isinstance(result, bytes) and len(result) == len(payload) and result[-64:] == payload[-64:]
+
+
+def _check_pid(hold_s: float, result: Any) -> bool:
+    return isinstance(result, int) and result > 0
+
+
+# --- the registry -------------------------------------------------------------------------------------
+
+SCALING: Mapping[str, Workload] = MappingProxyType(
+    {
+        w.name: w
+        for w in (
+            Workload(
+                "io_sleep",
+                io_bound.sleep_for,
+                "io",
+                "releases",
+                _sizes((0.005, 8), (0.02, 16), (0.04, 32)),
+                _check_sleep,
+                "waiting on I/O (a network or database call): time.sleep",
+            ),
+            Workload(
+                "io_file",
+                io_bound.file_roundtrip,
+                "io",
+                "releases",
+                _sizes(((256, 2), 8), ((256, 8), 16), ((512, 8), 32)),
+                _check_file,
+                "disk I/O: write, fsync and read back a file in a temporary folder",
+            ),
+            Workload(
+                "cpu_python",
+                cpu_bound.count_primes,
+                "cpu-python",
+                "holds",
+                _sizes((8_000, 8), (25_000, 16), (50_000, 32)),
+                _check_primes,
+                "pure-Python computation (primes by trial division)",
+            ),
+            Workload(
+                "numpy_object",
+                cpu_bound.object_square_sum,
+                "cpu-native",
+                "holds",
+                _sizes((60_000, 8), (300_000, 16), (600_000, 32)),
+                _check_square_sum,
+                "native code that holds the GIL (NumPy dtype=object arithmetic)",
+            ),
+            Workload(
+                "numpy_ufunc",
+                cpu_bound.ufunc_chain,
+                "cpu-native",
+                "releases",
+                _sizes((1_000_000, 8), (1_500_000, 16), (3_000_000, 32)),
+                _check_ufunc,
+                "vectorised NumPy element-wise math on >= 1 M elements",
+            ),
+            Workload(
+                "numpy_matmul",
+                cpu_bound.matmul_trace,
+                "cpu-native",
+                "releases",
+                _sizes((450, 8), (900, 16), (1200, 32)),
+                _check_matmul,
+                "dense linear algebra through BLAS (one BLAS thread per worker unless asked)",
+                uses_blas=True,
+            ),
+            Workload(
+                "zlib",
+                cpu_bound.zlib_roundtrip,
+                "cpu-native",
+                "releases",
+                _sizes((128 * 1024, 8), (512 * 1024, 16), (1024 * 1024, 32)),
+                _check_zlib,
+                "standard-library C code that releases the GIL (zlib compress + decompress)",
+            ),
+        )
+    }
+)
+
+# Probes measure the executor rather than the work; they are not part of the scaling sweep.
+PROBES: Mapping[str, Workload] = MappingProxyType(
+    {
+        w.name: w
+        for w in (
+            Workload(
+                "noop",
+                overhead.noop,
+                "overhead",
+                "holds",
+                _sizes((0, 400), (0, 2000), (0, 5000)),
+                _check_noop,
+                "an empty task: the executor's own cost per task",
+            ),
+            Workload(
+                "echo",
+                overhead.echo,
+                "overhead",
+                "holds",
+                _sizes((None, 4), (None, 8), (None, 16)),
+                _check_echo,
+                "a task that returns its payload: the cost of moving arguments and results",
+            ),
+            Workload(
+                "whoami",
+                overhead.whoami,
+                "overhead",
+                "releases",
+                _sizes((0.0, 1), (0.0, 1), (0.0, 1)),
+                _check_pid,
+                "a task that reports its worker's process id (pool start-up and warm-up)",
+            ),
+        )
+    }
+)
+
+
+def scaling_names() -> tuple[str, ...]:
+    """Names accepted by ``--workloads``, in registry order."""
+    return tuple(SCALING)
+
+
+def get(name: str) -> Workload:
+    """The record called ``name``, scaling workloads first, then probes."""
+    if name in SCALING:
+        return SCALING[name]
+    return PROBES[name]
