@@ -8,9 +8,11 @@ A bad value ends the run before any case with one line (pytest's usage error, ex
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 import os
 import platform
 import sys
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -105,6 +107,26 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def executor_defaults() -> dict[str, Any]:
+    """What the standard executors choose when given no arguments, read off real instances here.
+
+    Neither constructor starts a worker, so this costs nothing; it is the evidence for the
+    report's corrections (thread default min(32, CPUs + 4), not CPUs × 5; initializers on both).
+    """
+    threads = ThreadPoolExecutor()
+    processes = ProcessPoolExecutor()
+    try:
+        return {
+            "thread_max_workers": threads._max_workers,
+            "process_max_workers": processes._max_workers,
+            "thread_initializer": "initializer" in inspect.signature(ThreadPoolExecutor).parameters,
+            "process_initializer": "initializer" in inspect.signature(ProcessPoolExecutor).parameters,
+        }
+    finally:
+        threads.shutdown()
+        processes.shutdown()
+
+
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     """Add what bounds the measurement: effective CPUs and their sources, BLAS, versions, options."""
     suite = config.stash[CONFIG_KEY]
@@ -115,6 +137,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
         "blas_threads": suite.blas_threads,
         "blas": blas_libraries(),
         "malloc_mmap_threshold": suite.mmap_threshold if config.stash[MALLOC_KEY] else None,
+        "executor_defaults": executor_defaults(),
         "gil_switch_interval_s": sys.getswitchinterval(),
         "gil_enabled": sys._is_gil_enabled() if hasattr(sys, "_is_gil_enabled") else True,
         "versions": {

@@ -23,8 +23,9 @@ def test_ci_runs_the_readme_test_command():
     assert command_after("**Run the tests**") in ci.splitlines()
 
 
-def test_main_job_runs_the_benchmarks_with_autosave():
-    assert "-m pytest bench --benchmark-autosave" in command_after("**Main job**")
+def test_main_job_runs_the_benchmarks_then_the_report():
+    main_job = command_after("**Main job**")
+    assert main_job.index("-m pytest bench --benchmark-autosave") < main_job.index("-m scripts.report .benchmarks")
 
 
 def test_schema_documents_every_recorded_key():

@@ -53,6 +53,7 @@ MACHINE_KEYS = {
     "blas_threads",
     "versions",
     "config",
+    "executor_defaults",
 }
 
 pytestmark = pytest.mark.slow
@@ -161,6 +162,11 @@ def test_machine_info_records_cpus_blas_and_versions(smallest_run):
     assert info["versions"]["numpy"] and info["versions"]["pytest-benchmark"]
     assert info["config"]["workers"] == [1, 2]
     assert info["config"]["profile"] == "quick"
+    defaults = info["executor_defaults"]
+    visible = info["process_cpu_count"] or info["cpu_count"]  # process_cpu_count from Python 3.13
+    assert defaults["thread_max_workers"] == min(32, visible + 4)
+    assert defaults["process_max_workers"] == visible
+    assert defaults["thread_initializer"] is True
 
 
 def test_autosave_writes_numbered_json_and_cases_option_filters(tmp_path):

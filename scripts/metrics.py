@@ -1,0 +1,173 @@
+"""Derived numbers, computed from loaded records only: speedup, efficiency, and per-unit pool costs.
+
+Speedup = serial median / pool median, both from the same run (same file), so machine drift
+between runs cancels. The spread of a speedup is the range from the quartiles of both sides:
+serial Q1 / pool Q3 up to serial Q3 / pool Q1.
+
+The ideal a speedup is held against:
+
+* CPU-bound kinds: ``min(effective CPUs, N / ceil(N / W))`` for N equal tasks on W workers. The
+  second term is the uneven-last-batch bound (it equals W when W divides N).
+* I/O (``kind == "io"``): ``N / ceil(N / W)``: waiting overlaps whatever the CPU count.
+
+Efficiency = speedup / ideal: 1.0 means the pool got everything the hardware and the batch allow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from scripts.results import Record
+
+
+def ideal_speedup(kind: str, workers: int, tasks: int, cpus: float) -> float:
+    """The best speedup W workers can reach on a batch of ``tasks`` equal tasks (see module doc)."""
+    batches = tasks / math.ceil(tasks / workers) if tasks else float(workers)
+    if kind == "io":
+        return batches
+    return min(cpus, batches)
+
+
+@dataclass(frozen=True)
+class ScalingPoint:
+    """One pool at one worker count, against the serial baseline of the same run."""
+
+    label: str
+    source: str
+    workload: str
+    kind: str
+    gil: str
+    pool: str
+    workers: int
+    tasks: int
+    effective_cpus: float
+    median_s: float
+    serial_s: float
+    speedup: float
+    speedup_lo: float
+    speedup_hi: float
+    ideal: float
+    cpu_busy: float | None  # CPUs kept busy on average: tree CPU time / timed wall time
+
+    @property
+    def efficiency(self) -> float:
+        return self.speedup / self.ideal
+
+    @property
+    def efficiency_lo(self) -> float:
+        return self.speedup_lo / self.ideal
+
+    @property
+    def efficiency_hi(self) -> float:
+        return self.speedup_hi / self.ideal
+
+
+def _cpu_busy(record: Record) -> float | None:
+    cpu = record.extra.get("cpu_time_s")
+    wall = sum(record.samples)
+    if not isinstance(cpu, int | float) or wall <= 0 or len(record.samples) < 2:
+        return None
+    return cpu / wall
+
+
+def scaling_points(records: Iterable[Record]) -> list[ScalingPoint]:
+    """Speedup and efficiency of every scaling case that has a serial baseline in its own run."""
+    by_run: dict[tuple[str, str], list[Record]] = defaultdict(list)
+    for r in records:
+        if r.case == "scaling":
+            by_run[(r.run.source, r.workload)].append(r)
+    points = []
+    for group in by_run.values():
+        serial = next((r for r in group if r.executor == "serial"), None)
+        if serial is None:
+            continue
+        s_q1, s_q3 = serial.quartiles
+        for r in group:
+            q1, q3 = r.quartiles
+            cpus = r.run.effective_cpus
+            points.append(
+                ScalingPoint(
+                    label=r.run.label,
+                    source=r.run.source,
+                    workload=r.workload,
+                    kind=r.kind,
+                    gil=r.gil,
+                    pool=r.pool,
+                    workers=r.workers,
+                    tasks=r.tasks,
+                    effective_cpus=cpus,
+                    median_s=r.median,
+                    serial_s=serial.median,
+                    speedup=serial.median / r.median,
+                    speedup_lo=s_q1 / q3,
+                    speedup_hi=s_q3 / q1,
+                    ideal=ideal_speedup(r.kind, r.workers, r.tasks, cpus),
+                    cpu_busy=_cpu_busy(r),
+                )
+            )
+    return sorted(points, key=lambda p: (p.label, p.workload, p.pool, p.workers))
+
+
+def find(points: Iterable[ScalingPoint], workload: str, pool: str, workers: int) -> ScalingPoint | None:
+    """The point for ``workload`` on ``pool`` (``thread``, ``process``, ``process/fork``…) at ``workers``."""
+    for p in points:
+        if p.workload == workload and p.workers == workers and (p.pool == pool or p.pool.split("/")[0] == pool):
+            return p
+    return None
+
+
+def per_task_us(records: Iterable[Record], case: str) -> dict[tuple[str, int], float]:
+    """Median round time per task in microseconds, by (pool, chunksize), for dispatch or payload cases."""
+    out = {}
+    for r in records:
+        if r.case == case:
+            out[(r.pool, r.chunksize)] = r.median / r.tasks * 1e6
+    return out
+
+
+def payload_ms_per_mib(records: Iterable[Record]) -> dict[str, float]:
+    """Per pool: round-trip time per MiB of payload (argument and result), from the largest payload."""
+    largest: dict[str, Record] = {}
+    for r in records:
+        size = r.extra.get("payload_bytes")
+        if r.case == "payload" and isinstance(size, int):
+            held = largest.get(r.pool)
+            if held is None or size > held.extra["payload_bytes"]:
+                largest[r.pool] = r
+    return {pool: r.median / r.tasks / (r.extra["payload_bytes"] / 2**20) * 1e3 for pool, r in largest.items()}
+
+
+def cold_start_ms(records: Iterable[Record]) -> dict[str, float]:
+    """Median time from pool creation to the first result, in ms, per pool."""
+    return {r.pool: r.median * 1e3 for r in records if r.case == "cold_start"}
+
+
+def memory_per_worker(records: Iterable[Record], key: str = "uss_tree_bytes") -> dict[str, float]:
+    """Per pool: bytes each added worker costs, the slope of tree memory against worker count.
+
+    With one worker count only, the difference from the no-pool baseline is used instead.
+    """
+    by_pool: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    base: dict[str, float] = {}
+    for r in records:
+        value = r.extra.get(key)
+        if r.case == "memory" and r.executor != "serial" and isinstance(value, int | float):
+            by_pool[r.pool].append((r.workers, float(value)))
+            before = r.extra.get(key.replace("_tree_", "_base_"))
+            if isinstance(before, int | float):
+                base[r.pool] = float(before)
+    out = {}
+    for pool, pairs in by_pool.items():
+        workers = sorted({w for w, _ in pairs})
+        if len(workers) >= 2:
+            x, y = zip(*pairs, strict=True)
+            out[pool] = float(np.polyfit(np.array(x, float), np.array(y, float), 1)[0])
+        elif pool in base:
+            w, v = pairs[0]
+            out[pool] = (v - base[pool]) / w
+    return out

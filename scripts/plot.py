@@ -1,0 +1,234 @@
+"""Scaling curves from saved results: ``python -m scripts.plot PATH... --out DIR``.
+
+For each workload: speedup and efficiency against workers for every pool, beside the ideal, with
+a marker at the effective CPU count and the spread of the rounds (quartiles) as error bars. When
+the results hold several CPU limits (a matrix run), one more figure per workload draws each limit's
+curve. A summary figure puts every workload's speedup at the recommended worker count side by side.
+PNG and SVG, written atomically; the paths written are printed, one per line.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt
+
+from scripts.cli import Parser, prepare_out, run, write_atomic
+from scripts.metrics import ScalingPoint, ideal_speedup, scaling_points
+from scripts.results import ResultsError, latest_runs, load
+
+FORMATS = ("png", "svg")
+POOL_STYLE = {"thread": ("tab:blue", "o"), "serial": ("tab:gray", "s")}
+PROCESS_COLOURS = {"fork": "tab:orange", "forkserver": "tab:green", "spawn": "tab:red"}
+
+
+def parse_args(argv: Sequence[str] | None = None):
+    parser = Parser(prog="python -m scripts.plot", description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="results .json files or folders (e.g. .benchmarks)")
+    parser.add_argument("--out", default="results/plots", help="output folder (default: results/plots)")
+    parser.add_argument(
+        "--all-runs", action="store_true", help="plot every run found, not only the newest per CPU limit"
+    )
+    return parser.parse_args(argv)
+
+
+def style(pool: str) -> tuple[str, str]:
+    if pool.startswith("process"):
+        return PROCESS_COLOURS.get(pool.partition("/")[2], "tab:purple"), "^"
+    return POOL_STYLE.get(pool, ("black", "x"))
+
+
+def save(fig, out: Path, stem: str) -> list[Path]:
+    written = []
+    for fmt in FORMATS:
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=110, bbox_inches="tight")
+        written.append(write_atomic(out / f"{stem}.{fmt}", buf.getvalue()))
+    plt.close(fig)
+    return written
+
+
+def _workers_axis(ax, workers: Sequence[int]) -> None:
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(workers))
+    ax.set_xticklabels([str(w) for w in workers])
+    ax.set_xlabel("max_workers")
+    ax.grid(True, alpha=0.3)
+
+
+def _ideal_curve(ax, kind: str, tasks: int, cpus: float, workers: Sequence[int], *, colour: str = "black", label=None):
+    xs = sorted(workers)
+    ax.plot(
+        xs,
+        [ideal_speedup(kind, w, tasks, cpus) for w in xs],
+        linestyle="--",
+        color=colour,
+        linewidth=1,
+        label=label or ("ideal: N / ceil(N / W)" if kind == "io" else "ideal: min(W, CPUs)"),
+    )
+
+
+def plot_workload(points: list[ScalingPoint], out: Path, suffix: str = "") -> list[Path]:
+    """Speedup and efficiency of one workload in one run, every pool, beside the ideal."""
+    first = points[0]
+    workers = sorted({p.workers for p in points})
+    fig, (ax_s, ax_e) = plt.subplots(1, 2, figsize=(11, 4.2))
+    by_pool: dict[str, list[ScalingPoint]] = defaultdict(list)
+    for p in points:
+        by_pool[p.pool].append(p)
+    for pool, series in sorted(by_pool.items()):
+        series.sort(key=lambda p: p.workers)
+        colour, marker = style(pool)
+        xs = [p.workers for p in series]
+        for ax, mid, lo, hi in (
+            (ax_s, [p.speedup for p in series], [p.speedup_lo for p in series], [p.speedup_hi for p in series]),
+            (
+                ax_e,
+                [p.efficiency for p in series],
+                [p.efficiency_lo for p in series],
+                [p.efficiency_hi for p in series],
+            ),
+        ):
+            err = [
+                [max(m - a, 0) for m, a in zip(mid, lo, strict=True)],
+                [max(b - m, 0) for m, b in zip(mid, hi, strict=True)],
+            ]
+            ax.errorbar(xs, mid, yerr=err, color=colour, marker=marker, capsize=3, label=pool)
+    _ideal_curve(ax_s, first.kind, first.tasks, first.effective_cpus, workers)
+    ax_e.axhline(1.0, linestyle="--", color="black", linewidth=1, label="ideal")
+    for ax in (ax_s, ax_e):
+        _workers_axis(ax, workers)
+        ax.axvline(
+            first.effective_cpus, color="gray", linestyle=":", label=f"effective CPUs = {first.effective_cpus:g}"
+        )
+    ax_s.set_ylabel("speedup over serial (×)")
+    ax_e.set_ylabel("efficiency (speedup / ideal)")
+    ax_s.set_title("speedup")
+    ax_e.set_title("efficiency")
+    ax_s.legend(fontsize="small")
+    fig.suptitle(
+        f"{first.workload} ({first.kind}, {first.gil} the GIL): {first.tasks} tasks per batch, "
+        f"serial {first.serial_s * 1e3:.0f} ms; {first.label}; bars: quartiles of rounds"
+    )
+    return save(fig, out, f"scaling-{first.workload}{suffix}")
+
+
+def plot_by_limit(points: list[ScalingPoint], out: Path) -> list[Path]:
+    """One workload across CPU limits: a panel per executor, a curve per limit beside its own ideal."""
+    first = points[0]
+    executors = sorted({p.pool for p in points if p.pool != "serial"})
+    labels = sorted({p.label for p in points})
+    workers = sorted({p.workers for p in points})
+    fig, axes = plt.subplots(1, len(executors), figsize=(5.5 * len(executors), 4.2), squeeze=False)
+    colours = plt.get_cmap("viridis")
+    for ax, pool in zip(axes[0], executors, strict=True):
+        for i, label in enumerate(labels):
+            series = sorted((p for p in points if p.pool == pool and p.label == label), key=lambda p: p.workers)
+            if not series:
+                continue
+            colour = colours(i / max(len(labels) - 1, 1))
+            ax.plot([p.workers for p in series], [p.speedup for p in series], marker="o", color=colour, label=label)
+            _ideal_curve(
+                ax, first.kind, first.tasks, series[0].effective_cpus, workers, colour=colour, label="_nolegend_"
+            )
+        _workers_axis(ax, workers)
+        ax.set_title(pool)
+        ax.set_ylabel("speedup over serial (×)")
+        ax.legend(fontsize="small", title="CPU limit")
+    fig.suptitle(f"{first.workload}: speedup per CPU limit (dashed: each limit's ideal)")
+    return save(fig, out, f"scaling-{first.workload}-by-limit")
+
+
+def plot_summary(points: list[ScalingPoint], out: Path, suffix: str = "") -> list[Path]:
+    """Every workload's speedup at the recommended worker count, threads against processes."""
+    label = points[0].label
+    cpus = points[0].effective_cpus
+    target = max(1, round(cpus + 0.4999))
+    workloads = list(dict.fromkeys(p.workload for p in points))
+    pools = sorted({p.pool for p in points if p.pool != "serial"})
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(workloads)), 4.2))
+    width = 0.8 / max(len(pools), 1)
+    for j, pool in enumerate(pools):
+        values = []
+        for w in workloads:
+            match = [p.speedup for p in points if p.workload == w and p.pool == pool and p.workers == target]
+            values.append(match[0] if match else 0.0)
+        xs = [i + (j - (len(pools) - 1) / 2) * width for i in range(len(workloads))]
+        ax.bar(xs, values, width=width, color=style(pool)[0], label=pool)
+    ax.axhline(
+        min(target, cpus),
+        linestyle="--",
+        color="black",
+        linewidth=1,
+        label=f"ideal for CPU-bound: {min(target, cpus):g}",
+    )
+    ax.axhline(1.0, color="gray", linewidth=0.8)
+    ax.set_xticks(range(len(workloads)))
+    ax.set_xticklabels(workloads, rotation=20)
+    ax.set_ylabel(f"speedup over serial at {target} workers (×)")
+    ax.set_title(f"Which executor, per workload ({label})")
+    ax.legend(fontsize="small")
+    ax.grid(True, axis="y", alpha=0.3)
+    return save(fig, out, f"summary{suffix}")
+
+
+def _suffixes(points: list[ScalingPoint]) -> dict[str, str]:
+    """A file-name suffix per run: none for a single run, the CPU-limit label (and file) otherwise."""
+    sources = list(dict.fromkeys(p.source for p in points))
+    if len(sources) == 1:
+        return {sources[0]: ""}
+    label_of = {p.source: p.label for p in points}
+    shared = {lab for lab in label_of.values() if list(label_of.values()).count(lab) > 1}
+    out = {}
+    for src, lab in label_of.items():
+        name = lab + (f"-{Path(src).stem}" if lab in shared else "")
+        out[src] = "-" + re.sub(r"[^A-Za-z0-9.]+", "_", name).strip("_")
+    return out
+
+
+def work(args, records) -> list[Path]:
+    """Write every figure the records support; returns the paths written."""
+    points = scaling_points(records)
+    if not points:
+        raise ResultsError(
+            f"{', '.join(args.paths)}: no scaling cases with a serial baseline; "
+            "run `pytest bench` with --cases scaling and the serial executor"
+        )
+    out = prepare_out(args.out)
+    suffixes = _suffixes(points)
+    written: list[Path] = []
+    by_run: dict[tuple[str, str], list[ScalingPoint]] = defaultdict(list)
+    for p in points:
+        by_run[(p.source, p.workload)].append(p)
+    for (source, _), series in by_run.items():
+        written += plot_workload(series, out, suffixes[source])
+    if len({p.label for p in points}) > 1:
+        by_workload: dict[str, list[ScalingPoint]] = defaultdict(list)
+        for p in points:
+            by_workload[p.workload].append(p)
+        for series in by_workload.values():
+            written += plot_by_limit(series, out)
+    for source, suffix in suffixes.items():
+        written += plot_summary([p for p in points if p.source == source], out, suffix)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    records = load(args.paths)
+    if not args.all_runs:
+        records = latest_runs(records)
+    for path in work(args, records):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run("python -m scripts.plot", main))

@@ -1,0 +1,384 @@
+"""An evidence report from saved results: ``python -m scripts.report PATH... --out DIR``.
+
+Writes ``DIR/report.md`` (and the plots it embeds, through scripts.plot): the tutorial's eight
+claims about threads and processes, each with the numbers these results measured and a verdict
+(confirmed, refuted, depends, or not measured with the case that would measure it); corrections of
+stale claims; and a recommendation per workload for the machine or container measured. Every
+number in the report is computed from the results given; none is typed in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from scripts import plot
+from scripts.cli import Parser, prepare_out, run, write_atomic
+from scripts.metrics import (
+    ScalingPoint,
+    cold_start_ms,
+    find,
+    memory_per_worker,
+    payload_ms_per_mib,
+    per_task_us,
+    scaling_points,
+)
+from scripts.results import Record, ResultsError, Run, latest_runs, load
+
+#: A speedup within this fraction of the best counts as "as good": the cheaper choice wins
+#: (threads before processes, fewer workers before more).
+AS_GOOD = 0.95
+#: Threads "do not scale" below this speedup on 2+ CPUs; one above it for GIL-holding code refutes the GIL claim.
+NO_SCALING = 1.15
+
+
+@dataclass(frozen=True)
+class Verdict:
+    topic: str
+    claim: str
+    measured: str
+    verdict: str
+
+
+NOT_MEASURED = "not measured"
+
+
+def parse_args(argv: Sequence[str] | None = None):
+    parser = Parser(prog="python -m scripts.report", description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="results .json files or folders (e.g. .benchmarks)")
+    parser.add_argument("--out", default="results", help="output folder for report.md and its plots (default: results)")
+    return parser.parse_args(argv)
+
+
+def _x(value: float) -> str:
+    return f"{value:.2f}×"
+
+
+class Evidence:
+    """The records of one run and what is derived from them, for the claim checks."""
+
+    def __init__(self, records: list[Record]) -> None:
+        self.records = records
+        self.run: Run = records[0].run
+        self.points: list[ScalingPoint] = scaling_points(records)
+        self.cpus = self.run.effective_cpus
+        self.at = max(1, math.ceil(self.cpus - 1e-9))  # the recommended worker count
+
+    def point(self, workload: str, pool: str, workers: int | None = None) -> ScalingPoint | None:
+        return find(self.points, workload, pool, workers or self.at)
+
+    def widest(self, workload: str, pool: str) -> ScalingPoint | None:
+        options = [p for p in self.points if p.workload == workload and p.pool.split("/")[0] == pool]
+        return max(options, key=lambda p: p.workers) if options else None
+
+
+def claim_concurrency(ev: Evidence) -> Verdict:
+    claim = "Threads run concurrently (take turns); processes run in parallel."
+    t, p = ev.point("cpu_python", "thread"), ev.point("cpu_python", "process")
+    u = ev.point("numpy_ufunc", "thread")
+    if not (t and p and t.cpu_busy and p.cpu_busy):
+        return Verdict("concurrency type", claim, "", f"{NOT_MEASURED}: needs the scaling case of cpu_python")
+    text = f"CPUs kept busy at {ev.at} workers, cpu_python: threads {t.cpu_busy:.2f}, processes {p.cpu_busy:.2f}"
+    if u and u.cpu_busy:
+        text += f"; numpy_ufunc on threads {u.cpu_busy:.2f}"
+    if ev.cpus < 1.5:
+        return Verdict("concurrency type", claim, text, f"depends: with {ev.cpus:g} CPUs nothing runs in parallel")
+    if u and u.cpu_busy and u.cpu_busy >= 1.5:
+        return Verdict(
+            "concurrency type", claim, text, "depends: true for Python code; threads run in parallel in GIL-free code"
+        )
+    ok = t.cpu_busy < 1.3 and p.cpu_busy >= 1.5
+    return Verdict("concurrency type", claim, text, "confirmed" if ok else "refuted")
+
+
+def claim_workload(ev: Evidence) -> Verdict:
+    claim = "Threads suit I/O-bound work; processes suit CPU-bound work."
+    io_t, io_p = ev.widest("io_sleep", "thread"), ev.widest("io_sleep", "process")
+    cpu_t, cpu_p = ev.point("cpu_python", "thread"), ev.point("cpu_python", "process")
+    nat_t, nat_p = ev.point("numpy_ufunc", "thread"), ev.point("numpy_ufunc", "process")
+    if not (io_t and io_p and cpu_t and cpu_p):
+        return Verdict(
+            "ideal workload", claim, "", f"{NOT_MEASURED}: needs the scaling cases of io_sleep and cpu_python"
+        )
+    text = (
+        f"io_sleep at {io_t.workers} workers: threads {_x(io_t.speedup)}, processes {_x(io_p.speedup)}; "
+        f"cpu_python at {ev.at}: threads {_x(cpu_t.speedup)}, processes {_x(cpu_p.speedup)}"
+    )
+    io_ok = io_t.speedup >= AS_GOOD * io_p.speedup
+    cpu_ok = cpu_p.speedup > cpu_t.speedup * 1.2 or ev.cpus < 1.5
+    if nat_t and nat_p:
+        text += f"; numpy_ufunc at {ev.at}: threads {_x(nat_t.speedup)}, processes {_x(nat_p.speedup)}"
+        if io_ok and cpu_ok and nat_t.speedup >= AS_GOOD * nat_p.speedup and ev.cpus >= 1.5:
+            return Verdict(
+                "ideal workload", claim, text, "depends: threads also suit CPU-bound native code that releases the GIL"
+            )
+    return Verdict("ideal workload", claim, text, "confirmed" if io_ok and cpu_ok else "refuted")
+
+
+def claim_gil(ev: Evidence) -> Verdict:
+    claim = "The GIL keeps threads from running CPU-bound code in parallel."
+    parts, holds, releases = [], [], []
+    for name in ("cpu_python", "numpy_object", "numpy_ufunc", "numpy_matmul", "zlib"):
+        t = ev.point(name, "thread")
+        if t:
+            parts.append(f"{name} ({t.gil}) {_x(t.speedup)}")
+            (holds if t.gil == "holds" else releases).append(t.speedup)
+    if not holds:
+        return Verdict("GIL", claim, "", f"{NOT_MEASURED}: needs the scaling case of cpu_python on threads")
+    text = f"thread speedup at {ev.at} workers: " + ", ".join(parts)
+    if ev.cpus < 1.5:
+        return Verdict("GIL", claim, text, f"depends: with {ev.cpus:g} CPUs no executor runs code in parallel")
+    if max(holds) >= NO_SCALING:
+        return Verdict("GIL", claim, text, "refuted: GIL-holding code scaled on threads")
+    if releases and max(releases) >= NO_SCALING:
+        return Verdict(
+            "GIL", claim, text, "depends: confirmed for code that holds the GIL; C code that releases it scales"
+        )
+    return Verdict("GIL", claim, text, "confirmed")
+
+
+def claim_memory(ev: Evidence) -> Verdict:
+    claim = "Processes cost more memory than threads."
+    uss = memory_per_worker(ev.records, "uss_tree_bytes")
+    thread = uss.get("thread")
+    procs = {k: v for k, v in uss.items() if k.startswith("process")}
+    if thread is None or not procs:
+        return Verdict("memory", claim, "", f"{NOT_MEASURED}: needs the memory case (`--cases memory`)")
+    mib = 2**20
+    text = (
+        "memory (USS) per added worker: threads "
+        + f"{thread / mib:.2f} MiB, "
+        + ", ".join(f"{k} {v / mib:.1f} MiB" for k, v in sorted(procs.items()))
+    )
+    ok = min(procs.values()) > max(thread, 0) + mib
+    return Verdict("memory", claim, text, "confirmed" if ok else "refuted")
+
+
+def claim_communication(ev: Evidence) -> Verdict:
+    claim = "Threads share memory; processes pay to pickle and copy data between them."
+    per_mib = payload_ms_per_mib(ev.records)
+    thread = per_mib.get("thread")
+    procs = {k: v for k, v in per_mib.items() if k.startswith("process")}
+    if thread is None or not procs:
+        return Verdict("communication", claim, "", f"{NOT_MEASURED}: needs the payload case (`--cases payload`)")
+    dispatch = per_task_us(ev.records, "dispatch")
+    text = f"round trip per MiB of payload: threads {thread:.3f} ms, " + ", ".join(
+        f"{k} {v:.2f} ms" for k, v in sorted(procs.items())
+    )
+    chunk = {k: v for k, v in dispatch.items() if k[0].startswith("process")}
+    if chunk:
+        c1 = [v for (pool, c), v in chunk.items() if c == 1]
+        cmax = max(chunk, key=lambda k: k[1])
+        if c1:
+            text += (
+                f"; empty task through a process pool {min(c1):.0f} µs (chunksize 1), "
+                f"{chunk[cmax]:.1f} µs (chunksize {cmax[1]})"
+            )
+    ok = min(procs.values()) > 10 * max(thread, 1e-6)
+    return Verdict("communication", claim, text, "confirmed" if ok else "refuted")
+
+
+def claim_startup(ev: Evidence) -> Verdict:
+    claim = "Processes take longer to start than threads."
+    cold = cold_start_ms(ev.records)
+    thread = cold.get("thread")
+    procs = {k: v for k, v in cold.items() if k.startswith("process")}
+    if thread is None or not procs:
+        return Verdict("start-up", claim, "", f"{NOT_MEASURED}: needs the cold_start case (`--cases cold_start`)")
+    text = f"pool creation to first result: threads {thread:.2f} ms, " + ", ".join(
+        f"{k} {v:.1f} ms" for k, v in sorted(procs.items())
+    )
+    ok = min(procs.values()) > 3 * thread
+    return Verdict("start-up", claim, text, "confirmed" if ok else "refuted")
+
+
+def claim_isolation(ev: Evidence) -> Verdict:
+    claim = "A crash in a process worker leaves the program running; a crash in a thread takes it down."
+    crashes = [r for r in ev.records if r.case == "crash"]
+    if not crashes:
+        return Verdict(
+            "crash isolation",
+            claim,
+            "",
+            f"{NOT_MEASURED}: a `crash` case (a worker that kills itself) would measure it",
+        )
+    survived = {r.pool: r.extra.get("parent_survived") for r in crashes}
+    text = ", ".join(f"{k}: parent {'survived' if v else 'died'}" for k, v in sorted(survived.items()))
+    ok = survived.get("thread") is False and all(v for k, v in survived.items() if k.startswith("process"))
+    return Verdict("crash isolation", claim, text, "confirmed" if ok else "refuted")
+
+
+def claim_parallelism(ev: Evidence) -> Verdict:
+    claim = "Processes use every core for CPU-bound work."
+    p = ev.point("cpu_python", "process")
+    if not p:
+        return Verdict("parallelism", claim, "", f"{NOT_MEASURED}: needs the scaling case of cpu_python on processes")
+    text = (
+        f"cpu_python on processes at {p.workers} workers: speedup {_x(p.speedup)} of an ideal {p.ideal:g} "
+        f"(efficiency {p.efficiency:.0%}) with {ev.cpus:g} effective CPUs"
+    )
+    if ev.cpus < 1.5:
+        return Verdict("parallelism", claim, text, f"depends: {ev.cpus:g} effective CPUs leave nothing to parallelise")
+    if p.efficiency >= 0.8:
+        return Verdict("parallelism", claim, text, "confirmed")
+    return Verdict("parallelism", claim, text, "depends: efficiency below 80 % here (overhead or a busy machine)")
+
+
+CLAIMS: tuple[Callable[[Evidence], Verdict], ...] = (
+    claim_concurrency,
+    claim_workload,
+    claim_gil,
+    claim_memory,
+    claim_communication,
+    claim_startup,
+    claim_isolation,
+    claim_parallelism,
+)
+
+
+def corrections(ev: Evidence) -> list[str]:
+    """Stale tutorial claims against what the executors did in this run."""
+    defaults = ev.run.poolbench.get("executor_defaults")
+    if not isinstance(defaults, dict):
+        return ["Executor defaults were not recorded in these results (older schema)."]
+    cpus = ev.run.poolbench.get("cpu_count")
+    out = []
+    thread_default = defaults.get("thread_max_workers")
+    if isinstance(thread_default, int) and isinstance(cpus, int):
+        verdict = "stale" if thread_default != cpus * 5 else "matches here"
+        out.append(
+            f"*“ThreadPoolExecutor defaults to processors × 5 workers”* — {verdict}: with {cpus} CPUs visible, "
+            f"`ThreadPoolExecutor()` chose {thread_default} workers here (Python "
+            f"{ev.run.poolbench['versions']['python']}: min(32, CPUs + 4) since 3.8), not {cpus * 5}."
+        )
+    if defaults.get("thread_initializer"):
+        out.append(
+            "*“Only ProcessPoolExecutor takes an initializer”* — stale: `ThreadPoolExecutor` accepts "
+            "`initializer`/`initargs` here too (since Python 3.7)."
+        )
+    process_default = defaults.get("process_max_workers")
+    if isinstance(process_default, int) and process_default > ev.cpus:
+        out.append(
+            f"Both defaults size for the CPUs the OS shows, not this process's limit: `ProcessPoolExecutor()` chose "
+            f"{process_default} workers, `ThreadPoolExecutor()` {thread_default}, with {ev.cpus:g} effective CPUs."
+        )
+    return out
+
+
+def recommend(ev: Evidence) -> list[tuple[str, str, str, str]]:
+    """Per workload: (workload, kind / GIL, choice, evidence). Cheapest choice within AS_GOOD of the best."""
+    rows = []
+    for workload in dict.fromkeys(p.workload for p in ev.points):
+        options = [p for p in ev.points if p.workload == workload and p.pool != "serial"]
+        if not options:
+            continue
+        best = max(options, key=lambda p: p.speedup)
+        good = [p for p in options if p.speedup >= AS_GOOD * best.speedup]
+        pick = min(good, key=lambda p: (p.pool.split("/")[0] != "thread", p.workers))
+        if pick.speedup < 1.1:
+            choice = "no pool (serial): no executor beat serial by 10 %"
+        else:
+            choice = f"`{pick.pool}`, max_workers={pick.workers}"
+        rows.append(
+            (
+                workload,
+                f"{pick.kind}, {pick.gil} the GIL",
+                choice,
+                f"{_x(pick.speedup)} (best measured: {best.pool} w{best.workers} {_x(best.speedup)})",
+            )
+        )
+    return rows
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    clean = [[str(c).replace("|", "\\|").replace("\n", " ") for c in row] for row in rows]
+    return [
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join("---" for _ in header) + " |",
+        *("| " + " | ".join(row) + " |" for row in clean),
+    ]
+
+
+def _machine_lines(run: Run) -> list[str]:
+    info = run.poolbench
+    quota = info.get("cpu_quota")
+    versions = info.get("versions", {})
+    cfg = info.get("config", {})
+    return [
+        f"- results: `{run.source}` ({run.datetime}), label **{run.label}**",
+        f"- CPUs: `os.cpu_count()` {info.get('cpu_count')}, affinity {info.get('affinity_cpus')}, "
+        f"cgroup v{info.get('cgroup_version')} quota {quota if quota is not None else 'none'} → "
+        f"**effective {info.get('effective_cpus')}**, recommended workers {info.get('recommended_workers')}",
+        f"- Python {versions.get('python')}, NumPy {versions.get('numpy')}, pytest-benchmark "
+        f"{versions.get('pytest-benchmark')}; default start method {info.get('default_start_method')}; "
+        f"BLAS threads per worker {info.get('blas_threads')}",
+        f"- profile {cfg.get('profile')}, workers {cfg.get('workers')}, {cfg.get('rounds')} timed rounds per case",
+    ]
+
+
+def render(runs: list[list[Record]], figures: list[Path], out: Path) -> str:
+    """The Markdown report. ``runs``: records per run, the run with the most CPUs first."""
+    main = Evidence(runs[0])
+    lines = ["# poolbench report", "", "Every number below was measured in the results named here.", ""]
+    for records in runs:
+        lines += _machine_lines(records[0].run)
+    lines.append("")
+    summary = [f for f in figures if f.name.startswith("summary") and f.suffix == ".png"]
+    if summary:
+        lines += [f"![speedup per workload]({summary[0].relative_to(out).as_posix()})", ""]
+
+    lines += [f"## The tutorial's claims, measured ({main.run.label})", ""]
+    verdicts = [check(main) for check in CLAIMS]
+    lines += _table(
+        ["topic", "claim", "measured here", "verdict"],
+        [(v.topic, v.claim, v.measured or "—", f"**{v.verdict}**") for v in verdicts],
+    )
+    lines += ["", "## Stale claims corrected", ""]
+    lines += [f"- {c}" for c in corrections(main)]
+
+    for records in runs:
+        ev = Evidence(records)
+        lines += ["", f"## Recommendation for this machine ({ev.run.label}, {ev.cpus:g} effective CPUs)", ""]
+        lines += _table(["workload", "kind", "use", "speedup over serial"], recommend(ev))
+    lines += [
+        "",
+        f"Rule: the cheapest choice within {AS_GOOD:.0%} of the best measured speedup (threads before "
+        "processes, fewer workers before more); medians of the timed rounds.",
+        "",
+        "## Scaling curves",
+        "",
+    ]
+    for f in figures:
+        if f.suffix == ".png" and not f.name.startswith("summary"):
+            lines += [f"![{f.stem}]({f.relative_to(out).as_posix()})", ""]
+    return "\n".join(lines) + "\n"
+
+
+def work(args, records: list[Record]) -> list[Path]:
+    """Write the plots and report.md; returns their paths, the report last."""
+    out = prepare_out(args.out)
+    plot_args = type("PlotArgs", (), {"paths": args.paths, "out": str(out / "plots")})()
+    figures = plot.work(plot_args, records)
+    by_run: dict[str, list[Record]] = {}
+    for r in records:
+        by_run.setdefault(r.run.source, []).append(r)
+    runs = sorted(by_run.values(), key=lambda rs: -rs[0].run.effective_cpus)
+    return [*figures, write_atomic(out / "report.md", render(runs, figures, out))]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    records = latest_runs(load(args.paths))
+    if not scaling_points(records):
+        raise ResultsError(
+            f"{', '.join(args.paths)}: no scaling cases with a serial baseline; run `pytest bench` with --cases scaling"
+        )
+    for path in work(args, records):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run("python -m scripts.report", main))

@@ -1,0 +1,226 @@
+"""The one loader of poolbench results: reads pytest-benchmark JSON, validates it, yields tidy records.
+
+Accepts files and folders (searched recursively for ``*.json``): ``.benchmarks/`` autosave storage,
+``--benchmark-json`` files, and matrix result folders. Everything a script knows about the results
+schema (README.md, "Results schema") is here; plots, reports and comparisons read :class:`Record`.
+
+Files are parsed as JSON only, never unpickled or evaluated. Any problem is a :class:`ResultsError`
+whose message is one line naming the file, the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: The newest schema this loader understands (bench/harness.py SCHEMA_VERSION).
+SCHEMA_VERSION = 1
+
+#: extra_info keys every poolbench benchmark carries.
+REQUIRED_EXTRA = (
+    "case",
+    "workload",
+    "kind",
+    "gil",
+    "executor",
+    "start_method",
+    "workers",
+    "tasks",
+    "chunksize",
+    "effective_cpus",
+)
+REQUIRED_MACHINE = ("effective_cpus", "recommended_workers", "cpu_count")
+
+
+class ResultsError(Exception):
+    """Unusable input; ``str()`` is the one line to show."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One results file: where it came from and the conditions it was measured under."""
+
+    source: str
+    datetime: str
+    label: str
+    machine: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def poolbench(self) -> Mapping[str, Any]:
+        return self.machine["poolbench"]
+
+    @property
+    def effective_cpus(self) -> float:
+        return float(self.poolbench["effective_cpus"])
+
+
+@dataclass(frozen=True)
+class Record:
+    """One benchmark of one run, with its per-round samples (seconds)."""
+
+    run: Run
+    name: str
+    case: str
+    workload: str
+    kind: str
+    gil: str
+    executor: str
+    start_method: str | None
+    workers: int
+    tasks: int
+    chunksize: int
+    samples: tuple[float, ...]
+    extra: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def quartiles(self) -> tuple[float, float]:
+        """First and third quartile of the rounds (both equal the sample when there is one round)."""
+        if len(self.samples) < 2:
+            return self.samples[0], self.samples[0]
+        q = statistics.quantiles(self.samples, n=4, method="inclusive")
+        return q[0], q[2]
+
+    @property
+    def pool(self) -> str:
+        """The executor as plotted: ``thread``, ``serial``, or ``process/fork`` and the like."""
+        return f"{self.executor}/{self.start_method}" if self.start_method else self.executor
+
+
+def _fail(path: Path, problem: str, fix: str) -> ResultsError:
+    return ResultsError(f"{path}: {problem}; {fix}")
+
+
+def _files(paths: Iterable[str | Path]) -> list[Path]:
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            inside = sorted(p for p in path.rglob("*.json") if p.is_file())
+            if not inside:
+                raise _fail(path, "no .json results in this folder", "run `pytest bench --benchmark-autosave` first")
+            found.extend(inside)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise _fail(path, "no such file or folder", "give a results .json file or a folder of them")
+    if not found:
+        raise ResultsError("no results given; name at least one results file or folder")
+    return found
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise _fail(path, "not text (binary data)", "give a pytest-benchmark JSON file") from None
+    except OSError as exc:
+        raise _fail(path, f"cannot be read ({exc.strerror})", "check the path and its permissions") from None
+    if not text.strip():
+        raise _fail(path, "is empty", "re-run the benchmarks; the run that wrote it did not finish")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _fail(
+            path,
+            f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
+            "the file is truncated or not a results file; re-run the benchmarks",
+        ) from None
+
+
+def _label(path: Path, info: Mapping[str, Any]) -> str:
+    """A run's CPU-limit label: the matrix's own label if it set one, else the effective CPUs."""
+    if isinstance(info.get("label"), str) and info["label"]:
+        return info["label"]
+    return f"{float(info['effective_cpus']):g} CPUs"
+
+
+def _samples(path: Path, bench: Mapping[str, Any]) -> tuple[float, ...]:
+    stats = bench.get("stats")
+    if not isinstance(stats, Mapping):
+        raise _fail(path, f"benchmark {bench.get('name')!r} has no stats", "re-run the benchmarks")
+    data = stats.get("data")
+    if isinstance(data, list) and data and all(isinstance(x, int | float) for x in data):
+        return tuple(float(x) for x in data)
+    # Without per-round data (saved by other tools) the median stands in for every round.
+    if isinstance(stats.get("median"), int | float):
+        return (float(stats["median"]),)
+    raise _fail(path, f"benchmark {bench.get('name')!r} has no round times", "re-run the benchmarks")
+
+
+def load_file(path: Path) -> list[Record]:
+    """Validated records of one pytest-benchmark JSON file written by poolbench."""
+    data = _read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        raise _fail(path, "not pytest-benchmark JSON (no 'benchmarks' list)", "give a file saved by `pytest bench`")
+    machine = data.get("machine_info")
+    info = machine.get("poolbench") if isinstance(machine, dict) else None
+    if not isinstance(info, dict):
+        raise _fail(
+            path, "pytest-benchmark JSON, but not from poolbench (no machine_info.poolbench)", "run `pytest bench`"
+        )
+    version = info.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise _fail(path, f"results schema {version!r} is not one this loader reads (<= {SCHEMA_VERSION})", "update")
+    missing = [k for k in REQUIRED_MACHINE if k not in info]
+    if missing:
+        raise _fail(path, f"machine_info.poolbench lacks {missing[0]!r}", "re-run the benchmarks with this version")
+    run = Run(source=str(path), datetime=str(data.get("datetime", "")), label=_label(path, info), machine=machine)
+
+    records = []
+    for bench in data["benchmarks"]:
+        extra = bench.get("extra_info") if isinstance(bench, dict) else None
+        if not isinstance(extra, dict):
+            raise _fail(path, "a benchmark without extra_info", "give a file saved by `pytest bench`")
+        lacking = [k for k in REQUIRED_EXTRA if k not in extra]
+        if lacking:
+            raise _fail(path, f"benchmark {bench.get('name')!r} lacks extra_info {lacking[0]!r}", "re-run it")
+        try:
+            records.append(
+                Record(
+                    run=run,
+                    name=str(bench.get("name")),
+                    case=str(extra["case"]),
+                    workload=str(extra["workload"]),
+                    kind=str(extra["kind"]),
+                    gil=str(extra["gil"]),
+                    executor=str(extra["executor"]),
+                    start_method=extra["start_method"],
+                    workers=int(extra["workers"]),
+                    tasks=int(extra["tasks"]),
+                    chunksize=int(extra["chunksize"]),
+                    samples=_samples(path, bench),
+                    extra=extra,
+                )
+            )
+        except (TypeError, ValueError):
+            raise _fail(path, f"benchmark {bench.get('name')!r} has a malformed extra_info", "re-run it") from None
+    return records
+
+
+def load(paths: Iterable[str | Path]) -> list[Record]:
+    """Records of every results file under ``paths``; raises :class:`ResultsError` on the first bad one."""
+    records: list[Record] = []
+    for path in _files(paths):
+        records.extend(load_file(path))
+    if not records:
+        raise ResultsError(f"{', '.join(map(str, paths))}: results hold no benchmarks; run `pytest bench` first")
+    return records
+
+
+def latest_runs(records: Iterable[Record]) -> list[Record]:
+    """Keep, for each CPU-limit label, only the newest run (autosave folders hold a history)."""
+    records = list(records)
+    newest: dict[str, Run] = {}
+    for r in records:
+        held = newest.get(r.run.label)
+        if held is None or (r.run.datetime, r.run.source) > (held.datetime, held.source):
+            newest[r.run.label] = r.run
+    return [r for r in records if newest[r.run.label] == r.run]
