@@ -139,7 +139,8 @@ def _label(path: Path, info: Mapping[str, Any]) -> str:
     """A run's CPU-limit label: the matrix's own label if it set one, else the effective CPUs."""
     if isinstance(info.get("label"), str) and info["label"]:
         return info["label"]
-    return f"{float(info['effective_cpus']):g} CPUs"
+    cpus = float(info["effective_cpus"])
+    return f"{cpus:g} CPU" + ("" if cpus == 1 else "s")
 
 
 def _samples(path: Path, bench: Mapping[str, Any]) -> tuple[float, ...]:

@@ -56,7 +56,7 @@ def test_loader_reads_folders_recursively_and_keeps_the_newest_run_per_label(tmp
     everything = load([tmp_path])
     kept = latest_runs(everything)
     assert {r.run.source for r in kept} == {str(tmp_path / "a/b/0002_new.json"), str(tmp_path / "one.json")}
-    assert {r.run.label for r in kept} == {"2 CPUs", "1 CPUs"}
+    assert {r.run.label for r in kept} == {"2 CPUs", "1 CPU"}
 
 
 def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
@@ -188,8 +188,8 @@ def test_plot_panels(monkeypatch, tmp_path):
     assert "effective CPUs = 2" in legend
     by_limit = figures["scaling-cpu_python-by-limit"]
     assert [ax.get_title() for ax in by_limit.axes] == ["process/fork", "thread"]
-    assert {t.get_text() for t in by_limit.axes[0].get_legend().get_texts()} == {"1 CPUs", "2 CPUs"}
-    assert "summary-1_CPUs" in figures and "summary-2_CPUs" in figures
+    assert {t.get_text() for t in by_limit.axes[0].get_legend().get_texts()} == {"1 CPU", "2 CPUs"}
+    assert "summary-1_CPU" in figures and "summary-2_CPUs" in figures
 
 
 # --- report ---------------------------------------------------------------------------------------
