@@ -1,0 +1,278 @@
+"""Regression gate: ``python -m scripts.compare BASELINE CURRENT``. Exit 0: no regression, 1: regression, 2: unusable.
+
+Compares two runs of the same sweep case by case, from their per-round samples:
+
+* **speedup** (serial / pool, within each run) and **efficiency** (speedup / ideal) always: they are
+  dimensionless, so they travel between machines and cancel most machine drift;
+* **time** (the round times themselves) only when both runs come from the same machine and CPU
+  limit, or when asked (``--absolute always``).
+
+A change counts as a regression only when it is both **significant** and **large**: the bootstrap
+interval of the ratio current / baseline (resampling the rounds of every side, medians, a fixed
+seed) lies wholly on the worse side of 1, *and* the point change is worse than ``--min-effect``.
+pytest-benchmark's ``--benchmark-compare-fail=mean:5%`` is a bare threshold, which on a noisy
+machine either misses regressions or fails builds for nothing; a significance test alone flags
+changes too small to matter once rounds are many. The defaults were set from measured run-to-run
+noise (README.md, "Regression gate").
+
+Cases found on one side only are listed; a case missing from CURRENT fails the gate unless
+``--allow-missing`` (a case that crashed leaves no result, and must not pass for silence). A
+baseline from a different sweep (profile or task sizes) is refused with exit code 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from scripts.cli import Parser, run
+from scripts.metrics import ideal_speedup
+from scripts.results import Record, ResultsError, latest_runs, load
+
+EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE = 0, 1, 2
+METRICS = ("speedup", "efficiency", "time")
+#: Defaults from the noise measured on shared 2-core machines (README.md, "Regression gate"):
+#: the largest run-to-run change of any speedup between unchanged quick runs, times about 3.
+DEFAULT_MIN_EFFECT = 0.25
+DEFAULT_CONFIDENCE = 0.99
+BOOTSTRAP_RESAMPLES = 4000
+#: machine_info fields that must agree before absolute times are compared.
+SAME_MACHINE_KEYS = ("node", "machine", "processor", "python_implementation", "python_version")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One metric of one case, baseline against current."""
+
+    name: str
+    metric: str
+    baseline: float
+    current: float
+    ratio_lo: float
+    ratio_hi: float
+    verdict: str  # same, regression, improvement
+
+    @property
+    def change(self) -> float:
+        return self.current / self.baseline - 1.0
+
+
+def parse_args(argv: Sequence[str] | None = None):
+    parser = Parser(prog="python -m scripts.compare", description=__doc__.splitlines()[0])
+    parser.add_argument("baseline", metavar="BASELINE", help="results file or folder of the reference run")
+    parser.add_argument("current", metavar="CURRENT", help="results file or folder of the run under test")
+    parser.add_argument(
+        "--metrics",
+        default="speedup,efficiency,time",
+        help="comma list of speedup, efficiency, time (default: all; time only on the same machine)",
+    )
+    parser.add_argument(
+        "--min-effect",
+        type=float,
+        default=DEFAULT_MIN_EFFECT,
+        help=f"smallest relative change that counts, e.g. 0.25 = 25 %% (default: {DEFAULT_MIN_EFFECT})",
+    )
+    parser.add_argument(
+        "--confidence",
+        type=float,
+        default=DEFAULT_CONFIDENCE,
+        help=f"confidence of the bootstrap interval (default: {DEFAULT_CONFIDENCE})",
+    )
+    parser.add_argument(
+        "--absolute",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="compare absolute times: auto = only when machine and CPU limit match (default)",
+    )
+    parser.add_argument("--allow-missing", action="store_true", help="do not fail when a case is missing in CURRENT")
+    parser.add_argument("--seed", type=int, default=12345, help="bootstrap seed (default: 12345)")
+    args = parser.parse_args(argv)
+    chosen = [m.strip() for m in args.metrics.split(",")]
+    if not chosen or any(m not in METRICS for m in chosen):
+        parser.error(f"--metrics: {args.metrics!r}; choose from {', '.join(METRICS)}")
+    args.metrics = tuple(chosen)
+    if not 0 <= args.min_effect < 1:
+        parser.error(f"--min-effect: {args.min_effect} is not between 0 and 1 (0.25 means 25 %)")
+    if not 0.5 <= args.confidence < 1:
+        parser.error(f"--confidence: {args.confidence} is not between 0.5 and 1 (e.g. 0.99)")
+    return args
+
+
+# --- statistics -----------------------------------------------------------------------------------
+
+
+def boot_medians(samples: Sequence[float], rng: np.random.Generator, resamples: int) -> np.ndarray:
+    """Medians of ``resamples`` bootstrap resamples of ``samples`` (with replacement)."""
+    data = np.asarray(samples, dtype=float)
+    idx = rng.integers(0, len(data), size=(resamples, len(data)))
+    return np.median(data[idx], axis=1)
+
+
+def interval(draws: np.ndarray, confidence: float) -> tuple[float, float]:
+    tail = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(draws, [tail, 1.0 - tail])
+    return float(lo), float(hi)
+
+
+def judge(point: float, lo: float, hi: float, lower_is_worse: bool, min_effect: float) -> str:
+    """``regression`` / ``improvement`` when the interval excludes 1 *and* the change passes the effect size."""
+    change = point - 1.0
+    if lower_is_worse:
+        if hi < 1.0 and change <= -min_effect:
+            return "regression"
+        if lo > 1.0 and change >= min_effect:
+            return "improvement"
+    else:
+        if lo > 1.0 and change >= min_effect:
+            return "regression"
+        if hi < 1.0 and change <= -min_effect:
+            return "improvement"
+    return "same"
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+
+
+def one_run(path: str) -> list[Record]:
+    records = latest_runs(load([path]))
+    labels = sorted({r.run.label for r in records})
+    if len(labels) > 1:
+        raise ResultsError(
+            f"{path}: holds runs of {len(labels)} CPU limits ({', '.join(labels)}); give one results file per side"
+        )
+    return records
+
+
+def check_same_sweep(base: list[Record], cur: list[Record], names: tuple[str, str]) -> None:
+    """Refuse runs whose task sizes differ: their speedups measure different work."""
+    b_cfg = base[0].run.poolbench.get("config", {})
+    c_cfg = cur[0].run.poolbench.get("config", {})
+    if b_cfg.get("profile") != c_cfg.get("profile"):
+        raise ResultsError(
+            f"{names[0]} is profile {b_cfg.get('profile')!r} but {names[1]} is {c_cfg.get('profile')!r}; "
+            "save a baseline with the same --profile"
+        )
+    current = {r.name: r for r in cur}
+    for b in base:
+        c = current.get(b.name)
+        if c and (b.extra.get("task_param") != c.extra.get("task_param") or b.tasks != c.tasks):
+            raise ResultsError(
+                f"{names[0]} and {names[1]} ran {b.name} with different task sizes; save a baseline from the same "
+                "poolbench version and options"
+            )
+
+
+def same_machine(base: Record, cur: Record) -> bool:
+    bm, cm = base.run.machine, cur.run.machine
+    same = all(bm.get(k) == cm.get(k) for k in SAME_MACHINE_KEYS)
+    same = same and (bm.get("cpu") or {}).get("brand_raw") == (cm.get("cpu") or {}).get("brand_raw")
+    return same and base.run.effective_cpus == cur.run.effective_cpus
+
+
+# --- comparison -----------------------------------------------------------------------------------
+
+
+def _serials(records: list[Record]) -> dict[str, Record]:
+    return {r.workload: r for r in records if r.case == "scaling" and r.executor == "serial"}
+
+
+def compare(base: list[Record], cur: list[Record], args) -> tuple[list[Row], list[str], list[str], bool]:
+    """(rows, names only in baseline, names only in current, absolute times compared?)."""
+    rng = np.random.default_rng(args.seed)
+    n = BOOTSTRAP_RESAMPLES
+    b_by, c_by = {r.name: r for r in base}, {r.name: r for r in cur}
+    only_base = sorted(set(b_by) - set(c_by))
+    only_cur = sorted(set(c_by) - set(b_by))
+    b_serial, c_serial = _serials(base), _serials(cur)
+    absolute = "time" in args.metrics and (
+        args.absolute == "always" or (args.absolute == "auto" and same_machine(base[0], cur[0]))
+    )
+    rows = []
+    for name in sorted(set(b_by) & set(c_by)):
+        b, c = b_by[name], c_by[name]
+        if absolute:
+            bd, cd = boot_medians(b.samples, rng, n), boot_medians(c.samples, rng, n)
+            lo, hi = interval(cd / bd, args.confidence)
+            point = c.median / b.median
+            rows.append(Row(name, "time", b.median, c.median, lo, hi, judge(point, lo, hi, False, args.min_effect)))
+        scalable = b.case == "scaling" and b.executor != "serial" and b.workload in b_serial and c.workload in c_serial
+        if not scalable:
+            continue
+        bs, cs = b_serial[b.workload], c_serial[c.workload]
+        b_speed = boot_medians(bs.samples, rng, n) / boot_medians(b.samples, rng, n)
+        c_speed = boot_medians(cs.samples, rng, n) / boot_medians(c.samples, rng, n)
+        b_point, c_point = bs.median / b.median, cs.median / c.median
+        b_ideal = ideal_speedup(b.kind, b.workers, b.tasks, b.run.effective_cpus)
+        c_ideal = ideal_speedup(c.kind, c.workers, c.tasks, c.run.effective_cpus)
+        for metric, scale_b, scale_c in (("speedup", 1.0, 1.0), ("efficiency", b_ideal, c_ideal)):
+            if metric not in args.metrics:
+                continue
+            ratio = (c_speed / scale_c) / (b_speed / scale_b)
+            lo, hi = interval(ratio, args.confidence)
+            base_v, cur_v = b_point / scale_b, c_point / scale_c
+            verdict = judge(cur_v / base_v, lo, hi, True, args.min_effect)
+            rows.append(Row(name, metric, base_v, cur_v, lo, hi, verdict))
+    return rows, only_base, only_cur, absolute
+
+
+def _fmt(metric: str, value: float) -> str:
+    if metric == "time":
+        return f"{value * 1e3:.3f} ms"
+    return f"{value:.3f}"
+
+
+def render(rows: list[Row], only_base: list[str], only_cur: list[str], notes: list[str]) -> str:
+    width = max([len(r.name) for r in rows] + [20])
+    lines = [
+        f"{'case':<{width}}  {'metric':<10}  {'baseline':>12}  {'current':>12}  {'change':>8}  "
+        f"{'ratio interval':>17}  verdict",
+    ]
+    for r in rows:
+        flag = r.verdict.upper() if r.verdict == "regression" else r.verdict
+        lines.append(
+            f"{r.name:<{width}}  {r.metric:<10}  {_fmt(r.metric, r.baseline):>12}  {_fmt(r.metric, r.current):>12}  "
+            f"{r.change:>+8.1%}  [{r.ratio_lo:6.3f}, {r.ratio_hi:6.3f}]  {flag}"
+        )
+    lines += [f"only in baseline (missing now): {name}" for name in only_base]
+    lines += [f"only in current (new): {name}" for name in only_cur]
+    lines += notes
+    return "\n".join(lines)
+
+
+def work(args, base: list[Record], cur: list[Record]) -> int:
+    check_same_sweep(base, cur, (args.baseline, args.current))
+    rows, only_base, only_cur, absolute = compare(base, cur, args)
+    notes = []
+    if "time" in args.metrics and not absolute:
+        notes.append(
+            "absolute times not compared: different machine or CPU limit "
+            f"({base[0].run.label} vs {cur[0].run.label}); --absolute always to force"
+        )
+    if base[0].run.effective_cpus != cur[0].run.effective_cpus:
+        notes.append(f"effective CPUs changed: {base[0].run.effective_cpus:g} -> {cur[0].run.effective_cpus:g}")
+    print(render(rows, only_base, only_cur, notes))
+    regressions = [r for r in rows if r.verdict == "regression"]
+    missing_fails = bool(only_base) and not args.allow_missing
+    print(
+        f"\n{len(regressions)} regression(s) in {len(rows)} comparisons "
+        f"(min effect {args.min_effect:.0%}, {args.confidence:.0%} interval); "
+        f"{len(only_base)} case(s) missing now, {len(only_cur)} new"
+    )
+    if regressions:
+        fell = sorted({r.name for r in regressions if r.metric == "speedup"})
+        if fell:
+            print("speedup fell: " + ", ".join(fell))
+    if not rows and not only_base:
+        raise ResultsError(f"{args.baseline} and {args.current} share no case to compare; run the same sweep")
+    return EXIT_REGRESSION if regressions or missing_fails else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    return work(args, one_run(args.baseline), one_run(args.current))
+
+
+if __name__ == "__main__":
+    raise SystemExit(run("python -m scripts.compare", main))

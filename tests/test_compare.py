@@ -1,0 +1,221 @@
+"""The regression gate: its statistics on synthetic samples, every exit code, each refusal."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scripts import compare
+from scripts.compare import EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = json.loads((Path(__file__).parent / "fixtures" / "quick-2cpus.json").read_text())
+
+
+def synthetic(
+    tmp_path: Path,
+    name: str,
+    factor: Callable[[dict], float] = lambda info: 1.0,
+    noise: float = 0.01,
+    rounds: int = 7,
+    seed: int = 0,
+    edit: Callable[[dict], None] | None = None,
+) -> str:
+    """A results file shaped like a real run, with samples drawn around the template's medians.
+
+    ``factor(extra_info)`` scales a case's time (1.2: 20 % slower); ``noise`` is the relative
+    standard deviation of the rounds.
+    """
+    data = copy.deepcopy(TEMPLATE)
+    rng = np.random.default_rng(seed)
+    for bench in data["benchmarks"]:
+        median = float(np.median(bench["stats"]["data"]))
+        scale = factor(bench["extra_info"])
+        samples = median * scale * (1 + noise * rng.standard_normal(rounds))
+        bench["stats"]["data"] = [float(max(s, 1e-9)) for s in samples]
+        bench["stats"]["rounds"] = rounds
+    if edit:
+        edit(data)
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def slower(workload: str, executor: str, by: float, min_workers: int = 2) -> Callable[[dict], float]:
+    def factor(info: dict) -> float:
+        hit = info["workload"] == workload and info["executor"] == executor and info["workers"] >= min_workers
+        return by if hit and info["case"] == "scaling" else 1.0
+
+    return factor
+
+
+def gate(*argv: str) -> int:
+    return compare.main(list(argv))
+
+
+# --- statistics -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("point", "lo", "hi", "lower_is_worse", "expected"),
+    [
+        (0.70, 0.60, 0.80, True, "regression"),  # significant and large
+        (0.90, 0.85, 0.95, True, "same"),  # significant, too small
+        (0.70, 0.40, 1.10, True, "same"),  # large, not significant
+        (1.40, 1.30, 1.50, True, "improvement"),
+        (1.40, 1.30, 1.50, False, "regression"),  # times: higher is worse
+        (0.60, 0.50, 0.70, False, "improvement"),
+        (1.00, 0.99, 1.01, False, "same"),
+    ],
+)
+def test_judge_needs_significance_and_size(point, lo, hi, lower_is_worse, expected):
+    assert compare.judge(point, lo, hi, lower_is_worse, min_effect=0.25) == expected
+
+
+def test_bootstrap_interval_of_identical_samples_holds_one():
+    rng = np.random.default_rng(1)
+    a = compare.boot_medians([1.0, 1.01, 0.99, 1.02, 0.98], rng, 2000)
+    b = compare.boot_medians([1.0, 1.01, 0.99, 1.02, 0.98], rng, 2000)
+    lo, hi = compare.interval(a / b, 0.99)
+    assert lo <= 1.0 <= hi
+
+
+def test_identical_runs_pass(tmp_path, capsys):
+    base = synthetic(tmp_path, "base", seed=1)
+    cur = synthetic(tmp_path, "cur", seed=2)
+    assert gate(base, cur) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "0 regression(s)" in out
+    assert "time" in out  # same machine: absolute times compared too
+
+
+def test_five_percent_shift_is_below_the_default_effect(tmp_path):
+    base = synthetic(tmp_path, "base", seed=1)
+    cur = synthetic(tmp_path, "cur", slower("cpu_python", "process", 1.05), seed=2)
+    assert gate(base, cur) == EXIT_OK
+    # ...but a gate set tighter than the shift, on quiet samples, catches it
+    assert gate(base, cur, "--min-effect", "0.03") == EXIT_REGRESSION
+
+
+def test_twenty_percent_shift_is_caught_when_the_gate_allows_it(tmp_path, capsys):
+    base = synthetic(tmp_path, "base", seed=1)
+    cur = synthetic(tmp_path, "cur", slower("cpu_python", "process", 1.2), seed=2)
+    assert gate(base, cur, "--min-effect", "0.1") == EXIT_REGRESSION
+    out = capsys.readouterr().out
+    assert "speedup fell: test_scaling[cpu_python-process-fork-w2], test_scaling[cpu_python-process-fork-w4]" in out
+
+
+def test_very_noisy_samples_do_not_raise_an_alarm(tmp_path):
+    base = synthetic(tmp_path, "base", noise=0.5, seed=1)
+    cur = synthetic(tmp_path, "cur", slower("cpu_python", "process", 1.3), noise=0.5, seed=2)
+    assert gate(base, cur) == EXIT_OK
+
+
+def test_lost_cpu_is_a_speedup_regression(tmp_path, capsys):
+    # What a container that lost a CPU looks like: CPU-bound pools at 2+ workers take twice as long.
+    def halved(info: dict) -> float:
+        parallel = info["case"] == "scaling" and info["executor"] != "serial" and info["workers"] >= 2
+        gil_bound_threads = info["executor"] == "thread" and info["gil"] == "holds"  # never ran in parallel
+        return 2.0 if parallel and info["kind"] != "io" and not gil_bound_threads else 1.0
+
+    base = synthetic(tmp_path, "base", seed=1)
+    cur = synthetic(tmp_path, "cur", halved, seed=2)
+    assert gate(base, cur, "--metrics", "speedup") == EXIT_REGRESSION
+    assert "speedup fell" in capsys.readouterr().out
+
+
+# --- exit codes and refusals ----------------------------------------------------------------------
+
+
+def test_missing_case_fails_unless_allowed(tmp_path, capsys):
+    def drop(data: dict) -> None:
+        data["benchmarks"] = [b for b in data["benchmarks"] if "cpu_python-thread-w2" not in b["name"]]
+
+    base = synthetic(tmp_path, "base", seed=1)
+    cur = synthetic(tmp_path, "cur", seed=2, edit=drop)
+    assert gate(base, cur) == EXIT_REGRESSION
+    assert "only in baseline (missing now): test_scaling[cpu_python-thread-w2]" in capsys.readouterr().out
+    assert gate(base, cur, "--allow-missing") == EXIT_OK
+    assert gate(cur, base) == EXIT_OK  # a new case is listed, not failed
+    assert "only in current (new): test_scaling[cpu_python-thread-w2]" in capsys.readouterr().out
+
+
+def test_other_machine_compares_dimensionless_metrics_only(tmp_path, capsys):
+    def move(data: dict) -> None:
+        data["machine_info"]["node"] = "elsewhere"
+
+    base = synthetic(tmp_path, "base", seed=1)
+    cur = synthetic(tmp_path, "cur", lambda info: 3.0, seed=2, edit=move)  # everything 3× slower: a slower machine
+    assert gate(base, cur) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "absolute times not compared" in out
+    assert " time " not in out
+    assert gate(base, cur, "--absolute", "always") == EXIT_REGRESSION
+
+
+def _refused(tmp_path, base: str, cur: str, message: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.compare", base, cur],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == EXIT_UNUSABLE, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert "Traceback" not in done.stderr
+
+
+def test_baseline_from_another_profile_is_refused(tmp_path):
+    def other(data: dict) -> None:
+        data["machine_info"]["poolbench"]["config"]["profile"] = "default"
+
+    _refused(tmp_path, synthetic(tmp_path, "b", edit=other), synthetic(tmp_path, "c"), "same --profile")
+
+
+def test_baseline_with_other_task_sizes_is_refused(tmp_path):
+    def other(data: dict) -> None:
+        for b in data["benchmarks"]:
+            if b["extra_info"]["workload"] == "cpu_python":
+                b["extra_info"]["task_param"] = 1
+
+    _refused(tmp_path, synthetic(tmp_path, "b", edit=other), synthetic(tmp_path, "c"), "different task sizes")
+
+
+def test_unusable_inputs_exit_2(tmp_path):
+    good = synthetic(tmp_path, "good")
+    _refused(tmp_path, str(tmp_path / "absent.json"), good, "no such file")
+    (tmp_path / "broken.json").write_text('{"benchmarks": [')
+    _refused(tmp_path, good, str(tmp_path / "broken.json"), "not valid JSON")
+    folder = tmp_path / "two-limits"
+    folder.mkdir()
+    (folder / "a.json").write_text(Path(good).read_text())
+    (folder / "b.json").write_text((Path(__file__).parent / "fixtures" / "quick-1cpu-affinity.json").read_text())
+    _refused(tmp_path, str(folder), good, "give one results file per side")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--metrics", "speed"], ["--min-effect", "2"], ["--confidence", "0.1"], ["--absolute", "maybe"]],
+)
+def test_bad_arguments_exit_2(tmp_path, args):
+    good = synthetic(tmp_path, "good")
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.compare", good, good, *args],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == EXIT_UNUSABLE
+    assert len(done.stderr.strip().splitlines()) == 1
