@@ -100,6 +100,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A case that failed after its rounds (a wrong answer, a crash in cleanup) keeps no result.
+
+    pytest-benchmark leaves out of the JSON only benchmarks whose timed function raised; this marks
+    the rest of the failures the same way, so a saved file never holds a number from a failed case.
+    """
+    report = yield
+    if report.failed:
+        bench = getattr(item, "funcargs", {}).get("benchmark")
+        if bench is not None:
+            bench.has_error = True
+    return report
+
+
 def _version(dist: str) -> str | None:
     try:
         return importlib.metadata.version(dist)

@@ -124,13 +124,22 @@ def blas_limit_here(kind: str, threads: int) -> Iterator[None]:
         yield
 
 
-def warm_up(pool: Executor, workers: int) -> set[int]:
+def warm_up(pool: Executor, workers: int, attempts: int = 4) -> set[int]:
     """Start every worker of ``pool`` and return the process ids that answered.
 
     Submits one task per worker that holds its worker briefly, so each lands on a different one.
+    On a loaded machine a slow-starting worker can leave its task to a sibling; then the batch is
+    repeated with a longer hold, up to ``attempts`` times, and the ids seen are pooled.
     """
-    futures = [pool.submit(overhead.whoami, WARMUP_HOLD_S) for _ in range(workers)]
-    return {f.result() for f in futures}
+    seen: set[int] = set()
+    hold = WARMUP_HOLD_S
+    for _ in range(attempts):
+        futures = [pool.submit(overhead.whoami, hold) for _ in range(workers)]
+        seen |= {f.result() for f in futures}
+        if len(seen) >= workers or isinstance(pool, SerialExecutor | ThreadPoolExecutor):
+            break
+        hold *= 4
+    return seen
 
 
 def blas_threads_of(pool: Executor, kind: str) -> int | None:

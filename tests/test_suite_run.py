@@ -187,3 +187,27 @@ def test_autosave_writes_numbered_json_and_cases_option_filters(tmp_path):
     assert {b["extra_info"]["case"] for b in data["benchmarks"]} == {"dispatch"}
     assert {b["extra_info"]["executor"] for b in data["benchmarks"]} == {"serial", "thread"}
     assert "deselected" in done.stdout
+
+
+def test_a_wrong_answer_fails_its_case_and_leaves_no_number(tmp_path, monkeypatch):
+    out = tmp_path / "out.json"
+    monkeypatch.setenv("POOLBENCH_TEST_FAULT", "wrong:cpu_python")
+    done = run_bench(
+        tmp_path,
+        "-p",
+        "tests.fault_plugin",
+        "--cases",
+        "scaling",
+        "--workloads",
+        "cpu_python,io_sleep",
+        "--executors",
+        "serial,thread",
+        "--workers",
+        "1",
+        "--benchmark-json",
+        str(out),
+    )
+    assert done.returncode == 1
+    assert "WrongAnswer: cpu_python-serial-w1: task 0 returned a wrong answer" in done.stdout
+    names = {b["name"] for b in json.loads(out.read_text())["benchmarks"]}
+    assert names == {"test_scaling[io_sleep-serial-w1]", "test_scaling[io_sleep-thread-w1]"}
