@@ -5,7 +5,11 @@ Compares two runs of the same sweep case by case, from their per-round samples:
 * **speedup** (serial / pool, within each run) and **efficiency** (speedup / ideal) always: they are
   dimensionless, so they travel between machines and cancel most machine drift;
 * **time** (the round times themselves) only when both runs come from the same machine and CPU
-  limit, or when asked (``--absolute always``).
+  limit, or when asked (``--absolute always``);
+* a **scaling index** per pool and worker count (2 and more): the geometric mean speedup over
+  the CPU-bound workloads that can scale there (on threads, only those that release the GIL).
+  One case's speedup swings with the machine; the index averages that out, while a lost CPU or a
+  slower pool moves every term the same way.
 
 A change counts as a regression only when it is both **significant** and **large**: the bootstrap
 interval of the ratio current / baseline (resampling the rounds of every side, medians, a fixed
@@ -13,7 +17,9 @@ seed) lies wholly on the worse side of 1, *and* the point change is worse than `
 pytest-benchmark's ``--benchmark-compare-fail=mean:5%`` is a bare threshold, which on a noisy
 machine either misses regressions or fails builds for nothing; a significance test alone flags
 changes too small to matter once rounds are many. The defaults were set from measured run-to-run
-noise (README.md, "Regression gate").
+noise (README.md, "Regression gate"): by default the gate fails on the index (``--min-effect``)
+and on single-case speedups (``--case-min-effect``); times and efficiencies are shown, and fail
+only when named in ``--fail-on``.
 
 Cases found on one side only are listed; a case missing from CURRENT fails the gate unless
 ``--allow-missing`` (a case that crashed leaves no result, and must not pass for silence). A
@@ -22,6 +28,7 @@ baseline from a different sweep (profile or task sizes) is refused with exit cod
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,10 +39,13 @@ from scripts.metrics import ideal_speedup
 from scripts.results import Record, ResultsError, latest_runs, load
 
 EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE = 0, 1, 2
-METRICS = ("speedup", "efficiency", "time")
-#: Defaults from the noise measured on shared 2-core machines (README.md, "Regression gate"):
-#: the largest run-to-run change of any speedup between unchanged quick runs, times about 3.
+METRICS = ("index", "speedup", "efficiency", "time")
+DEFAULT_FAIL_ON = ("index", "speedup")
+#: Defaults from the noise measured on a shared 2-core machine, quick profile, 6 unchanged runs
+#: (README.md, "Regression gate"): the index moved at most 15 % from the first run, a single case's
+#: speedup up to 36 % (io_file excluded: disk noise), a single case's time up to 135 %.
 DEFAULT_MIN_EFFECT = 0.25
+DEFAULT_CASE_MIN_EFFECT = 0.5
 DEFAULT_CONFIDENCE = 0.99
 BOOTSTRAP_RESAMPLES = 4000
 #: machine_info fields that must agree before absolute times are compared.
@@ -64,15 +74,22 @@ def parse_args(argv: Sequence[str] | None = None):
     parser.add_argument("baseline", metavar="BASELINE", help="results file or folder of the reference run")
     parser.add_argument("current", metavar="CURRENT", help="results file or folder of the run under test")
     parser.add_argument(
-        "--metrics",
-        default="speedup,efficiency,time",
-        help="comma list of speedup, efficiency, time (default: all; time only on the same machine)",
+        "--fail-on",
+        default=",".join(DEFAULT_FAIL_ON),
+        help="comma list of index, speedup, efficiency, time: the metrics whose regressions fail the gate "
+        f"(default: {','.join(DEFAULT_FAIL_ON)})",
     )
     parser.add_argument(
         "--min-effect",
         type=float,
         default=DEFAULT_MIN_EFFECT,
-        help=f"smallest relative change that counts, e.g. 0.25 = 25 %% (default: {DEFAULT_MIN_EFFECT})",
+        help=f"smallest relative change of the scaling index that counts (default: {DEFAULT_MIN_EFFECT} = 25 %%)",
+    )
+    parser.add_argument(
+        "--case-min-effect",
+        type=float,
+        default=DEFAULT_CASE_MIN_EFFECT,
+        help=f"smallest relative change of one case that counts (default: {DEFAULT_CASE_MIN_EFFECT} = 50 %%)",
     )
     parser.add_argument(
         "--confidence",
@@ -89,12 +106,14 @@ def parse_args(argv: Sequence[str] | None = None):
     parser.add_argument("--allow-missing", action="store_true", help="do not fail when a case is missing in CURRENT")
     parser.add_argument("--seed", type=int, default=12345, help="bootstrap seed (default: 12345)")
     args = parser.parse_args(argv)
-    chosen = [m.strip() for m in args.metrics.split(",")]
+    chosen = [m.strip() for m in args.fail_on.split(",")]
     if not chosen or any(m not in METRICS for m in chosen):
-        parser.error(f"--metrics: {args.metrics!r}; choose from {', '.join(METRICS)}")
-    args.metrics = tuple(chosen)
-    if not 0 <= args.min_effect < 1:
-        parser.error(f"--min-effect: {args.min_effect} is not between 0 and 1 (0.25 means 25 %)")
+        parser.error(f"--fail-on: {args.fail_on!r}; choose from {', '.join(METRICS)}")
+    args.fail_on = tuple(chosen)
+    for name in ("min_effect", "case_min_effect"):
+        if not 0 <= getattr(args, name) < 1:
+            flag = "--" + name.replace("_", "-")
+            parser.error(f"{flag}: {getattr(args, name)} is not between 0 and 1 (0.25 means 25 %)")
     if not 0.5 <= args.confidence < 1:
         parser.error(f"--confidence: {args.confidence} is not between 0.5 and 1 (e.g. 0.99)")
     return args
@@ -178,41 +197,93 @@ def _serials(records: list[Record]) -> dict[str, Record]:
     return {r.workload: r for r in records if r.case == "scaling" and r.executor == "serial"}
 
 
+def _index_members(records: list[Record]) -> dict[str, list[Record]]:
+    """Scaling cases grouped by index: pool and worker count (2 and more), CPU-bound kinds that can scale."""
+    groups: dict[str, list[Record]] = {}
+    for r in records:
+        if r.case != "scaling" or r.executor == "serial" or r.kind == "io" or r.workers < 2:
+            continue
+        if r.executor == "thread" and r.gil == "holds":
+            continue  # cannot scale on threads, whatever happens to the machine
+        groups.setdefault(f"index[{r.pool}-w{r.workers}]", []).append(r)
+    return groups
+
+
+def _geomean(values: Sequence[np.ndarray]) -> np.ndarray:
+    return np.exp(np.mean(np.log(np.vstack(values)), axis=0))
+
+
+class Sampler:
+    """Bootstrap draws of serial / pool speedup for each scaling case, drawn once and shared."""
+
+    def __init__(self, records: list[Record], rng: np.random.Generator) -> None:
+        self.serials = _serials(records)
+        self.rng = rng
+        self.cache: dict[str, np.ndarray] = {}
+
+    def has(self, r: Record) -> bool:
+        return r.case == "scaling" and r.executor != "serial" and r.workload in self.serials
+
+    def point(self, r: Record) -> float:
+        return self.serials[r.workload].median / r.median
+
+    def draws(self, r: Record) -> np.ndarray:
+        if r.name not in self.cache:
+            serial = boot_medians(self.serials[r.workload].samples, self.rng, BOOTSTRAP_RESAMPLES)
+            self.cache[r.name] = serial / boot_medians(r.samples, self.rng, BOOTSTRAP_RESAMPLES)
+        return self.cache[r.name]
+
+
 def compare(base: list[Record], cur: list[Record], args) -> tuple[list[Row], list[str], list[str], bool]:
     """(rows, names only in baseline, names only in current, absolute times compared?)."""
     rng = np.random.default_rng(args.seed)
-    n = BOOTSTRAP_RESAMPLES
     b_by, c_by = {r.name: r for r in base}, {r.name: r for r in cur}
     only_base = sorted(set(b_by) - set(c_by))
     only_cur = sorted(set(c_by) - set(b_by))
-    b_serial, c_serial = _serials(base), _serials(cur)
-    absolute = "time" in args.metrics and (
-        args.absolute == "always" or (args.absolute == "auto" and same_machine(base[0], cur[0]))
-    )
+    bs, cs = Sampler(base, rng), Sampler(cur, rng)
+    absolute = args.absolute == "always" or (args.absolute == "auto" and same_machine(base[0], cur[0]))
     rows = []
+
+    b_groups, c_groups = _index_members(base), _index_members(cur)
+    for key in sorted(set(b_groups) & set(c_groups)):
+        names = sorted({r.name for r in b_groups[key]} & {r.name for r in c_groups[key]})
+        pairs = [(b_by[n], c_by[n]) for n in names if bs.has(b_by[n]) and cs.has(c_by[n])]
+        if not pairs:
+            continue
+        b_point = math.exp(sum(math.log(bs.point(b)) for b, _ in pairs) / len(pairs))
+        c_point = math.exp(sum(math.log(cs.point(c)) for _, c in pairs) / len(pairs))
+        ratio = _geomean([cs.draws(c) for _, c in pairs]) / _geomean([bs.draws(b) for b, _ in pairs])
+        lo, hi = interval(ratio, args.confidence)
+        verdict = judge(c_point / b_point, lo, hi, True, args.min_effect)
+        rows.append(
+            Row(
+                f"{key} ({len(pairs)} workload{'s' if len(pairs) > 1 else ''})",
+                "index",
+                b_point,
+                c_point,
+                lo,
+                hi,
+                verdict,
+            )
+        )
+
     for name in sorted(set(b_by) & set(c_by)):
         b, c = b_by[name], c_by[name]
         if absolute:
-            bd, cd = boot_medians(b.samples, rng, n), boot_medians(c.samples, rng, n)
+            bd = boot_medians(b.samples, rng, BOOTSTRAP_RESAMPLES)
+            cd = boot_medians(c.samples, rng, BOOTSTRAP_RESAMPLES)
             lo, hi = interval(cd / bd, args.confidence)
-            point = c.median / b.median
-            rows.append(Row(name, "time", b.median, c.median, lo, hi, judge(point, lo, hi, False, args.min_effect)))
-        scalable = b.case == "scaling" and b.executor != "serial" and b.workload in b_serial and c.workload in c_serial
-        if not scalable:
+            verdict = judge(c.median / b.median, lo, hi, False, args.case_min_effect)
+            rows.append(Row(name, "time", b.median, c.median, lo, hi, verdict))
+        if not (bs.has(b) and cs.has(c)):
             continue
-        bs, cs = b_serial[b.workload], c_serial[c.workload]
-        b_speed = boot_medians(bs.samples, rng, n) / boot_medians(b.samples, rng, n)
-        c_speed = boot_medians(cs.samples, rng, n) / boot_medians(c.samples, rng, n)
-        b_point, c_point = bs.median / b.median, cs.median / c.median
         b_ideal = ideal_speedup(b.kind, b.workers, b.tasks, b.run.effective_cpus)
         c_ideal = ideal_speedup(c.kind, c.workers, c.tasks, c.run.effective_cpus)
         for metric, scale_b, scale_c in (("speedup", 1.0, 1.0), ("efficiency", b_ideal, c_ideal)):
-            if metric not in args.metrics:
-                continue
-            ratio = (c_speed / scale_c) / (b_speed / scale_b)
+            ratio = (cs.draws(c) / scale_c) / (bs.draws(b) / scale_b)
             lo, hi = interval(ratio, args.confidence)
-            base_v, cur_v = b_point / scale_b, c_point / scale_c
-            verdict = judge(cur_v / base_v, lo, hi, True, args.min_effect)
+            base_v, cur_v = bs.point(b) / scale_b, cs.point(c) / scale_c
+            verdict = judge(cur_v / base_v, lo, hi, True, args.case_min_effect)
             rows.append(Row(name, metric, base_v, cur_v, lo, hi, verdict))
     return rows, only_base, only_cur, absolute
 
@@ -245,7 +316,7 @@ def work(args, base: list[Record], cur: list[Record]) -> int:
     check_same_sweep(base, cur, (args.baseline, args.current))
     rows, only_base, only_cur, absolute = compare(base, cur, args)
     notes = []
-    if "time" in args.metrics and not absolute:
+    if not absolute:
         notes.append(
             "absolute times not compared: different machine or CPU limit "
             f"({base[0].run.label} vs {cur[0].run.label}); --absolute always to force"
@@ -253,17 +324,18 @@ def work(args, base: list[Record], cur: list[Record]) -> int:
     if base[0].run.effective_cpus != cur[0].run.effective_cpus:
         notes.append(f"effective CPUs changed: {base[0].run.effective_cpus:g} -> {cur[0].run.effective_cpus:g}")
     print(render(rows, only_base, only_cur, notes))
-    regressions = [r for r in rows if r.verdict == "regression"]
+    regressions = [r for r in rows if r.verdict == "regression" and r.metric in args.fail_on]
+    shown = [r for r in rows if r.verdict == "regression" and r.metric not in args.fail_on]
     missing_fails = bool(only_base) and not args.allow_missing
     print(
-        f"\n{len(regressions)} regression(s) in {len(rows)} comparisons "
-        f"(min effect {args.min_effect:.0%}, {args.confidence:.0%} interval); "
+        f"\n{len(regressions)} regression(s) that fail the gate ({', '.join(args.fail_on)}) in {len(rows)} "
+        f"comparisons, {len(shown)} more shown only; min effect {args.min_effect:.0%} (index), "
+        f"{args.case_min_effect:.0%} (one case), {args.confidence:.0%} intervals; "
         f"{len(only_base)} case(s) missing now, {len(only_cur)} new"
     )
-    if regressions:
-        fell = sorted({r.name for r in regressions if r.metric == "speedup"})
-        if fell:
-            print("speedup fell: " + ", ".join(fell))
+    fell = sorted({r.name for r in rows if r.verdict == "regression" and r.metric in ("speedup", "index")})
+    if fell:
+        print("speedup fell: " + ", ".join(fell))
     if not rows and not only_base:
         raise ResultsError(f"{args.baseline} and {args.current} share no case to compare; run the same sweep")
     return EXIT_REGRESSION if regressions or missing_fails else EXIT_OK
