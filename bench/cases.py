@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.config import DISPATCH_CHUNKSIZES, PAYLOAD_BYTES, SuiteConfig
+from bench.executors import executor_defaults
 
 
 @dataclass(frozen=True)
@@ -23,12 +24,15 @@ class Case:
     start_method: str | None = None  # None for serial and thread executors
     chunksize: int = 1
     payload: str | None = None  # a key of PAYLOAD_BYTES for payload cases
+    sizing: str | None = None  # default_workers cases: "default" (max_workers=None) or "recommended"
 
     @property
     def id(self) -> str:
         parts = [self.workload, self.executor]
         if self.start_method:
             parts.append(self.start_method)
+        if self.sizing:
+            parts.append(self.sizing)
         parts.append(f"w{self.workers}")
         if self.case == "dispatch":
             parts.append(f"c{self.chunksize}")
@@ -97,10 +101,31 @@ def memory_cases(cfg: SuiteConfig) -> list[Case]:
     return out
 
 
+#: The default-workers trap is shown on one CPU-bound and one I/O-bound workload, in every run.
+DEFAULT_WORKERS_WORKLOADS = ("cpu_python", "io_sleep")
+
+
+def default_workers_cases(cfg: SuiteConfig) -> list[Case]:
+    """Each executor at ``max_workers=None`` against ``max_workers=recommended_workers``.
+
+    Both executors' defaults size for the CPUs the OS shows, not for a container's quota; the
+    worker count each default chooses here is read off a real executor and kept in the case.
+    """
+    defaults = executor_defaults()
+    chosen = {"thread": defaults["thread_max_workers"], "process": defaults["process_max_workers"]}
+    out = []
+    for name in DEFAULT_WORKERS_WORKLOADS:
+        for ex, _, m in _pools(cfg, 1, with_serial=False):
+            out.append(Case("default_workers", name, ex, chosen[ex], m, sizing="default"))
+            out.append(Case("default_workers", name, ex, cfg.cpu.recommended_workers, m, sizing="recommended"))
+    return out
+
+
 GENERATORS: dict[str, Callable[[SuiteConfig], list[Case]]] = {
     "scaling": scaling_cases,
     "cold_start": cold_start_cases,
     "dispatch": dispatch_cases,
     "payload": payload_cases,
     "memory": memory_cases,
+    "default_workers": default_workers_cases,
 }

@@ -8,6 +8,9 @@ error (one line, exit code 4).
 from __future__ import annotations
 
 import multiprocessing
+import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -16,7 +19,7 @@ from bench.cpus import CpuInfo
 from workloads import PROFILES, scaling_names
 
 EXECUTORS = ("serial", "thread", "process")
-CASES = ("scaling", "cold_start", "dispatch", "payload", "memory")
+CASES = ("scaling", "cold_start", "dispatch", "payload", "memory", "default_workers")
 DEFAULT_WORKERS = (1, 2, 4, 8)  # plus the effective CPU count, added at run time
 
 #: What each profile changes besides task sizes (those live in the workload registry).
@@ -119,6 +122,30 @@ def parse_blas_threads(text: str | None) -> int:
     return value
 
 
+LABEL_ENV = "POOLBENCH_LABEL"
+BACKEND_ENV = "POOLBENCH_BACKEND"
+BACKENDS = ("host", "docker", "affinity")
+
+
+def parse_label(text: str | None) -> str | None:
+    """``POOLBENCH_LABEL``: the name of the CPU limit a run measures (a matrix service name)."""
+    if text is None or text == "":
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", text):
+        raise OptionError(
+            f"{LABEL_ENV}={text!r}: use up to 64 letters, digits, '.', '_' or '-' (e.g. cpus-1.5), or unset it"
+        )
+    return text
+
+
+def parse_backend(text: str | None) -> str:
+    if text is None or text == "":
+        return "host"
+    if text not in BACKENDS:
+        raise OptionError(f"{BACKEND_ENV}={text!r}: choose one of {', '.join(BACKENDS)}, or unset it")
+    return text
+
+
 @dataclass(frozen=True)
 class SuiteConfig:
     """Everything a run needs to know, fixed before the first case is collected."""
@@ -134,6 +161,8 @@ class SuiteConfig:
     cpu: CpuInfo
     default_start_method: str
     settings: Any = field(default=None)
+    label: str | None = None
+    backend: str = "host"
 
     @property
     def mmap_threshold(self) -> int | None:
@@ -155,8 +184,12 @@ class SuiteConfig:
         }
 
 
-def build_config(options: dict[str, str | None], cpu: CpuInfo) -> SuiteConfig:
-    """Turn raw option strings (None: not given) into a :class:`SuiteConfig`, or raise :class:`OptionError`."""
+def build_config(options: dict[str, str | None], cpu: CpuInfo, environ: Mapping[str, str] | None = None) -> SuiteConfig:
+    """Turn raw option strings (None: not given) and the environment into a :class:`SuiteConfig`.
+
+    Raises :class:`OptionError` on the first bad value.
+    """
+    environ = os.environ if environ is None else environ
     methods = tuple(multiprocessing.get_all_start_methods())
     default_method = default_start_method()
     profile = parse_profile(options.get("profile"))
@@ -172,4 +205,6 @@ def build_config(options: dict[str, str | None], cpu: CpuInfo) -> SuiteConfig:
         cpu=cpu,
         default_start_method=default_method,
         settings=PROFILE_SETTINGS[profile],
+        label=parse_label(environ.get(LABEL_ENV)),
+        backend=parse_backend(environ.get(BACKEND_ENV)),
     )

@@ -8,11 +8,9 @@ A bad value ends the run before any case with one line (pytest's usage error, ex
 from __future__ import annotations
 
 import importlib.metadata
-import inspect
 import os
 import platform
 import sys
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -20,7 +18,7 @@ import pytest
 from bench import cpus
 from bench.cases import GENERATORS
 from bench.config import CASES, EXECUTORS, OptionError, SuiteConfig, build_config
-from bench.executors import blas_libraries, fix_malloc
+from bench.executors import blas_libraries, executor_defaults, fix_malloc
 from bench.harness import SCHEMA_VERSION
 from workloads import PROFILES, scaling_names
 
@@ -122,31 +120,13 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def executor_defaults() -> dict[str, Any]:
-    """What the standard executors choose when given no arguments, read off real instances here.
-
-    Neither constructor starts a worker, so this costs nothing; it is the evidence for the
-    report's corrections (thread default min(32, CPUs + 4), not CPUs × 5; initializers on both).
-    """
-    threads = ThreadPoolExecutor()
-    processes = ProcessPoolExecutor()
-    try:
-        return {
-            "thread_max_workers": threads._max_workers,
-            "process_max_workers": processes._max_workers,
-            "thread_initializer": "initializer" in inspect.signature(ThreadPoolExecutor).parameters,
-            "process_initializer": "initializer" in inspect.signature(ProcessPoolExecutor).parameters,
-        }
-    finally:
-        threads.shutdown()
-        processes.shutdown()
-
-
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     """Add what bounds the measurement: effective CPUs and their sources, BLAS, versions, options."""
     suite = config.stash[CONFIG_KEY]
     machine_info["poolbench"] = {
         "schema_version": SCHEMA_VERSION,
+        "label": suite.label,
+        "backend": suite.backend,
         **suite.cpu.as_dict(),
         "default_start_method": suite.default_start_method,
         "blas_threads": suite.blas_threads,

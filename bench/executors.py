@@ -9,6 +9,7 @@ the number of BLAS threads in each worker, so that workers × BLAS threads is ch
 from __future__ import annotations
 
 import ctypes
+import inspect
 import multiprocessing
 import platform
 from collections.abc import Callable, Iterable, Iterator
@@ -88,10 +89,34 @@ def blas_libraries() -> list[dict[str, Any]]:
     return [{k: lib.get(k) for k in keep} for lib in threadpool_info()]
 
 
+def executor_defaults() -> dict[str, Any]:
+    """What the standard executors choose when given no arguments, read off real instances here.
+
+    Neither constructor starts a worker, so this costs nothing. Both size for the CPUs the OS
+    shows (cpu_count, or process_cpu_count from Python 3.13), never for a cgroup quota.
+    """
+    threads = ThreadPoolExecutor()
+    processes = ProcessPoolExecutor()
+    try:
+        return {
+            "thread_max_workers": threads._max_workers,
+            "process_max_workers": processes._max_workers,
+            "thread_initializer": "initializer" in inspect.signature(ThreadPoolExecutor).parameters,
+            "process_initializer": "initializer" in inspect.signature(ProcessPoolExecutor).parameters,
+        }
+    finally:
+        threads.shutdown()
+        processes.shutdown()
+
+
 def make_executor(
-    kind: str, workers: int, start_method: str | None, blas_threads: int | None, mmap_threshold: int | None = None
+    kind: str,
+    workers: int | None,
+    start_method: str | None,
+    blas_threads: int | None,
+    mmap_threshold: int | None = None,
 ) -> Executor:
-    """A new executor of ``kind`` (serial, thread, process).
+    """A new executor of ``kind`` (serial, thread, process); ``workers=None`` keeps the executor's default.
 
     Process pools limit BLAS to ``blas_threads`` (and fix the allocator) in each worker through an
     initializer; with ``blas_threads=None`` they get no initializer at all (the pool as users build
@@ -151,13 +176,16 @@ def blas_threads_of(pool: Executor, kind: str) -> int | None:
 
 @contextmanager
 def warm_pool(
-    kind: str, workers: int, start_method: str | None, blas_threads: int, mmap_threshold: int | None = None
+    kind: str, workers: int | None, start_method: str | None, blas_threads: int, mmap_threshold: int | None = None
 ) -> Iterator[Executor]:
-    """A pool with every worker started, BLAS limited for its tasks, shut down on exit whatever happens."""
+    """A pool with every worker started, BLAS limited for its tasks, shut down on exit whatever happens.
+
+    ``workers=None`` keeps the executor's own default size (read back from the pool to warm it).
+    """
     pool = make_executor(kind, workers, start_method, blas_threads, mmap_threshold)
     try:
         with blas_limit_here(kind, blas_threads):
-            warm_up(pool, workers)
+            warm_up(pool, getattr(pool, "_max_workers", 1) if workers is None else workers)
             yield pool
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -90,7 +90,20 @@ def smallest_run(tmp_path_factory) -> dict:
 
 def test_every_case_type_is_present(smallest_run):
     found = {b["extra_info"]["case"] for b in smallest_run["benchmarks"]}
-    assert found == {"scaling", "cold_start", "dispatch", "payload", "memory"}
+    assert found == {"scaling", "cold_start", "dispatch", "payload", "memory", "default_workers"}
+
+
+def test_default_workers_case_records_what_each_default_chose(smallest_run):
+    defaults = smallest_run["machine_info"]["poolbench"]["executor_defaults"]
+    recommended = smallest_run["machine_info"]["poolbench"]["recommended_workers"]
+    infos = [b["extra_info"] for b in smallest_run["benchmarks"] if b["extra_info"]["case"] == "default_workers"]
+    seen = {(i["workload"], i["executor"], i["sizing"]): i["workers"] for i in infos}
+    for workload in ("cpu_python", "io_sleep"):
+        assert seen[(workload, "thread", "default")] == defaults["thread_max_workers"]
+        assert seen[(workload, "process", "default")] == defaults["process_max_workers"]
+        assert seen[(workload, "thread", "recommended")] == recommended
+        assert seen[(workload, "process", "recommended")] == recommended
+    assert {i["max_workers_requested"] for i in infos if i["sizing"] == "default"} == {None}
 
 
 def test_scaling_sweep_is_workload_by_executor_by_workers(smallest_run):

@@ -1,0 +1,36 @@
+"""The default-workers trap: ``max_workers=None`` against ``max_workers=recommended_workers``.
+
+Both executors' defaults count the CPUs the OS shows: in a container limited to 2 CPUs on a
+64-CPU host, ``ProcessPoolExecutor()`` starts 64 processes and ``ThreadPoolExecutor()`` 32 threads.
+This case runs the same batch as the scaling case both ways and records what the default chose.
+"""
+
+from __future__ import annotations
+
+import workloads
+from bench.executors import warm_pool
+from bench.harness import run_batches
+
+CASE = "default_workers"
+
+
+def test_default_workers(benchmark, case, suite):
+    work = workloads.get(case.workload)
+    size = work.size(suite.profile)
+    benchmark.group = f"default_workers {case.workload}"
+    requested = None if case.sizing == "default" else case.workers
+    with warm_pool(case.executor, requested, case.start_method, suite.blas_threads, suite.mmap_threshold) as pool:
+        chosen = pool._max_workers
+        run_batches(
+            benchmark,
+            suite,
+            case,
+            pool,
+            func=work.func,
+            args=[size.param] * size.tasks,
+            check=lambda _, result: work.check(size.param, result),
+            rounds=suite.settings["rounds"],
+            warmup_rounds=suite.settings["warmup_rounds"],
+        )
+    assert chosen == case.workers, f"{case.id}: the executor chose {chosen} workers, expected {case.workers}"
+    benchmark.extra_info.update(task_param=size.param, sizing=case.sizing, max_workers_requested=requested)

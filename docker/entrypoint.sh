@@ -1,0 +1,11 @@
+#!/bin/sh
+# Runs the suite inside the container and writes /results/<label>/results.json.
+# The label names the limit (the compose service: cpus-1, cpuset-0, ...); it is recorded in
+# machine_info["poolbench"]["label"]. Extra arguments go to `pytest bench`.
+set -eu
+label="${POOLBENCH_LABEL:-container}"
+out="/results/$label"
+mkdir -p "$out"
+exec python -m pytest bench -p no:cacheprovider -q \
+  --profile "${POOLBENCH_PROFILE:-quick}" \
+  --benchmark-json "$out/results.json" "$@"
