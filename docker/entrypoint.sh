@@ -1,5 +1,6 @@
 #!/bin/sh
-# Runs the suite inside the container and writes /results/<label>/results.json.
+# Runs the suite inside the container and writes /results/<label>/<run id>.json (run id: the
+# matrix driver's timestamp, or "latest").
 # The label names the limit (the compose service: cpus-1, cpuset-0, ...); it is recorded in
 # machine_info["poolbench"]["label"]. Extra arguments go to `pytest bench`.
 set -eu
@@ -8,4 +9,4 @@ out="/results/$label"
 mkdir -p "$out"
 exec python -m pytest bench -p no:cacheprovider -q \
   --profile "${POOLBENCH_PROFILE:-quick}" \
-  --benchmark-json "$out/results.json" "$@"
+  --benchmark-json "$out/${POOLBENCH_RUN_ID:-latest}.json" "$@"

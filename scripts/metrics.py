@@ -171,3 +171,50 @@ def memory_per_worker(records: Iterable[Record], key: str = "uss_tree_bytes") ->
             w, v = pairs[0]
             out[pool] = (v - base[pool]) / w
     return out
+
+
+@dataclass(frozen=True)
+class DefaultWorkers:
+    """One executor on one workload in one run: its default size against the recommended one."""
+
+    label: str
+    workload: str
+    pool: str
+    default_workers: int
+    recommended_workers: int
+    default_s: float
+    recommended_s: float
+    default_throttled: int | None
+    recommended_throttled: int | None
+
+    @property
+    def ratio(self) -> float:
+        """Default time / recommended time: above 1, the default was slower."""
+        return self.default_s / self.recommended_s
+
+
+def default_workers(records: Iterable[Record]) -> list[DefaultWorkers]:
+    """Pairs of default_workers cases (``max_workers=None`` and ``=recommended_workers``) per run."""
+    cases: dict[tuple[str, str, str], dict[str, Record]] = defaultdict(dict)
+    for r in records:
+        if r.case == "default_workers":
+            cases[(r.run.source, r.workload, r.pool)][str(r.extra.get("sizing"))] = r
+    out = []
+    for (_, workload, pool), pair in cases.items():
+        d, rec = pair.get("default"), pair.get("recommended")
+        if d is None or rec is None:
+            continue
+        out.append(
+            DefaultWorkers(
+                label=d.run.label,
+                workload=workload,
+                pool=pool,
+                default_workers=d.workers,
+                recommended_workers=rec.workers,
+                default_s=d.median,
+                recommended_s=rec.median,
+                default_throttled=d.extra.get("throttled_periods"),
+                recommended_throttled=rec.extra.get("throttled_periods"),
+            )
+        )
+    return sorted(out, key=lambda x: (x.label, x.workload, x.pool))

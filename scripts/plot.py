@@ -3,7 +3,9 @@
 For each workload: speedup and efficiency against workers for every pool, beside the ideal, with
 a marker at the effective CPU count and the spread of the rounds (quartiles) as error bars. When
 the results hold several CPU limits (a matrix run), one more figure per workload draws each limit's
-curve. A summary figure puts every workload's speedup at the recommended worker count side by side.
+curve. A summary figure puts every workload's speedup at the recommended worker count side by side,
+and, where the default_workers case ran, one figure sets each executor's default ``max_workers``
+against the recommended count, per CPU limit.
 PNG and SVG, written atomically; the paths written are printed, one per line.
 """
 
@@ -21,7 +23,7 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 
 from scripts.cli import Parser, prepare_out, run, write_atomic
-from scripts.metrics import ScalingPoint, ideal_speedup, scaling_points
+from scripts.metrics import DefaultWorkers, ScalingPoint, default_workers, ideal_speedup, scaling_points
 from scripts.results import ResultsError, latest_runs, load
 
 FORMATS = ("png", "svg")
@@ -179,6 +181,35 @@ def plot_summary(points: list[ScalingPoint], out: Path, suffix: str = "") -> lis
     return save(fig, out, f"summary{suffix}")
 
 
+def plot_default_workers(pairs: list[DefaultWorkers], out: Path) -> list[Path]:
+    """Time of each executor's default size against the recommended size, per workload and CPU limit."""
+    workloads = list(dict.fromkeys(p.workload for p in pairs))
+    labels = sorted({p.label for p in pairs})
+    pools = sorted({p.pool for p in pairs})
+    fig, axes = plt.subplots(1, len(workloads), figsize=(6 * len(workloads), 4.4), squeeze=False)
+    width = 0.8 / max(len(pools), 1)
+    for ax, workload in zip(axes[0], workloads, strict=True):
+        for j, pool in enumerate(pools):
+            xs, ys, notes = [], [], []
+            for i, label in enumerate(labels):
+                match = [p for p in pairs if p.workload == workload and p.pool == pool and p.label == label]
+                if match:
+                    xs.append(i + (j - (len(pools) - 1) / 2) * width)
+                    ys.append(match[0].ratio)
+                    notes.append(f"{match[0].default_workers} vs {match[0].recommended_workers}")
+            bars = ax.bar(xs, ys, width=width, color=style(pool)[0], label=pool)
+            ax.bar_label(bars, labels=notes, fontsize="x-small", rotation=90, padding=2)
+        ax.axhline(1.0, color="black", linestyle="--", linewidth=1, label="same as recommended")
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(labels, rotation=20)
+        ax.set_ylabel("time with max_workers=None / with recommended (×)")
+        ax.set_title(f"{workload}: above 1, the default is slower")
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.suptitle("Default max_workers against recommended_workers (bar labels: workers default vs recommended)")
+    return save(fig, out, "default-workers")
+
+
 def _suffixes(points: list[ScalingPoint]) -> dict[str, str]:
     """A file-name suffix per run: none for a single run, the CPU-limit label (and file) otherwise."""
     sources = list(dict.fromkeys(p.source for p in points))
@@ -217,6 +248,9 @@ def work(args, records) -> list[Path]:
             written += plot_by_limit(series, out)
     for source, suffix in suffixes.items():
         written += plot_summary([p for p in points if p.source == source], out, suffix)
+    pairs = default_workers(records)
+    if pairs:
+        written += plot_default_workers(pairs, out)
     return written
 
 

@@ -19,6 +19,7 @@ from scripts.cli import Parser, prepare_out, run, write_atomic
 from scripts.metrics import (
     ScalingPoint,
     cold_start_ms,
+    default_workers,
     find,
     memory_per_worker,
     payload_ms_per_mib,
@@ -342,6 +343,38 @@ def render(runs: list[list[Record]], figures: list[Path], out: Path) -> str:
         ev = Evidence(records)
         lines += ["", f"## Recommendation for this machine ({ev.run.label}, {ev.cpus:g} effective CPUs)", ""]
         lines += _table(["workload", "kind", "use", "speedup over serial"], recommend(ev))
+    trap = default_workers([r for records in runs for r in records])
+    if trap:
+        lines += [
+            "",
+            "## The default-workers trap",
+            "",
+            "`max_workers=None` sizes both executors for the CPUs the OS shows, not for a CPU quota. "
+            "Time of the same batch with the default size and with `recommended_workers`:",
+            "",
+        ]
+        rows = []
+        for t in trap:
+            throttled = (
+                f"{t.default_throttled} vs {t.recommended_throttled}"
+                if t.default_throttled is not None and t.recommended_throttled is not None
+                else "not readable"
+            )
+            rows.append(
+                (
+                    t.label,
+                    t.workload,
+                    t.pool,
+                    f"{t.default_workers} → {t.default_s * 1e3:.1f} ms",
+                    f"{t.recommended_workers} → {t.recommended_s * 1e3:.1f} ms",
+                    _x(t.ratio),
+                    throttled,
+                )
+            )
+        lines += _table(
+            ["limit", "workload", "executor", "default", "recommended", "default / recommended", "throttled periods"],
+            rows,
+        )
     lines += [
         "",
         f"Rule: the cheapest choice within {AS_GOOD:.0%} of the best measured speedup (threads before "

@@ -138,7 +138,8 @@ def _read_json(path: Path) -> Any:
 def _label(path: Path, info: Mapping[str, Any]) -> str:
     """A run's CPU-limit label: the matrix's own label if it set one, else the effective CPUs."""
     if isinstance(info.get("label"), str) and info["label"]:
-        return info["label"]
+        # A CPU set imposed by affinity alone (no container) says so in its label.
+        return info["label"] + (" [affinity]" if info.get("backend") == "affinity" else "")
     cpus = float(info["effective_cpus"])
     return f"{cpus:g} CPU" + ("" if cpus == 1 else "s")
 
