@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from bench.executors import make_executor
+from bench.executors import make_executor, terminate
 from bench.harness import case_info
 from bench.measure import PeakRss, WrongAnswer, throttling, tree_cpu_seconds
 
@@ -34,8 +34,11 @@ def test_cold_start(benchmark, case, suite):
     try:
         with PeakRss() as rss, throttling(suite.cpu.cgroup) as throttled:
             benchmark.pedantic(target, teardown=teardown, rounds=suite.settings["cold_rounds"], warmup_rounds=1)
-    finally:
-        teardown()
+    except BaseException:
+        while pools:
+            terminate(pools.pop())
+        raise
+    teardown()
     cpu = tree_cpu_seconds() - cpu_start
 
     parent = os.getpid()

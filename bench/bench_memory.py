@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import psutil
 
-from bench.executors import make_executor, warm_up
+from bench.executors import make_executor, terminate, warm_up
 from bench.harness import case_info
 from bench.measure import (
     PeakRss,
@@ -49,9 +49,10 @@ def test_memory(benchmark, case, suite):
     try:
         with PeakRss() as rss, throttling(suite.cpu.cgroup) as throttled:
             benchmark.pedantic(target, teardown=teardown, rounds=suite.settings["memory_rounds"], warmup_rounds=0)
-    finally:
+    except BaseException:
         while pools:
-            pools.pop().shutdown(wait=True)
+            terminate(pools.pop())
+        raise
     cpu = tree_cpu_seconds(me) - cpu_start
 
     if case.executor == "process" and seen["workers"] != case.workers:

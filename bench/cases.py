@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from bench.config import DISPATCH_CHUNKSIZES, PAYLOAD_BYTES, SuiteConfig
 from bench.executors import executor_defaults
+from workloads.faults import CRASHES
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,13 @@ def default_workers_cases(cfg: SuiteConfig) -> list[Case]:
     return out
 
 
+def crash_cases(cfg: SuiteConfig) -> list[Case]:
+    """Each crash (os._exit, abort, segfault) under each pool, one worker, in a child process."""
+    return [
+        Case("crash", f"crash_{crash}", ex, n, m) for crash in CRASHES for ex, n, m in _pools(cfg, 1, with_serial=False)
+    ]
+
+
 GENERATORS: dict[str, Callable[[SuiteConfig], list[Case]]] = {
     "scaling": scaling_cases,
     "cold_start": cold_start_cases,
@@ -128,4 +136,5 @@ GENERATORS: dict[str, Callable[[SuiteConfig], list[Case]]] = {
     "payload": payload_cases,
     "memory": memory_cases,
     "default_workers": default_workers_cases,
+    "crash": crash_cases,
 }

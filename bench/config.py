@@ -19,7 +19,7 @@ from bench.cpus import CpuInfo
 from workloads import PROFILES, scaling_names
 
 EXECUTORS = ("serial", "thread", "process")
-CASES = ("scaling", "cold_start", "dispatch", "payload", "memory", "default_workers")
+CASES = ("scaling", "cold_start", "dispatch", "payload", "memory", "default_workers", "crash")
 DEFAULT_WORKERS = (1, 2, 4, 8)  # plus the effective CPU count, added at run time
 
 #: What each profile changes besides task sizes (those live in the workload registry).
@@ -110,6 +110,35 @@ def parse_malloc(text: str | None) -> str:
     return text
 
 
+#: Per-case time limit: far above any case of the full profile here (the longest took about a
+#: minute), low enough that a hung task cannot stall an unattended run for long.
+DEFAULT_CASE_TIMEOUT_S = 600.0
+
+
+def parse_case_timeout(text: str | None) -> float:
+    """``--case-timeout``: seconds (0 turns the limit off)."""
+    if text is None:
+        return DEFAULT_CASE_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (value >= 0 and value < 1e7):
+        raise OptionError(f"--case-timeout: {text!r} is not a number of seconds >= 0; use e.g. 600, or 0 for no limit")
+    return value
+
+
+def parse_journal(text: str | None) -> str | None:
+    if text is None:
+        return None
+    if not text.strip():
+        raise OptionError("--journal: empty path; give a file path such as results/run.journal.jsonl")
+    parent = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(parent):
+        raise OptionError(f"--journal: folder {parent!r} does not exist; create it or choose another path")
+    return text
+
+
 def parse_blas_threads(text: str | None) -> int:
     if text is None:
         return 1
@@ -163,6 +192,8 @@ class SuiteConfig:
     settings: Any = field(default=None)
     label: str | None = None
     backend: str = "host"
+    case_timeout: float = DEFAULT_CASE_TIMEOUT_S
+    journal: str | None = None
 
     @property
     def mmap_threshold(self) -> int | None:
@@ -180,6 +211,7 @@ class SuiteConfig:
             "cases": list(self.cases),
             "blas_threads": self.blas_threads,
             "malloc": self.malloc,
+            "case_timeout_s": self.case_timeout,
             **dict(self.settings),
         }
 
@@ -205,6 +237,8 @@ def build_config(options: dict[str, str | None], cpu: CpuInfo, environ: Mapping[
         cpu=cpu,
         default_start_method=default_method,
         settings=PROFILE_SETTINGS[profile],
+        case_timeout=parse_case_timeout(options.get("case_timeout")),
+        journal=parse_journal(options.get("journal")),
         label=parse_label(environ.get(LABEL_ENV)),
         backend=parse_backend(environ.get(BACKEND_ENV)),
     )

@@ -10,7 +10,10 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import signal
 import sys
+import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,12 +21,26 @@ import pytest
 from bench import cpus
 from bench.cases import GENERATORS
 from bench.config import CASES, EXECUTORS, OptionError, SuiteConfig, build_config
-from bench.executors import blas_libraries, executor_defaults, fix_malloc
+from bench.executors import ABANDONED_THREADS, blas_libraries, executor_defaults, fix_malloc
 from bench.harness import SCHEMA_VERSION
+from bench.journal import Journal, journal_path, make_saving_atomic
 from workloads import PROFILES, scaling_names
 
 CONFIG_KEY = pytest.StashKey[SuiteConfig]()
 MALLOC_KEY = pytest.StashKey[bool]()
+JOURNAL_KEY = pytest.StashKey["Journal | None"]()
+STATUS_KEY = pytest.StashKey[int]()
+
+
+class CaseTimeout(Exception):
+    """A case ran past --case-timeout."""
+
+
+def _terminate_on_sigterm(signum: int, frame: object) -> None:
+    # SIGTERM (docker stop, a CI runner cancelling) takes the same path as Ctrl-C: the current case
+    # stops, every pool's workers are stopped (bench.executors.closing), finished results are saved.
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
 
 #: Environment variables that change what a measurement means; recorded with every run.
 RECORDED_ENV = (
@@ -46,6 +63,8 @@ OPTIONS = {
     "cases": f"comma list of {', '.join(CASES)} (default: all)",
     "blas_threads": "BLAS threads per worker, set with threadpoolctl (default: 1)",
     "malloc": "glibc mmap threshold: fixed (same allocation behaviour in every executor; default) or dynamic",
+    "case_timeout": "seconds one case may run before it fails and its workers are stopped (default: 600; 0: none)",
+    "journal": "JSON Lines file of finished cases (default: beside --benchmark-json or the autosave file)",
 }
 
 
@@ -64,11 +83,69 @@ def pytest_configure(config: pytest.Config) -> None:
         suite = build_config({name: getattr(config.option, f"poolbench_{name}") for name in OPTIONS}, cpu)
     except (OptionError, cpus.CpuOverrideError) as exc:
         raise pytest.UsageError(str(exc)) from None
+    out = getattr(config.option, "benchmark_json", None)
+    if out is not None and not Path(str(out)).resolve().parent.is_dir():
+        raise pytest.UsageError(
+            f"--benchmark-json: folder {str(Path(str(out)).resolve().parent)!r} does not exist; create it first"
+        )
     config.stash[CONFIG_KEY] = suite
     config.stash[MALLOC_KEY] = fix_malloc(suite.mmap_threshold)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate_on_sigterm)
     # The per-round times are the samples that spread and significance are computed from
     # (scripts.compare); pytest-benchmark keeps them in the JSON only when asked.
     config.option.benchmark_save_data = True
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Make pytest-benchmark's result files atomic and open the journal of finished cases."""
+    bench_session = getattr(session.config, "_benchmarksession", None)
+    journal = None
+    if bench_session is not None:
+        make_saving_atomic(bench_session)
+        path = journal_path(bench_session, session.config.stash[CONFIG_KEY].journal)
+        journal = Journal(path, bench_session) if path else None
+    session.config.stash[JOURNAL_KEY] = journal
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """Fail a case that runs past --case-timeout; its pools' workers are stopped on the way out."""
+    limit = item.config.stash[CONFIG_KEY].case_timeout
+    if not limit or threading.current_thread() is not threading.main_thread():
+        return (yield)
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise CaseTimeout(f"case ran past --case-timeout {limit:g} s; its pool's workers were stopped")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        return (yield)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[STATUS_KEY] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Close the journal; if a hung task left a thread behind, end the process without waiting for it.
+
+    Runs after pytest-benchmark has saved its results (in pytest_sessionfinish). A thread cannot be
+    killed, and the interpreter's exit would join it forever; os._exit skips that join.
+    """
+    journal = config.stash.get(JOURNAL_KEY, None)
+    if journal is not None:
+        journal.catch_up()
+        journal.close()
+    if any(t.is_alive() for t in ABANDONED_THREADS):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(config.stash.get(STATUS_KEY, 1))
 
 
 @pytest.fixture(scope="session")
@@ -104,12 +181,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
     pytest-benchmark leaves out of the JSON only benchmarks whose timed function raised; this marks
     the rest of the failures the same way, so a saved file never holds a number from a failed case.
+    When a case is over (its teardown), its result is appended to the journal.
     """
     report = yield
     if report.failed:
         bench = getattr(item, "funcargs", {}).get("benchmark")
         if bench is not None:
             bench.has_error = True
+    journal = item.config.stash.get(JOURNAL_KEY, None)
+    if report.when == "teardown" and journal is not None:
+        journal.catch_up()  # the case is over: its result goes to disk now
     return report
 
 

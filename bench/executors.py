@@ -8,10 +8,14 @@ the number of BLAS threads in each worker, so that workers × BLAS threads is ch
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import inspect
 import multiprocessing
 import platform
+import signal
+import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -61,14 +65,33 @@ def fix_malloc(threshold: int | None) -> bool:
         return False
 
 
+_PR_SET_PDEATHSIG = 1  # prctl option, from linux/prctl.h
+
+
+def die_with_parent() -> bool:
+    """Ask Linux to SIGKILL this process when its parent dies (prctl PR_SET_PDEATHSIG).
+
+    A pool worker blocked on its task queue never learns that the suite was killed (SIGKILL, an
+    out-of-memory kill); without this it would live on as an orphan. False where not Linux.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) == 0
+    except (OSError, AttributeError):
+        return False
+
+
 def init_worker(blas_threads: int, mmap_threshold: int | None) -> None:
     """Process-pool initializer: cap BLAS at ``blas_threads`` and fix the allocator, as in the parent.
 
-    NumPy is imported first so that its BLAS library is loaded and threadpoolctl can find it.
+    Also ties the worker's life to its parent's (:func:`die_with_parent`). NumPy is imported first
+    so that its BLAS library is loaded and threadpoolctl can find it.
     """
     global _WORKER_BLAS_LIMIT
     import numpy  # noqa: F401, PLC0415  (loads the BLAS library that the limit applies to)
 
+    die_with_parent()
     fix_malloc(mmap_threshold)
     _WORKER_BLAS_LIMIT = threadpool_limits(limits=blas_threads, user_api="blas")
 
@@ -174,6 +197,44 @@ def blas_threads_of(pool: Executor, kind: str) -> int | None:
     return blas_threads_here()
 
 
+#: Thread workers abandoned by :func:`terminate` (a thread cannot be killed). The suite ends its
+#: process with os._exit once results are saved if any is still alive, since the interpreter's
+#: exit would otherwise wait for them forever.
+ABANDONED_THREADS: list[threading.Thread] = []
+
+
+def terminate(pool: Executor) -> None:
+    """Stop ``pool`` now, without waiting for its tasks: kill process workers, abandon thread workers."""
+    if isinstance(pool, ProcessPoolExecutor):
+        workers = list((getattr(pool, "_processes", None) or {}).values())
+        for proc in workers:
+            with contextlib.suppress(Exception):
+                proc.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in workers:
+            with contextlib.suppress(Exception):
+                proc.join(timeout=10)
+    elif isinstance(pool, ThreadPoolExecutor):
+        pool.shutdown(wait=False, cancel_futures=True)
+        ABANDONED_THREADS.extend(t for t in getattr(pool, "_threads", ()) if t.is_alive())
+    else:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+@contextmanager
+def closing(pool: Executor) -> Iterator[Executor]:
+    """Shut ``pool`` down on exit: waiting for it after success, :func:`terminate` after any failure.
+
+    A failure includes a case timeout and Ctrl-C: waiting then could wait forever on a hung task.
+    """
+    try:
+        yield pool
+    except BaseException:
+        terminate(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
 @contextmanager
 def warm_pool(
     kind: str, workers: int | None, start_method: str | None, blas_threads: int, mmap_threshold: int | None = None
@@ -183,9 +244,6 @@ def warm_pool(
     ``workers=None`` keeps the executor's own default size (read back from the pool to warm it).
     """
     pool = make_executor(kind, workers, start_method, blas_threads, mmap_threshold)
-    try:
-        with blas_limit_here(kind, blas_threads):
-            warm_up(pool, getattr(pool, "_max_workers", 1) if workers is None else workers)
-            yield pool
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    with closing(pool), blas_limit_here(kind, blas_threads):
+        warm_up(pool, getattr(pool, "_max_workers", 1) if workers is None else workers)
+        yield pool

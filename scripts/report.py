@@ -205,10 +205,29 @@ def claim_isolation(ev: Evidence) -> Verdict:
             "",
             f"{NOT_MEASURED}: a `crash` case (a worker that kills itself) would measure it",
         )
-    survived = {r.pool: r.extra.get("parent_survived") for r in crashes}
-    text = ", ".join(f"{k}: parent {'survived' if v else 'died'}" for k, v in sorted(survived.items()))
-    ok = survived.get("thread") is False and all(v for k, v in survived.items() if k.startswith("process"))
-    return Verdict("crash isolation", claim, text, "confirmed" if ok else "refuted")
+    by_pool: dict[str, list[Record]] = {}
+    for r in crashes:
+        by_pool.setdefault(r.pool, []).append(r)
+    parts, verdicts = [], {}
+    for pool, rs in sorted(by_pool.items()):
+        died = [r for r in rs if not r.extra.get("parent_survived")]
+        verdicts[pool] = not died
+        how = ", ".join(
+            f"{r.workload.removeprefix('crash_')}: "
+            + (
+                f"died ({r.extra.get('signal') or 'exit ' + str(r.extra.get('returncode'))})"
+                if r in died
+                else f"{r.extra.get('outcome')} after {float(r.extra.get('detect_s') or 0) * 1e3:.0f} ms"
+            )
+            for r in rs
+        )
+        parts.append(f"{pool}: {how}")
+    text = "; ".join(parts)
+    threads_die = verdicts.get("thread") is False
+    processes_survive = all(v for k, v in verdicts.items() if k.startswith("process"))
+    if "thread" not in verdicts or not any(k.startswith("process") for k in verdicts):
+        return Verdict("crash isolation", claim, text, "depends: measured on one executor only")
+    return Verdict("crash isolation", claim, text, "confirmed" if threads_die and processes_survive else "refuted")
 
 
 def claim_parallelism(ev: Evidence) -> Verdict:

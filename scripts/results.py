@@ -1,7 +1,8 @@
 """The one loader of poolbench results: reads pytest-benchmark JSON, validates it, yields tidy records.
 
 Accepts files and folders (searched recursively for ``*.json``): ``.benchmarks/`` autosave storage,
-``--benchmark-json`` files, and matrix result folders. Everything a script knows about the results
+``--benchmark-json`` files, and matrix result folders; and journals (``*.jsonl``, bench/journal.py)
+named as files, which hold the cases that finished before a run was killed. Everything a script knows about the results
 schema (README.md, "Results schema") is here; plots, reports and comparisons read :class:`Record`.
 
 Files are parsed as JSON only, never unpickled or evaluated. Any problem is a :class:`ResultsError`
@@ -157,9 +158,54 @@ def _samples(path: Path, bench: Mapping[str, Any]) -> tuple[float, ...]:
     raise _fail(path, f"benchmark {bench.get('name')!r} has no round times", "re-run the benchmarks")
 
 
+def _read_journal(path: Path) -> list[dict]:
+    """The runs of a journal (bench/journal.py) as pytest-benchmark-shaped dicts, one per "run" line.
+
+    A last line that does not parse was being written when the run died: it is skipped. Any other
+    line that does not parse makes the journal unusable.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise _fail(path, "not text (binary data)", "give a poolbench journal (.jsonl)") from None
+    except OSError as exc:
+        raise _fail(path, f"cannot be read ({exc.strerror})", "check the path and its permissions") from None
+    runs: list[dict] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break  # cut short by the kill that ended the run
+            raise _fail(
+                path, f"line {number} is not JSON", "the journal is damaged; read the finished cases before it"
+            ) from None
+        kind = entry.get("type") if isinstance(entry, dict) else None
+        if kind == "run":
+            runs.append(
+                {"machine_info": entry.get("machine_info"), "datetime": entry.get("datetime"), "benchmarks": []}
+            )
+        elif kind == "benchmark" and runs:
+            runs[-1]["benchmarks"].append({k: v for k, v in entry.items() if k != "type"})
+        else:
+            raise _fail(
+                path, f"line {number} is not a poolbench journal entry", "give a journal written by `pytest bench`"
+            )
+    if not runs:
+        raise _fail(path, "holds no finished case", "the run ended before its first case finished")
+    return runs
+
+
 def load_file(path: Path) -> list[Record]:
-    """Validated records of one pytest-benchmark JSON file written by poolbench."""
-    data = _read_json(path)
+    """Validated records of one results file: pytest-benchmark JSON, or a journal (``.jsonl``)."""
+    if path.suffix == ".jsonl":
+        return [r for i, run in enumerate(_read_journal(path)) for r in _records(path, run, f"#{i + 1}")]
+    return _records(path, _read_json(path))
+
+
+def _records(path: Path, data: Any, part: str = "") -> list[Record]:
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise _fail(path, "not pytest-benchmark JSON (no 'benchmarks' list)", "give a file saved by `pytest bench`")
     machine = data.get("machine_info")
@@ -174,7 +220,9 @@ def load_file(path: Path) -> list[Record]:
     missing = [k for k in REQUIRED_MACHINE if k not in info]
     if missing:
         raise _fail(path, f"machine_info.poolbench lacks {missing[0]!r}", "re-run the benchmarks with this version")
-    run = Run(source=str(path), datetime=str(data.get("datetime", "")), label=_label(path, info), machine=machine)
+    run = Run(
+        source=str(path) + part, datetime=str(data.get("datetime", "")), label=_label(path, info), machine=machine
+    )
 
     records = []
     for bench in data["benchmarks"]:

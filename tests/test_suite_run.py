@@ -90,7 +90,18 @@ def smallest_run(tmp_path_factory) -> dict:
 
 def test_every_case_type_is_present(smallest_run):
     found = {b["extra_info"]["case"] for b in smallest_run["benchmarks"]}
-    assert found == {"scaling", "cold_start", "dispatch", "payload", "memory", "default_workers"}
+    assert found == {"scaling", "cold_start", "dispatch", "payload", "memory", "default_workers", "crash"}
+
+
+def test_crash_isolation_is_recorded_per_executor(smallest_run):
+    crashes = [b["extra_info"] for b in smallest_run["benchmarks"] if b["extra_info"]["case"] == "crash"]
+    assert {i["task_param"] for i in crashes} == {"exit", "abort", "segfault"}
+    for info in crashes:
+        if info["executor"] == "process":
+            assert (info["outcome"], info["parent_survived"], info["recovered"]) == ("BrokenProcessPool", True, True)
+        else:
+            assert (info["outcome"], info["parent_survived"]) == ("process died", False)
+            assert info["returncode"] == 3 or info["signal"] in ("SIGABRT", "SIGSEGV")
 
 
 def test_default_workers_case_records_what_each_default_chose(smallest_run):
@@ -123,10 +134,10 @@ def test_every_case_records_the_schema_keys(smallest_run):
         info = bench["extra_info"]
         missing = EXTRA_INFO_KEYS - set(info)
         assert not missing, (bench["name"], missing)
-        assert info["kind"] in ("io", "cpu-python", "cpu-native", "overhead")
+        assert info["kind"] in ("io", "cpu-python", "cpu-native", "overhead", "fault")
         assert info["gil"] in ("holds", "releases")
         assert info["rss_peak_bytes"] > 0
-        assert info["cpu_time_s"] >= 0
+        assert info["cpu_time_s"] is None or info["cpu_time_s"] >= 0
         assert info["effective_cpus"] == smallest_run["machine_info"]["poolbench"]["effective_cpus"]
 
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from workloads import cpu_bound, io_bound, overhead
+from workloads import cpu_bound, faults, io_bound, overhead
 
 PROFILES = ("quick", "default", "full")
-KINDS = ("io", "cpu-python", "cpu-native", "overhead")
+KINDS = ("io", "cpu-python", "cpu-native", "overhead", "fault")
 GIL = ("holds", "releases")
 
 
@@ -135,6 +135,11 @@ def _check_pid(hold_s: float, result: Any) -> bool:
     return isinstance(result, int) and result > 0
 
 
+def _never(_: Any, result: Any) -> bool:
+    """A task that should have killed its worker has no right answer."""
+    return False
+
+
 # --- the registry -------------------------------------------------------------------------------------
 
 SCALING: Mapping[str, Workload] = MappingProxyType(
@@ -240,6 +245,18 @@ PROBES: Mapping[str, Workload] = MappingProxyType(
                 _sizes((0.0, 1), (0.0, 1), (0.0, 1)),
                 _check_pid,
                 "a task that reports its worker's process id (pool start-up and warm-up)",
+            ),
+            *(
+                Workload(
+                    f"crash_{name}",
+                    func,
+                    "fault",
+                    "holds",
+                    _sizes((3, 1), (3, 1), (3, 1)),
+                    _never,
+                    f"a task that kills whatever runs it ({name})",
+                )
+                for name, func in faults.CRASHES.items()
             ),
         )
     }
