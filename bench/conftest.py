@@ -127,8 +127,19 @@ def pytest_runtest_call(item: pytest.Item):
         signal.signal(signal.SIGALRM, previous)
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
+    """Before pytest-benchmark saves (in its own sessionfinish), drop every case that did not pass.
+
+    A case cut off by Ctrl-C, SIGTERM or a timeout has no result worth keeping, and an empty one
+    would break pytest-benchmark's JSON writer and lose the finished cases with it.
+    """
     session.config.stash[STATUS_KEY] = int(exitstatus)
+    bench_session = getattr(session.config, "_benchmarksession", None)
+    for bench in getattr(bench_session, "benchmarks", ()):
+        if not getattr(bench.fixture, "poolbench_passed", False):
+            bench.fixture.has_error = True
+    return (yield)
 
 
 @pytest.hookimpl(trylast=True)
@@ -184,10 +195,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     When a case is over (its teardown), its result is appended to the journal.
     """
     report = yield
-    if report.failed:
-        bench = getattr(item, "funcargs", {}).get("benchmark")
-        if bench is not None:
-            bench.has_error = True
+    bench = getattr(item, "funcargs", {}).get("benchmark")
+    if bench is not None and report.when == "call":
+        bench.poolbench_passed = report.passed
+    if bench is not None and report.failed:
+        bench.has_error = True
     journal = item.config.stash.get(JOURNAL_KEY, None)
     if report.when == "teardown" and journal is not None:
         journal.catch_up()  # the case is over: its result goes to disk now

@@ -158,8 +158,8 @@ def _mounts(text: str) -> list[_Mount]:
     return mounts
 
 
-def _cgroup_paths(text: str) -> tuple[str | None, str | None]:
-    """(v2 path, v1 cpu-controller path) from /proc/self/cgroup."""
+def _cgroup_paths(text: str, controller: str = "cpu") -> tuple[str | None, str | None]:
+    """(v2 path, v1 path of ``controller``) from /proc/self/cgroup."""
     v2 = v1 = None
     for line in text.splitlines():
         parts = line.split(":", 2)
@@ -168,7 +168,7 @@ def _cgroup_paths(text: str) -> tuple[str | None, str | None]:
         hid, controllers, path = parts
         if hid == "0" and controllers == "":
             v2 = path
-        elif "cpu" in controllers.split(","):
+        elif controller in controllers.split(","):
             v1 = path
     return v2, v1
 
@@ -272,6 +272,45 @@ def read_throttling(cgroup: CgroupCpu) -> dict[str, float] | None:
     return {"nr_periods": stat.get("nr_periods", 0), "nr_throttled": stat["nr_throttled"], "throttled_s": seconds}
 
 
+@dataclass(frozen=True)
+class MemoryCgroup:
+    """This process's memory cgroup: where it is, its limit, and how often the OOM killer struck."""
+
+    version: int | None = None
+    directory: str | None = None
+
+    def _file(self, v1: str, v2: str) -> str | None:
+        if self.directory is None:
+            return None
+        return _read(Path(self.directory) / (v1 if self.version == 1 else v2))
+
+    def oom_kills(self) -> int | None:
+        """Processes killed by the OOM killer in this cgroup so far (v1 memory.oom_control, v2 memory.events)."""
+        for line in (self._file("memory.oom_control", "memory.events") or "").splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return _to_int(value.strip())
+        return None
+
+    def limit_bytes(self) -> int | None:
+        """The memory limit; None when unlimited (v1 reports a huge number, v2 "max")."""
+        value = _to_int(self._file("memory.limit_in_bytes", "memory.max"))
+        return value if value is not None and value < 2**62 else None
+
+
+def read_memory_cgroup(root: Path | str = "/") -> MemoryCgroup:
+    """This process's memory cgroup, found like the CPU one (through /proc/self/cgroup and mountinfo)."""
+    root = Path(root)
+    v2_path, v1_path = _cgroup_paths(_read(root / "proc/self/cgroup") or "", "memory")
+    for m in _mounts(_read(root / "proc/self/mountinfo") or ""):
+        if v1_path is not None and m.fstype == "cgroup" and "memory" in m.super_options:
+            return MemoryCgroup(1, str(_map_to_dir(root, m, v1_path)))
+    for m in _mounts(_read(root / "proc/self/mountinfo") or ""):
+        if v1_path is None and v2_path is not None and m.fstype == "cgroup2":
+            return MemoryCgroup(2, str(_map_to_dir(root, m, v2_path)))
+    return MemoryCgroup()
+
+
 def parse_override(text: str | None) -> float | None:
     """The value of ``POOLBENCH_CPUS``: None when unset or empty; a positive float otherwise."""
     if text is None or not text.strip():
@@ -302,4 +341,14 @@ def detect(root: Path | str = "/", environ: dict[str, str] | None = None) -> Cpu
     )
 
 
-__all__ = ["OVERRIDE_ENV", "CgroupCpu", "CpuInfo", "CpuOverrideError", "detect", "read_cgroup", "read_throttling"]
+__all__ = [
+    "OVERRIDE_ENV",
+    "CgroupCpu",
+    "CpuInfo",
+    "CpuOverrideError",
+    "MemoryCgroup",
+    "detect",
+    "read_cgroup",
+    "read_memory_cgroup",
+    "read_throttling",
+]

@@ -6,13 +6,16 @@ so the scripts read one shape whatever the case.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from typing import Any
 
 import workloads
 from bench.cases import Case
 from bench.config import SuiteConfig
+from bench.cpus import read_memory_cgroup
 from bench.executors import blas_threads_of
 from bench.measure import BatchRounds, PeakRss, throttling
 
@@ -46,6 +49,29 @@ def case_info(case: Case, suite: SuiteConfig) -> dict[str, Any]:
     }
 
 
+class WorkerDied(RuntimeError):
+    """A pool worker died under a case; the message says why, as far as the kernel tells."""
+
+
+@contextmanager
+def explain_dead_workers(case: Case) -> Iterator[None]:
+    """Turn BrokenProcessPool into a failure that names the likely reason (the OOM killer, or a crash)."""
+    memory = read_memory_cgroup()
+    before = memory.oom_kills()
+    try:
+        yield
+    except BrokenProcessPool as exc:
+        after = memory.oom_kills()
+        if before is not None and after is not None and after > before:
+            limit = memory.limit_bytes()
+            where = f"the memory limit ({limit / 2**20:.0f} MiB)" if limit else "memory"
+            raise WorkerDied(
+                f"{case.id}: a worker was killed by the out-of-memory killer ({after - before} kill(s)) after "
+                f"running out of {where}; give the container more memory (POOLBENCH_MEMORY) or fewer workers"
+            ) from exc
+        raise WorkerDied(f"{case.id}: a worker process died abruptly (a crash or a kill): {exc}") from exc
+
+
 def run_batches(
     benchmark: Any,
     suite: SuiteConfig,
@@ -70,7 +96,7 @@ def run_batches(
         warmup_rounds=warmup_rounds,
     )
     blas = blas_threads_of(pool, case.executor)
-    with PeakRss() as rss, throttling(suite.cpu.cgroup) as throttled:
+    with explain_dead_workers(case), PeakRss() as rss, throttling(suite.cpu.cgroup) as throttled:
         benchmark.pedantic(
             batch.target, setup=batch.setup, teardown=batch.teardown, rounds=rounds, warmup_rounds=warmup_rounds
         )

@@ -107,7 +107,7 @@ class Journal:
         self.done += len(new)
         written = 0
         for bench in new:
-            if bench.has_error:
+            if bench.has_error or not getattr(bench.fixture, "poolbench_passed", False):
                 continue
             if self._fd is None:
                 self._write(

@@ -240,7 +240,13 @@ def run_one(lim: Limit, args, results: Path, run_id: str, compose: list[str] | N
     except subprocess.TimeoutExpired:
         return False, f"ran past --timeout {args.timeout} s (log: {log})", out
     if not out.is_file():
-        return False, f"wrote no results (exit code {done.returncode}; log: {log})", out
+        why = f"exit code {done.returncode}"
+        if done.returncode == 137:
+            why += ": killed, most likely by the container's memory limit (POOLBENCH_MEMORY)"
+        journal = out.with_name(out.name.removesuffix(".json") + ".journal.jsonl")
+        if journal.is_file():
+            why += f"; finished cases are in {journal}"
+        return False, f"wrote no results ({why}; log: {log})", out
     try:
         info = load_file(out)[0].run.poolbench
     except (ResultsError, IndexError) as exc:
@@ -252,8 +258,18 @@ def run_one(lim: Limit, args, results: Path, run_id: str, compose: list[str] | N
     return done.returncode == 0, f"{status}; effective CPUs {info['effective_cpus']:g}", out
 
 
+def check_compose_variables(environ: dict[str, str]) -> None:
+    """Refuse compose variables that would only fail later, inside every container."""
+    memory = environ.get("POOLBENCH_MEMORY")
+    if memory is not None and not re.fullmatch(r"\d+(\.\d+)?[bkmgBKMG]?", memory):
+        raise MatrixError(f"POOLBENCH_MEMORY={memory!r} is not a memory size; use e.g. 2g or 512m, or unset it")
+    if "BASE_IMAGE" in environ and not environ["BASE_IMAGE"].strip():
+        raise MatrixError("BASE_IMAGE is set but empty; give an image name (e.g. python:3.11-slim) or unset it")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    check_compose_variables(dict(os.environ))
     files = args.compose_file or [str(COMPOSE_FILE)]
     results = Path(args.results)
     if results.exists() and not results.is_dir():

@@ -73,6 +73,11 @@ BAD = [
     ("cases", "everything"),
     ("blas_threads", "0"),
     ("blas_threads", "many"),
+    ("malloc", "jemalloc"),
+    ("case_timeout", "-1"),
+    ("case_timeout", "soon"),
+    ("journal", " "),
+    ("journal", "/no/such/folder/run.jsonl"),
 ]
 
 
@@ -83,6 +88,25 @@ def test_bad_values_name_the_option(option, value):
     message = str(err.value)
     assert message.startswith("--" + option.replace("_", "-") + ":")
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("POOLBENCH_LABEL", "two words"), ("POOLBENCH_LABEL", "../up"), ("POOLBENCH_BACKEND", "vm")],
+)
+def test_bad_environment_overrides_name_the_variable(variable, value):
+    with pytest.raises(OptionError) as err:
+        build_config({}, TWO_CPUS, environ={variable: value})
+    assert str(err.value).startswith(f"{variable}={value!r}")
+
+
+def test_environment_label_and_backend_are_kept():
+    cfg = build_config({}, TWO_CPUS, environ={"POOLBENCH_LABEL": "cpus-1.5", "POOLBENCH_BACKEND": "docker"})
+    assert (cfg.label, cfg.backend) == ("cpus-1.5", "docker")
+    assert (build_config({}, TWO_CPUS, environ={}).label, build_config({}, TWO_CPUS, environ={}).backend) == (
+        None,
+        "host",
+    )
 
 
 def test_unknown_name_lists_the_allowed_ones():
@@ -130,6 +154,8 @@ def test_sweep_size_follows_the_options():
         ["--start-methods", "bogus"],
         ["--profile", "huge"],
         ["--cases", ""],
+        ["--case-timeout", "-5"],
+        ["--benchmark-json", "/no/such/folder/out.json"],
     ],
 )
 def test_pytest_bench_usage_error_is_one_line_and_exit_code_4(args):

@@ -172,3 +172,22 @@ def test_bad_options_are_one_line_and_exit_2(args, message):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [("POOLBENCH_MEMORY", "lots", "not a memory size"), ("BASE_IMAGE", " ", "set but empty")],
+)
+def test_bad_compose_variables_are_refused_before_anything_runs(monkeypatch, variable, value, message):
+    monkeypatch.setenv(variable, value)
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.matrix", "--backend", "affinity", "--limits", "cpuset-0"],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and variable in lines[0]

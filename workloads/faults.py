@@ -33,7 +33,7 @@ def hang(seconds: float) -> float:
     return seconds
 
 
-def hog(mib: int) -> int:
+def hog(mib: int, _: object = None) -> int:
     """Allocate and touch ``mib`` MiB: a task that runs over its container's memory limit."""
     block = bytearray(mib * 1024 * 1024)
     for i in range(0, len(block), 4096):
@@ -42,3 +42,8 @@ def hog(mib: int) -> int:
 
 
 CRASHES = {"exit": exit_now, "abort": abort_now, "segfault": segfault_now}
+
+
+def hang_forever(_: object = None) -> None:
+    """Block for an hour, whatever the task's argument: stands in for a task that never returns."""
+    time.sleep(3600)
