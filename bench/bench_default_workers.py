@@ -7,30 +7,17 @@ This case runs the same batch as the scaling case both ways and records what the
 
 from __future__ import annotations
 
-import workloads
 from bench.executors import warm_pool
-from bench.harness import run_batches
+from bench.harness import run_workload
 
 CASE = "default_workers"
 
 
 def test_default_workers(benchmark, case, suite):
-    work = workloads.get(case.workload)
-    size = work.size(suite.profile)
     benchmark.group = f"default_workers {case.workload}"
     requested = None if case.sizing == "default" else case.workers
     with warm_pool(case.executor, requested, case.start_method, suite.blas_threads, suite.mmap_threshold) as pool:
         chosen = pool._max_workers
-        run_batches(
-            benchmark,
-            suite,
-            case,
-            pool,
-            func=work.func,
-            args=[size.param] * size.tasks,
-            check=lambda _, result: work.check(size.param, result),
-            rounds=suite.settings["rounds"],
-            warmup_rounds=suite.settings["warmup_rounds"],
-        )
+        run_workload(benchmark, suite, case, pool)
     assert chosen == case.workers, f"{case.id}: the executor chose {chosen} workers, expected {case.workers}"
-    benchmark.extra_info.update(task_param=size.param, sizing=case.sizing, max_workers_requested=requested)
+    benchmark.extra_info.update(sizing=case.sizing, max_workers_requested=requested)

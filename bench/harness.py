@@ -111,3 +111,23 @@ def run_batches(
     )
     benchmark.extra_info.update(info)
     return info
+
+
+def run_workload(benchmark: Any, suite: SuiteConfig, case: Case, pool: Executor) -> dict[str, Any]:
+    """The strong-scaling batch of ``case.workload`` at the profile's size, every answer checked."""
+    work = workloads.get(case.workload)
+    size = work.size(suite.profile)
+    info = run_batches(
+        benchmark,
+        suite,
+        case,
+        pool,
+        func=work.func,
+        args=[size.param] * size.tasks,
+        check=lambda _, result: work.check(size.param, result),
+        rounds=suite.settings["rounds"],
+        warmup_rounds=suite.settings["warmup_rounds"],
+    )
+    info["task_param"] = size.param
+    benchmark.extra_info["task_param"] = size.param
+    return info

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pytest
 
 from scripts import compare
 from scripts.compare import EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE
+from tests.clirun import run_module
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = json.loads((Path(__file__).parent / "fixtures" / "quick-2cpus.json").read_text())
@@ -174,14 +173,7 @@ def test_other_machine_compares_dimensionless_metrics_only(tmp_path, capsys):
 
 
 def _refused(tmp_path, base: str, cur: str, message: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "scripts.compare", base, cur],
-        cwd=ROOT,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_module("scripts.compare", base, cur, timeout=60)
     assert done.returncode == EXIT_UNUSABLE, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines
@@ -228,13 +220,6 @@ def test_unusable_inputs_exit_2(tmp_path):
 )
 def test_bad_arguments_exit_2(tmp_path, args):
     good = synthetic(tmp_path, "good")
-    done = subprocess.run(
-        [sys.executable, "-m", "scripts.compare", good, good, *args],
-        cwd=ROOT,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_module("scripts.compare", good, good, *args, timeout=60)
     assert done.returncode == EXIT_UNUSABLE
     assert len(done.stderr.strip().splitlines()) == 1

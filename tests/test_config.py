@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ import pytest
 from bench import cases
 from bench.config import CASES, EXECUTORS, OptionError, build_config, parse_workers
 from bench.cpus import CgroupCpu, CpuInfo
+from tests.clirun import run_module
 
 ROOT = Path(__file__).resolve().parents[1]
 TWO_CPUS = CpuInfo(2, 2, None, CgroupCpu())
@@ -159,14 +158,7 @@ def test_sweep_size_follows_the_options():
     ],
 )
 def test_pytest_bench_usage_error_is_one_line_and_exit_code_4(args):
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "bench", "-p", "no:cacheprovider", *args],
-        cwd=ROOT,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_module("pytest", "bench", "-p", "no:cacheprovider", *args, timeout=120)
     assert done.returncode == 4, done.stdout + done.stderr
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert len(lines) == 1, lines
@@ -177,13 +169,6 @@ def test_pytest_bench_usage_error_is_one_line_and_exit_code_4(args):
 @pytest.mark.slow
 def test_bad_cpu_override_is_a_usage_error(monkeypatch):
     monkeypatch.setenv("POOLBENCH_CPUS", "lots")
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "bench", "-p", "no:cacheprovider", "--collect-only", "-q"],
-        cwd=ROOT,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_module("pytest", "bench", "-p", "no:cacheprovider", "--collect-only", "-q", timeout=120)
     assert done.returncode == 4
     assert "POOLBENCH_CPUS='lots'" in done.stdout + done.stderr

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from scripts import matrix
 from scripts.matrix import Limit, MatrixError
+from tests.clirun import run_module
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker" / "compose.yaml"
@@ -89,31 +88,23 @@ def test_selection_and_refusals():
 @pytest.mark.slow
 def test_affinity_backend_runs_one_limit_at_a_time_and_labels_it(tmp_path):
     results = tmp_path / "matrix"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "scripts.matrix",
-            "--backend",
-            "affinity",
-            "--limits",
-            "cpuset-0,unlimited",
-            "--results",
-            str(results),
-            "--",
-            "--cases",
-            "scaling,default_workers",
-            "--workloads",
-            "io_sleep,cpu_python",
-            "--workers",
-            "1,2",
-            "--executors",
-            "serial,thread",
-        ],
-        cwd=ROOT,
-        check=False,
-        capture_output=True,
-        text=True,
+    done = run_module(
+        "scripts.matrix",
+        "--backend",
+        "affinity",
+        "--limits",
+        "cpuset-0,unlimited",
+        "--results",
+        str(results),
+        "--",
+        "--cases",
+        "scaling,default_workers",
+        "--workloads",
+        "io_sleep,cpu_python",
+        "--workers",
+        "1,2",
+        "--executors",
+        "serial,thread",
         timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -135,16 +126,9 @@ def test_missing_cpus_fail_that_limit_and_the_exit_code(tmp_path):
     compose = tmp_path / "compose.yaml"
     missing = max(os.sched_getaffinity(0)) + 1
     compose.write_text(f"services:\n  cpuset-{missing}:\n    cpuset: '{missing}'\n")
-    done = subprocess.run(
-        [
-            *(sys.executable, "-m", "scripts.matrix", "--backend", "affinity", "--compose-file", str(compose)),
-            *("--results", str(tmp_path / "r"), "--no-report"),
-        ],
-        cwd=ROOT,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = run_module(
+        "scripts.matrix",
+        *("--backend", "affinity", "--compose-file", str(compose), "--results", str(tmp_path / "r"), "--no-report"),
     )
     assert done.returncode == 1
     assert f"cpuset-{missing}: CPUs [{missing}] are not available here" in done.stdout
@@ -161,14 +145,7 @@ def test_missing_cpus_fail_that_limit_and_the_exit_code(tmp_path):
     ],
 )
 def test_bad_options_are_one_line_and_exit_2(args, message):
-    done = subprocess.run(
-        [sys.executable, "-m", "scripts.matrix", *args],
-        cwd=ROOT,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_module("scripts.matrix", *args, timeout=60)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines
@@ -180,14 +157,7 @@ def test_bad_options_are_one_line_and_exit_2(args, message):
 )
 def test_bad_compose_variables_are_refused_before_anything_runs(monkeypatch, variable, value, message):
     monkeypatch.setenv(variable, value)
-    done = subprocess.run(
-        [sys.executable, "-m", "scripts.matrix", "--backend", "affinity", "--limits", "cpuset-0"],
-        cwd=ROOT,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_module("scripts.matrix", "--backend", "affinity", "--limits", "cpuset-0", timeout=60)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and variable in lines[0]

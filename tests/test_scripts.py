@@ -11,14 +11,13 @@ import json
 import math
 import shutil
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from scripts import metrics, plot, report
 from scripts.results import ResultsError, latest_runs, load
+from tests.clirun import run_module
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -254,14 +253,7 @@ def test_report_names_the_case_that_would_measure_a_missing_claim(tmp_path):
 def test_tools_refuse_bad_input_in_one_line(tmp_path, tool, kind):
     path, message = _bad_inputs(tmp_path)[kind]
     out = tmp_path / "out"
-    done = subprocess.run(
-        [sys.executable, "-m", tool, str(path), "--out", str(out)],
-        cwd=ROOT,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_module(tool, str(path), "--out", str(out), timeout=120)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in done.stderr
@@ -280,13 +272,6 @@ def test_results_without_scaling_cases_are_refused(tmp_path):
 
 
 def test_bad_arguments_are_one_line():
-    done = subprocess.run(
-        [sys.executable, "-m", "scripts.plot", "--bogus"],
-        cwd=ROOT,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_module("scripts.plot", "--bogus", timeout=60)
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench import cpus
+from tests.clirun import run_module
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,14 +61,7 @@ pytestmark = pytest.mark.slow
 
 
 def run_bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "bench", "-p", "no:cacheprovider", "-q", "--profile", "quick", *args],
-        cwd=ROOT,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_module("pytest", "bench", "-p", "no:cacheprovider", "-q", "--profile", "quick", *args, timeout=600)
 
 
 @pytest.fixture(scope="module")
