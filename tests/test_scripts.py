@@ -7,6 +7,7 @@ tests/fixtures/quick-1cpu-affinity.json: the same scaling cases under `taskset -
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -275,3 +276,17 @@ def test_bad_arguments_are_one_line():
     done = run_module("scripts.plot", "--bogus", timeout=60)
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_recommendation_does_not_chase_speedups_above_the_ideal(records):
+    ev = report.Evidence(records)
+    base = metrics.find(ev.points, "cpu_python", "process", 2)
+    noisy = [
+        p for p in ev.points if not (p.workload == "cpu_python" and p.pool.startswith("process") and p.workers > 1)
+    ]
+    # two CPUs: 1.85× at 2 workers is as good as a noisy 2.4× at 4 workers (capped at the ideal of 2)
+    noisy.append(dataclasses.replace(base, workers=2, speedup=1.85, ideal=2.0))
+    noisy.append(dataclasses.replace(base, workers=4, speedup=2.4, ideal=2.0))
+    ev.points = noisy
+    row = next(r for r in report.recommend(ev) if r[0] == "cpu_python")
+    assert row[2] == "`process/fork`, max_workers=2"
