@@ -8,5 +8,5 @@ label="${POOLBENCH_LABEL:-container}"
 out="/results/$label"
 mkdir -p "$out"
 exec python -m pytest bench -p no:cacheprovider -q \
-  --profile "${POOLBENCH_PROFILE:-quick}" \
+  --profile "${POOLBENCH_PROFILE:-default}" \
   --benchmark-json "$out/${POOLBENCH_RUN_ID:-latest}.json" "$@"

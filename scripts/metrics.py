@@ -6,8 +6,10 @@ serial Q1 / pool Q3 up to serial Q3 / pool Q1.
 
 The ideal a speedup is held against:
 
-* CPU-bound kinds: ``min(effective CPUs, N / ceil(N / W))`` for N equal tasks on W workers. The
-  second term is the uneven-last-batch bound (it equals W when W divides N).
+* CPU-bound kinds: ``min(C, N / ceil(N / W)) / min(C, 1)`` for N equal tasks on W workers and C
+  effective CPUs. The middle term is the uneven-last-batch bound (it equals W when W divides N);
+  the divisor is what the serial baseline itself had: under a quota of 0.5 CPUs serial runs at half
+  speed too, so no pool can beat it and the ideal speedup is 1.
 * I/O (``kind == "io"``): ``N / ceil(N / W)``: waiting overlaps whatever the CPU count.
 
 Efficiency = speedup / ideal: 1.0 means the pool got everything the hardware and the batch allow.
@@ -30,7 +32,7 @@ def ideal_speedup(kind: str, workers: int, tasks: int, cpus: float) -> float:
     batches = tasks / math.ceil(tasks / workers) if tasks else float(workers)
     if kind == "io":
         return batches
-    return min(cpus, batches)
+    return min(cpus, batches) / min(cpus, 1.0)
 
 
 @dataclass(frozen=True)
@@ -218,3 +220,22 @@ def default_workers(records: Iterable[Record]) -> list[DefaultWorkers]:
             )
         )
     return sorted(out, key=lambda x: (x.label, x.workload, x.pool))
+
+
+#: Under a CFS quota a round shorter than this many periods is timed by luck: it either runs free or
+#: meets a throttling stall of up to one period (seen here: cpus-1, quick profile, the same batch
+#: took 27 ms or 75-90 ms).
+MIN_PERIODS_PER_ROUND = 10
+
+
+def short_rounds_under_quota(records: Iterable[Record]) -> float | None:
+    """The median scaling round in CFS periods if the run has a quota and rounds are too short, else None."""
+    records = [r for r in records if r.case == "scaling"]
+    if not records:
+        return None
+    info = records[0].run.poolbench
+    period_us = info.get("cpu_period_us")
+    if info.get("cpu_quota") is None or not period_us:
+        return None
+    periods = float(np.median([r.median for r in records])) / (period_us / 1e6)
+    return periods if periods < MIN_PERIODS_PER_ROUND else None

@@ -17,6 +17,7 @@ from pathlib import Path
 from scripts import plot
 from scripts.cli import Parser, prepare_out, run, write_atomic
 from scripts.metrics import (
+    MIN_PERIODS_PER_ROUND,
     ScalingPoint,
     cold_start_ms,
     default_workers,
@@ -25,6 +26,7 @@ from scripts.metrics import (
     payload_ms_per_mib,
     per_task_us,
     scaling_points,
+    short_rounds_under_quota,
 )
 from scripts.results import Record, ResultsError, Run, latest_runs, load
 
@@ -331,7 +333,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     ]
 
 
-def _machine_lines(run: Run) -> list[str]:
+def _machine_lines(run: Run, records: list[Record] | None = None) -> list[str]:
     info = run.poolbench
     quota = info.get("cpu_quota")
     versions = info.get("versions", {})
@@ -345,6 +347,15 @@ def _machine_lines(run: Run) -> list[str]:
         f"{versions.get('pytest-benchmark')}; default start method {info.get('default_start_method')}; "
         f"BLAS threads per worker {info.get('blas_threads')}",
         f"- profile {cfg.get('profile')}, workers {cfg.get('workers')}, {cfg.get('rounds')} timed rounds per case",
+        *(
+            [
+                f"- **caution:** the median scaling round lasted {periods:.1f} CFS periods under a quota of "
+                f"{info.get('cpu_quota')} CPUs; below {MIN_PERIODS_PER_ROUND} periods a round's time depends on "
+                "whether it met a throttling stall, so these speedups are unreliable: use a larger profile (`full`)"
+            ]
+            if (periods := short_rounds_under_quota(records or [])) is not None
+            else []
+        ),
     ]
 
 
@@ -353,7 +364,7 @@ def render(runs: list[list[Record]], figures: list[Path], out: Path) -> str:
     main = Evidence(runs[0])
     lines = ["# poolbench report", "", "Every number below was measured in the results named here.", ""]
     for records in runs:
-        lines += _machine_lines(records[0].run)
+        lines += _machine_lines(records[0].run, records)
     lines.append("")
     summary = [f for f in figures if f.name.startswith("summary") and f.suffix == ".png"]
     if summary:

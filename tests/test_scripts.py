@@ -117,7 +117,8 @@ def test_loader_refuses_bad_input_with_one_line_naming_the_file(tmp_path, kind):
         ("cpu-python", 4, 16, 2.0, 2.0),
         ("cpu-python", 3, 8, 2.0, 2.0),
         ("cpu-python", 3, 8, 8.0, 8 / 3),  # uneven last batch: ceil(8/3) = 3 rounds of tasks
-        ("cpu-native", 2, 16, 0.5, 0.5),
+        ("cpu-native", 2, 16, 0.5, 1.0),  # serial had 0.5 CPUs too: nothing to gain
+        ("cpu-native", 2, 16, 1.5, 1.5),
         ("io", 8, 16, 2.0, 8.0),
         ("io", 32, 16, 2.0, 16.0),
     ],
@@ -290,3 +291,15 @@ def test_recommendation_does_not_chase_speedups_above_the_ideal(records):
     ev.points = noisy
     row = next(r for r in report.recommend(ev) if r[0] == "cpu_python")
     assert row[2] == "`process/fork`, max_workers=2"
+
+
+def test_report_cautions_against_rounds_shorter_than_ten_quota_periods(tmp_path):
+    data = json.loads(TWO.read_text())
+    data["machine_info"]["poolbench"].update(cpu_quota=0.5, cpu_period_us=100_000, label="cpus-0.5")
+    path = tmp_path / "quota.json"
+    path.write_text(json.dumps(data))
+    periods = metrics.short_rounds_under_quota(load([path]))
+    assert periods is not None and periods < metrics.MIN_PERIODS_PER_ROUND
+    report.main([str(path), "--out", str(tmp_path / "out")])
+    assert f"the median scaling round lasted {periods:.1f} CFS periods" in (tmp_path / "out" / "report.md").read_text()
+    assert metrics.short_rounds_under_quota(load([TWO])) is None  # no quota, no caution
