@@ -27,18 +27,19 @@ def test_cold_start(benchmark, case, suite):
 
     def teardown():
         while pools:
-            pools.pop().shutdown(wait=True)
+            pools[-1].shutdown(wait=True)
+            pools.pop()  # only once shut down: an interrupted shutdown leaves it to terminate()
 
     benchmark.group = "cold_start"
     cpu_start = tree_cpu_seconds()
     try:
         with PeakRss() as rss, throttling(suite.cpu.cgroup) as throttled:
             benchmark.pedantic(target, teardown=teardown, rounds=suite.settings["cold_rounds"], warmup_rounds=1)
+        teardown()
     except BaseException:
         while pools:
             terminate(pools.pop())
         raise
-    teardown()
     cpu = tree_cpu_seconds() - cpu_start
 
     parent = os.getpid()

@@ -8,6 +8,7 @@ whole run (interpreter start, pool, crash, a fresh pool afterwards).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -24,19 +25,35 @@ PROBE_TIMEOUT_S = 120
 
 
 def run_probe(executor: str, start_method: str | None, crash: str) -> dict:
+    """Run the probe in a process group of its own; on any way out but its own exit, kill the group.
+
+    The group holds the probe and every pool worker it started, so a Ctrl-C, SIGTERM or timeout of
+    the suite leaves none of them behind (a worker orphaned by the probe's death would otherwise
+    wait forever on its task queue).
+    """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run(
+    with subprocess.Popen(
         [sys.executable, "-m", "bench.crash_probe", executor, start_method or "-", crash],
-        check=False,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=env,
         cwd=ROOT,
-        timeout=PROBE_TIMEOUT_S,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        start_new_session=True,
+    ) as child:
+        try:
+            stdout, _ = child.communicate(timeout=PROBE_TIMEOUT_S)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+            raise
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # workers the probe left behind, if any
+                os.killpg(child.pid, signal.SIGKILL)
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
     found = json.loads(lines[-1]) if lines else {"outcome": "process died", "parent_survived": False}
-    code = done.returncode
+    code = child.returncode
     found["returncode"] = code
     found["signal"] = signal.Signals(-code).name if code < 0 else None
     return found

@@ -42,7 +42,8 @@ def test_memory(benchmark, case, suite):
         seen["processes"] = max(seen["processes"], tree_size(me))
         seen["threads"] = max(seen["threads"], me.num_threads())
         while pools:
-            pools.pop().shutdown(wait=True)
+            pools[-1].shutdown(wait=True)
+            pools.pop()  # only once shut down: an interrupted shutdown leaves it to terminate()
 
     benchmark.group = f"memory {case.executor}"
     cpu_start = tree_cpu_seconds(me)

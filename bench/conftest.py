@@ -7,6 +7,7 @@ A bad value ends the run before any case with one line (pytest's usage error, ex
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import platform
@@ -18,12 +19,12 @@ from typing import Any
 
 import pytest
 
-from bench import cpus
+from bench import cpus, stopping
 from bench.cases import GENERATORS
 from bench.config import CASES, EXECUTORS, OptionError, SuiteConfig, build_config
-from bench.executors import ABANDONED_THREADS, blas_libraries, executor_defaults, fix_malloc
+from bench.executors import blas_libraries, executor_defaults, fix_malloc
 from bench.harness import SCHEMA_VERSION
-from bench.journal import Journal, journal_path, make_saving_atomic
+from bench.journal import Journal, SaveError, journal_path, make_saving_atomic, writable_folder
 from workloads import PROFILES, scaling_names
 
 CONFIG_KEY = pytest.StashKey[SuiteConfig]()
@@ -34,12 +35,6 @@ STATUS_KEY = pytest.StashKey[int]()
 
 class CaseTimeout(Exception):
     """A case ran past --case-timeout."""
-
-
-def _terminate_on_sigterm(signum: int, frame: object) -> None:
-    # SIGTERM (docker stop, a CI runner cancelling) takes the same path as Ctrl-C: the current case
-    # stops, every pool's workers are stopped (bench.executors.closing), finished results are saved.
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
 #: Environment variables that change what a measurement means; recorded with every run.
@@ -83,15 +78,17 @@ def pytest_configure(config: pytest.Config) -> None:
         suite = build_config({name: getattr(config.option, f"poolbench_{name}") for name in OPTIONS}, cpu)
     except (OptionError, cpus.CpuOverrideError) as exc:
         raise pytest.UsageError(str(exc)) from None
-    out = getattr(config.option, "benchmark_json", None)
-    if out is not None and not Path(str(out)).resolve().parent.is_dir():
-        raise pytest.UsageError(
-            f"--benchmark-json: folder {str(Path(str(out)).resolve().parent)!r} does not exist; create it first"
-        )
+    for option, target in (
+        ("--benchmark-json", getattr(config.option, "benchmark_json", None)),
+        ("--journal", suite.journal),
+    ):
+        if target is not None and (problem := writable_folder(Path(str(target)).resolve().parent, option)):
+            raise pytest.UsageError(problem)
     config.stash[CONFIG_KEY] = suite
     config.stash[MALLOC_KEY] = fix_malloc(suite.mmap_threshold)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate_on_sigterm)
+    # SIGINT and SIGTERM (Ctrl-C, docker stop, a cancelled CI job) stop the run within a bound;
+    # bench/stopping.py says how.
+    stopping.install(where_saved=lambda: _journal_name(config), say=lambda text: _tell(config, text))
     # The per-round times are the samples that spread and significance are computed from
     # (scripts.compare); pytest-benchmark keeps them in the JSON only when asked.
     config.option.benchmark_save_data = True
@@ -102,6 +99,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     bench_session = getattr(session.config, "_benchmarksession", None)
     journal = None
     if bench_session is not None:
+        if (bench_session.save or bench_session.autosave) and hasattr(bench_session.storage, "path"):
+            folder = Path(bench_session.storage.path)
+            with contextlib.suppress(OSError):
+                folder.mkdir(parents=True, exist_ok=True)
+            if problem := writable_folder(folder, "--benchmark-storage"):
+                raise pytest.UsageError(problem)
         make_saving_atomic(bench_session)
         path = journal_path(bench_session, session.config.stash[CONFIG_KEY].journal)
         journal = Journal(path, bench_session) if path else None
@@ -128,35 +131,82 @@ def pytest_runtest_call(item: pytest.Item):
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtestloop(session: pytest.Session):
+    """Once the cases are over, however they ended, a stop signal no longer interrupts: saving runs to its end."""
+    try:
+        return (yield)
+    finally:
+        stopping.hold_signals()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     """Before pytest-benchmark saves (in its own sessionfinish), drop every case that did not pass.
 
     A case cut off by Ctrl-C, SIGTERM or a timeout has no result worth keeping, and an empty one
-    would break pytest-benchmark's JSON writer and lose the finished cases with it.
+    would break pytest-benchmark's JSON writer and lose the finished cases with it. A save that
+    fails (a full disk, a folder made read-only, a results file replaced during the run) ends in
+    one line and exit code 1; a stop signal that came during the run or the save makes it 2.
     """
-    session.config.stash[STATUS_KEY] = int(exitstatus)
     bench_session = getattr(session.config, "_benchmarksession", None)
-    for bench in getattr(bench_session, "benchmarks", ()):
-        if not getattr(bench.fixture, "poolbench_passed", False):
-            bench.fixture.has_error = True
-    return (yield)
+    journal = session.config.stash.get(JOURNAL_KEY, None)
+    if journal is not None:
+        journal.catch_up()
+    if bench_session is not None:
+        # Only finished cases are saved; none at all saves no file (an earlier one stays as it was).
+        bench_session.benchmarks[:] = [
+            b for b in bench_session.benchmarks if getattr(b.fixture, "poolbench_passed", False) and not b.has_error
+        ]
+    try:
+        result = yield
+    except SaveError as exc:
+        _warn(session.config, f"{exc}; {_journal_hint(session.config)}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        result = None
+    if journal is not None and journal.error:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    session.exitstatus = stopping.exit_status_for(session.exitstatus)
+    session.config.stash[STATUS_KEY] = int(session.exitstatus)
+    return result
+
+
+def _journal_name(config: pytest.Config) -> str:
+    journal = config.stash.get(JOURNAL_KEY, None)
+    return str(journal.path) if journal is not None and journal.written else ""
+
+
+def _journal_hint(config: pytest.Config) -> str:
+    name = _journal_name(config)
+    if not name:
+        return "no case had finished"
+    return f"the finished cases are in the journal {name} (python -m scripts.report {name} reads it)"
+
+
+def _tell(config: pytest.Config, text: str) -> None:
+    """One line to the user's terminal, past pytest's output capture."""
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
+def _warn(config: pytest.Config, text: str) -> None:
+    _tell(config, f"poolbench: {text}")
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Close the journal; if a hung task left a thread behind, end the process without waiting for it.
+    """Close the journal; after an interruption, or with threads left behind, end the process now.
 
-    Runs after pytest-benchmark has saved its results (in pytest_sessionfinish). A thread cannot be
-    killed, and the interpreter's exit would join it forever; os._exit skips that join.
+    Runs after pytest-benchmark has saved its results (in pytest_sessionfinish). Hung task threads
+    and the internal threads of a terminated process pool cannot be joined, and the interpreter's
+    exit would wait for them forever: bench.stopping.finish kills what is left and calls os._exit.
     """
     journal = config.stash.get(JOURNAL_KEY, None)
     if journal is not None:
         journal.catch_up()
         journal.close()
-    if any(t.is_alive() for t in ABANDONED_THREADS):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(config.stash.get(STATUS_KEY, 1))
+    stopping.finish(config.stash.get(STATUS_KEY, 1))
 
 
 @pytest.fixture(scope="session")
@@ -201,8 +251,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if bench is not None and report.failed:
         bench.has_error = True
     journal = item.config.stash.get(JOURNAL_KEY, None)
-    if report.when == "teardown" and journal is not None:
+    if report.when == "teardown" and journal is not None and journal.error is None:
         journal.catch_up()  # the case is over: its result goes to disk now
+        if journal.error is not None:  # nowhere to keep what the next cases measure: stop here
+            _warn(item.config, f"{journal.error}; stopping the run; free space or choose a writable folder")
+            item.session.shouldstop = "the journal of finished cases could not be written"
     return report
 
 

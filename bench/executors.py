@@ -15,7 +15,6 @@ import multiprocessing
 import platform
 import signal
 import sys
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -85,12 +84,15 @@ def die_with_parent() -> bool:
 def init_worker(blas_threads: int, mmap_threshold: int | None) -> None:
     """Process-pool initializer: cap BLAS at ``blas_threads`` and fix the allocator, as in the parent.
 
-    Also ties the worker's life to its parent's (:func:`die_with_parent`). NumPy is imported first
-    so that its BLAS library is loaded and threadpoolctl can find it.
+    Also ties the worker's life to its parent's (:func:`die_with_parent`) and ignores SIGINT: a
+    terminal's Ctrl-C reaches the whole process group, and the suite stops its workers itself
+    (bench/stopping.py). NumPy is imported first so that its BLAS library is loaded and
+    threadpoolctl can find it.
     """
     global _WORKER_BLAS_LIMIT
     import numpy  # noqa: F401, PLC0415  (loads the BLAS library that the limit applies to)
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent()
     fix_malloc(mmap_threshold)
     _WORKER_BLAS_LIMIT = threadpool_limits(limits=blas_threads, user_api="blas")
@@ -197,42 +199,42 @@ def blas_threads_of(pool: Executor, kind: str) -> int | None:
     return blas_threads_here()
 
 
-#: Thread workers abandoned by :func:`terminate` (a thread cannot be killed). The suite ends its
-#: process with os._exit once results are saved if any is still alive, since the interpreter's
-#: exit would otherwise wait for them forever.
-ABANDONED_THREADS: list[threading.Thread] = []
+#: Seconds to wait for a killed worker process to be gone. SIGKILL takes effect at once unless the
+#: process is in uninterruptible sleep; the run's end kills and reaps anything left (bench.stopping).
+KILLED_JOIN_S = 2.0
 
 
 def terminate(pool: Executor) -> None:
-    """Stop ``pool`` now, without waiting for its tasks: kill process workers, abandon thread workers."""
-    if isinstance(pool, ProcessPoolExecutor):
-        workers = list((getattr(pool, "_processes", None) or {}).values())
-        for proc in workers:
-            with contextlib.suppress(Exception):
-                proc.kill()
+    """Stop ``pool`` now, without waiting for its tasks: kill process workers, abandon thread workers.
+
+    A thread cannot be killed; a hung one stays alive, and so may a process pool's manager thread
+    after its workers were killed mid-message. The session ends with os._exit when such threads are
+    left (bench.stopping.finish), so the interpreter's exit never waits for them.
+    """
+    workers = list((getattr(pool, "_processes", None) or {}).values()) if isinstance(pool, ProcessPoolExecutor) else []
+    for proc in workers:
+        with contextlib.suppress(Exception):
+            proc.kill()
+    with contextlib.suppress(Exception):
         pool.shutdown(wait=False, cancel_futures=True)
-        for proc in workers:
-            with contextlib.suppress(Exception):
-                proc.join(timeout=10)
-    elif isinstance(pool, ThreadPoolExecutor):
-        pool.shutdown(wait=False, cancel_futures=True)
-        ABANDONED_THREADS.extend(t for t in getattr(pool, "_threads", ()) if t.is_alive())
-    else:
-        pool.shutdown(wait=False, cancel_futures=True)
+    for proc in workers:
+        with contextlib.suppress(Exception):
+            proc.join(timeout=KILLED_JOIN_S)
 
 
 @contextmanager
 def closing(pool: Executor) -> Iterator[Executor]:
     """Shut ``pool`` down on exit: waiting for it after success, :func:`terminate` after any failure.
 
-    A failure includes a case timeout and Ctrl-C: waiting then could wait forever on a hung task.
+    A failure includes a case timeout and Ctrl-C, also while waiting for the shutdown itself:
+    waiting then could wait forever on a hung task.
     """
     try:
         yield pool
+        pool.shutdown(wait=True)
     except BaseException:
         terminate(pool)
         raise
-    pool.shutdown(wait=True)
 
 
 @contextmanager

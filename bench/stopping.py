@@ -1,0 +1,226 @@
+"""Stopping within a bounded time on SIGINT or SIGTERM, whatever the suite is doing at that moment.
+
+::
+
+    SIGINT / SIGTERM (first) ──► KeyboardInterrupt in the main thread: the case stops, its pool is
+                                 terminated (bench.executors.closing), pytest-benchmark saves the cases
+                                 that finished; the deadline watchdog starts
+    a later signal, or any signal inside `deferred()` (saving, a journal line) ──► noted, not raised:
+                                 what is being written must be written whole
+    end of the session (pytest_unconfigure) ──► after an interruption, or with threads left that cannot
+                                 be joined: kill every descendant process, then os._exit(status)
+    watchdog, STOP_DEADLINE_S after the first signal ──► the same kill and os._exit(2); every finished
+                                 case is already in the journal (fsync'd as each case finished)
+
+Why os._exit and not a normal interpreter exit: ``concurrent.futures`` joins every process pool's
+executor-manager thread at exit (``_python_exit``), and multiprocessing joins queue-feeder threads.
+After workers are killed mid-message, the manager thread can sit forever in ``Connection.recv`` on a
+half-written result (the parent holds the pipe's write end too, so no EOF ever comes) and the feeder
+in a write to a pipe no one reads. Neither thread can be interrupted or joined, and neither owns
+anything worth saving: results are on disk before this point. So the exit skips the interpreter's
+teardown instead of trying to unpick the pool's internals, which differ between Python versions.
+
+The suite's process is also made a child subreaper (Linux): a process orphaned under it, such as the
+pool worker of a crash probe killed mid-case, is reparented to the suite instead of to init, so the
+final kill finds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psutil
+
+#: Seconds from the first signal to a forced exit. Stopping normally takes well under a second
+#: (README.md, "Faults"); this bounds the worst case below `docker stop`'s 10 s grace, after which
+#: the engine sends SIGKILL and nothing can be saved any more.
+STOP_DEADLINE_S = 8.0
+
+#: Seconds to wait for killed processes to be gone before exiting anyway (a process in
+#: uninterruptible sleep dies when the kernel lets it; waiting longer would not save anything).
+REAP_WAIT_S = 2.0
+
+_PR_SET_CHILD_SUBREAPER = 36  # prctl option, from linux/prctl.h
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _to_stderr(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+class _State:
+    def __init__(self) -> None:
+        self.signal: str | None = None  # name of the first stop signal received
+        self.received_at: float | None = None  # time.monotonic() of the first signal
+        self.defer_depth = 0  # > 0 inside deferred(): signals are noted, not raised
+        self.pending = False  # a signal arrived inside deferred() and was not raised yet
+        self.where_saved: Callable[[], str] = lambda: ""
+        self.watchdog: threading.Timer | None = None
+        self.say: Callable[[str], None] = _to_stderr
+
+
+STATE = _State()
+
+
+def _say(text: str) -> None:
+    with contextlib.suppress(Exception):  # a message must never stop the stopping
+        STATE.say(f"poolbench: {text}")
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    name = signal.Signals(signum).name
+    if STATE.signal is None:
+        STATE.signal = name
+        STATE.received_at = time.monotonic()
+        _say(f"{name}: stopping the current case and saving the finished ones (at most {STOP_DEADLINE_S:g} s)")
+        STATE.watchdog = threading.Timer(STOP_DEADLINE_S, _deadline)
+        STATE.watchdog.daemon = True
+        STATE.watchdog.start()
+        if STATE.defer_depth:
+            STATE.pending = True
+            return
+        raise KeyboardInterrupt(f"signal {name}")
+    _say(f"{name} again: already stopping")
+
+
+def _deadline() -> None:
+    where = STATE.where_saved()
+    _say(
+        f"not stopped {STOP_DEADLINE_S:g} s after {STATE.signal}; killing the run's processes and exiting"
+        + (f"; the finished cases are in {where}" if where else "")
+    )
+    kill_descendants()
+    _hard_exit(2)
+
+
+def install(where_saved: Callable[[], str], say: Callable[[str], None] = _to_stderr) -> None:
+    """Take over SIGINT and SIGTERM (main thread only), and become the child subreaper of the run.
+
+    ``where_saved`` names the journal for the watchdog's last message; ``say`` shows one line to the
+    user (pytest's output capture would swallow a plain write to stderr).
+    """
+    STATE.where_saved = where_saved
+    STATE.say = say
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in SIGNALS:
+        signal.signal(sig, _on_signal)
+    os.register_at_fork(after_in_child=_in_forked_child)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def _in_forked_child() -> None:
+    # A forked pool worker must not run the suite's stop logic (a copy of it, with no watchdog
+    # thread), and must not die of a terminal's Ctrl-C, which reaches the whole process group,
+    # printing a traceback each: the suite stops its workers itself. SIGTERM keeps its default.
+    global STATE
+    STATE = _State()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def interrupted() -> bool:
+    """Whether a stop signal has been received."""
+    return STATE.signal is not None
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """A block that a stop signal does not cut short (saving a file, writing a journal line).
+
+    A signal received inside is raised as KeyboardInterrupt when the outermost block ends, unless
+    the session is already finishing, in which case it stays only noted (see :func:`finish`).
+    """
+    STATE.defer_depth += 1
+    try:
+        yield
+    finally:
+        STATE.defer_depth -= 1
+    if STATE.defer_depth == 0 and STATE.pending:
+        STATE.pending = False
+        raise KeyboardInterrupt(f"signal {STATE.signal}")
+
+
+def hold_signals() -> None:
+    """From now on (the session is saving), signals are noted and never raised."""
+    STATE.defer_depth += 1
+
+
+def _resource_tracker_pid() -> int | None:
+    # multiprocessing's resource tracker unlinks the named semaphores of spawn and forkserver pools
+    # when its pipe closes, that is when this process exits; killing it would leak them in /dev/shm.
+    try:
+        from multiprocessing import resource_tracker  # noqa: PLC0415
+
+        return resource_tracker._resource_tracker._pid
+    except (ImportError, AttributeError):
+        return None
+
+
+def kill_descendants() -> int:
+    """SIGKILL every live descendant (pool workers, forkservers, probes, orphans reparented here).
+
+    The resource tracker is spared: it exits by itself once this process is gone. Returns how many
+    processes were killed.
+    """
+    me = psutil.Process()
+    spare = _resource_tracker_pid()
+    killed: list[psutil.Process] = []
+    for _ in range(3):  # a process forked between listing and killing is caught by the next pass
+        try:
+            found = [p for p in me.children(recursive=True) if p.pid != spare]
+        except psutil.Error:
+            break
+        found = [p for p in found if p not in killed]
+        if not found:
+            break
+        for proc in found:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        killed += found
+    psutil.wait_procs(killed, timeout=REAP_WAIT_S)
+    with contextlib.suppress(ChildProcessError, OSError):
+        while os.waitpid(-1, os.WNOHANG)[0]:  # reap zombies of orphans adopted as subreaper
+            pass
+    return len(killed)
+
+
+def threads_left() -> list[threading.Thread]:
+    """Threads that the interpreter's exit would wait for (non-daemon, still alive, not this one)."""
+    me = threading.current_thread()
+    return [t for t in threading.enumerate() if t is not me and t.is_alive() and not t.daemon]
+
+
+def _hard_exit(status: int) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(status)
+
+
+def finish(status: int) -> None:
+    """End of session, results saved: exit now if a signal came or threads are left that cannot be joined.
+
+    Returns (for the normal interpreter exit) only after an uneventful run.
+    """
+    left = threads_left()
+    if STATE.signal is None and not left:
+        return
+    kill_descendants()
+    _hard_exit(2 if STATE.signal is not None else status)
+
+
+def exit_status_for(status: Any) -> int:
+    """The status a session ends with: 2 (interrupted) once a stop signal came, whatever else happened."""
+    return 2 if STATE.signal is not None else int(status)

@@ -1,0 +1,231 @@
+"""Interruptions at any moment: every case type × executor, stopped early, in a warm-up, mid-round,
+in a pool's shutdown, after a case finished, and while saving, by Ctrl-C (SIGINT to the process
+group, as a terminal sends it) or SIGTERM (to the process, as `docker stop` and `kill` send it).
+
+Each run is a real `pytest bench` in a session of its own, with the signal sent from inside it at
+the chosen moment (tests/fault_plugin.py). Each must exit with code 2, keep in its JSON and its
+journal exactly the cases that had finished, and leave no process of its tree alive. The time from
+the signal to the exit is recorded (``POOLBENCH_INTERRUPT_TIMES=FILE`` appends one JSON line per
+run), never asserted: the wall-clock cap below only tells a hang from a slow machine.
+
+A few runs are in the default test run; the whole sweep is marked ``interrupt_sweep``
+(``pytest -m interrupt_sweep``, run by .ci/run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.test_faults import no_survivors
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: A hang detector, not a speed limit: the suite's own watchdog ends a run 8 s after the signal
+#: (bench.stopping.STOP_DEADLINE_S); a run still alive long after that is hung.
+HANG_CAP_S = 120
+
+#: How each case type is selected, and how many pytest-benchmark rounds (warm-up included) one of
+#: its cases runs in the quick profile.
+SELECT = {
+    "scaling": (["--cases", "scaling", "--workloads", "cpu_python,io_sleep", "--workers", "2"], 4),
+    "cold_start": (["--cases", "cold_start"], 4),
+    "dispatch": (["--cases", "dispatch"], 4),
+    "payload": (["--cases", "payload"], 4),
+    "memory": (["--cases", "memory", "--workers", "1,2"], 1),
+    "default_workers": (["--cases", "default_workers"], 4),
+    "crash": (["--cases", "crash"], 1),
+}
+
+#: Executors each case type runs under in the sweep, with the number of cases it then holds.
+EXECUTORS = {
+    "scaling": {"serial": 2, "thread": 2, "fork": 2, "forkserver": 2, "spawn": 2},
+    "cold_start": {"thread": 1, "fork": 1, "forkserver": 1, "spawn": 1},
+    "dispatch": {"serial": 1, "thread": 1, "fork": 3},
+    "payload": {"serial": 3, "thread": 3, "fork": 3, "spawn": 3},
+    "memory": {"serial": 1, "thread": 2, "fork": 2, "forkserver": 2, "spawn": 2},
+    "default_workers": {"thread": 4, "fork": 4},
+    "crash": {"thread": 3, "fork": 3, "spawn": 3},
+}
+
+
+@dataclass(frozen=True)
+class Point:
+    """One interruption: which run, which signal, and when (tests/fault_plugin.py's phases)."""
+
+    case: str
+    executor: str
+    moment: str  # early, warm-up, mid-round, teardown, late, saving
+    phase: str
+    nth: int
+    delay_ms: float
+    sig: str  # "INT:group" or "TERM:pid"
+
+    @property
+    def id(self) -> str:
+        return f"{self.case}-{self.executor}-{self.moment}-SIG{self.sig.split(':')[0]}"
+
+    def args(self) -> list[str]:
+        args = list(SELECT[self.case][0])
+        if self.executor in ("serial", "thread"):
+            return [*args, "--executors", self.executor]
+        return [*args, "--executors", "process", "--start-methods", self.executor]
+
+
+def points() -> list[Point]:
+    """The whole sweep; signals alternate so that each case type meets both."""
+    out: list[Point] = []
+    for case, executors in EXECUTORS.items():
+        rounds = SELECT[case][1]
+        for executor, cases in executors.items():
+            moments = [("early", "call", 1, 0)]
+            if case == "cold_start":  # no pool warm-up: pytest-benchmark's warm-up round starts the pool
+                moments.append(("warm-up", "round", 1, 2))
+            elif case != "crash":
+                moments.append(("warm-up", "warmup", 1, 1))
+            # the last case's first timed round (its first round if it has only one): the others finished
+            moments.append(("mid-round", "round", (cases - 1) * rounds + min(2, rounds), 10))
+            if executor != "serial" and case != "crash":  # a serial "pool" has nothing to shut down
+                moments.append(("teardown", "shutdown", 1, 0))
+            if cases > 1:
+                moments.append(("late", "call", 2, 0))
+            for moment, phase, nth, delay in moments:
+                sig = "INT:group" if len(out) % 2 == 0 else "TERM:pid"
+                out.append(Point(case, executor, moment, phase, nth, delay, sig))
+        sig = "INT:group" if len(out) % 2 == 0 else "TERM:pid"
+        out.append(Point(case, next(iter(executors)), "saving", "save", 1, 0, sig))
+    return out
+
+
+#: In the default test run: the hang this suite once had (a 16 MiB result half-sent when Ctrl-C
+#: came), a pool start, a crash probe, forkserver and spawn pools, a teardown, and a save.
+DEFAULT = {
+    "payload-fork-mid-round-SIGINT",
+    "payload-spawn-mid-round-SIGTERM",
+    "scaling-forkserver-mid-round-SIGINT",
+    "scaling-forkserver-teardown-SIGTERM",
+    "scaling-thread-late-SIGINT",
+    "cold_start-spawn-warm-up-SIGINT",
+    "cold_start-fork-mid-round-SIGTERM",
+    "crash-fork-mid-round-SIGINT",
+    "crash-spawn-mid-round-SIGTERM",
+    "memory-spawn-early-SIGTERM",
+    "memory-fork-warm-up-SIGINT",
+    "default_workers-thread-teardown-SIGINT",
+    "default_workers-fork-warm-up-SIGTERM",
+    "dispatch-thread-mid-round-SIGTERM",
+    "scaling-serial-saving-SIGINT",
+    "crash-thread-saving-SIGTERM",
+}
+
+
+def _params() -> list:
+    out = []
+    for point in points():
+        marks = [] if point.id in DEFAULT else [pytest.mark.interrupt_sweep]
+        out.append(pytest.param(point, id=point.id, marks=marks))
+    return out
+
+
+def _default_points_exist() -> None:
+    missing = DEFAULT - {p.id for p in points()}
+    assert not missing, f"DEFAULT names points the sweep does not have: {missing}"
+
+
+def _read_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def run_interrupted(tmp_path: Path, point: Point) -> dict:
+    """Run `pytest bench` with ``point``'s interruption; return what happened."""
+    mark = uuid.uuid4().hex
+    beacon = tmp_path / "beacon.jsonl"
+    out = tmp_path / "out.json"
+    env = {
+        **os.environ,
+        "POOLBENCH_TEST_MARK": mark,
+        "POOLBENCH_TEST_BEACON": str(beacon),
+        "POOLBENCH_TEST_INTERRUPT": f"{point.sig.split(':')[0]}:{point.sig.split(':')[1]}:"
+        f"{point.phase}:{point.nth}:{point.delay_ms}",
+    }
+    env.pop("POOLBENCH_TEST_FAULT", None)
+    cmd = [sys.executable, "-m", "pytest", "bench", "-p", "no:cacheprovider", "-p", "tests.fault_plugin", "-q"]
+    cmd += ["--profile", "quick", "--case-timeout", "0", "--benchmark-json", str(out), *point.args()]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group: a group SIGINT reaches the run only
+    )
+    try:
+        output, _ = proc.communicate(timeout=HANG_CAP_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        raise AssertionError(f"{point.id}: still running {HANG_CAP_S} s after it started (hung):\n{output}") from None
+    ended = time.time()
+    records = _read_lines(beacon)
+    fired = [r["fired"] for r in records if "fired" in r]
+    return {
+        "returncode": proc.returncode,
+        "output": output,
+        "fired": fired[0] if fired else None,
+        "exit_s": ended - fired[0] if fired else None,
+        "passed": [r["passed"] for r in records if "passed" in r],
+        "json": out,
+        "journal": tmp_path / "out.journal.jsonl",
+        "survivors": no_survivors(mark),
+    }
+
+
+def _record_time(point: Point, seen: dict) -> None:
+    path = os.environ.get("POOLBENCH_INTERRUPT_TIMES")
+    if path and seen["exit_s"] is not None:
+        with open(path, "a") as f:
+            f.write(json.dumps({"point": point.id, "exit_s": round(seen["exit_s"], 3)}) + "\n")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", _params())
+def test_an_interrupted_run_stops_saves_what_finished_and_leaves_nothing(tmp_path, point):
+    seen = run_interrupted(tmp_path, point)
+    output = seen["output"]
+    assert seen["fired"] is not None, f"{point.id}: the run never reached {point.phase} #{point.nth}:\n{output}"
+    _record_time(point, seen)
+    assert seen["returncode"] == 2, f"{point.id}: exit code {seen['returncode']}, expected 2:\n{output}"
+    assert "INTERNALERROR" not in output and "Traceback" not in output, output
+    name = point.sig.split(":")[0]
+    assert f"poolbench: SIG{name}: stopping the current case" in output, output
+
+    passed = seen["passed"]
+    if passed:
+        saved = json.loads(seen["json"].read_text())  # valid JSON, written whole
+        assert sorted(b["fullname"] for b in saved["benchmarks"]) == sorted(passed)
+    else:
+        assert not seen["json"].exists(), "a run with no finished case saved a results file"
+    lines = _read_lines(seen["journal"])
+    assert sorted(line["fullname"] for line in lines if line["type"] == "benchmark") == sorted(passed)
+    if lines:
+        assert lines[0]["type"] == "run"
+    assert not seen["survivors"], f"{point.id}: processes left: {seen['survivors']}"
+
+
+def test_the_default_subset_is_part_of_the_sweep():
+    _default_points_exist()
+    sweep = points()
+    assert len({p.id for p in sweep}) == len(sweep)  # ids are unique
+    assert {p.moment for p in sweep} == {"early", "warm-up", "mid-round", "teardown", "late", "saving"}
+    for case in EXECUTORS:
+        assert {p.sig for p in sweep if p.case == case} == {"INT:group", "TERM:pid"}
