@@ -183,11 +183,17 @@ def _journal_hint(config: pytest.Config) -> str:
 
 
 def _tell(config: pytest.Config, text: str) -> None:
-    """One line to the user's terminal, past pytest's output capture."""
+    """One line to the user's terminal, on a line of its own, past pytest's output capture."""
     capture = config.pluginmanager.get_plugin("capturemanager")
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
     with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
-        sys.stderr.write(text + "\n")
-        sys.stderr.flush()
+        if reporter is not None:
+            if reporter._tw.width_of_current_line:  # after pytest's progress dots
+                reporter._tw.line()
+            reporter.write_line(text)
+        else:
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
 
 
 def _warn(config: pytest.Config, text: str) -> None:
