@@ -12,7 +12,15 @@ promises, then plots across limits and writes the report::
 A limit is named by what it sets: ``cpus-<CPUs>`` is a CFS quota (docker only: a quota needs a
 cgroup), ``cpuset-<CPU numbers joined by '-'>`` a CPU set (both backends), ``unlimited`` none.
 The driver keeps going when one limit fails and says so in its exit code: 0 every limit ran and
-recorded its limit, 1 one or more failed, 2 it could not start (no engine, a bad option).
+recorded its limit, 1 one or more failed or were interrupted, 2 it could not start (no engine, a
+bad option), 130 the driver itself was interrupted (Ctrl-C or SIGTERM).
+
+Interruptions: a limit whose suite was stopped by a signal (`docker stop` on its container: the
+suite saves its finished cases and exits 2) is reported as interrupted, never as a success, and the
+driver goes on to the next limit or stops there (``--on-interrupt``). Ctrl-C or SIGTERM on the
+driver stops the container it is running the same way (``docker stop``), reports, and exits 130.
+Each suite runs in a session of its own, so that a terminal's Ctrl-C reaches the driver only and
+the driver decides how its child stops.
 """
 
 from __future__ import annotations
@@ -20,8 +28,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +47,13 @@ COMPOSE_FILE = ROOT / "docker" / "compose.yaml"
 PUBLIC_BASE = "python:3.11-slim"  # the Dockerfile's default BASE_IMAGE
 CONTAINER_UID = 10001  # the non-root user of docker/Dockerfile
 PROFILES = ("quick", "default", "full")
+#: pytest's exit code for an interrupted session: the suite exits with it on SIGINT or SIGTERM.
+SUITE_INTERRUPTED = 2
+#: Seconds `docker stop` waits before SIGKILL; the suite stops within 8 s of SIGTERM
+#: (bench.stopping.STOP_DEADLINE_S), so its finished cases are saved first.
+STOP_GRACE_S = 10
+#: Exit code of the driver when it was interrupted itself (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 
 
 class MatrixError(ResultsError):
@@ -100,6 +117,13 @@ def parse_args(argv: Sequence[str] | None = None):
         "else one built by docker/base-image.sh)",
     )
     parser.add_argument("--timeout", type=int, default=1800, help="seconds one limit may run (default: 1800)")
+    parser.add_argument(
+        "--on-interrupt",
+        choices=("next", "stop"),
+        default="next",
+        help="when a limit's suite is stopped by a signal (docker stop on its container): go on with the "
+        "next limit (default) or stop the matrix there",
+    )
     parser.add_argument("--no-report", action="store_true", help="skip the plots and report at the end")
     parser.add_argument("pytest_args", nargs="*", help="extra `pytest bench` options, after --")
     args = parser.parse_args(argv)
@@ -208,60 +232,138 @@ def _elapsed(seconds: float) -> str:
     return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
 
 
-def run_one(lim: Limit, args, results: Path, run_id: str, compose: list[str] | None) -> tuple[bool, str, Path]:
-    """Run one limit; (ok, what happened, results file)."""
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one limit: ``status`` is ok, failed or interrupted."""
+
+    status: str
+    what: str
+    results: Path
+
+
+class DriverInterrupted(Exception):
+    """Ctrl-C or SIGTERM reached the driver; carries the outcome of the limit it stopped."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.what)
+        self.outcome = outcome
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def _wait(child: subprocess.Popen, stop, timeout: float) -> tuple[int | None, str | None]:
+    """Wait for the suite; (exit code, what stopped it early: "timeout", "driver" or None)."""
+    try:
+        return child.wait(timeout=timeout), None
+    except subprocess.TimeoutExpired:
+        why = "timeout"
+    except KeyboardInterrupt:
+        why = "driver"
+        # A second Ctrl-C must not cut the stop short and leave the container running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print(f"matrix: stopping the running suite ({'--timeout' if why == 'timeout' else 'interrupted'})", flush=True)
+    stop()
+    try:
+        return child.wait(timeout=STOP_GRACE_S + 30), why
+    except subprocess.TimeoutExpired:
+        child.kill()
+        return child.wait(), why
+
+
+def _finished_cases(out: Path) -> tuple[int, Path | None]:
+    """How many finished cases a stopped run kept, and where (its JSON, else its journal)."""
+    journal = out.with_name(out.name.removesuffix(".json") + ".journal.jsonl")
+    for path in (out, journal):
+        if path.is_file():
+            try:
+                return len(load_file(path)), path
+            except ResultsError:
+                continue
+    return 0, None
+
+
+def _suite_command(lim: Limit, args, results: Path, run_id: str, *, out: Path, compose: list[str] | None):
+    """(command, environment, preexec function, how to stop it) for one limit's suite."""
+    env = {**os.environ, "POOLBENCH_PROFILE": args.profile, "POOLBENCH_RESULTS": str(results.resolve())}
+    if compose is not None:
+        container = f"poolbench-{run_id}-{lim.name}".lower()
+        cmd = [*compose, "run", "--rm", "-T", "--name", container]
+        cmd += ["-e", f"POOLBENCH_LABEL={lim.name}", "-e", f"POOLBENCH_RUN_ID={run_id}", lim.name, *args.pytest_args]
+
+        def stop(child: subprocess.Popen) -> None:
+            # SIGTERM to the suite (the container's PID 1), SIGKILL after the grace period.
+            _run(["docker", "stop", "-t", str(STOP_GRACE_S), container])
+
+        return cmd, env, None, stop
+    cpus = set(lim.cpuset) if lim.cpuset is not None else os.sched_getaffinity(0)
+    env.update(POOLBENCH_LABEL=lim.name, POOLBENCH_BACKEND="affinity")
+    cmd = [sys.executable, "-m", "pytest", "bench", "-p", "no:cacheprovider", "-q", "--profile", args.profile]
+    cmd += ["--benchmark-json", str(out), *args.pytest_args]
+
+    def preexec() -> None:
+        os.sched_setaffinity(0, cpus)
+
+    return cmd, env, preexec, lambda child: child.send_signal(signal.SIGTERM)
+
+
+def run_one(lim: Limit, args, results: Path, run_id: str, compose: list[str] | None) -> Outcome:
+    """Run one limit to its end; raises :class:`DriverInterrupted` when the driver is interrupted meanwhile."""
     folder = results / lim.name
     prepare_folder(folder)
     out = folder / f"{run_id}.json"
     log = results / f"{lim.name}-{run_id}.log"
-    env = {**os.environ, "POOLBENCH_PROFILE": args.profile, "POOLBENCH_RESULTS": str(results.resolve())}
-    if compose is not None:
-        cmd = [*compose, "run", "--rm", "-T", "-e", f"POOLBENCH_LABEL={lim.name}", "-e", f"POOLBENCH_RUN_ID={run_id}"]
-        cmd += [lim.name, *args.pytest_args]
-        preexec = None
-    else:
-        available = os.sched_getaffinity(0)
-        cpus = set(lim.cpuset) if lim.cpuset is not None else available
-        if not cpus <= available:
-            return False, f"CPUs {sorted(cpus - available)} are not available here", out
-        env.update(POOLBENCH_LABEL=lim.name, POOLBENCH_BACKEND="affinity")
-        cmd = [sys.executable, "-m", "pytest", "bench", "-p", "no:cacheprovider", "-q", "--profile", args.profile]
-        cmd += ["--benchmark-json", str(out), *args.pytest_args]
+    if compose is None and lim.cpuset is not None and not lim.cpuset <= os.sched_getaffinity(0):
+        return Outcome("failed", f"CPUs {sorted(lim.cpuset - os.sched_getaffinity(0))} are not available here", out)
+    cmd, env, preexec, stop = _suite_command(lim, args, results, run_id, out=out, compose=compose)
+    with open(log, "w") as sink:
+        # A session of its own: a terminal's Ctrl-C reaches the driver, which stops the suite itself.
+        child = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            preexec_fn=preexec,  # noqa: PLW1509  (the driver runs no threads of its own)
+            start_new_session=True,
+        )
+        code, early = _wait(child, lambda: stop(child), args.timeout)
+    outcome = classify(lim, code, early, out=out, log=log, timeout=args.timeout)
+    if early == "driver":
+        raise DriverInterrupted(outcome)
+    return outcome
 
-        def preexec() -> None:
-            os.sched_setaffinity(0, cpus)
 
-    try:
-        with open(log, "w") as sink:
-            done = subprocess.run(
-                cmd,
-                check=False,
-                cwd=ROOT,
-                env=env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                timeout=args.timeout,
-                preexec_fn=preexec,
-            )
-    except subprocess.TimeoutExpired:
-        return False, f"ran past --timeout {args.timeout} s (log: {log})", out
+def classify(lim: Limit, code: int, early: str | None, *, out: Path, log: Path, timeout: int) -> Outcome:
+    """What a suite's exit code, the way it ended and its results file say about one limit."""
+    if early == "timeout":
+        cases, where = _finished_cases(out)
+        kept = f"; {cases} finished cases in {where}" if where else ""
+        return Outcome("failed", f"ran past --timeout {timeout} s and was stopped{kept} (log: {log})", out)
+    if code == SUITE_INTERRUPTED or early == "driver":
+        cases, where = _finished_cases(out)
+        by = "Ctrl-C or SIGTERM on the driver" if early == "driver" else "a signal to its suite (docker stop?)"
+        kept = f"{cases} finished cases saved in {where}" if where else "no case had finished"
+        return Outcome("interrupted", f"interrupted by {by}; {kept} (exit code {code}; log: {log})", out)
     if not out.is_file():
-        why = f"exit code {done.returncode}"
-        if done.returncode == 137:
+        why = f"exit code {code}"
+        if code == 137:
             why += ": killed, most likely by the container's memory limit (POOLBENCH_MEMORY)"
         journal = out.with_name(out.name.removesuffix(".json") + ".journal.jsonl")
         if journal.is_file():
             why += f"; finished cases are in {journal}"
-        return False, f"wrote no results ({why}; log: {log})", out
+        return Outcome("failed", f"wrote no results ({why}; log: {log})", out)
     try:
         info = load_file(out)[0].run.poolbench
     except (ResultsError, IndexError) as exc:
-        return False, f"unusable results: {exc}", out
+        return Outcome("failed", f"unusable results: {exc}", out)
     problem = lim.problem(dict(info))
     if problem:
-        return False, problem, out
-    status = "ok" if done.returncode == 0 else f"some cases failed (exit code {done.returncode}; log: {log})"
-    return done.returncode == 0, f"{status}; effective CPUs {info['effective_cpus']:g}", out
+        return Outcome("failed", problem, out)
+    status = "ok" if code == 0 else f"some cases failed (exit code {code}; log: {log})"
+    return Outcome("ok" if code == 0 else "failed", f"{status}; effective CPUs {info['effective_cpus']:g}", out)
 
 
 def check_compose_variables(environ: dict[str, str]) -> None:
@@ -307,29 +409,58 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise MatrixError(f"image build failed: {tail[0]}; see `docker compose -f {files[0]} build`")
         print(f"matrix: image built in {_elapsed(time.monotonic() - start)}", flush=True)
 
-    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    outcome: list[tuple[str, bool, str, float]] = []
-    for i, lim in enumerate(limits, 1):
-        print(f"[{i}/{len(limits)}] {lim.name}: running ({_elapsed(time.monotonic() - start)} elapsed)", flush=True)
-        t0 = time.monotonic()
-        ok, what, _ = run_one(lim, args, results, run_id, compose)
-        took = time.monotonic() - t0
-        outcome.append((lim.name, ok, what, took))
-        left = len(limits) - i
-        print(f"[{i}/{len(limits)}] {lim.name}: {what} in {_elapsed(took)}; {left} left", flush=True)
-
-    failed = [name for name, ok, _, _ in outcome if not ok]
-    print(
-        f"\nmatrix: {len(outcome) - len(failed)} of {len(outcome)} limits ran and recorded their limit "
-        f"in {_elapsed(time.monotonic() - start)}" + (f"; failed: {', '.join(failed)}" if failed else "")
-    )
-    finished = [name for name, ok, _, _ in outcome if ok]
+    outcome, stopped = run_limits(limits, args, results, compose, start)
+    if stopped == DRIVER_STOPPED:
+        return EXIT_INTERRUPTED
+    failed = [name for name, r in outcome if r.status != "ok"]
+    finished = [name for name, r in outcome if r.status == "ok"]
     if finished and not args.no_report:
         report_args = [str(results / name) for name in finished] + ["--out", str(results / "report")]
         code = report.main(report_args)
         if code != 0:
             failed.append("report")
-    return 1 if failed else 0
+    return 1 if failed or len(outcome) < len(limits) else 0
+
+
+DRIVER_STOPPED = "the driver was interrupted"
+
+
+def run_limits(
+    limits: list[Limit], args, results: Path, compose: list[str] | None, start: float
+) -> tuple[list[tuple[str, Outcome]], str | None]:
+    """Each limit in turn; (their outcomes, why the matrix ended before its last limit or None)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)  # SIGTERM stops the running container, as Ctrl-C does
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    outcome: list[tuple[str, Outcome]] = []
+    stopped = None
+    for i, lim in enumerate(limits, 1):
+        print(f"[{i}/{len(limits)}] {lim.name}: running ({_elapsed(time.monotonic() - start)} elapsed)", flush=True)
+        t0 = time.monotonic()
+        try:
+            result = run_one(lim, args, results, run_id, compose)
+        except DriverInterrupted as exc:
+            result, stopped = exc.outcome, DRIVER_STOPPED
+        outcome.append((lim.name, result))
+        left = len(limits) - i
+        print(f"[{i}/{len(limits)}] {lim.name}: {result.what} in {_elapsed(time.monotonic() - t0)}; {left} left")
+        if stopped is None and result.status == "interrupted" and args.on_interrupt == "stop" and left:
+            stopped = f"{lim.name} was interrupted and --on-interrupt is stop"
+        if stopped:
+            if left:
+                print(f"matrix: {stopped}; not run: {', '.join(lim.name for lim in limits[i:])}")
+            break
+        sys.stdout.flush()
+    failed = [name for name, r in outcome if r.status == "failed"]
+    interrupted = [name for name, r in outcome if r.status == "interrupted"]
+    print(
+        f"\nmatrix: {len(outcome) - len(failed) - len(interrupted)} of {len(limits)} limits ran and recorded their "
+        f"limit in {_elapsed(time.monotonic() - start)}"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+        + (f"; interrupted: {', '.join(interrupted)}" if interrupted else ""),
+        flush=True,
+    )
+    return outcome, stopped
 
 
 if __name__ == "__main__":

@@ -68,7 +68,14 @@ def test_compose_services_differ_only_in_their_limit():
     for name, lines in bodies.items():
         assert lines[0] == "extends: unlimited", name
         assert len(lines) == 2 and lines[1].split(":")[0] in ("cpus", "cpuset"), name
-    for setting in ("network_mode: none", "read_only: true", "mem_limit:", "tmpfs:", 'user: "10001:10001"'):
+    for setting in (
+        "network_mode: none",
+        "init: true",
+        "read_only: true",
+        "mem_limit:",
+        "tmpfs:",
+        'user: "10001:10001"',
+    ):
         assert setting in text
 
 
