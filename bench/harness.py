@@ -6,6 +6,7 @@ so the scripts read one shape whatever the case.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
@@ -16,11 +17,12 @@ import workloads
 from bench.cases import Case
 from bench.config import SuiteConfig
 from bench.cpus import read_memory_cgroup
-from bench.executors import blas_threads_of
+from bench.executors import blas_limit_here, blas_threads_of
 from bench.measure import BatchRounds, PeakRss, throttling
 
-#: Bumped when a key of extra_info or machine_info["poolbench"] changes meaning or goes away.
-SCHEMA_VERSION = 1
+#: Bumped when a key of extra_info or machine_info["poolbench"] is added, changes meaning or goes
+#: away; scripts/results.py keeps the history. 2: ``serial_samples_s`` on scaling cases of pools.
+SCHEMA_VERSION = 2
 
 
 def case_info(case: Case, suite: SuiteConfig) -> dict[str, Any]:
@@ -83,9 +85,12 @@ def run_batches(
     check: Callable[[int, Any], bool],
     rounds: int,
     warmup_rounds: int,
+    paired_serial: bool = False,
 ) -> dict[str, Any]:
     """Time ``pool.map(func, args)`` once per round on a warm pool; check every answer of every round.
 
+    ``paired_serial``: after each round, also time the same batch run serially in this thread, with
+    BLAS capped as for the serial case (extra_info ``serial_samples_s``, one per timed round).
     Returns the extra_info it recorded (also set on ``benchmark``).
     """
     batch = BatchRounds(
@@ -94,9 +99,11 @@ def run_batches(
         label=case.id,
         tasks=len(args),
         warmup_rounds=warmup_rounds,
+        paired=(lambda: [func(a) for a in args]) if paired_serial else None,
     )
     blas = blas_threads_of(pool, case.executor)
-    with explain_dead_workers(case), PeakRss() as rss, throttling(suite.cpu.cgroup) as throttled:
+    serial_blas = blas_limit_here("serial", suite.blas_threads) if paired_serial else contextlib.nullcontext()
+    with explain_dead_workers(case), PeakRss() as rss, throttling(suite.cpu.cgroup) as throttled, serial_blas:
         benchmark.pedantic(
             batch.target, setup=batch.setup, teardown=batch.teardown, rounds=rounds, warmup_rounds=warmup_rounds
         )
@@ -109,6 +116,8 @@ def run_batches(
         cpu_time_s=round(batch.cpu_time_s, 6),
         **throttled,
     )
+    if paired_serial:
+        info["serial_samples_s"] = [round(t, 9) for t in batch.paired_samples]
     benchmark.extra_info.update(info)
     return info
 
@@ -127,6 +136,7 @@ def run_workload(benchmark: Any, suite: SuiteConfig, case: Case, pool: Executor)
         check=lambda _, result: work.check(size.param, result),
         rounds=suite.settings["rounds"],
         warmup_rounds=suite.settings["warmup_rounds"],
+        paired_serial=case.case == "scaling" and case.executor != "serial",
     )
     info["task_param"] = size.param
     benchmark.extra_info["task_param"] = size.param

@@ -8,6 +8,7 @@ inside the timed region; the peak RSS comes from the kernel's own high-water mar
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -163,6 +164,11 @@ class BatchRounds:
 
     ``setup`` and ``teardown`` run outside the timed region: they read the tree's CPU time and check
     every answer of the round just run. Warm-up rounds are checked but their CPU time is not kept.
+
+    With ``paired`` (a function that runs the same batch serially), ``teardown`` also times one
+    serial batch right after each pool round, warm-up included, and keeps the times of the timed
+    rounds in ``paired_samples``: round i of the pool and serial round i are seconds apart, so a slow
+    phase of a shared host hits both (scripts/metrics.py divides them). Its answers are checked too.
     """
 
     run_batch: Callable[[], list[Any]]
@@ -170,8 +176,10 @@ class BatchRounds:
     label: str
     tasks: int
     warmup_rounds: int = 0
+    paired: Callable[[], list[Any]] | None = None
     cpu_time_s: float = 0.0
     rounds_done: int = 0
+    paired_samples: list[float] = field(default_factory=list)
     _cpu_start: float = 0.0
     _results: list[Any] | None = field(default=None, repr=False)
 
@@ -185,18 +193,27 @@ class BatchRounds:
     def teardown(self) -> None:
         cpu = tree_cpu_seconds() - self._cpu_start
         self.rounds_done += 1
-        if self.rounds_done > self.warmup_rounds:
+        timed = self.rounds_done > self.warmup_rounds
+        if timed:
             self.cpu_time_s += cpu
         self.verify()
+        if self.paired is not None:
+            started = time.perf_counter()
+            self._results = self.paired()
+            took = time.perf_counter() - started
+            self.verify("serial round paired with this case")
+            if timed:
+                self.paired_samples.append(took)
 
-    def verify(self) -> None:
+    def verify(self, what: str | None = None) -> None:
         """Check every answer of the last round (also called once when pytest-benchmark is disabled)."""
         if self._results is None:
             return
         results = self._results
+        label = f"{self.label} ({what})" if what else self.label
         if len(results) != self.tasks:
-            raise WrongAnswer(f"{self.label}: {len(results)} results for {self.tasks} tasks")
+            raise WrongAnswer(f"{label}: {len(results)} results for {self.tasks} tasks")
         for i, result in enumerate(results):
             if not self.check(i, result):
-                raise WrongAnswer(f"{self.label}: task {i} returned a wrong answer: {result!r:.200}")
+                raise WrongAnswer(f"{label}: task {i} returned a wrong answer: {result!r:.200}")
         self._results = None

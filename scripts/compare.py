@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from scripts.cli import Parser, run
-from scripts.metrics import ideal_speedup
+from scripts.metrics import CONFIDENCE, boot_medians, ideal_speedup, interval, speedup_draws, speedup_point
 from scripts.results import Record, ResultsError, latest_runs, load
 
 EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE = 0, 1, 2
@@ -63,6 +63,8 @@ class Row:
     ratio_lo: float
     ratio_hi: float
     verdict: str  # same, regression, improvement
+    baseline_ci: tuple[float, float] | None = None  # each side's own 95 % interval (speedup, efficiency, index)
+    current_ci: tuple[float, float] | None = None
 
     @property
     def change(self) -> float:
@@ -120,19 +122,6 @@ def parse_args(argv: Sequence[str] | None = None):
 
 
 # --- statistics -----------------------------------------------------------------------------------
-
-
-def boot_medians(samples: Sequence[float], rng: np.random.Generator, resamples: int) -> np.ndarray:
-    """Medians of ``resamples`` bootstrap resamples of ``samples`` (with replacement)."""
-    data = np.asarray(samples, dtype=float)
-    idx = rng.integers(0, len(data), size=(resamples, len(data)))
-    return np.median(data[idx], axis=1)
-
-
-def interval(draws: np.ndarray, confidence: float) -> tuple[float, float]:
-    tail = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(draws, [tail, 1.0 - tail])
-    return float(lo), float(hi)
 
 
 def judge(point: float, lo: float, hi: float, lower_is_worse: bool, min_effect: float) -> str:
@@ -225,12 +214,12 @@ class Sampler:
         return r.case == "scaling" and r.executor != "serial" and r.workload in self.serials
 
     def point(self, r: Record) -> float:
-        return self.serials[r.workload].median / r.median
+        return speedup_point(r, self.serials[r.workload])
 
     def draws(self, r: Record) -> np.ndarray:
+        """Draws of the speedup (scripts.metrics: serial rounds paired with the pool's when recorded)."""
         if r.name not in self.cache:
-            serial = boot_medians(self.serials[r.workload].samples, self.rng, BOOTSTRAP_RESAMPLES)
-            self.cache[r.name] = serial / boot_medians(r.samples, self.rng, BOOTSTRAP_RESAMPLES)
+            self.cache[r.name] = speedup_draws(r, self.serials[r.workload], self.rng, BOOTSTRAP_RESAMPLES)
         return self.cache[r.name]
 
 
@@ -252,8 +241,9 @@ def compare(base: list[Record], cur: list[Record], args) -> tuple[list[Row], lis
             continue
         b_point = math.exp(sum(math.log(bs.point(b)) for b, _ in pairs) / len(pairs))
         c_point = math.exp(sum(math.log(cs.point(c)) for _, c in pairs) / len(pairs))
-        ratio = _geomean([cs.draws(c) for _, c in pairs]) / _geomean([bs.draws(b) for b, _ in pairs])
-        lo, hi = interval(ratio, args.confidence)
+        b_draws = _geomean([bs.draws(b) for b, _ in pairs])
+        c_draws = _geomean([cs.draws(c) for _, c in pairs])
+        lo, hi = interval(c_draws / b_draws, args.confidence)
         verdict = judge(c_point / b_point, lo, hi, True, args.min_effect)
         rows.append(
             Row(
@@ -264,6 +254,8 @@ def compare(base: list[Record], cur: list[Record], args) -> tuple[list[Row], lis
                 lo,
                 hi,
                 verdict,
+                interval(b_draws, CONFIDENCE),
+                interval(c_draws, CONFIDENCE),
             )
         )
 
@@ -280,34 +272,55 @@ def compare(base: list[Record], cur: list[Record], args) -> tuple[list[Row], lis
         b_ideal = ideal_speedup(b.kind, b.workers, b.tasks, b.run.effective_cpus)
         c_ideal = ideal_speedup(c.kind, c.workers, c.tasks, c.run.effective_cpus)
         for metric, scale_b, scale_c in (("speedup", 1.0, 1.0), ("efficiency", b_ideal, c_ideal)):
-            ratio = (cs.draws(c) / scale_c) / (bs.draws(b) / scale_b)
-            lo, hi = interval(ratio, args.confidence)
+            b_draws, c_draws = bs.draws(b) / scale_b, cs.draws(c) / scale_c
+            lo, hi = interval(c_draws / b_draws, args.confidence)
             base_v, cur_v = bs.point(b) / scale_b, cs.point(c) / scale_c
             verdict = judge(cur_v / base_v, lo, hi, True, args.case_min_effect)
-            rows.append(Row(name, metric, base_v, cur_v, lo, hi, verdict))
+            rows.append(
+                Row(
+                    name,
+                    metric,
+                    base_v,
+                    cur_v,
+                    lo,
+                    hi,
+                    verdict,
+                    interval(b_draws, CONFIDENCE),
+                    interval(c_draws, CONFIDENCE),
+                )
+            )
     return rows, only_base, only_cur, absolute
 
 
-def _fmt(metric: str, value: float) -> str:
+def _fmt(metric: str, value: float, ci: tuple[float, float] | None = None) -> str:
     if metric == "time":
         return f"{value * 1e3:.3f} ms"
-    return f"{value:.3f}"
+    if ci is None:
+        return f"{value:.3f}"
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
 def render(rows: list[Row], only_base: list[str], only_cur: list[str], notes: list[str]) -> str:
+    """One line per row: each side's value (with its own 95 % interval), the change, the ratio's interval."""
     width = max([len(r.name) for r in rows] + [20])
+    cols = [(_fmt(r.metric, r.baseline, r.baseline_ci), _fmt(r.metric, r.current, r.current_ci)) for r in rows]
+    side = max([len(x) for pair in cols for x in pair] + [12])
     lines = [
-        f"{'case':<{width}}  {'metric':<10}  {'baseline':>12}  {'current':>12}  {'change':>8}  "
+        f"{'case':<{width}}  {'metric':<10}  {'baseline':>{side}}  {'current':>{side}}  {'change':>8}  "
         f"{'ratio interval':>17}  verdict",
     ]
-    for r in rows:
+    for r, (b, c) in zip(rows, cols, strict=True):
         flag = r.verdict.upper() if r.verdict == "regression" else r.verdict
         lines.append(
-            f"{r.name:<{width}}  {r.metric:<10}  {_fmt(r.metric, r.baseline):>12}  {_fmt(r.metric, r.current):>12}  "
+            f"{r.name:<{width}}  {r.metric:<10}  {b:>{side}}  {c:>{side}}  "
             f"{r.change:>+8.1%}  [{r.ratio_lo:6.3f}, {r.ratio_hi:6.3f}]  {flag}"
         )
     lines += [f"only in baseline (missing now): {name}" for name in only_base]
     lines += [f"only in current (new): {name}" for name in only_cur]
+    lines.append(
+        f"speedup, efficiency and index values carry their own {CONFIDENCE:.0%} interval (bootstrap over rounds, "
+        "serial rounds paired with the pool's where recorded); the ratio interval is the gate's"
+    )
     lines += notes
     return "\n".join(lines)
 

@@ -1,7 +1,8 @@
 """Scaling curves from saved results: ``python -m scripts.plot PATH... --out DIR``.
 
 For each workload: speedup and efficiency against workers for every pool, beside the ideal, with
-a marker at the effective CPU count and the spread of the rounds (quartiles) as error bars. When
+a marker at the effective CPU count and each point's 95 % interval (bootstrap over rounds,
+scripts/metrics.py) as error bars. When
 the results hold several CPU limits (a matrix run), one more figure per workload draws each limit's
 curve. A summary figure puts every workload's speedup at the recommended worker count side by side,
 and, where the default_workers case ran, one figure sets each executor's default ``max_workers``
@@ -77,6 +78,17 @@ def _ideal_curve(ax, kind: str, tasks: int, cpus: float, workers: Sequence[int],
     )
 
 
+def _yerr(points: Sequence[ScalingPoint], attr: str = "speedup") -> list[list[float]]:
+    """Error-bar lengths below and above each point: its 95 % interval."""
+    mid = [getattr(p, attr) for p in points]
+    lo = [getattr(p, f"{attr}_lo") for p in points]
+    hi = [getattr(p, f"{attr}_hi") for p in points]
+    return [
+        [max(m - a, 0) for m, a in zip(mid, lo, strict=True)],
+        [max(b - m, 0) for m, b in zip(mid, hi, strict=True)],
+    ]
+
+
 def plot_workload(points: list[ScalingPoint], out: Path, suffix: str = "") -> list[Path]:
     """Speedup and efficiency of one workload in one run, every pool, beside the ideal."""
     first = points[0]
@@ -89,20 +101,9 @@ def plot_workload(points: list[ScalingPoint], out: Path, suffix: str = "") -> li
         series.sort(key=lambda p: p.workers)
         colour, marker = style(pool)
         xs = [p.workers for p in series]
-        for ax, mid, lo, hi in (
-            (ax_s, [p.speedup for p in series], [p.speedup_lo for p in series], [p.speedup_hi for p in series]),
-            (
-                ax_e,
-                [p.efficiency for p in series],
-                [p.efficiency_lo for p in series],
-                [p.efficiency_hi for p in series],
-            ),
-        ):
-            err = [
-                [max(m - a, 0) for m, a in zip(mid, lo, strict=True)],
-                [max(b - m, 0) for m, b in zip(mid, hi, strict=True)],
-            ]
-            ax.errorbar(xs, mid, yerr=err, color=colour, marker=marker, capsize=3, label=pool)
+        for ax, attr in ((ax_s, "speedup"), (ax_e, "efficiency")):
+            mid = [getattr(p, attr) for p in series]
+            ax.errorbar(xs, mid, yerr=_yerr(series, attr), color=colour, marker=marker, capsize=3, label=pool)
     _ideal_curve(ax_s, first.kind, first.tasks, first.effective_cpus, workers)
     ax_e.axhline(1.0, linestyle="--", color="black", linewidth=1, label="ideal")
     for ax in (ax_s, ax_e):
@@ -117,7 +118,8 @@ def plot_workload(points: list[ScalingPoint], out: Path, suffix: str = "") -> li
     ax_s.legend(fontsize="small")
     fig.suptitle(
         f"{first.workload} ({first.kind}, {first.gil} the GIL): {first.tasks} tasks per batch, "
-        f"serial {first.serial_s * 1e3:.0f} ms; {first.label}; bars: quartiles of rounds"
+        f"serial {first.serial_s * 1e3:.0f} ms; {first.label}; bars: 95 % intervals"
+        + (" (serial rounds paired)" if any(p.paired for p in points) else "")
     )
     return save(fig, out, f"scaling-{first.workload}{suffix}")
 
@@ -136,7 +138,15 @@ def plot_by_limit(points: list[ScalingPoint], out: Path) -> list[Path]:
             if not series:
                 continue
             colour = colours(i / max(len(labels) - 1, 1))
-            ax.plot([p.workers for p in series], [p.speedup for p in series], marker="o", color=colour, label=label)
+            ax.errorbar(
+                [p.workers for p in series],
+                [p.speedup for p in series],
+                yerr=_yerr(series),
+                marker="o",
+                color=colour,
+                capsize=3,
+                label=label,
+            )
             _ideal_curve(
                 ax, first.kind, first.tasks, series[0].effective_cpus, workers, colour=colour, label="_nolegend_"
             )
@@ -144,7 +154,7 @@ def plot_by_limit(points: list[ScalingPoint], out: Path) -> list[Path]:
         ax.set_title(pool)
         ax.set_ylabel("speedup over serial (×)")
         ax.legend(fontsize="small", title="CPU limit")
-    fig.suptitle(f"{first.workload}: speedup per CPU limit (dashed: each limit's ideal)")
+    fig.suptitle(f"{first.workload}: speedup per CPU limit (dashed: each limit's ideal; bars: 95 % intervals)")
     return save(fig, out, f"scaling-{first.workload}-by-limit")
 
 
@@ -158,12 +168,21 @@ def plot_summary(points: list[ScalingPoint], out: Path, suffix: str = "") -> lis
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(workloads)), 4.2))
     width = 0.8 / max(len(pools), 1)
     for j, pool in enumerate(pools):
-        values = []
-        for w in workloads:
-            match = [p.speedup for p in points if p.workload == w and p.pool == pool and p.workers == target]
-            values.append(match[0] if match else 0.0)
-        xs = [i + (j - (len(pools) - 1) / 2) * width for i in range(len(workloads))]
-        ax.bar(xs, values, width=width, color=style(pool)[0], label=pool)
+        xs, chosen = [], []
+        for i, w in enumerate(workloads):
+            match = [p for p in points if p.workload == w and p.pool == pool and p.workers == target]
+            if match:
+                xs.append(i + (j - (len(pools) - 1) / 2) * width)
+                chosen.append(match[0])
+        ax.bar(
+            xs,
+            [p.speedup for p in chosen],
+            yerr=_yerr(chosen),
+            capsize=2,
+            width=width,
+            color=style(pool)[0],
+            label=pool,
+        )
     ax.axhline(
         min(target, cpus),
         linestyle="--",
@@ -175,7 +194,7 @@ def plot_summary(points: list[ScalingPoint], out: Path, suffix: str = "") -> lis
     ax.set_xticks(range(len(workloads)))
     ax.set_xticklabels(workloads, rotation=20)
     ax.set_ylabel(f"speedup over serial at {target} workers (×)")
-    ax.set_title(f"Which executor, per workload ({label})")
+    ax.set_title(f"Which executor, per workload ({label}; bars: 95 % intervals)")
     ax.legend(fontsize="small")
     ax.grid(True, axis="y", alpha=0.3)
     return save(fig, out, f"summary{suffix}")

@@ -1,6 +1,8 @@
 """An evidence report from saved results: ``python -m scripts.report PATH... --out DIR``.
 
-Writes ``DIR/report.md`` (and the plots it embeds, through scripts.plot): the tutorial's eight
+Writes ``DIR/report.md`` (and the plots it embeds, through scripts.plot) and ``DIR/summary.json``
+(every speedup with its 95 % interval, one record per label, Python, workload, executor, start
+method and worker count: README.md, "Results schema"): the tutorial's eight
 claims about threads and processes, each with the numbers these results measured and a verdict
 (confirmed, refuted, depends, or not measured with the case that would measure it); corrections of
 stale claims; and a recommendation per workload for the machine or container measured. Every
@@ -9,6 +11,7 @@ number in the report is computed from the results given; none is typed in.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +20,7 @@ from pathlib import Path
 from scripts import plot
 from scripts.cli import Parser, prepare_out, run, write_atomic
 from scripts.metrics import (
+    CONFIDENCE,
     MIN_PERIODS_PER_ROUND,
     ScalingPoint,
     cold_start_ms,
@@ -30,10 +34,8 @@ from scripts.metrics import (
 )
 from scripts.results import Record, ResultsError, Run, latest_runs, load
 
-#: A speedup within this fraction of the best counts as "as good": the cheaper choice wins
-#: (threads before processes, fewer workers before more). 10 %: single cases of one default run
-#: moved that much between unchanged runs here (README.md, "Regression gate").
-AS_GOOD = 0.90
+#: Version of summary.json's layout (README.md, "Results schema").
+SUMMARY_SCHEMA = 1
 #: Threads "do not scale" below this speedup on 2+ CPUs; one above it for GIL-holding code refutes the GIL claim.
 NO_SCALING = 1.15
 
@@ -58,6 +60,16 @@ def parse_args(argv: Sequence[str] | None = None):
 
 def _x(value: float) -> str:
     return f"{value:.2f}×"
+
+
+def _xi(p: ScalingPoint) -> str:
+    """A speedup with its 95 % interval: ``1.85× [1.80–1.90]``."""
+    return f"{p.speedup:.2f}× [{p.speedup_lo:.2f}–{p.speedup_hi:.2f}]"
+
+
+def _above(a: ScalingPoint, b: ScalingPoint) -> bool:
+    """``a`` is faster than ``b`` beyond doubt: their 95 % intervals do not overlap."""
+    return a.speedup_lo > b.speedup_hi
 
 
 class Evidence:
@@ -107,14 +119,14 @@ def claim_workload(ev: Evidence) -> Verdict:
             "ideal workload", claim, "", f"{NOT_MEASURED}: needs the scaling cases of io_sleep and cpu_python"
         )
     text = (
-        f"io_sleep at {io_t.workers} workers: threads {_x(io_t.speedup)}, processes {_x(io_p.speedup)}; "
-        f"cpu_python at {ev.at}: threads {_x(cpu_t.speedup)}, processes {_x(cpu_p.speedup)}"
+        f"io_sleep at {io_t.workers} workers: threads {_xi(io_t)}, processes {_xi(io_p)}; "
+        f"cpu_python at {ev.at}: threads {_xi(cpu_t)}, processes {_xi(cpu_p)}"
     )
-    io_ok = io_t.speedup >= AS_GOOD * io_p.speedup
-    cpu_ok = cpu_p.speedup > cpu_t.speedup * 1.2 or ev.cpus < 1.5
+    io_ok = not _above(io_p, io_t)
+    cpu_ok = _above(cpu_p, cpu_t) or ev.cpus < 1.5
     if nat_t and nat_p:
-        text += f"; numpy_ufunc at {ev.at}: threads {_x(nat_t.speedup)}, processes {_x(nat_p.speedup)}"
-        if io_ok and cpu_ok and nat_t.speedup >= AS_GOOD * nat_p.speedup and ev.cpus >= 1.5:
+        text += f"; numpy_ufunc at {ev.at}: threads {_xi(nat_t)}, processes {_xi(nat_p)}"
+        if io_ok and cpu_ok and not _above(nat_p, nat_t) and ev.cpus >= 1.5:
             return Verdict(
                 "ideal workload", claim, text, "depends: threads also suit CPU-bound native code that releases the GIL"
             )
@@ -127,14 +139,14 @@ def claim_gil(ev: Evidence) -> Verdict:
     for name in ("cpu_python", "numpy_object", "numpy_ufunc", "numpy_matmul", "zlib"):
         t = ev.point(name, "thread")
         if t:
-            parts.append(f"{name} ({t.gil}) {_x(t.speedup)}")
-            (holds if t.gil == "holds" else releases).append(t.speedup)
+            parts.append(f"{name} ({t.gil}) {_xi(t)}")
+            (holds if t.gil == "holds" else releases).append(t.speedup_lo)
     if not holds:
         return Verdict("GIL", claim, "", f"{NOT_MEASURED}: needs the scaling case of cpu_python on threads")
     text = f"thread speedup at {ev.at} workers: " + ", ".join(parts)
     if ev.cpus < 1.5:
         return Verdict("GIL", claim, text, f"depends: with {ev.cpus:g} CPUs no executor runs code in parallel")
-    if max(holds) >= NO_SCALING:
+    if max(holds) >= NO_SCALING:  # the low end of the interval: scaled beyond doubt
         return Verdict("GIL", claim, text, "refuted: GIL-holding code scaled on threads")
     if releases and max(releases) >= NO_SCALING:
         return Verdict(
@@ -239,12 +251,12 @@ def claim_parallelism(ev: Evidence) -> Verdict:
     if not p:
         return Verdict("parallelism", claim, "", f"{NOT_MEASURED}: needs the scaling case of cpu_python on processes")
     text = (
-        f"cpu_python on processes at {p.workers} workers: speedup {_x(p.speedup)} of an ideal {p.ideal:g} "
-        f"(efficiency {p.efficiency:.0%}) with {ev.cpus:g} effective CPUs"
+        f"cpu_python on processes at {p.workers} workers: speedup {_xi(p)} of an ideal {p.ideal:g} "
+        f"(efficiency {p.efficiency:.0%} [{p.efficiency_lo:.0%}–{p.efficiency_hi:.0%}]) with {ev.cpus:g} effective CPUs"
     )
     if ev.cpus < 1.5:
         return Verdict("parallelism", claim, text, f"depends: {ev.cpus:g} effective CPUs leave nothing to parallelise")
-    if p.efficiency >= 0.8:
+    if p.efficiency_hi >= 0.8:  # 80 % lies within the interval or below it
         return Verdict("parallelism", claim, text, "confirmed")
     return Verdict("parallelism", claim, text, "depends: efficiency below 80 % here (overhead or a busy machine)")
 
@@ -291,11 +303,13 @@ def corrections(ev: Evidence) -> list[str]:
 
 
 def recommend(ev: Evidence) -> list[tuple[str, str, str, str]]:
-    """Per workload: (workload, kind / GIL, choice, evidence). Cheapest choice within AS_GOOD of the best.
+    """Per workload: (workload, kind / GIL, choice, evidence). The cheapest choice as good as the best.
 
-    Speedups are compared after clipping at the ideal: a CPU-bound case measured above
-    min(workers, CPUs) is noise (the serial baseline ran on a slower moment), not a reason to
-    choose more workers than CPUs.
+    "As good" means the two 95 % intervals overlap: the results cannot tell them apart, so the
+    cheaper one wins: no pool (serial: a speedup of exactly 1), then threads before processes,
+    fewer workers before more. Speedups and their intervals are capped at the ideal first: a
+    CPU-bound case measured above min(workers, CPUs) is noise, not a reason to choose more
+    workers than CPUs.
     """
     rows = []
     for workload in dict.fromkeys(p.workload for p in ev.points):
@@ -303,14 +317,15 @@ def recommend(ev: Evidence) -> list[tuple[str, str, str, str]]:
         if not options:
             continue
 
-        def credible(p: ScalingPoint) -> float:
-            return min(p.speedup, p.ideal)
+        def capped(p: ScalingPoint) -> tuple[float, float, float]:
+            return min(p.speedup_lo, p.ideal), min(p.speedup, p.ideal), min(p.speedup_hi, p.ideal)
 
-        best = max(options, key=credible)
-        good = [p for p in options if credible(p) >= AS_GOOD * credible(best)]
+        best = max(options, key=lambda p: capped(p)[1])
+        floor = capped(best)[0]
+        good = [p for p in options if capped(p)[2] >= floor]
         pick = min(good, key=lambda p: (p.pool.split("/")[0] != "thread", p.workers))
-        if pick.speedup < 1.1:
-            choice = "no pool (serial): no executor beat serial by 10 %"
+        if floor <= 1.0:
+            choice = "no pool (serial): no executor beat serial beyond its 95 % interval"
         else:
             choice = f"`{pick.pool}`, max_workers={pick.workers}"
         rows.append(
@@ -318,10 +333,53 @@ def recommend(ev: Evidence) -> list[tuple[str, str, str, str]]:
                 workload,
                 f"{pick.kind}, {pick.gil} the GIL",
                 choice,
-                f"{_x(pick.speedup)} (best measured: {best.pool} w{best.workers} {_x(best.speedup)})",
+                f"{_xi(pick)} (best measured: {best.pool} w{best.workers} {_xi(best)})",
             )
         )
     return rows
+
+
+def summary(points: Sequence[ScalingPoint], runs: Sequence[Run]) -> dict:
+    """summary.json: every scaling point with its interval, and the identity of each run it came from."""
+    by_source = {run.source: run for run in runs}
+    records = []
+    for p in points:
+        run_ = by_source.get(p.source)
+        records.append(
+            {
+                "label": p.label,
+                "python": p.python,
+                "workload": p.workload,
+                "kind": p.kind,
+                "gil": p.gil,
+                "executor": p.pool.split("/")[0],
+                "start_method": p.start_method,
+                "workers": p.workers,
+                "speedup": round(p.speedup, 6),
+                "speedup_low": round(p.speedup_lo, 6),
+                "speedup_high": round(p.speedup_hi, 6),
+                "efficiency": round(p.efficiency, 6),
+                "efficiency_low": round(p.efficiency_lo, 6),
+                "efficiency_high": round(p.efficiency_hi, 6),
+                "ideal": round(p.ideal, 6),
+                "rounds": p.rounds,
+                "paired": p.paired,
+                "effective_cpus": p.effective_cpus,
+                "run": {
+                    "source": p.source,
+                    "datetime": run_.datetime if run_ else None,
+                    "node": run_.machine.get("node") if run_ else None,
+                    "profile": (run_.poolbench.get("config") or {}).get("profile") if run_ else None,
+                },
+            }
+        )
+    return {
+        "summary_schema": SUMMARY_SCHEMA,
+        "confidence": CONFIDENCE,
+        "interval": "bootstrap over rounds, medians, percentile method; serial rounds paired with the pool's "
+        "where recorded (paired: true)",
+        "records": records,
+    }
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -415,10 +473,20 @@ def render(runs: list[list[Record]], figures: list[Path], out: Path) -> str:
             ["limit", "workload", "executor", "default", "recommended", "default / recommended", "throttled periods"],
             rows,
         )
+    paired = any(p.paired for records in runs for p in scaling_points(records))
     lines += [
         "",
-        f"Rule: the cheapest choice within {AS_GOOD:.0%} of the best measured speedup (threads before "
-        "processes, fewer workers before more), each speedup capped at its ideal; medians of the timed rounds.",
+        "How to read the numbers: a speedup is the serial median over the pool's median of the timed rounds; "
+        + (
+            "each pool's rounds were interleaved with serial rounds of the same batch, so a slow phase of the "
+            "machine hits both sides of the ratio alike. "
+            if paired
+            else "the serial side is the run's serial case (these results predate paired serial rounds). "
+        )
+        + f"[low–high] is its {CONFIDENCE:.0%} interval: a bootstrap over the rounds (4000 resamples, the "
+        "paired rounds resampled together), the 2.5th and 97.5th percentiles. Rule for a recommendation: the "
+        "cheapest choice whose interval overlaps the best one's (no pool, then threads before processes, fewer "
+        "workers before more), speedups capped at their ideal.",
         "",
         "## Scaling curves",
         "",
@@ -430,7 +498,7 @@ def render(runs: list[list[Record]], figures: list[Path], out: Path) -> str:
 
 
 def work(args, records: list[Record]) -> list[Path]:
-    """Write the plots and report.md; returns their paths, the report last."""
+    """Write the plots, summary.json and report.md; returns their paths, the report last."""
     out = prepare_out(args.out)
     plot_args = type("PlotArgs", (), {"paths": args.paths, "out": str(out / "plots")})()
     figures = plot.work(plot_args, records)
@@ -438,7 +506,13 @@ def work(args, records: list[Record]) -> list[Path]:
     for r in records:
         by_run.setdefault(r.run.source, []).append(r)
     runs = sorted(by_run.values(), key=lambda rs: -rs[0].run.effective_cpus)
-    return [*figures, write_atomic(out / "report.md", render(runs, figures, out))]
+    points = [p for rs in runs for p in scaling_points(rs)]
+    table = summary(points, [rs[0].run for rs in runs])
+    return [
+        *figures,
+        write_atomic(out / "summary.json", json.dumps(table, indent=1) + "\n"),
+        write_atomic(out / "report.md", render(runs, figures, out)),
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

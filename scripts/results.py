@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: The newest schema this loader understands (bench/harness.py SCHEMA_VERSION).
-SCHEMA_VERSION = 1
+#: The newest schema this loader understands (bench/harness.py SCHEMA_VERSION). History:
+#: 1 — first release; 2 — scaling cases of pools add ``serial_samples_s``, serial rounds paired
+#: with the pool's rounds (a version-1 file simply has none).
+SCHEMA_VERSION = 2
 
 #: extra_info keys every poolbench benchmark carries.
 REQUIRED_EXTRA = (
@@ -88,6 +90,16 @@ class Record:
             return self.samples[0], self.samples[0]
         q = statistics.quantiles(self.samples, n=4, method="inclusive")
         return q[0], q[2]
+
+    @property
+    def paired_serial(self) -> tuple[float, ...] | None:
+        """Serial round times paired with this case's rounds (schema 2, scaling cases of pools), or None."""
+        data = self.extra.get("serial_samples_s")
+        if not isinstance(data, list) or len(data) != len(self.samples):
+            return None
+        if not all(isinstance(x, int | float) and x > 0 for x in data):
+            return None
+        return tuple(float(x) for x in data)
 
     @property
     def pool(self) -> str:

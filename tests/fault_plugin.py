@@ -55,6 +55,7 @@ def pytest_configure(config) -> None:
 # The signal comes from a timer thread, so it lands wherever the main thread is by then, as a real
 # one would. ``POOLBENCH_TEST_BEACON`` names a JSON Lines file that receives ``{"fired": time}``
 # when the signal is sent and ``{"passed": nodeid}`` for every case whose test function passed.
+# ``POOLBENCH_TEST_BEACON`` alone (no interruption) records the passed cases too.
 
 _COUNTS: dict[str, int] = {}
 
@@ -144,9 +145,17 @@ def pytest_runtest_call(item) -> None:
     _phase("call")
 
 
-def pytest_runtest_logreport(report) -> None:
-    if report.when == "call" and report.passed:
-        _beacon({"passed": report.nodeid})
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Record a passed case exactly when the suite marks it passed (bench/conftest.py does so in this
+    hook): a signal landing in between is held until both are done, so the record cannot disagree."""
+    from bench import stopping  # noqa: PLC0415
+
+    with stopping.deferred():
+        report = yield
+        if report.when == "call" and report.passed:
+            _beacon({"passed": report.nodeid})
+    return report
 
 
 @pytest.hookimpl(tryfirst=True, wrapper=True)

@@ -140,5 +140,5 @@ def test_a_journal_replaced_during_the_run_stops_it(tmp_path):
     (line,) = poolbench_lines(output)
     assert line.startswith(f"poolbench: journal {journal}: could not be written (replaced or removed")
     assert journal.read_text() == kept  # the copy is not written into
-    assert len(load([journal])) == 1
+    assert len(load([journal])) == kept.count('"type": "benchmark"') >= 1
     assert not no_survivors(env["_mark"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.test_suite_run import EXTRA_INFO_KEYS, MACHINE_KEYS
+from tests.test_suite_run import EXTRA_INFO_KEYS, MACHINE_KEYS, SCALING_POOL_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -29,5 +29,5 @@ def test_main_job_runs_the_benchmarks_then_the_report():
 
 
 def test_schema_documents_every_recorded_key():
-    for key in EXTRA_INFO_KEYS | MACHINE_KEYS:
+    for key in EXTRA_INFO_KEYS | MACHINE_KEYS | SCALING_POOL_KEYS:
         assert f"`{key}`" in README, key

@@ -40,6 +40,8 @@ EXTRA_INFO_KEYS = {
     "profile",
     "task_param",
 }
+#: Documented too, recorded by scaling cases of pools only.
+SCALING_POOL_KEYS = {"serial_samples_s"}
 MACHINE_KEYS = {
     "schema_version",
     "cpu_count",
@@ -138,6 +140,20 @@ def test_every_case_records_the_schema_keys(smallest_run):
 def test_per_round_samples_are_saved(smallest_run):
     for bench in smallest_run["benchmarks"]:
         assert len(bench["stats"]["data"]) == bench["stats"]["rounds"] >= 1
+
+
+def test_scaling_cases_of_pools_pair_a_serial_round_with_each_of_their_rounds(smallest_run):
+    for bench in smallest_run["benchmarks"]:
+        info = bench["extra_info"]
+        if info["case"] != "scaling":
+            assert "serial_samples_s" not in info, bench["name"]
+        elif info["executor"] == "serial":
+            assert "serial_samples_s" not in info  # the baseline itself
+        else:
+            paired = info["serial_samples_s"]
+            assert len(paired) == len(bench["stats"]["data"]), bench["name"]
+            assert all(t > 0 for t in paired)
+            assert info["schema_version"] == 2
 
 
 def test_blas_is_limited_to_one_thread_in_every_executor(smallest_run):
