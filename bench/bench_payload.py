@@ -29,7 +29,7 @@ def test_payload(benchmark, case, suite):
             pool,
             func=work.func,
             args=[payload] * tasks,
-            check=lambda _, result: work.check(payload, result),
+            check=lambda _, result: work.accepts(payload, result),
             rounds=suite.settings["payload_rounds"],
             warmup_rounds=suite.settings["warmup_rounds"],
         )

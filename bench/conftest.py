@@ -8,6 +8,7 @@ A bad value ends the run before any case with one line (pytest's usage error, ex
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.metadata
 import os
 import platform
@@ -26,11 +27,13 @@ from bench.executors import blas_libraries, executor_defaults, fix_malloc
 from bench.harness import SCHEMA_VERSION
 from bench.journal import Journal, SaveError, journal_path, make_saving_atomic, writable_folder
 from workloads import PROFILES, scaling_names
+from workloads.user import WorkloadFileError, load_files
 
 CONFIG_KEY = pytest.StashKey[SuiteConfig]()
 MALLOC_KEY = pytest.StashKey[bool]()
 JOURNAL_KEY = pytest.StashKey["Journal | None"]()
 STATUS_KEY = pytest.StashKey[int]()
+USER_KEY = pytest.StashKey["list[tuple[str, str | None]]"]()
 
 
 class CaseTimeout(Exception):
@@ -63,10 +66,28 @@ OPTIONS = {
 }
 
 
+#: Environment variable naming workload files, ':'-separated (read before --workload-file).
+WORKLOAD_FILES_ENV = "POOLBENCH_WORKLOAD_FILES"
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("poolbench", "poolbench sweep")
     for name, help_text in OPTIONS.items():
         group.addoption("--" + name.replace("_", "-"), dest=f"poolbench_{name}", default=None, help=help_text)
+    group.addoption(
+        "--workload-file",
+        dest="poolbench_workload_files",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help=f"a Python file whose WORKLOADS list adds workloads of your own (repeatable; also {WORKLOAD_FILES_ENV})",
+    )
+
+
+def workload_files(config: pytest.Config) -> list[str]:
+    """The workload files of this run: the environment's, then the command line's, each once."""
+    from_env = [p for p in os.environ.get(WORKLOAD_FILES_ENV, "").split(":") if p.strip()]
+    return list(dict.fromkeys([*from_env, *config.option.poolbench_workload_files]))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -74,9 +95,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if getattr(config.option, "numprocesses", None):
         raise pytest.UsageError("-n/--numprocesses: benchmarks must run one at a time; drop -n (pytest-xdist)")
     try:
+        # The user's workloads first: --workloads may name them.
+        config.stash[USER_KEY] = [(w.name, w.source) for w in load_files(workload_files(config))]
         cpu = cpus.detect()
         suite = build_config({name: getattr(config.option, f"poolbench_{name}") for name in OPTIONS}, cpu)
-    except (OptionError, cpus.CpuOverrideError) as exc:
+    except (OptionError, cpus.CpuOverrideError, WorkloadFileError) as exc:
         raise pytest.UsageError(str(exc)) from None
     for option, target in (
         ("--benchmark-json", getattr(config.option, "benchmark_json", None)),
@@ -265,6 +288,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
+def _sha256(path: str | None) -> str | None:
+    try:
+        return hashlib.sha256(Path(str(path)).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 def _version(dist: str) -> str | None:
     try:
         return importlib.metadata.version(dist)
@@ -292,5 +322,8 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
             **{d: _version(d) for d in ("numpy", "pytest", "pytest-benchmark", "psutil", "threadpoolctl")},
         },
         "environment": {k: os.environ.get(k) for k in RECORDED_ENV},
+        "workload_files": [
+            {"workload": name, "file": source, "sha256": _sha256(source)} for name, source in config.stash[USER_KEY]
+        ],
         "config": suite.as_dict(),
     }

@@ -21,7 +21,8 @@ from bench.executors import blas_limit_here, blas_threads_of
 from bench.measure import BatchRounds, PeakRss, throttling
 
 #: Bumped when a key of extra_info or machine_info["poolbench"] is added, changes meaning or goes
-#: away; scripts/results.py keeps the history. 2: ``serial_samples_s`` on scaling cases of pools.
+#: away; scripts/results.py keeps the history. 2: ``serial_samples_s`` on scaling cases of pools,
+#: ``workload_files`` in machine_info.
 SCHEMA_VERSION = 2
 
 
@@ -133,7 +134,7 @@ def run_workload(benchmark: Any, suite: SuiteConfig, case: Case, pool: Executor)
         pool,
         func=work.func,
         args=[size.param] * size.tasks,
-        check=lambda _, result: work.check(size.param, result),
+        check=lambda _, result: work.accepts(size.param, result),
         rounds=suite.settings["rounds"],
         warmup_rounds=suite.settings["warmup_rounds"],
         paired_serial=case.case == "scaling" and case.executor != "serial",

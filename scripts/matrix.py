@@ -431,6 +431,9 @@ def run_limits(
     """Each limit in turn; (their outcomes, why the matrix ended before its last limit or None)."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)  # SIGTERM stops the running container, as Ctrl-C does
+        # Explicitly, as the suite does: a process started in the background of a script inherits
+        # SIGINT ignored, and Python then leaves it ignored; the driver must still stop on Ctrl-C.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     outcome: list[tuple[str, Outcome]] = []
     stopped = None

@@ -136,7 +136,8 @@ def claim_workload(ev: Evidence) -> Verdict:
 def claim_gil(ev: Evidence) -> Verdict:
     claim = "The GIL keeps threads from running CPU-bound code in parallel."
     parts, holds, releases = [], [], []
-    for name in ("cpu_python", "numpy_object", "numpy_ufunc", "numpy_matmul", "zlib"):
+    cpu_bound = dict.fromkeys(p.workload for p in ev.points if p.kind != "io")  # built-ins and the user's
+    for name in cpu_bound:
         t = ev.point(name, "thread")
         if t:
             parts.append(f"{name} ({t.gil}) {_xi(t)}")

@@ -20,7 +20,8 @@ from typing import Any
 
 #: The newest schema this loader understands (bench/harness.py SCHEMA_VERSION). History:
 #: 1 — first release; 2 — scaling cases of pools add ``serial_samples_s``, serial rounds paired
-#: with the pool's rounds (a version-1 file simply has none).
+#: with the pool's rounds (a version-1 file simply has none), and machine_info adds
+#: ``workload_files`` (the user's workload files of the run).
 SCHEMA_VERSION = 2
 
 #: extra_info keys every poolbench benchmark carries.

@@ -57,6 +57,7 @@ MACHINE_KEYS = {
     "versions",
     "config",
     "executor_defaults",
+    "workload_files",
 }
 
 pytestmark = pytest.mark.slow

@@ -12,6 +12,7 @@ so that one profile does the same work on every machine and speedups compare acr
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import zlib
@@ -44,13 +45,18 @@ class Workload:
     kind: str
     gil: str
     sizes: Mapping[str, Size]
-    check: Callable[[Any, Any], bool]
-    models: str
+    check: Callable[[Any, Any], bool] | None = None  # None: answers are not checked (a user's workload)
+    models: str = ""
     uses_blas: bool = False
     tags: tuple[str, ...] = field(default=())
+    source: str | None = None  # the workload file a user's workload came from; None for the built-ins
 
     def size(self, profile: str) -> Size:
         return self.sizes[profile]
+
+    def accepts(self, param: Any, result: Any) -> bool:
+        """Whether ``result`` is a right answer for ``param``; any answer when there is no check."""
+        return True if self.check is None else bool(self.check(param, result))
 
 
 def _sizes(quick: tuple[Any, int], default: tuple[Any, int], full: tuple[Any, int]) -> Mapping[str, Size]:
@@ -263,13 +269,24 @@ PROBES: Mapping[str, Workload] = MappingProxyType(
 )
 
 
+#: Workloads loaded from the user's workload files (workloads/user.py), in the order given.
+USER: dict[str, Workload] = {}
+
+
+def register_user(workload: Workload, source: str) -> None:
+    """Add a user's workload (validated by workloads.user) to the sweep, remembering its file."""
+    USER[workload.name] = dataclasses.replace(workload, source=source)
+
+
 def scaling_names() -> tuple[str, ...]:
-    """Names accepted by ``--workloads``, in registry order."""
-    return tuple(SCALING)
+    """Names accepted by ``--workloads``, in registry order: the built-ins, then the user's."""
+    return (*SCALING, *USER)
 
 
 def get(name: str) -> Workload:
-    """The record called ``name``, scaling workloads first, then probes."""
+    """The record called ``name``: scaling workloads first, then the user's, then probes."""
     if name in SCALING:
         return SCALING[name]
+    if name in USER:
+        return USER[name]
     return PROBES[name]

@@ -1,0 +1,118 @@
+"""Your own workloads (`--workload-file`): they run like the built-ins under every executor and start
+method, reach the results, report, export and gate, and a bad file ends in one line and exit 4
+before any case runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.clirun import run_module
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "hashing.py"
+pytestmark = pytest.mark.slow
+
+
+def bench(*args: str, env: dict | None = None):
+    return run_module("pytest", "bench", "-p", "no:cacheprovider", "-q", "--profile", "quick", *args, env=env)
+
+
+def test_the_example_runs_under_every_start_method_and_reaches_report_export_and_gate(tmp_path):
+    out = tmp_path / "out.json"
+    done = bench(
+        *("--workload-file", str(EXAMPLE), "--workloads", "sha256,cpu_python", "--cases", "scaling"),
+        *("--workers", "1,2", "--start-methods", "fork,forkserver,spawn", "--benchmark-json", str(out)),
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    data = json.loads(out.read_text())
+    names = {b["name"] for b in data["benchmarks"]}
+    for method in ("fork", "forkserver", "spawn"):
+        assert f"test_scaling[sha256-process-{method}-w2]" in names
+    assert {"test_scaling[sha256-serial-w1]", "test_scaling[sha256-thread-w2]"} <= names
+    sha = next(b["extra_info"] for b in data["benchmarks"] if b["name"] == "test_scaling[sha256-thread-w2]")
+    assert (sha["kind"], sha["gil"], sha["task_param"]) == ("cpu-native", "releases", 4 * 2**20)
+    (recorded,) = data["machine_info"]["poolbench"]["workload_files"]
+    assert recorded["workload"] == "sha256" and recorded["file"] == str(EXAMPLE)
+    assert len(recorded["sha256"]) == 64
+    assert "sha256" in data["machine_info"]["poolbench"]["config"]["workloads"]
+
+    report = run_module("scripts.report", str(out), "--out", str(tmp_path / "r"))
+    assert report.returncode == 0, report.stderr
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "| sha256 | cpu-native, releases the GIL |" in text  # a recommendation
+    assert "sha256 (releases)" in text  # the GIL claim weighs it too
+    assert (tmp_path / "r" / "plots" / "scaling-sha256.png").is_file()
+    export = run_module("scripts.export", str(out), "--out", str(tmp_path / "e.json"))
+    assert export.returncode == 0
+    assert any("/sha256/" in e["name"] for e in json.loads((tmp_path / "e.json").read_text()))
+    gate = run_module("scripts.compare", str(out), str(out))
+    assert gate.returncode == 0 and "sha256" in gate.stdout
+
+
+def write(tmp_path: Path, name: str, body: str) -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+GOOD = """
+    from workloads import Size, Workload
+
+    def task(n):
+        return sum(range(n))
+
+    def check(n, result):
+        return result == n * (n - 1) // 2
+
+    SIZES = {"quick": Size(1000, 4), "default": Size(2000, 4), "full": Size(4000, 4)}
+    WORKLOADS = [Workload(name="summing", func=task, kind="cpu-python", gil="holds", sizes=SIZES, check=check)]
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "problem"),
+    [
+        ("missing.py", None, "no such file"),
+        ("broken.py", "def task(:\n", "syntax error on line 1"),
+        ("raising.py", "raise RuntimeError('no database here')\n", "importing it raised RuntimeError: no database"),
+        ("empty.py", "X = 1\n", "defines no WORKLOADS"),
+        ("notalist.py", "WORKLOADS = 'sha'\n", "WORKLOADS is not a non-empty list"),
+        ("wrongtype.py", "WORKLOADS = [{'name': 'x'}]\n", "WORKLOADS[0] is a dict, not a Workload"),
+        ("clash.py", GOOD.replace('name="summing"', 'name="cpu_python"'), "'cpu_python' clashes with a built-in"),
+        ("lambdas.py", GOOD.replace("func=task", "func=lambda n: n"), "its func cannot be pickled"),
+        ("sizes.py", GOOD.replace(', "full": Size(4000, 4)', ""), "sizes has ['default', 'quick']"),
+        ("kinds.py", GOOD.replace('kind="cpu-python"', 'kind="gpu"'), "kind 'gpu'"),
+        ("json.py", GOOD, "its module name 'json' is already taken"),
+    ],
+)
+def test_a_bad_workload_file_is_one_line_and_exit_4_before_any_case(tmp_path, name, body, problem):
+    path = tmp_path / name if body is None else write(tmp_path, name, body)
+    done = bench("--workload-file", str(path), "--cases", "scaling", "--executors", "serial")
+    assert done.returncode == 4, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"ERROR: workload file {path.resolve()}: "), errors[0]
+    assert problem in errors[0], errors[0]
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "passed" not in done.stdout
+
+
+def test_a_workload_whose_check_fails_fails_its_cases_and_one_without_a_check_runs(tmp_path):
+    wrong = write(tmp_path, "wrongcheck.py", GOOD.replace("return result == n * (n - 1) // 2", "return False"))
+    unchecked = write(
+        tmp_path, "nocheck.py", GOOD.replace('name="summing"', 'name="adding"').replace(", check=check", "")
+    )
+    out = tmp_path / "out.json"
+    env = {**os.environ, "POOLBENCH_WORKLOAD_FILES": f"{wrong}:{unchecked}"}
+    done = bench("--cases", "scaling", "--workloads", "summing,adding", "--executors", "serial,thread",
+                 "--workers", "2", "--benchmark-json", str(out), env=env)  # fmt: skip
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert "WrongAnswer: summing-serial-w1: task 0 returned a wrong answer" in done.stdout
+    saved = {b["name"] for b in json.loads(out.read_text())["benchmarks"]}
+    assert saved == {"test_scaling[adding-serial-w1]", "test_scaling[adding-thread-w2]"}
