@@ -273,6 +273,19 @@ def _wait(child: subprocess.Popen, stop, timeout: float) -> tuple[int | None, st
         return child.wait(), why
 
 
+def _stop_signal(log: Path) -> str | None:
+    """The signal that stopped the suite, from the line it prints (bench/stopping.py); None if none did.
+
+    pytest's exit code 2 also means a collection error, which is a failure, not an interruption.
+    """
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return None
+    found = re.search(r"^poolbench: (SIG[A-Z]+): stopping the current case", text, re.M)
+    return found.group(1) if found else None
+
+
 def _finished_cases(out: Path) -> tuple[int, Path | None]:
     """How many finished cases a stopped run kept, and where (its JSON, else its journal)."""
     journal = out.with_name(out.name.removesuffix(".json") + ".journal.jsonl")
@@ -342,9 +355,10 @@ def classify(lim: Limit, code: int, early: str | None, *, out: Path, log: Path, 
         cases, where = _finished_cases(out)
         kept = f"; {cases} finished cases in {where}" if where else ""
         return Outcome("failed", f"ran past --timeout {timeout} s and was stopped{kept} (log: {log})", out)
-    if code == SUITE_INTERRUPTED or early == "driver":
+    signalled = _stop_signal(log)
+    if (code == SUITE_INTERRUPTED and signalled) or early == "driver":
         cases, where = _finished_cases(out)
-        by = "Ctrl-C or SIGTERM on the driver" if early == "driver" else "a signal to its suite (docker stop?)"
+        by = "Ctrl-C or SIGTERM on the driver" if early == "driver" else f"{signalled} to its suite (docker stop?)"
         kept = f"{cases} finished cases saved in {where}" if where else "no case had finished"
         return Outcome("interrupted", f"interrupted by {by}; {kept} (exit code {code}; log: {log})", out)
     if not out.is_file():

@@ -168,3 +168,18 @@ def test_bad_compose_variables_are_refused_before_anything_runs(monkeypatch, var
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and variable in lines[0]
+
+
+def test_exit_code_2_is_an_interruption_only_when_the_suite_says_a_signal_stopped_it(tmp_path):
+    lim = Limit.parse("cpuset-0")
+    log = tmp_path / "run.log"
+    out = tmp_path / "cpuset-0" / "run.json"
+    log.write_text("..\npoolbench: SIGTERM: stopping the current case and saving the finished ones (at most 8 s)\n")
+    stopped = matrix.classify(lim, 2, None, out=out, log=log, timeout=60)
+    assert stopped.status == "interrupted"
+    assert "interrupted by SIGTERM to its suite" in stopped.what and "no case had finished" in stopped.what
+    log.write_text("ERROR collecting bench/bench_scaling.py\nInterrupted: 1 error during collection\n")
+    broken = matrix.classify(lim, 2, None, out=out, log=log, timeout=60)
+    assert broken.status == "failed" and "wrote no results (exit code 2" in broken.what
+    by_driver = matrix.classify(lim, -15, "driver", out=out, log=log, timeout=60)
+    assert by_driver.status == "interrupted" and "Ctrl-C or SIGTERM on the driver" in by_driver.what

@@ -75,7 +75,7 @@ def test_a_stopped_suite_is_reported_as_interrupted_and_the_driver_goes_on_or_st
     os.kill(suite_pid(proc.pid), signal.SIGTERM)  # what `docker stop` does to the container's suite
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 1, out
-    assert "[1/2] cpuset-0: interrupted by a signal to its suite (docker stop?)" in out
+    assert "[1/2] cpuset-0: interrupted by SIGTERM to its suite (docker stop?)" in out
     assert finished(results, "cpuset-0")  # the finished cases are there
     assert "finished cases saved in" in out
     if on_interrupt == "next":
@@ -145,7 +145,7 @@ def test_docker_stop_on_a_matrix_container_keeps_its_cases_and_the_driver_goes_o
     assert stopped.returncode == 0, stopped.stderr
     out, _ = proc.communicate(timeout=900)
     assert proc.returncode == 1, out
-    assert "[1/2] cpus-1: interrupted by a signal to its suite (docker stop?)" in out
+    assert "[1/2] cpus-1: interrupted by SIGTERM to its suite (docker stop?)" in out
     assert "[2/2] cpuset-0: ok" in out
     kept = finished(results, "cpus-1")
     assert kept
