@@ -137,6 +137,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     """Fail a case that runs past --case-timeout; its pools' workers are stopped on the way out."""
+    stopping.checkpoint()  # a stop signal held somewhere (a fork) stops the run before the next case
     limit = item.config.stash[CONFIG_KEY].case_timeout
     if not limit or threading.current_thread() is not threading.main_thread():
         return (yield)

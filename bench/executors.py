@@ -22,6 +22,7 @@ from typing import Any
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from bench import stopping
 from workloads import overhead
 
 # Held for the life of a worker process: threadpoolctl applies the limit when the limiter is
@@ -184,6 +185,7 @@ def warm_up(pool: Executor, workers: int, attempts: int = 4) -> set[int]:
     seen: set[int] = set()
     hold = WARMUP_HOLD_S
     for _ in range(attempts):
+        stopping.checkpoint()  # pool start-up forks: a stop signal held there is raised here
         futures = [pool.submit(overhead.whoami, hold) for _ in range(workers)]
         seen |= {f.result() for f in futures}
         if len(seen) >= workers or isinstance(pool, SerialExecutor | ThreadPoolExecutor):

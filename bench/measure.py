@@ -16,6 +16,7 @@ from typing import Any
 
 import psutil
 
+from bench import stopping
 from bench.cpus import CgroupCpu, read_throttling
 
 
@@ -184,6 +185,7 @@ class BatchRounds:
     _results: list[Any] | None = field(default=None, repr=False)
 
     def setup(self) -> None:
+        stopping.checkpoint()  # a stop signal held during a fork stops the run before this round
         self._results = None
         self._cpu_start = tree_cpu_seconds()
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import sys
@@ -85,7 +86,7 @@ def _on_signal(signum: int, frame: object) -> None:
         STATE.watchdog = threading.Timer(STOP_DEADLINE_S, _deadline)
         STATE.watchdog.daemon = True
         STATE.watchdog.start()
-        if STATE.defer_depth:
+        if _holding():
             STATE.pending = True
             return
         raise KeyboardInterrupt(f"signal {name}")
@@ -114,10 +115,37 @@ def install(where_saved: Callable[[], str], say: Callable[[str], None] = _to_std
         return
     for sig in SIGNALS:
         signal.signal(sig, _on_signal)
-    os.register_at_fork(after_in_child=_in_forked_child)
+    # Registered after logging's hooks (pytest imports logging first), so `before` runs first and
+    # `after_in_parent` last: the whole fork, their hooks included, holds signals. Both are C
+    # callables (list.append, list.pop): no Python frame, so no signal handler can run inside them.
+    os.register_at_fork(
+        before=functools.partial(_FORKS.append, None), after_in_parent=_FORKS.pop, after_in_child=_in_forked_child
+    )
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+#: One entry per fork under way in this process (see install). A stop signal that arrives then is
+#: held, not raised: an exception raised inside an at-fork hook (logging's, say) is swallowed
+#: ("Exception ignored in _releaseLock"), and the Ctrl-C would be lost.
+_FORKS: list[None] = []
+
+
+def _holding() -> bool:
+    return STATE.defer_depth > 0 or bool(_FORKS)
+
+
+def checkpoint() -> None:
+    """Raise the stop signal now if one came and the run is still starting new work.
+
+    Called where the suite starts a case, a round or a pool's warm-up: after a stop signal none of
+    these should happen, so reaching one means the signal was held (during a fork) or swallowed
+    (raised inside a hook that ignores exceptions), and it is raised again here.
+    """
+    if STATE.signal is not None and not _holding():
+        STATE.pending = False
+        raise KeyboardInterrupt(f"signal {STATE.signal}")
 
 
 def _in_forked_child() -> None:
@@ -126,6 +154,7 @@ def _in_forked_child() -> None:
     # printing a traceback each: the suite stops its workers itself. SIGTERM keeps its default.
     global STATE
     STATE = _State()
+    _FORKS.clear()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
