@@ -36,7 +36,7 @@ def test_the_example_runs_under_every_start_method_and_reaches_report_export_and
         assert f"test_scaling[sha256-process-{method}-w2]" in names
     assert {"test_scaling[sha256-serial-w1]", "test_scaling[sha256-thread-w2]"} <= names
     sha = next(b["extra_info"] for b in data["benchmarks"] if b["name"] == "test_scaling[sha256-thread-w2]")
-    assert (sha["kind"], sha["gil"], sha["task_param"]) == ("cpu-native", "releases", 4 * 2**20)
+    assert (sha["kind"], sha["gil"], sha["task_param"]) == ("cpu-native", "releases", 8 * 2**20)
     (recorded,) = data["machine_info"]["poolbench"]["workload_files"]
     assert recorded["workload"] == "sha256" and recorded["file"] == str(EXAMPLE)
     assert len(recorded["sha256"]) == 64

@@ -7,8 +7,8 @@
     def check_sha(n: int, result) -> bool: ...
 
     WORKLOADS = [Workload(name="sha", func=sha_task, kind="cpu-native", gil="releases",
-                          sizes={"quick": Size(4 << 20, 8), "default": Size(16 << 20, 16),
-                                 "full": Size(32 << 20, 32)},
+                          sizes={"quick": Size(8 << 20, 8), "default": Size(32 << 20, 16),
+                                 "full": Size(64 << 20, 32)},
                           check=check_sha, models="hashing")]
 
 ``pytest bench --workload-file mytasks.py`` (or ``POOLBENCH_WORKLOAD_FILES=a.py:b.py``) loads it
