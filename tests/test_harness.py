@@ -56,8 +56,9 @@ def test_batch_rounds_fail_on_missing_results():
 
 def test_batch_rounds_leave_warmup_cpu_out():
     def spin():
+        # Long enough (about 0.1 s) to span several clock ticks: CPU time is counted in ticks (10 ms).
         x = 0
-        for i in range(300_000):
+        for i in range(2_000_000):
             x += i
         return [x]
 
