@@ -34,7 +34,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -61,7 +60,6 @@ def _to_stderr(text: str) -> None:
 class _State:
     def __init__(self) -> None:
         self.signal: str | None = None  # name of the first stop signal received
-        self.received_at: float | None = None  # time.monotonic() of the first signal
         self.defer_depth = 0  # > 0 inside deferred(): signals are noted, not raised
         self.pending = False  # a signal arrived inside deferred() and was not raised yet
         self.where_saved: Callable[[], str] = lambda: ""
@@ -81,7 +79,6 @@ def _on_signal(signum: int, frame: object) -> None:
     name = signal.Signals(signum).name
     if STATE.signal is None:
         STATE.signal = name
-        STATE.received_at = time.monotonic()
         _say(f"{name}: stopping the current case and saving the finished ones (at most {STOP_DEADLINE_S:g} s)")
         STATE.watchdog = threading.Timer(STOP_DEADLINE_S, _deadline)
         STATE.watchdog.daemon = True
@@ -157,11 +154,6 @@ def _in_forked_child() -> None:
     _FORKS.clear()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def interrupted() -> bool:
-    """Whether a stop signal has been received."""
-    return STATE.signal is not None
 
 
 @contextlib.contextmanager
