@@ -24,8 +24,8 @@ from bench import cpus, stopping
 from bench.cases import GENERATORS
 from bench.config import CASES, EXECUTORS, OptionError, SuiteConfig, build_config
 from bench.executors import blas_libraries, executor_defaults, fix_malloc
-from bench.harness import SCHEMA_VERSION
 from bench.journal import Journal, SaveError, journal_path, make_saving_atomic, writable_folder
+from common.schema import SCHEMA_VERSION
 from workloads import PROFILES, scaling_names
 from workloads.user import WorkloadFileError, load_files
 

@@ -28,6 +28,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.schema import recommended_workers
+
 #: Environment variable that caps the effective CPU count by hand (a float > 0), like loky's
 #: LOKY_MAX_CPU_COUNT: for hosts whose limit is invisible from inside (a VM's vCPU share, say).
 OVERRIDE_ENV = "POOLBENCH_CPUS"
@@ -71,13 +73,8 @@ class CpuInfo:
 
     @property
     def recommended_workers(self) -> int:
-        """Pool size for CPU-bound work: the effective CPUs rounded up, at least 1.
-
-        Rounded up (as loky does), not down (as Uber's automaxprocs does): with a quota of 1.5 CPUs,
-        two workers can use the whole quota, one worker only two thirds of it. The cost is that the
-        two stall together when the quota runs out, which the throttling counters record.
-        """
-        return max(1, math.ceil(self.effective_cpus - 1e-9))
+        """Pool size for CPU-bound work (the rule and its reasons: common.schema.recommended_workers)."""
+        return recommended_workers(self.effective_cpus)
 
     def as_dict(self) -> dict:
         """Plain data for ``machine_info``; the key names are part of the results schema."""

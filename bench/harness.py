@@ -19,11 +19,7 @@ from bench.config import SuiteConfig
 from bench.cpus import read_memory_cgroup
 from bench.executors import blas_limit_here, blas_threads_of
 from bench.measure import BatchRounds, PeakRss, throttling
-
-#: Bumped when a key of extra_info or machine_info["poolbench"] is added, changes meaning or goes
-#: away; scripts/results.py keeps the history. 2: ``serial_samples_s`` on scaling cases of pools,
-#: ``workload_files`` in machine_info.
-SCHEMA_VERSION = 2
+from common.schema import SCHEMA_VERSION
 
 
 def case_info(case: Case, suite: SuiteConfig) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import stopping
+from common.files import write_atomic
 
 JOURNAL_SCHEMA = 1
 
@@ -57,26 +58,6 @@ def writable_folder(folder: Path, what: str) -> str | None:
     return None
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` beside ``path`` under a temporary name, fsync, then rename over ``path``.
-
-    On any failure the temporary file is removed and ``path`` is left as it was.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # as open() would create it, not mkstemp's 0600
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def file_identity(path: Path) -> tuple[int, int, int, int] | None:
     """What tells one version of a file from another: device, inode, size, modification time."""
     try:
@@ -105,7 +86,7 @@ def save_results(path: Path, data: bytes, expected: tuple | None) -> None:
         )
     try:
         with stopping.deferred():
-            atomic_write(path, data)
+            write_atomic(path, data)
     except OSError as exc:
         raise SaveError(
             f"{path}: could not be saved ({_reason(exc)}); any earlier file there is untouched; "

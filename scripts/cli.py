@@ -7,14 +7,15 @@ user can cause into one line on stderr and an exit code, never a traceback.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from common.files import write_atomic
 from scripts.results import ResultsError
+
+__all__ = ["Parser", "prepare_out", "run", "write_atomic"]
 
 #: Exit code for unusable input (missing or broken files, bad arguments). scripts.compare uses 1 for
 #: "regression found", so 2 is kept for "could not decide".
@@ -47,23 +48,3 @@ def prepare_out(folder: str | Path) -> Path:
         raise ResultsError(f"{out}: exists and is not a folder; give --out a folder path")
     out.mkdir(parents=True, exist_ok=True)
     return out
-
-
-def write_atomic(path: Path, data: bytes | str) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
-
-    A reader never sees half a file, and an existing file stays whole if the write fails.
-    """
-    raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # as open() would create it, not mkstemp's 0600
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

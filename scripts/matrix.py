@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common.schema import PROFILES
 from scripts import report
 from scripts.cli import Parser, run
 from scripts.results import ResultsError, load_file
@@ -46,7 +47,6 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker" / "compose.yaml"
 PUBLIC_BASE = "python:3.11-slim"  # the Dockerfile's default BASE_IMAGE
 CONTAINER_UID = 10001  # the non-root user of docker/Dockerfile
-PROFILES = ("quick", "default", "full")
 #: pytest's exit code for an interrupted session: the suite exits with it on SIGINT or SIGTERM.
 SUITE_INTERRUPTED = 2
 #: Seconds `docker stop` waits before SIGKILL; the suite stops within 8 s of SIGTERM

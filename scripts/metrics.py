@@ -110,6 +110,7 @@ class ScalingPoint:
     paired: bool = False  # serial rounds interleaved with the pool's (schema 2)
     start_method: str | None = None
     python: str | None = None  # the Python version that ran it
+    recommended_workers: int = 1  # as the run recorded it (machine_info), never re-derived
 
     @property
     def efficiency(self) -> float:
@@ -173,6 +174,7 @@ def scaling_points(records: Iterable[Record]) -> list[ScalingPoint]:
                     paired=paired is not None,
                     start_method=r.start_method,
                     python=(r.run.poolbench.get("versions") or {}).get("python"),
+                    recommended_workers=int(r.run.poolbench["recommended_workers"]),
                 )
             )
     return sorted(points, key=lambda p: (p.label, p.workload, p.pool, p.workers))

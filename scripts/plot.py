@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 
 from scripts.cli import Parser, prepare_out, run, write_atomic
 from scripts.metrics import DefaultWorkers, ScalingPoint, default_workers, ideal_speedup, scaling_points
-from scripts.results import ResultsError, latest_runs, load
+from scripts.results import Record, ResultsError, latest_runs, load
 
 FORMATS = ("png", "svg")
 POOL_STYLE = {"thread": ("tab:blue", "o"), "serial": ("tab:gray", "s")}
@@ -161,8 +161,7 @@ def plot_by_limit(points: list[ScalingPoint], out: Path) -> list[Path]:
 def plot_summary(points: list[ScalingPoint], out: Path, suffix: str = "") -> list[Path]:
     """Every workload's speedup at the recommended worker count, threads against processes."""
     label = points[0].label
-    cpus = points[0].effective_cpus
-    target = max(1, round(cpus + 0.4999))
+    target = points[0].recommended_workers  # as the run recorded it
     workloads = list(dict.fromkeys(p.workload for p in points))
     pools = sorted({p.pool for p in points if p.pool != "serial"})
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(workloads)), 4.2))
@@ -170,10 +169,13 @@ def plot_summary(points: list[ScalingPoint], out: Path, suffix: str = "") -> lis
     for j, pool in enumerate(pools):
         xs, chosen = [], []
         for i, w in enumerate(workloads):
+            x = i + (j - (len(pools) - 1) / 2) * width
             match = [p for p in points if p.workload == w and p.pool == pool and p.workers == target]
             if match:
-                xs.append(i + (j - (len(pools) - 1) / 2) * width)
+                xs.append(x)
                 chosen.append(match[0])
+            else:  # a gap, not a 0× bar: absent is not slow
+                ax.text(x, 0.05, "not measured", rotation=90, ha="center", va="bottom", fontsize="x-small")
         ax.bar(
             xs,
             [p.speedup for p in chosen],
@@ -183,13 +185,17 @@ def plot_summary(points: list[ScalingPoint], out: Path, suffix: str = "") -> lis
             color=style(pool)[0],
             label=pool,
         )
-    ax.axhline(
-        min(target, cpus),
-        linestyle="--",
-        color="black",
-        linewidth=1,
-        label=f"ideal for CPU-bound: {min(target, cpus):g}",
-    )
+        # Each bar's own ideal (the one every other figure and the report use: metrics.ideal_speedup),
+        # drawn across the bar: it differs between I/O and CPU-bound work and with the batch size.
+        ax.hlines(
+            [p.ideal for p in chosen],
+            [x - width / 2 for x in xs],
+            [x + width / 2 for x in xs],
+            colors="black",
+            linestyles="--",
+            linewidth=1,
+            label="ideal (each bar's)" if j == 0 else "_nolegend_",
+        )
     ax.axhline(1.0, color="gray", linewidth=0.8)
     ax.set_xticks(range(len(workloads)))
     ax.set_xticklabels(workloads, rotation=20)
@@ -243,15 +249,19 @@ def _suffixes(points: list[ScalingPoint]) -> dict[str, str]:
     return out
 
 
-def work(args, records) -> list[Path]:
-    """Write every figure the records support; returns the paths written."""
+def work(records: list[Record], out: Path | str, *, sources: Sequence[str] = ()) -> list[Path]:
+    """Write every figure ``records`` support into ``out``; returns the paths written.
+
+    ``sources`` (the paths the user gave) only name the input in the error raised when the records
+    hold no scaling case.
+    """
     points = scaling_points(records)
     if not points:
         raise ResultsError(
-            f"{', '.join(args.paths)}: no scaling cases with a serial baseline; "
+            f"{', '.join(sources) or 'the results'}: no scaling cases with a serial baseline; "
             "run `pytest bench` with --cases scaling and the serial executor"
         )
-    out = prepare_out(args.out)
+    out = prepare_out(str(out))
     suffixes = _suffixes(points)
     written: list[Path] = []
     by_run: dict[tuple[str, str], list[ScalingPoint]] = defaultdict(list)
@@ -278,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     records = load(args.paths)
     if not args.all_runs:
         records = latest_runs(records)
-    for path in work(args, records):
+    for path in work(records, args.out, sources=args.paths):
         print(path)
     return 0
 

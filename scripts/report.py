@@ -12,7 +12,6 @@ number in the report is computed from the results given; none is typed in.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +79,7 @@ class Evidence:
         self.run: Run = records[0].run
         self.points: list[ScalingPoint] = scaling_points(records)
         self.cpus = self.run.effective_cpus
-        self.at = max(1, math.ceil(self.cpus - 1e-9))  # the recommended worker count
+        self.at = int(self.run.poolbench["recommended_workers"])  # as the run recorded it
 
     def point(self, workload: str, pool: str, workers: int | None = None) -> ScalingPoint | None:
         return find(self.points, workload, pool, workers or self.at)
@@ -501,8 +500,7 @@ def render(runs: list[list[Record]], figures: list[Path], out: Path) -> str:
 def work(args, records: list[Record]) -> list[Path]:
     """Write the plots, summary.json and report.md; returns their paths, the report last."""
     out = prepare_out(args.out)
-    plot_args = type("PlotArgs", (), {"paths": args.paths, "out": str(out / "plots")})()
-    figures = plot.work(plot_args, records)
+    figures = plot.work(records, out / "plots", sources=args.paths)
     by_run: dict[str, list[Record]] = {}
     for r in records:
         by_run.setdefault(r.run.source, []).append(r)

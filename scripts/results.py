@@ -18,26 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: The newest schema this loader understands (bench/harness.py SCHEMA_VERSION). History:
-#: 1 — first release; 2 — scaling cases of pools add ``serial_samples_s``, serial rounds paired
-#: with the pool's rounds (a version-1 file simply has none), and machine_info adds
-#: ``workload_files`` (the user's workload files of the run).
-SCHEMA_VERSION = 2
+from common.schema import READABLE_VERSIONS, REQUIRED_EXTRA, REQUIRED_MACHINE, SCHEMA_VERSION
 
-#: extra_info keys every poolbench benchmark carries.
-REQUIRED_EXTRA = (
-    "case",
-    "workload",
-    "kind",
-    "gil",
-    "executor",
-    "start_method",
-    "workers",
-    "tasks",
-    "chunksize",
-    "effective_cpus",
-)
-REQUIRED_MACHINE = ("effective_cpus", "recommended_workers", "cpu_count")
+# The schema (its version history, the keys every record carries) lives in common/schema.py.
 
 
 class ResultsError(Exception):
@@ -228,7 +211,7 @@ def _records(path: Path, data: Any, part: str = "") -> list[Record]:
             path, "pytest-benchmark JSON, but not from poolbench (no machine_info.poolbench)", "run `pytest bench`"
         )
     version = info.get("schema_version")
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
+    if not isinstance(version, int) or version not in READABLE_VERSIONS:
         raise _fail(path, f"results schema {version!r} is not one this loader reads (<= {SCHEMA_VERSION})", "update")
     missing = [k for k in REQUIRED_MACHINE if k not in info]
     if missing:

@@ -4,6 +4,7 @@ This package imports only the standard library and NumPy, so that any worker pro
 cheaply and the same functions pickle under fork, forkserver and spawn.
 """
 
-from workloads.registry import GIL, KINDS, PROBES, PROFILES, SCALING, Size, Workload, get, scaling_names
+from common.schema import PROFILES
+from workloads.registry import GIL, KINDS, PROBES, SCALING, Size, Workload, get, scaling_names
 
 __all__ = ["GIL", "KINDS", "PROBES", "PROFILES", "SCALING", "Size", "Workload", "get", "scaling_names"]

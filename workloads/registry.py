@@ -23,7 +23,6 @@ from typing import Any
 
 from workloads import cpu_bound, faults, io_bound, overhead
 
-PROFILES = ("quick", "default", "full")
 KINDS = ("io", "cpu-python", "cpu-native", "overhead", "fault")
 GIL = ("holds", "releases")
 

@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from common.schema import PROFILES
 from workloads import registry
 
 #: The variable a workload file must define.
@@ -121,12 +122,12 @@ def _validate(path: Path, w: Any, index: int, taken: Mapping[str, str]) -> regis
         raise _fail(path, f"workload {w.name!r}: kind {w.kind!r}", f"choose one of {', '.join(USER_KINDS)}")
     if w.gil not in registry.GIL:
         raise _fail(path, f"workload {w.name!r}: gil {w.gil!r}", f"choose one of {', '.join(registry.GIL)}")
-    if not isinstance(w.sizes, Mapping) or set(w.sizes) != set(registry.PROFILES):
+    if not isinstance(w.sizes, Mapping) or set(w.sizes) != set(PROFILES):
         have = sorted(w.sizes) if isinstance(w.sizes, Mapping) else type(w.sizes).__name__
         raise _fail(
             path,
             f"workload {w.name!r}: sizes has {have}",
-            f"give a Size(param, tasks) for each profile: {', '.join(registry.PROFILES)}",
+            f"give a Size(param, tasks) for each profile: {', '.join(PROFILES)}",
         )
     for profile, size in w.sizes.items():
         if not isinstance(size, registry.Size) or not isinstance(size.tasks, int) or size.tasks < 1:

@@ -1,0 +1,56 @@
+"""The results schema, the profiles and the pool-size rule: what the suite writes and the scripts read.
+
+Everything here is part of the contract between ``bench`` (which records) and ``scripts`` (which
+read, plot and gate); README.md, "Results schema", documents it for users.
+"""
+
+from __future__ import annotations
+
+import math
+
+#: Bumped when a key of extra_info or machine_info["poolbench"] is added, changes meaning or goes
+#: away; the loader (scripts/results.py) reads every version listed here. History:
+#:
+#: 1. first release.
+#: 2. scaling cases of pools add ``serial_samples_s`` (serial rounds paired with the pool's rounds;
+#:    a version-1 file has none); machine_info adds ``workload_files``.
+#: 3. machine_info adds ``io_dir`` and ``io_fstype`` (where ``io_file`` writes), ``cpu_time_source``
+#:    and ``cpu_time_resolution_s`` (what ``cpu_time_s`` was read from), ``loadavg_start`` and
+#:    ``loadavg_end``; ``cpu_time_s`` is read at nanosecond resolution where Linux allows (it was
+#:    10 ms ticks); ``rss_peak_bytes`` and the throttling counters cover the timed rounds only
+#:    (they included warm-up rounds).
+SCHEMA_VERSION = 3
+
+#: Schema versions the loader accepts.
+READABLE_VERSIONS = (1, 2, 3)
+
+#: extra_info keys every poolbench benchmark carries.
+REQUIRED_EXTRA = (
+    "case",
+    "workload",
+    "kind",
+    "gil",
+    "executor",
+    "start_method",
+    "workers",
+    "tasks",
+    "chunksize",
+    "effective_cpus",
+)
+
+#: machine_info["poolbench"] keys every poolbench result carries.
+REQUIRED_MACHINE = ("effective_cpus", "recommended_workers", "cpu_count")
+
+#: Task sizes, batch sizes and rounds (workloads/registry.py sizes, bench/config.py rounds).
+PROFILES = ("quick", "default", "full")
+
+
+def recommended_workers(effective_cpus: float) -> int:
+    """Pool size for CPU-bound work: the effective CPUs rounded up, at least 1.
+
+    Rounded up (as loky does), not down (as Uber's automaxprocs does): with a quota of 1.5 CPUs,
+    two workers can use the whole quota, one worker only two thirds of it. The cost is that the
+    two stall together when the quota runs out, which the throttling counters record. (The
+    ``1e-9`` keeps a quota read as 2.0000000001 CPUs at 2.)
+    """
+    return max(1, math.ceil(effective_cpus - 1e-9))
