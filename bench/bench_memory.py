@@ -1,25 +1,20 @@
 """Memory: the process tree's resident and unique memory with every worker of the pool started.
 
-Each round builds a pool, starts every worker with one task each (a worker that has run one of the
-suite's tasks has imported NumPy, as a numeric application's worker would), then reads the tree's
-memory between rounds, outside the timed region. The time recorded is that of the start itself.
+Each round builds a pool and starts every worker with one task each (``warm_up``: each task holds
+its worker for at least ``WARMUP_HOLD_S``, 20 ms, so that the tasks land on different workers; a
+worker that has run one of the suite's tasks has imported NumPy, as a numeric application's worker
+would), then reads the tree's memory after the round, outside the timed region. The time recorded
+is therefore pool creation plus that warm-up, holds included: a floor of 20 ms, not a start-up
+time (the ``cold_start`` case measures that). Shutdown is outside the timed region and the meter.
 """
 
 from __future__ import annotations
 
 import psutil
 
-from bench.executors import make_executor, terminate, warm_up
-from bench.harness import case_info
-from bench.measure import (
-    PeakRss,
-    WrongAnswer,
-    throttling,
-    tree_cpu_seconds,
-    tree_rss_bytes,
-    tree_size,
-    tree_uss_bytes,
-)
+from bench.executors import make_executor, warm_up
+from bench.harness import case_info, run_pool_starts
+from bench.measure import WrongAnswer, tree_rss_bytes, tree_size, tree_uss_bytes
 
 CASE = "memory"
 
@@ -28,44 +23,35 @@ def test_memory(benchmark, case, suite):
     me = psutil.Process()
     base_rss = tree_rss_bytes(me)
     base_uss = tree_uss_bytes(me)
-    pools = []
-    seen = {"rss": 0, "uss": 0, "processes": 0, "threads": 0, "workers": 0}
+    seen = {"rss": 0, "uss": 0, "processes": 0, "threads": 0}
 
-    def target():
-        pool = make_executor(case.executor, case.workers, case.start_method, suite.blas_threads, suite.mmap_threshold)
-        pools.append(pool)
-        seen["workers"] = max(seen["workers"], len(warm_up(pool, case.workers)))
-
-    def teardown():
+    def inspect():
         seen["rss"] = max(seen["rss"], tree_rss_bytes(me))
         seen["uss"] = max(seen["uss"], tree_uss_bytes(me) or 0)
         seen["processes"] = max(seen["processes"], tree_size(me))
         seen["threads"] = max(seen["threads"], me.num_threads())
-        while pools:
-            pools[-1].shutdown(wait=True)
-            pools.pop()  # only once shut down: an interrupted shutdown leaves it to terminate()
 
     benchmark.group = f"memory {case.executor}"
-    cpu_start = tree_cpu_seconds(me)
-    try:
-        with PeakRss() as rss, throttling(suite.cpu.cgroup) as throttled:
-            benchmark.pedantic(target, teardown=teardown, rounds=suite.settings["memory_rounds"], warmup_rounds=0)
-    except BaseException:
-        while pools:
-            terminate(pools.pop())
-        raise
-    cpu = tree_cpu_seconds(me) - cpu_start
-
-    if case.executor == "process" and seen["workers"] != case.workers:
-        raise WrongAnswer(f"{case.id}: {seen['workers']} of {case.workers} workers answered the warm-up")
+    answers, meter = run_pool_starts(
+        benchmark,
+        suite,
+        make=lambda: make_executor(
+            case.executor, case.workers, case.start_method, suite.blas_threads, suite.mmap_threshold
+        ),
+        first=lambda pool: len(warm_up(pool, case.workers)),
+        rounds=suite.settings["memory_rounds"],
+        warmup_rounds=0,
+        inspect=inspect,
+    )
+    started = max(answers, default=0)
+    if case.executor == "process" and started != case.workers:
+        raise WrongAnswer(f"{case.id}: {started} of {case.workers} workers answered the warm-up")
     extra_workers = max(case.workers, 1)
     info = case_info(case, suite)
     info.update(
         tasks=case.workers,
         task_param="whoami",
-        rss_peak_bytes=rss.peak,
-        cpu_time_s=round(cpu, 6),
-        **throttled,
+        **meter.as_info(),
         rss_base_bytes=base_rss,
         rss_tree_bytes=seen["rss"],
         uss_base_bytes=base_uss,
@@ -74,6 +60,6 @@ def test_memory(benchmark, case, suite):
         uss_per_worker_bytes=(seen["uss"] - base_uss) // extra_workers if seen["uss"] and base_uss else None,
         processes=seen["processes"],
         threads=seen["threads"],
-        workers_started=seen["workers"],
+        workers_started=started,
     )
     benchmark.extra_info.update(info)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -17,6 +18,7 @@ from typing import Any
 
 from bench.cpus import CpuInfo
 from workloads import PROFILES, scaling_names
+from workloads.io_bound import IO_DIR_ENV
 
 EXECUTORS = ("serial", "thread", "process")
 CASES = ("scaling", "cold_start", "dispatch", "payload", "memory", "default_workers", "crash")
@@ -167,6 +169,21 @@ def parse_label(text: str | None) -> str | None:
     return text
 
 
+def parse_io_dir(text: str | None) -> str:
+    """``--io-dir`` / ``POOLBENCH_IO_DIR``: an existing folder for ``io_file``'s files (default: the temp folder).
+
+    Returned absolute, so workers started anywhere write to the same place.
+    """
+    if text is None or text == "":
+        return os.path.realpath(tempfile.gettempdir())
+    if not os.path.isdir(text):
+        raise OptionError(
+            f"--io-dir / {IO_DIR_ENV}: {text!r} is not an existing folder; "
+            "create it (on the disk to measure) or leave it unset"
+        )
+    return os.path.realpath(text)
+
+
 def parse_backend(text: str | None) -> str:
     if text is None or text == "":
         return "host"
@@ -194,6 +211,7 @@ class SuiteConfig:
     backend: str = "host"
     case_timeout: float = DEFAULT_CASE_TIMEOUT_S
     journal: str | None = None
+    io_dir: str = field(default_factory=lambda: os.path.realpath(tempfile.gettempdir()))
 
     @property
     def mmap_threshold(self) -> int | None:
@@ -241,4 +259,5 @@ def build_config(options: dict[str, str | None], cpu: CpuInfo, environ: Mapping[
         journal=parse_journal(options.get("journal")),
         label=parse_label(environ.get(LABEL_ENV)),
         backend=parse_backend(environ.get(BACKEND_ENV)),
+        io_dir=parse_io_dir(options.get("io_dir") or environ.get(IO_DIR_ENV)),
     )

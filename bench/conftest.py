@@ -8,25 +8,22 @@ A bad value ends the run before any case with one line (pytest's usage error, ex
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import importlib.metadata
 import os
-import platform
-import signal
-import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench import cpus, stopping
+from bench import cpus, machine, stopping
 from bench.cases import GENERATORS
 from bench.config import CASES, EXECUTORS, OptionError, SuiteConfig, build_config
-from bench.executors import blas_libraries, executor_defaults, fix_malloc
-from bench.journal import Journal, SaveError, journal_path, make_saving_atomic, writable_folder
-from common.schema import SCHEMA_VERSION
+from bench.executors import fix_malloc
+from bench.journal import Journal, journal_path
+from bench.saving import SaveError, make_saving_atomic, writable_folder
+from bench.terminal import speedup_table, tell, warn
+from bench.timeouts import case_deadline
 from workloads import PROFILES, scaling_names
+from workloads.io_bound import IO_DIR_ENV
 from workloads.user import WorkloadFileError, load_files
 
 CONFIG_KEY = pytest.StashKey[SuiteConfig]()
@@ -34,23 +31,8 @@ MALLOC_KEY = pytest.StashKey[bool]()
 JOURNAL_KEY = pytest.StashKey["Journal | None"]()
 STATUS_KEY = pytest.StashKey[int]()
 USER_KEY = pytest.StashKey["list[tuple[str, str | None]]"]()
+LOAD_KEY = pytest.StashKey["list[float] | None"]()
 
-
-class CaseTimeout(Exception):
-    """A case ran past --case-timeout."""
-
-
-#: Environment variables that change what a measurement means; recorded with every run.
-RECORDED_ENV = (
-    "OPENBLAS_NUM_THREADS",
-    "OPENBLAS_CORETYPE",
-    "OPENBLAS_L2_SIZE",
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "PYTHONHASHSEED",
-    "PYTHON_GIL",
-    cpus.OVERRIDE_ENV,
-)
 
 OPTIONS = {
     "workers": "comma list of max_workers values, e.g. 1,2,4,8 (default: 1,2,4,8 and the effective CPU count)",
@@ -63,6 +45,7 @@ OPTIONS = {
     "malloc": "glibc mmap threshold: fixed (same allocation behaviour in every executor; default) or dynamic",
     "case_timeout": "seconds one case may run before it fails and its workers are stopped (default: 600; 0: none)",
     "journal": "JSON Lines file of finished cases (default: beside --benchmark-json or the autosave file)",
+    "io_dir": f"folder io_file writes and fsyncs its files in (default: the temp folder; also {IO_DIR_ENV})",
 }
 
 
@@ -104,14 +87,17 @@ def pytest_configure(config: pytest.Config) -> None:
     for option, target in (
         ("--benchmark-json", getattr(config.option, "benchmark_json", None)),
         ("--journal", suite.journal),
+        ("--io-dir", str(Path(suite.io_dir) / "x")),
     ):
         if target is not None and (problem := writable_folder(Path(str(target)).resolve().parent, option)):
             raise pytest.UsageError(problem)
     config.stash[CONFIG_KEY] = suite
+    config.stash[LOAD_KEY] = machine.load_average()
+    os.environ[IO_DIR_ENV] = suite.io_dir  # io_file's workers (and serial runs) write there
     config.stash[MALLOC_KEY] = fix_malloc(suite.mmap_threshold)
     # SIGINT and SIGTERM (Ctrl-C, docker stop, a cancelled CI job) stop the run within a bound;
     # bench/stopping.py says how.
-    stopping.install(where_saved=lambda: _journal_name(config), say=lambda text: _tell(config, text))
+    stopping.install(where_saved=lambda: _journal_name(config), say=lambda text: tell(config, text))
     # The per-round times are the samples that spread and significance are computed from
     # (scripts.compare); pytest-benchmark keeps them in the JSON only when asked.
     config.option.benchmark_save_data = True
@@ -131,6 +117,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         make_saving_atomic(bench_session)
         path = journal_path(bench_session, session.config.stash[CONFIG_KEY].journal)
         journal = Journal(path, bench_session) if path else None
+        if io_warning := machine.io_dir_warning(session.config.stash[CONFIG_KEY]):
+            warn(session.config, io_warning)
+        saving = bench_session.json or bench_session.save or bench_session.autosave
+        if not saving and not bench_session.disabled and not session.config.option.collectonly:
+            warn(
+                session.config,
+                "results will not be saved and no journal is kept: add --benchmark-autosave "
+                "(or --benchmark-json FILE) to keep them",
+            )
     session.config.stash[JOURNAL_KEY] = journal
 
 
@@ -138,20 +133,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_runtest_call(item: pytest.Item):
     """Fail a case that runs past --case-timeout; its pools' workers are stopped on the way out."""
     stopping.checkpoint()  # a stop signal held somewhere (a fork) stops the run before the next case
-    limit = item.config.stash[CONFIG_KEY].case_timeout
-    if not limit or threading.current_thread() is not threading.main_thread():
+    with case_deadline(item.config.stash[CONFIG_KEY].case_timeout):
         return (yield)
-
-    def on_alarm(signum: int, frame: object) -> None:
-        raise CaseTimeout(f"case ran past --case-timeout {limit:g} s; its pool's workers were stopped")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, limit)
-    try:
-        return (yield)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -184,7 +167,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     try:
         result = yield
     except SaveError as exc:
-        _warn(session.config, f"{exc}; {_journal_hint(session.config)}")
+        warn(session.config, f"{exc}; {_journal_hint(session.config)}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         result = None
     if journal is not None and journal.error:
@@ -204,24 +187,6 @@ def _journal_hint(config: pytest.Config) -> str:
     if not name:
         return "no case had finished"
     return f"the finished cases are in the journal {name} (python -m scripts.report {name} reads it)"
-
-
-def _tell(config: pytest.Config, text: str) -> None:
-    """One line to the user's terminal, on a line of its own, past pytest's output capture."""
-    capture = config.pluginmanager.get_plugin("capturemanager")
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
-        if reporter is not None:
-            if reporter._tw.width_of_current_line:  # after pytest's progress dots
-                reporter._tw.line()
-            reporter.write_line(text)
-        else:
-            sys.stderr.write(text + "\n")
-            sys.stderr.flush()
-
-
-def _warn(config: pytest.Config, text: str) -> None:
-    _tell(config, f"poolbench: {text}")
 
 
 @pytest.hookimpl(trylast=True)
@@ -284,47 +249,42 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if report.when == "teardown" and journal is not None and journal.error is None:
         journal.catch_up()  # the case is over: its result goes to disk now
         if journal.error is not None:  # nowhere to keep what the next cases measure: stop here
-            _warn(item.config, f"{journal.error}; stopping the run; free space or choose a writable folder")
+            warn(item.config, f"{journal.error}; stopping the run; free space or choose a writable folder")
             item.session.shouldstop = "the journal of finished cases could not be written"
     return report
 
 
-def _sha256(path: str | None) -> str | None:
-    try:
-        return hashlib.sha256(Path(str(path)).read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
-    """Add what bounds the measurement: effective CPUs and their sources, BLAS, versions, options."""
+    """Add what bounds the measurement (bench/machine.py): effective CPUs, BLAS, versions, options, load."""
+    machine_info["poolbench"] = machine.poolbench_info(
+        config.stash[CONFIG_KEY],
+        malloc_fixed=config.stash[MALLOC_KEY],
+        user_workloads=config.stash[USER_KEY],
+        loadavg_start=config.stash[LOAD_KEY],
+    )
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The answer at a glance: speedups at the recommended worker count, where the results went, and load."""
+    if CONFIG_KEY not in config.stash:
+        return
     suite = config.stash[CONFIG_KEY]
-    machine_info["poolbench"] = {
-        "schema_version": SCHEMA_VERSION,
-        "label": suite.label,
-        "backend": suite.backend,
-        **suite.cpu.as_dict(),
-        "default_start_method": suite.default_start_method,
-        "blas_threads": suite.blas_threads,
-        "blas": blas_libraries(),
-        "malloc_mmap_threshold": suite.mmap_threshold if config.stash[MALLOC_KEY] else None,
-        "executor_defaults": executor_defaults(),
-        "gil_switch_interval_s": sys.getswitchinterval(),
-        "gil_enabled": sys._is_gil_enabled() if hasattr(sys, "_is_gil_enabled") else True,
-        "versions": {
-            "python": platform.python_version(),
-            **{d: _version(d) for d in ("numpy", "pytest", "pytest-benchmark", "psutil", "threadpoolctl")},
-        },
-        "environment": {k: os.environ.get(k) for k in RECORDED_ENV},
-        "workload_files": [
-            {"workload": name, "file": source, "sha256": _sha256(source)} for name, source in config.stash[USER_KEY]
-        ],
-        "config": suite.as_dict(),
-    }
+    bench_session = getattr(config, "_benchmarksession", None)
+    finished = [b for b in getattr(bench_session, "benchmarks", []) if getattr(b.fixture, "poolbench_passed", False)]
+    workers = suite.cpu.recommended_workers
+    table = speedup_table((b.fixture for b in finished), workers)
+    if table or finished:
+        terminalreporter.section("poolbench")
+    if table:
+        terminalreporter.write_line(f"speedup over serial at {workers} workers (recommended here; median rounds):")
+        for line in table:
+            terminalreporter.write_line("  " + line)
+    saved = [str(p) for p in getattr(bench_session, "poolbench_saved", [])]
+    journal = _journal_name(config)
+    if saved:
+        terminalreporter.write_line(f"results: {', '.join(saved)}" + (f"; journal: {journal}" if journal else ""))
+        terminalreporter.write_line(f"report and plots: python -m scripts.report {saved[0]} --out results")
+    elif finished:
+        terminalreporter.write_line("results: not saved (no --benchmark-autosave or --benchmark-json)")
+    if busy := machine.busy_warning(config.stash[LOAD_KEY], machine.load_average(), suite.cpu.effective_cpus):
+        warn(config, busy)

@@ -17,8 +17,8 @@ import workloads
 from bench.cases import Case
 from bench.config import SuiteConfig
 from bench.cpus import read_memory_cgroup
-from bench.executors import blas_limit_here, blas_threads_of
-from bench.measure import BatchRounds, PeakRss, throttling
+from bench.executors import blas_limit_here, blas_threads_of, terminate
+from bench.measure import BatchRounds, RoundMeter
 from common.schema import SCHEMA_VERSION
 
 
@@ -83,11 +83,14 @@ def run_batches(
     rounds: int,
     warmup_rounds: int,
     paired_serial: bool = False,
+    least_batch_s: Callable[[int], float] | None = None,
 ) -> dict[str, Any]:
     """Time ``pool.map(func, args)`` once per round on a warm pool; check every answer of every round.
 
     ``paired_serial``: after each round, also time the same batch run serially in this thread, with
     BLAS capped as for the serial case (extra_info ``serial_samples_s``, one per timed round).
+    ``least_batch_s(workers)``: the least wall time a right batch can take on that many workers;
+    a round (or paired serial round) that ends sooner fails the case.
     Returns the extra_info it recorded (also set on ``benchmark``).
     """
     batch = BatchRounds(
@@ -97,10 +100,13 @@ def run_batches(
         tasks=len(args),
         warmup_rounds=warmup_rounds,
         paired=(lambda: [func(a) for a in args]) if paired_serial else None,
+        cgroup=suite.cpu.cgroup,
+        floor_s=least_batch_s(1 if case.executor == "serial" else case.workers) if least_batch_s else None,
+        paired_floor_s=least_batch_s(1) if least_batch_s and paired_serial else None,
     )
     blas = blas_threads_of(pool, case.executor)
     serial_blas = blas_limit_here("serial", suite.blas_threads) if paired_serial else contextlib.nullcontext()
-    with explain_dead_workers(case), PeakRss() as rss, throttling(suite.cpu.cgroup) as throttled, serial_blas:
+    with explain_dead_workers(case), serial_blas:
         benchmark.pedantic(
             batch.target, setup=batch.setup, teardown=batch.teardown, rounds=rounds, warmup_rounds=warmup_rounds
         )
@@ -109,9 +115,7 @@ def run_batches(
     info.update(
         tasks=len(args),
         blas_threads=blas,
-        rss_peak_bytes=rss.peak,
-        cpu_time_s=round(batch.cpu_time_s, 6),
-        **throttled,
+        **batch.meter.as_info(),
     )
     if paired_serial:
         info["serial_samples_s"] = [round(t, 9) for t in batch.paired_samples]
@@ -134,7 +138,55 @@ def run_workload(benchmark: Any, suite: SuiteConfig, case: Case, pool: Executor)
         rounds=suite.settings["rounds"],
         warmup_rounds=suite.settings["warmup_rounds"],
         paired_serial=case.case == "scaling" and case.executor != "serial",
+        least_batch_s=(lambda w: work.least_batch_s(size.param, size.tasks, w)) if work.least_batch_s else None,
     )
     info["task_param"] = size.param
     benchmark.extra_info["task_param"] = size.param
     return info
+
+
+def run_pool_starts(
+    benchmark: Any,
+    suite: SuiteConfig,
+    make: Callable[[], Executor],
+    first: Callable[[Executor], Any],
+    *,
+    rounds: int,
+    warmup_rounds: int,
+    inspect: Callable[[], None] | None = None,
+) -> tuple[list[Any], RoundMeter]:
+    """Time a pool's start, ``first(make())``, once per round, on a new pool each round (cold start, memory).
+
+    ``first`` brings the new pool to the point the case times (a first result; every worker
+    started) and returns what the case checks. ``inspect`` runs after each timed round while its
+    pool is still alive (memory readings). Each pool is shut down after its round, outside the
+    timed region; the meter's readings end before the shutdown. A pool left by an interruption or
+    a failure is terminated. Returns the answers of every round, warm-up included, and the meter.
+    """
+    pools: list[Executor] = []
+    answers: list[Any] = []
+    meter = RoundMeter(suite.cpu.cgroup, warmup_rounds)
+
+    def target() -> None:
+        pool = make()
+        pools.append(pool)
+        answers.append(first(pool))
+
+    def shut_down() -> None:
+        while pools:
+            pools[-1].shutdown(wait=True)
+            pools.pop()  # only once shut down: an interrupted shutdown leaves it to terminate()
+
+    def teardown() -> None:
+        if meter.stop() and inspect is not None:
+            inspect()
+        shut_down()
+
+    try:
+        benchmark.pedantic(target, setup=meter.start, teardown=teardown, rounds=rounds, warmup_rounds=warmup_rounds)
+        shut_down()  # pytest-benchmark disabled: target ran once, without teardown
+    except BaseException:
+        while pools:
+            terminate(pools.pop())
+        raise
+    return answers, meter

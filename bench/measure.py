@@ -8,6 +8,7 @@ inside the timed region; the peak RSS comes from the kernel's own high-water mar
 from __future__ import annotations
 
 import os
+import resource
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,9 +28,69 @@ def _tree(proc: psutil.Process) -> list[psutil.Process]:
         return [proc]
 
 
+def _task_ns(pid: int, root: str = "/proc") -> int | None:
+    """CPU nanoseconds of every live thread of ``pid``: the first field of each ``task/TID/schedstat``.
+
+    The scheduler's own runtime counter (``sum_exec_runtime``), kept in nanoseconds; None where the
+    files are missing (not Linux, or a kernel without CONFIG_SCHED_INFO) or the process is gone.
+    """
+    total, found = 0, False
+    try:
+        tids = os.listdir(f"{root}/{pid}/task")
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            with open(f"{root}/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+                found = True
+        except (OSError, ValueError, IndexError):  # a thread that ended between listing and reading
+            continue
+    return total if found else None
+
+
+def _precise_clock_works() -> bool:
+    return _task_ns(os.getpid()) is not None and time.get_clock_info("process_time").resolution <= 1e-6
+
+
+#: Where ``cpu_time_s`` comes from, chosen once per run and recorded in machine_info
+#: (``cpu_time_source``, ``cpu_time_resolution_s``). psutil reads ``/proc/PID/stat``, whose CPU times
+#: are whole clock ticks (10 ms at USER_HZ=100): a quick-profile round of about 30 ms would read as
+#: 0, 10, 20, 30 or 40 ms per process. The scheduler's counters are exact to the nanosecond.
+CPU_TIME_SOURCE = "schedstat" if _precise_clock_works() else "ticks"
+CPU_TIME_RESOLUTION_S = 1e-9 if CPU_TIME_SOURCE == "schedstat" else 1.0 / os.sysconf("SC_CLK_TCK")
+
+
 def tree_cpu_seconds(proc: psutil.Process | None = None) -> float:
-    """User + system CPU seconds of the whole tree, reaped children included."""
+    """User + system CPU seconds of the whole tree, reaped children included.
+
+    With the precise source: this process from ``time.process_time()`` (every thread, ended ones
+    included) plus its reaped children from ``getrusage`` (microseconds); each other live process
+    from its threads' schedstat counters, plus its own reaped children (clock ticks: a forkserver's
+    finished workers, rare inside a round). Otherwise psutil's tick-based times throughout.
+    """
     proc = proc or psutil.Process()
+    if CPU_TIME_SOURCE != "schedstat":
+        return _tree_cpu_ticks(proc)
+    total = 0.0
+    for p in _tree(proc):
+        if p.pid == os.getpid():
+            reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+            total += time.process_time() + reaped.ru_utime + reaped.ru_stime
+            continue
+        ns = _task_ns(p.pid)
+        if ns is None:  # gone between listing and reading: its time moves to its parent's reaped children
+            continue
+        total += ns / 1e9
+        try:
+            t = p.cpu_times()
+            total += t.children_user + t.children_system
+        except psutil.Error:
+            continue
+    return total
+
+
+def _tree_cpu_ticks(proc: psutil.Process) -> float:
     total = 0.0
     for p in _tree(proc):
         try:
@@ -160,16 +221,85 @@ class WrongAnswer(AssertionError):
 
 
 @dataclass
+class RoundMeter:
+    """What a case records besides wall time, summed or maxed over its timed rounds only.
+
+    ``start()`` and ``stop()`` bracket one round, outside the timed region (pytest-benchmark's
+    ``setup`` and the start of its ``teardown``): CPU seconds of the process tree, the cgroup's
+    throttling counters and the tree's peak RSS (reset at each start) are read then. The first
+    ``warmup_rounds`` rounds are read but not kept, so a warm-up round's page faults, throttling or
+    one-off imports do not land in the record; neither does anything ``teardown`` does after
+    ``stop()`` (a paired serial round, a pool's shutdown).
+    """
+
+    cgroup: CgroupCpu | None = None
+    warmup_rounds: int = 0
+    rounds_done: int = 0
+    cpu_time_s: float = 0.0
+    rss_peak_bytes: int = 0
+    throttled_periods: int | None = None
+    throttled_s: float | None = None
+    _cpu_start: float = 0.0
+    _throttle_start: dict[str, float] | None = field(default=None, repr=False)
+
+    @property
+    def timing(self) -> bool:
+        """Whether the round under way is a timed one (not a warm-up)."""
+        return self.rounds_done >= self.warmup_rounds
+
+    def start(self) -> None:
+        stopping.checkpoint()  # a stop signal held during a fork stops the run before this round
+        me = psutil.Process()
+        for p in _tree(me):
+            reset_peak_rss(p.pid)
+        self._throttle_start = read_throttling(self.cgroup) if self.cgroup else None
+        self._cpu_start = tree_cpu_seconds(me)
+
+    def stop(self) -> bool:
+        """End the round; returns whether it was a timed round (its readings kept)."""
+        me = psutil.Process()
+        cpu = tree_cpu_seconds(me) - self._cpu_start
+        timed = self.timing
+        self.rounds_done += 1
+        if not timed:
+            return False
+        self.cpu_time_s += cpu
+        self.rss_peak_bytes = max(self.rss_peak_bytes, tree_peak_rss_bytes(me))
+        after = read_throttling(self.cgroup) if self.cgroup else None
+        if self._throttle_start and after:
+            self.throttled_periods = (self.throttled_periods or 0) + int(
+                after["nr_throttled"] - self._throttle_start["nr_throttled"]
+            )
+            self.throttled_s = round(
+                (self.throttled_s or 0.0) + after["throttled_s"] - self._throttle_start["throttled_s"], 6
+            )
+        return True
+
+    def as_info(self) -> dict[str, Any]:
+        """The extra_info keys this meter fills (README.md, "Results schema")."""
+        return {
+            "cpu_time_s": round(self.cpu_time_s, 9),
+            "rss_peak_bytes": self.rss_peak_bytes or None,
+            "throttled_periods": self.throttled_periods,
+            "throttled_s": self.throttled_s,
+        }
+
+
+@dataclass
 class BatchRounds:
     """One batch per round through ``pool.map``, for ``benchmark.pedantic(setup, target, teardown)``.
 
-    ``setup`` and ``teardown`` run outside the timed region: they read the tree's CPU time and check
-    every answer of the round just run. Warm-up rounds are checked but their CPU time is not kept.
+    ``setup`` and ``teardown`` run outside the timed region: a :class:`RoundMeter` reads the tree's
+    CPU time, throttling and peak RSS around each round (timed rounds only), and every answer of the
+    round just run is checked, warm-up rounds included.
 
     With ``paired`` (a function that runs the same batch serially), ``teardown`` also times one
     serial batch right after each pool round, warm-up included, and keeps the times of the timed
     rounds in ``paired_samples``: round i of the pool and serial round i are seconds apart, so a slow
     phase of a shared host hits both (scripts/metrics.py divides them). Its answers are checked too.
+
+    With ``floor_s`` (the least wall time a right batch can take, e.g. ceil(N / W) sleeps), a round
+    that ends sooner fails: the parent's clock checks what the task's own answer claims.
     """
 
     run_batch: Callable[[], list[Any]]
@@ -178,34 +308,54 @@ class BatchRounds:
     tasks: int
     warmup_rounds: int = 0
     paired: Callable[[], list[Any]] | None = None
-    cpu_time_s: float = 0.0
-    rounds_done: int = 0
+    cgroup: CgroupCpu | None = None
+    floor_s: float | None = None
+    paired_floor_s: float | None = None
     paired_samples: list[float] = field(default_factory=list)
-    _cpu_start: float = 0.0
+    meter: RoundMeter = field(init=False)
     _results: list[Any] | None = field(default=None, repr=False)
+    _started: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.meter = RoundMeter(self.cgroup, self.warmup_rounds)
+
+    @property
+    def cpu_time_s(self) -> float:
+        return self.meter.cpu_time_s
+
+    @property
+    def rounds_done(self) -> int:
+        return self.meter.rounds_done
 
     def setup(self) -> None:
-        stopping.checkpoint()  # a stop signal held during a fork stops the run before this round
         self._results = None
-        self._cpu_start = tree_cpu_seconds()
+        self.meter.start()
 
     def target(self) -> None:
+        self._started = time.perf_counter()
         self._results = self.run_batch()
 
     def teardown(self) -> None:
-        cpu = tree_cpu_seconds() - self._cpu_start
-        self.rounds_done += 1
-        timed = self.rounds_done > self.warmup_rounds
-        if timed:
-            self.cpu_time_s += cpu
+        took = time.perf_counter() - self._started
+        timed = self.meter.stop()
+        self._check_floor(took, self.floor_s)
         self.verify()
         if self.paired is not None:
             started = time.perf_counter()
             self._results = self.paired()
             took = time.perf_counter() - started
+            self._check_floor(took, self.paired_floor_s, "serial round paired with this case")
             self.verify("serial round paired with this case")
             if timed:
                 self.paired_samples.append(took)
+
+    def _check_floor(self, took: float, floor: float | None, what: str | None = None) -> None:
+        if floor is not None and self._results is not None and took < floor:
+            label = f"{self.label} ({what})" if what else self.label
+            raise WrongAnswer(
+                f"{label}: the batch ended after {took * 1e3:.2f} ms, sooner than its tasks can "
+                f"({floor * 1e3:.2f} ms at least): the tasks did not do what their answers claim"
+            )
 
     def verify(self, what: str | None = None) -> None:
         """Check every answer of the last round (also called once when pytest-benchmark is disabled)."""

@@ -7,6 +7,8 @@ read, plot and gate); README.md, "Results schema", documents it for users.
 from __future__ import annotations
 
 import math
+import statistics
+from collections.abc import Sequence
 
 #: Bumped when a key of extra_info or machine_info["poolbench"] is added, changes meaning or goes
 #: away; the loader (scripts/results.py) reads every version listed here. History:
@@ -54,3 +56,26 @@ def recommended_workers(effective_cpus: float) -> int:
     ``1e-9`` keeps a quota read as 2.0000000001 CPUs at 2.)
     """
     return max(1, math.ceil(effective_cpus - 1e-9))
+
+
+def speedup(serial_samples: Sequence[float], pool_samples: Sequence[float]) -> float:
+    """Speedup of a pool: the median serial round over the median pool round.
+
+    Medians, not means: one round slowed by the host moves a mean, not a median. With paired
+    rounds (``serial_samples_s``), ``serial_samples`` are those; scripts/metrics.py adds intervals.
+    """
+    return statistics.median(serial_samples) / statistics.median(pool_samples)
+
+
+#: File systems whose fsync reaches no disk: ``io_file`` there measures memory, not I/O
+#: (recorded as machine_info ``io_fstype``; the report cautions).
+MEMORY_FILESYSTEMS = ("tmpfs", "ramfs")
+
+#: The 1-minute load average per effective CPU above which a run counts as busy (pyperf warns on a
+#: busy system too): more runnable tasks than CPUs means another program shared them.
+BUSY_LOAD_PER_CPU = 1.0
+
+
+def was_busy(loadavg_start: Sequence[float] | None, effective_cpus: float | None) -> bool:
+    """Whether the load at the start of a run (before any case ran) exceeded its CPUs."""
+    return bool(loadavg_start and effective_cpus and loadavg_start[0] > BUSY_LOAD_PER_CPU * float(effective_cpus))

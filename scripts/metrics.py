@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.schema import speedup
 from scripts.results import Record
 
 #: Confidence of every interval the report, plots, summary.json and scripts.compare show.
@@ -64,8 +65,7 @@ def seeded(name: str) -> np.random.Generator:
 
 def speedup_point(pool: Record, serial: Record) -> float:
     """Serial median / pool median, the serial side from the paired rounds when the case has them."""
-    paired = pool.paired_serial
-    return (float(np.median(paired)) if paired else serial.median) / pool.median
+    return speedup(pool.paired_serial or serial.samples, pool.samples)
 
 
 def speedup_draws(pool: Record, serial: Record, rng: np.random.Generator, resamples: int = RESAMPLES) -> np.ndarray:

@@ -12,22 +12,18 @@ number in the report is computed from the results given; none is typed in.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
+from common.schema import MEMORY_FILESYSTEMS, was_busy
 from scripts import plot
+from scripts.claims import CLAIMS, Evidence, corrections, recommend, times
 from scripts.cli import Parser, prepare_out, run, write_atomic
 from scripts.metrics import (
     CONFIDENCE,
     MIN_PERIODS_PER_ROUND,
     ScalingPoint,
-    cold_start_ms,
     default_workers,
-    find,
-    memory_per_worker,
-    payload_ms_per_mib,
-    per_task_us,
     scaling_points,
     short_rounds_under_quota,
 )
@@ -35,19 +31,6 @@ from scripts.results import Record, ResultsError, Run, latest_runs, load
 
 #: Version of summary.json's layout (README.md, "Results schema").
 SUMMARY_SCHEMA = 1
-#: Threads "do not scale" below this speedup on 2+ CPUs; one above it for GIL-holding code refutes the GIL claim.
-NO_SCALING = 1.15
-
-
-@dataclass(frozen=True)
-class Verdict:
-    topic: str
-    claim: str
-    measured: str
-    verdict: str
-
-
-NOT_MEASURED = "not measured"
 
 
 def parse_args(argv: Sequence[str] | None = None):
@@ -55,288 +38,6 @@ def parse_args(argv: Sequence[str] | None = None):
     parser.add_argument("paths", nargs="+", metavar="PATH", help="results .json files or folders (e.g. .benchmarks)")
     parser.add_argument("--out", default="results", help="output folder for report.md and its plots (default: results)")
     return parser.parse_args(argv)
-
-
-def _x(value: float) -> str:
-    return f"{value:.2f}×"
-
-
-def _xi(p: ScalingPoint) -> str:
-    """A speedup with its 95 % interval: ``1.85× [1.80–1.90]``."""
-    return f"{p.speedup:.2f}× [{p.speedup_lo:.2f}–{p.speedup_hi:.2f}]"
-
-
-def _above(a: ScalingPoint, b: ScalingPoint) -> bool:
-    """``a`` is faster than ``b`` beyond doubt: their 95 % intervals do not overlap."""
-    return a.speedup_lo > b.speedup_hi
-
-
-class Evidence:
-    """The records of one run and what is derived from them, for the claim checks."""
-
-    def __init__(self, records: list[Record]) -> None:
-        self.records = records
-        self.run: Run = records[0].run
-        self.points: list[ScalingPoint] = scaling_points(records)
-        self.cpus = self.run.effective_cpus
-        self.at = int(self.run.poolbench["recommended_workers"])  # as the run recorded it
-
-    def point(self, workload: str, pool: str, workers: int | None = None) -> ScalingPoint | None:
-        return find(self.points, workload, pool, workers or self.at)
-
-    def widest(self, workload: str, pool: str) -> ScalingPoint | None:
-        options = [p for p in self.points if p.workload == workload and p.pool.split("/")[0] == pool]
-        return max(options, key=lambda p: p.workers) if options else None
-
-
-def claim_concurrency(ev: Evidence) -> Verdict:
-    claim = "Threads run concurrently (take turns); processes run in parallel."
-    t, p = ev.point("cpu_python", "thread"), ev.point("cpu_python", "process")
-    u = ev.point("numpy_ufunc", "thread")
-    if not (t and p and t.cpu_busy and p.cpu_busy):
-        return Verdict("concurrency type", claim, "", f"{NOT_MEASURED}: needs the scaling case of cpu_python")
-    text = f"CPUs kept busy at {ev.at} workers, cpu_python: threads {t.cpu_busy:.2f}, processes {p.cpu_busy:.2f}"
-    if u and u.cpu_busy:
-        text += f"; numpy_ufunc on threads {u.cpu_busy:.2f}"
-    if ev.cpus < 1.5:
-        return Verdict("concurrency type", claim, text, f"depends: with {ev.cpus:g} CPUs nothing runs in parallel")
-    if u and u.cpu_busy and u.cpu_busy >= 1.5:
-        return Verdict(
-            "concurrency type", claim, text, "depends: true for Python code; threads run in parallel in GIL-free code"
-        )
-    ok = t.cpu_busy < 1.3 and p.cpu_busy >= 1.5
-    return Verdict("concurrency type", claim, text, "confirmed" if ok else "refuted")
-
-
-def claim_workload(ev: Evidence) -> Verdict:
-    claim = "Threads suit I/O-bound work; processes suit CPU-bound work."
-    io_t, io_p = ev.widest("io_sleep", "thread"), ev.widest("io_sleep", "process")
-    cpu_t, cpu_p = ev.point("cpu_python", "thread"), ev.point("cpu_python", "process")
-    nat_t, nat_p = ev.point("numpy_ufunc", "thread"), ev.point("numpy_ufunc", "process")
-    if not (io_t and io_p and cpu_t and cpu_p):
-        return Verdict(
-            "ideal workload", claim, "", f"{NOT_MEASURED}: needs the scaling cases of io_sleep and cpu_python"
-        )
-    text = (
-        f"io_sleep at {io_t.workers} workers: threads {_xi(io_t)}, processes {_xi(io_p)}; "
-        f"cpu_python at {ev.at}: threads {_xi(cpu_t)}, processes {_xi(cpu_p)}"
-    )
-    io_ok = not _above(io_p, io_t)
-    cpu_ok = _above(cpu_p, cpu_t) or ev.cpus < 1.5
-    if nat_t and nat_p:
-        text += f"; numpy_ufunc at {ev.at}: threads {_xi(nat_t)}, processes {_xi(nat_p)}"
-        if io_ok and cpu_ok and not _above(nat_p, nat_t) and ev.cpus >= 1.5:
-            return Verdict(
-                "ideal workload", claim, text, "depends: threads also suit CPU-bound native code that releases the GIL"
-            )
-    return Verdict("ideal workload", claim, text, "confirmed" if io_ok and cpu_ok else "refuted")
-
-
-def claim_gil(ev: Evidence) -> Verdict:
-    claim = "The GIL keeps threads from running CPU-bound code in parallel."
-    parts, holds, releases = [], [], []
-    cpu_bound = dict.fromkeys(p.workload for p in ev.points if p.kind != "io")  # built-ins and the user's
-    for name in cpu_bound:
-        t = ev.point(name, "thread")
-        if t:
-            parts.append(f"{name} ({t.gil}) {_xi(t)}")
-            (holds if t.gil == "holds" else releases).append(t.speedup_lo)
-    if not holds:
-        return Verdict("GIL", claim, "", f"{NOT_MEASURED}: needs the scaling case of cpu_python on threads")
-    text = f"thread speedup at {ev.at} workers: " + ", ".join(parts)
-    if ev.cpus < 1.5:
-        return Verdict("GIL", claim, text, f"depends: with {ev.cpus:g} CPUs no executor runs code in parallel")
-    if max(holds) >= NO_SCALING:  # the low end of the interval: scaled beyond doubt
-        return Verdict("GIL", claim, text, "refuted: GIL-holding code scaled on threads")
-    if releases and max(releases) >= NO_SCALING:
-        return Verdict(
-            "GIL", claim, text, "depends: confirmed for code that holds the GIL; C code that releases it scales"
-        )
-    return Verdict("GIL", claim, text, "confirmed")
-
-
-def claim_memory(ev: Evidence) -> Verdict:
-    claim = "Processes cost more memory than threads."
-    uss = memory_per_worker(ev.records, "uss_tree_bytes")
-    thread = uss.get("thread")
-    procs = {k: v for k, v in uss.items() if k.startswith("process")}
-    if thread is None or not procs:
-        return Verdict("memory", claim, "", f"{NOT_MEASURED}: needs the memory case (`--cases memory`)")
-    mib = 2**20
-    text = (
-        "memory (USS) per added worker: threads "
-        + f"{thread / mib:.2f} MiB, "
-        + ", ".join(f"{k} {v / mib:.1f} MiB" for k, v in sorted(procs.items()))
-    )
-    ok = min(procs.values()) > max(thread, 0) + mib
-    return Verdict("memory", claim, text, "confirmed" if ok else "refuted")
-
-
-def claim_communication(ev: Evidence) -> Verdict:
-    claim = "Threads share memory; processes pay to pickle and copy data between them."
-    per_mib = payload_ms_per_mib(ev.records)
-    thread = per_mib.get("thread")
-    procs = {k: v for k, v in per_mib.items() if k.startswith("process")}
-    if thread is None or not procs:
-        return Verdict("communication", claim, "", f"{NOT_MEASURED}: needs the payload case (`--cases payload`)")
-    dispatch = per_task_us(ev.records, "dispatch")
-    text = f"round trip per MiB of payload: threads {thread:.3f} ms, " + ", ".join(
-        f"{k} {v:.2f} ms" for k, v in sorted(procs.items())
-    )
-    chunk = {k: v for k, v in dispatch.items() if k[0].startswith("process")}
-    if chunk:
-        c1 = [v for (pool, c), v in chunk.items() if c == 1]
-        cmax = max(chunk, key=lambda k: k[1])
-        if c1:
-            text += (
-                f"; empty task through a process pool {min(c1):.0f} µs (chunksize 1), "
-                f"{chunk[cmax]:.1f} µs (chunksize {cmax[1]})"
-            )
-    ok = min(procs.values()) > 10 * max(thread, 1e-6)
-    return Verdict("communication", claim, text, "confirmed" if ok else "refuted")
-
-
-def claim_startup(ev: Evidence) -> Verdict:
-    claim = "Processes take longer to start than threads."
-    cold = cold_start_ms(ev.records)
-    thread = cold.get("thread")
-    procs = {k: v for k, v in cold.items() if k.startswith("process")}
-    if thread is None or not procs:
-        return Verdict("start-up", claim, "", f"{NOT_MEASURED}: needs the cold_start case (`--cases cold_start`)")
-    text = f"pool creation to first result: threads {thread:.2f} ms, " + ", ".join(
-        f"{k} {v:.1f} ms" for k, v in sorted(procs.items())
-    )
-    ok = min(procs.values()) > 3 * thread
-    return Verdict("start-up", claim, text, "confirmed" if ok else "refuted")
-
-
-def claim_isolation(ev: Evidence) -> Verdict:
-    claim = "A crash in a process worker leaves the program running; a crash in a thread takes it down."
-    crashes = [r for r in ev.records if r.case == "crash"]
-    if not crashes:
-        return Verdict(
-            "crash isolation",
-            claim,
-            "",
-            f"{NOT_MEASURED}: a `crash` case (a worker that kills itself) would measure it",
-        )
-    by_pool: dict[str, list[Record]] = {}
-    for r in crashes:
-        by_pool.setdefault(r.pool, []).append(r)
-    parts, verdicts = [], {}
-    for pool, rs in sorted(by_pool.items()):
-        died = [r for r in rs if not r.extra.get("parent_survived")]
-        verdicts[pool] = not died
-        how = ", ".join(
-            f"{r.workload.removeprefix('crash_')}: "
-            + (
-                f"died ({r.extra.get('signal') or 'exit ' + str(r.extra.get('returncode'))})"
-                if r in died
-                else f"{r.extra.get('outcome')} after {float(r.extra.get('detect_s') or 0) * 1e3:.0f} ms"
-            )
-            for r in rs
-        )
-        parts.append(f"{pool}: {how}")
-    text = "; ".join(parts)
-    threads_die = verdicts.get("thread") is False
-    processes_survive = all(v for k, v in verdicts.items() if k.startswith("process"))
-    if "thread" not in verdicts or not any(k.startswith("process") for k in verdicts):
-        return Verdict("crash isolation", claim, text, "depends: measured on one executor only")
-    return Verdict("crash isolation", claim, text, "confirmed" if threads_die and processes_survive else "refuted")
-
-
-def claim_parallelism(ev: Evidence) -> Verdict:
-    claim = "Processes use every core for CPU-bound work."
-    p = ev.point("cpu_python", "process")
-    if not p:
-        return Verdict("parallelism", claim, "", f"{NOT_MEASURED}: needs the scaling case of cpu_python on processes")
-    text = (
-        f"cpu_python on processes at {p.workers} workers: speedup {_xi(p)} of an ideal {p.ideal:g} "
-        f"(efficiency {p.efficiency:.0%} [{p.efficiency_lo:.0%}–{p.efficiency_hi:.0%}]) with {ev.cpus:g} effective CPUs"
-    )
-    if ev.cpus < 1.5:
-        return Verdict("parallelism", claim, text, f"depends: {ev.cpus:g} effective CPUs leave nothing to parallelise")
-    if p.efficiency_hi >= 0.8:  # 80 % lies within the interval or below it
-        return Verdict("parallelism", claim, text, "confirmed")
-    return Verdict("parallelism", claim, text, "depends: efficiency below 80 % here (overhead or a busy machine)")
-
-
-CLAIMS: tuple[Callable[[Evidence], Verdict], ...] = (
-    claim_concurrency,
-    claim_workload,
-    claim_gil,
-    claim_memory,
-    claim_communication,
-    claim_startup,
-    claim_isolation,
-    claim_parallelism,
-)
-
-
-def corrections(ev: Evidence) -> list[str]:
-    """Stale tutorial claims against what the executors did in this run."""
-    defaults = ev.run.poolbench.get("executor_defaults")
-    if not isinstance(defaults, dict):
-        return ["Executor defaults were not recorded in these results (older schema)."]
-    cpus = ev.run.poolbench.get("cpu_count")
-    out = []
-    thread_default = defaults.get("thread_max_workers")
-    if isinstance(thread_default, int) and isinstance(cpus, int):
-        verdict = "stale" if thread_default != cpus * 5 else "matches here"
-        out.append(
-            f"*“ThreadPoolExecutor defaults to processors × 5 workers”* — {verdict}: with {cpus} CPUs visible, "
-            f"`ThreadPoolExecutor()` chose {thread_default} workers here (Python "
-            f"{ev.run.poolbench['versions']['python']}: min(32, CPUs + 4) since 3.8), not {cpus * 5}."
-        )
-    if defaults.get("thread_initializer"):
-        out.append(
-            "*“Only ProcessPoolExecutor takes an initializer”* — stale: `ThreadPoolExecutor` accepts "
-            "`initializer`/`initargs` here too (since Python 3.7)."
-        )
-    process_default = defaults.get("process_max_workers")
-    if isinstance(process_default, int) and process_default > ev.cpus:
-        out.append(
-            f"Both defaults size for the CPUs the OS shows, not this process's limit: `ProcessPoolExecutor()` chose "
-            f"{process_default} workers, `ThreadPoolExecutor()` {thread_default}, with {ev.cpus:g} effective CPUs."
-        )
-    return out
-
-
-def recommend(ev: Evidence) -> list[tuple[str, str, str, str]]:
-    """Per workload: (workload, kind / GIL, choice, evidence). The cheapest choice as good as the best.
-
-    "As good" means the two 95 % intervals overlap: the results cannot tell them apart, so the
-    cheaper one wins: no pool (serial: a speedup of exactly 1), then threads before processes,
-    fewer workers before more. Speedups and their intervals are capped at the ideal first: a
-    CPU-bound case measured above min(workers, CPUs) is noise, not a reason to choose more
-    workers than CPUs.
-    """
-    rows = []
-    for workload in dict.fromkeys(p.workload for p in ev.points):
-        options = [p for p in ev.points if p.workload == workload and p.pool != "serial"]
-        if not options:
-            continue
-
-        def capped(p: ScalingPoint) -> tuple[float, float, float]:
-            return min(p.speedup_lo, p.ideal), min(p.speedup, p.ideal), min(p.speedup_hi, p.ideal)
-
-        best = max(options, key=lambda p: capped(p)[1])
-        floor = capped(best)[0]
-        good = [p for p in options if capped(p)[2] >= floor]
-        pick = min(good, key=lambda p: (p.pool.split("/")[0] != "thread", p.workers))
-        if floor <= 1.0:
-            choice = "no pool (serial): no executor beat serial beyond its 95 % interval"
-        else:
-            choice = f"`{pick.pool}`, max_workers={pick.workers}"
-        rows.append(
-            (
-                workload,
-                f"{pick.kind}, {pick.gil} the GIL",
-                choice,
-                f"{_xi(pick)} (best measured: {best.pool} w{best.workers} {_xi(best)})",
-            )
-        )
-    return rows
 
 
 def summary(points: Sequence[ScalingPoint], runs: Sequence[Run]) -> dict:
@@ -414,7 +115,37 @@ def _machine_lines(run: Run, records: list[Record] | None = None) -> list[str]:
             if (periods := short_rounds_under_quota(records or [])) is not None
             else []
         ),
+        *_cautions(info),
     ]
+
+
+#: A CPU-time reading in clock ticks is off by up to a tick per process: fine above this many ticks.
+TICKS_PER_READING = 100
+
+
+def _cautions(info: dict) -> list[str]:
+    """Conditions recorded with a run (schema 3) that make some of its numbers mean less."""
+    out = []
+    fstype = info.get("io_fstype")
+    if fstype in MEMORY_FILESYSTEMS:
+        out.append(
+            f"- **caution:** `io_file` wrote to `{info.get('io_dir')}`, a {fstype}: fsync there reaches no disk, so "
+            "its numbers measure memory, not disk I/O; run with `--io-dir` on the disk you mean to measure"
+        )
+    if info.get("cpu_time_source") == "ticks":
+        tick = float(info.get("cpu_time_resolution_s") or 0.01)
+        out.append(
+            f"- **caution:** CPU time was read in clock ticks of {tick * 1e3:g} ms (no per-thread scheduler "
+            f"counters here): CPUs-busy figures of rounds shorter than {TICKS_PER_READING * tick:g} s are coarse"
+        )
+    start, end, cpus = info.get("loadavg_start"), info.get("loadavg_end"), info.get("effective_cpus")
+    if was_busy(start, cpus):
+        out.append(
+            f"- **caution:** the machine was busy: load average {start[0]:g} at the start"
+            + (f", {end[0]:g} at the end" if end else "")
+            + f", for {cpus:g} CPUs; other programs shared the CPUs"
+        )
+    return out
 
 
 def render(runs: list[list[Record]], figures: list[Path], out: Path) -> str:
@@ -465,7 +196,9 @@ def render(runs: list[list[Record]], figures: list[Path], out: Path) -> str:
                     t.pool,
                     f"{t.default_workers} → {t.default_s * 1e3:.1f} ms",
                     f"{t.recommended_workers} → {t.recommended_s * 1e3:.1f} ms",
-                    _x(t.ratio) if t.default_workers != t.recommended_workers else f"{_x(t.ratio)} (same size: noise)",
+                    times(t.ratio)
+                    if t.default_workers != t.recommended_workers
+                    else f"{times(t.ratio)} (same size: noise)",
                     throttled,
                 )
             )

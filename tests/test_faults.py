@@ -18,9 +18,12 @@ from pathlib import Path
 import psutil
 import pytest
 
+from bench.config import default_start_method
 from scripts.results import ResultsError, load
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Case ids carry the platform's default start method (fork on Linux up to 3.13, forkserver from 3.14).
+METHOD = default_start_method()
 pytestmark = pytest.mark.slow
 
 
@@ -103,13 +106,13 @@ def test_a_hung_task_fails_its_case_and_the_run_goes_on(tmp_path):
     assert failed == {
         "test_scaling[io_sleep-serial-w1]",
         "test_scaling[io_sleep-thread-w2]",
-        "test_scaling[io_sleep-process-fork-w2]",
+        f"test_scaling[io_sleep-process-{METHOD}-w2]",
     }
     names = {b["name"] for b in json.loads((tmp_path / "out.json").read_text())["benchmarks"]}
     assert names == {
         "test_scaling[cpu_python-serial-w1]",
         "test_scaling[cpu_python-thread-w2]",
-        "test_scaling[cpu_python-process-fork-w2]",
+        f"test_scaling[cpu_python-process-{METHOD}-w2]",
     }
     assert not no_survivors(env["_mark"])
 
@@ -138,7 +141,7 @@ def test_interrupted_run_saves_finished_cases_and_leaves_no_worker(tmp_path, sig
     assert proc.returncode != 0
     assert "KeyboardInterrupt" in out
     saved = json.loads((tmp_path / "out.json").read_text())
-    assert [b["name"] for b in saved["benchmarks"]] == ["test_scaling[io_sleep-process-fork-w4]"]
+    assert [b["name"] for b in saved["benchmarks"]] == [f"test_scaling[io_sleep-process-{METHOD}-w4]"]
     assert not no_survivors(env["_mark"])
 
 
@@ -166,8 +169,8 @@ def test_killed_run_keeps_finished_cases_in_the_journal_and_leaves_no_worker(tmp
     assert not (tmp_path / "out.json").exists()
     records = load([journal])
     assert {r.name for r in records} == {
-        "test_scaling[io_file-process-fork-w4]",
-        "test_scaling[io_sleep-process-fork-w4]",
+        f"test_scaling[io_file-process-{METHOD}-w4]",
+        f"test_scaling[io_sleep-process-{METHOD}-w4]",
     }
     assert all(len(r.samples) >= 1 and r.extra["case"] == "scaling" for r in records)
     assert not no_survivors(env["_mark"])  # workers die with their parent (PR_SET_PDEATHSIG)
@@ -274,5 +277,5 @@ def test_a_case_over_its_memory_limit_fails_with_the_reason_and_the_run_goes_on(
     assert "a worker was killed by the out-of-memory killer" in out
     assert "the memory limit (400 MiB)" in out
     names = {b["name"] for b in json.loads((tmp_path / "out.json").read_text())["benchmarks"]}
-    assert names == {"test_scaling[io_sleep-process-fork-w1]"}
+    assert names == {f"test_scaling[io_sleep-process-{METHOD}-w1]"}
     assert not no_survivors(env["_mark"])

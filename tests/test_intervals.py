@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import metrics, report
+from scripts import claims, metrics
 from scripts.results import load
 from tests.clirun import run_module
 
@@ -85,9 +85,9 @@ def _point(pool: str, workers: int, speedup: float, lo: float, hi: float, ideal:
 
 
 def _recommend(points):
-    ev = report.Evidence(load([TWO]))
+    ev = claims.Evidence(load([TWO]))
     ev.points = points
-    (row,) = report.recommend(ev)
+    (row,) = claims.recommend(ev)
     return row[2]
 
 

@@ -52,6 +52,8 @@ def service_bodies(text: str) -> dict[str, list[str]]:
     for line in text.split("\nservices:\n", 1)[1].splitlines():
         if line.strip().startswith("#") or not line.strip():
             continue
+        if not line.startswith(" "):  # the next top-level key: the services are over
+            break
         if line.startswith("  ") and not line.startswith("    "):
             current = line.strip().rstrip(":")
             bodies[current] = []
@@ -77,6 +79,16 @@ def test_compose_services_differ_only_in_their_limit():
         'user: "10001:10001"',
     ):
         assert setting in text
+
+
+def test_io_file_writes_to_a_volume_in_containers_not_the_tmpfs():
+    # /tmp is a tmpfs in the containers: fsync there is free, and io_file would measure memory.
+    text = COMPOSE.read_text()
+    shared = text.split("\nservices:\n", 1)[0]
+    assert "POOLBENCH_IO_DIR: /scratch" in shared
+    assert "- scratch:/scratch" in shared
+    assert "\nvolumes:\n  # " in text and "\n  scratch:" in text.split("\nvolumes:\n", 1)[1]
+    assert "mkdir /scratch && chown bench:bench /scratch" in (ROOT / "docker" / "Dockerfile").read_text()
 
 
 def test_selection_and_refusals():

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import metrics, plot, report
+from scripts import claims, metrics, plot, report
 from scripts.results import ResultsError, latest_runs, load
 from tests.clirun import run_module
 
@@ -280,7 +280,7 @@ def test_bad_arguments_are_one_line():
 
 
 def test_recommendation_does_not_chase_speedups_above_the_ideal(records):
-    ev = report.Evidence(records)
+    ev = claims.Evidence(records)
     base = metrics.find(ev.points, "cpu_python", "process", 2)
     noisy = [
         p for p in ev.points if not (p.workload == "cpu_python" and p.pool.startswith("process") and p.workers > 1)
@@ -289,7 +289,7 @@ def test_recommendation_does_not_chase_speedups_above_the_ideal(records):
     noisy.append(dataclasses.replace(base, workers=2, speedup=1.85, ideal=2.0))
     noisy.append(dataclasses.replace(base, workers=4, speedup=2.4, ideal=2.0))
     ev.points = noisy
-    row = next(r for r in report.recommend(ev) if r[0] == "cpu_python")
+    row = next(r for r in claims.recommend(ev) if r[0] == "cpu_python")
     assert row[2] == "`process/fork`, max_workers=2"
 
 

@@ -102,7 +102,6 @@ def test_registry_records_are_complete():
     assert ("cpu-native", "holds") in kinds
     assert ("cpu-native", "releases") in kinds
     assert ("cpu-python", "holds") in kinds
-    assert sum(w.uses_blas for w in SCALING) == 1
 
 
 def test_default_profile_is_bigger_than_quick():

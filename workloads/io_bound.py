@@ -12,6 +12,10 @@ import zlib
 
 from workloads.cpu_bound import compressible_bytes
 
+#: The folder ``file_roundtrip`` writes under (the suite sets it from ``--io-dir``); unset: the
+#: system's temporary folder, which in a container is often a tmpfs, where fsync costs nothing.
+IO_DIR_ENV = "POOLBENCH_IO_DIR"
+
 
 def sleep_for(seconds: float) -> float:
     """Sleep ``seconds`` and return the time actually slept (``time.sleep`` releases the GIL).
@@ -29,12 +33,12 @@ def file_roundtrip(spec: tuple[int, int]) -> int:
 
     ``spec`` is ``(kib, files)``; returns the CRC-32 of everything read back. Models disk-bound
     work (logs, spooling, small files). The files live in a temporary folder of their own under
-    ``tempfile.gettempdir()`` that is removed before the task returns.
+    ``$POOLBENCH_IO_DIR`` (else ``tempfile.gettempdir()``) that is removed before the task returns.
     """
     kib, files = spec
     data = compressible_bytes(kib * 1024)
     crc = 0
-    with tempfile.TemporaryDirectory(prefix="poolbench-") as folder:
+    with tempfile.TemporaryDirectory(prefix="poolbench-", dir=os.environ.get(IO_DIR_ENV) or None) as folder:
         for i in range(files):
             path = os.path.join(folder, f"task-{i}.bin")
             with open(path, "wb") as out:

@@ -1,0 +1,141 @@
+"""What ``machine_info["poolbench"]`` records besides the CPUs: versions, options, the I/O folder, load.
+
+pytest-benchmark records the machine (``node``, ``cpu``, ``python_*``); this adds what bounds or
+colours a measurement here (pyperf's ``_collect_metadata.py`` is the model): effective CPUs and
+their sources, BLAS, the allocator setting, versions of everything that measures, the environment
+variables that change a measurement, the user's workload files, the folder ``io_file`` writes to
+and its file system, where CPU time was read from, and the load average at the start and the end
+of the run (a busy machine is named in one line at the end: its numbers are suspect).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench import cpus, measure
+from bench.config import SuiteConfig
+from bench.executors import blas_libraries, executor_defaults
+from common.schema import MEMORY_FILESYSTEMS, SCHEMA_VERSION, was_busy
+
+#: Environment variables that change what a measurement means; recorded with every run.
+RECORDED_ENV = (
+    "OPENBLAS_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "PYTHONHASHSEED",
+    "PYTHON_GIL",
+    cpus.OVERRIDE_ENV,
+)
+
+
+def fstype_of(path: str) -> str | None:
+    """File system type of the mount that holds ``path`` (the longest mount point above it)."""
+    best, kind = "", None
+    try:
+        partitions = psutil.disk_partitions(all=True)
+    except (OSError, psutil.Error):
+        return None
+    real = os.path.realpath(path)
+    for part in partitions:
+        mount = part.mountpoint.rstrip("/") or "/"
+        if (real == mount or real.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best):
+            best, kind = mount, part.fstype
+    return kind
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages, or None where the platform has none."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
+def busy_warning(start: list[float] | None, end: list[float] | None, cpus_available: float) -> str | None:
+    """One line when the 1-minute load at the start or the end exceeded the CPUs (None: not busy).
+
+    The suite itself keeps about one CPU busy per running worker, so the load at the start (before
+    any case) is the clean signal; the end's is shown beside it.
+    """
+    if not start or not was_busy(start, cpus_available):
+        return None
+    end_text = f", {end[0]:g} at the end" if end else ""
+    return (
+        f"the machine was busy: load average {start[0]:g} at the start{end_text}, for {cpus_available:g} CPUs; "
+        "other programs shared the CPUs, so these numbers may be slow and noisy; re-run on an idle machine"
+    )
+
+
+def _sha256(path: str | None) -> str | None:
+    try:
+        return hashlib.sha256(Path(str(path)).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def poolbench_info(
+    suite: SuiteConfig,
+    *,
+    malloc_fixed: bool,
+    user_workloads: list[tuple[str, str | None]],
+    loadavg_start: list[float] | None,
+) -> dict[str, Any]:
+    """``machine_info["poolbench"]``: every key is part of the results schema (README.md)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "label": suite.label,
+        "backend": suite.backend,
+        **suite.cpu.as_dict(),
+        "default_start_method": suite.default_start_method,
+        "blas_threads": suite.blas_threads,
+        "blas": blas_libraries(),
+        "malloc_mmap_threshold": suite.mmap_threshold if malloc_fixed else None,
+        "executor_defaults": executor_defaults(),
+        "gil_switch_interval_s": sys.getswitchinterval(),
+        "gil_enabled": sys._is_gil_enabled() if hasattr(sys, "_is_gil_enabled") else True,
+        "versions": {
+            "python": platform.python_version(),
+            **{d: _version(d) for d in ("numpy", "pytest", "pytest-benchmark", "psutil", "threadpoolctl")},
+        },
+        "environment": {k: os.environ.get(k) for k in RECORDED_ENV},
+        "workload_files": [
+            {"workload": name, "file": source, "sha256": _sha256(source)} for name, source in user_workloads
+        ],
+        "io_dir": suite.io_dir,
+        "io_fstype": fstype_of(suite.io_dir),
+        "cpu_time_source": measure.CPU_TIME_SOURCE,
+        "cpu_time_resolution_s": measure.CPU_TIME_RESOLUTION_S,
+        "loadavg_start": loadavg_start,
+        "loadavg_end": load_average(),
+        "config": suite.as_dict(),
+    }
+
+
+def io_dir_warning(suite: SuiteConfig) -> str | None:
+    """One line when ``io_file`` will run in a folder whose fsync reaches no disk (None: fine)."""
+    if "io_file" not in suite.workloads or "scaling" not in suite.cases:
+        return None
+    fstype = fstype_of(suite.io_dir)
+    if fstype not in MEMORY_FILESYSTEMS:
+        return None
+    return (
+        f"io_file writes to {suite.io_dir}, a {fstype}: fsync there reaches no disk, so it will measure memory; "
+        "pass --io-dir (or POOLBENCH_IO_DIR) on the disk you mean to measure"
+    )

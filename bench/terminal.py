@@ -1,0 +1,67 @@
+"""What the suite says on the terminal: one-line notices past pytest's capture, and the end-of-run answer.
+
+The end-of-run table is the answer at a glance (pytest's ``terminal_summary`` hook): for each
+workload of the scaling case, each pool's speedup over serial at the recommended worker count, and
+the files the results went to, so that no second command is needed to see it. The report
+(scripts/report.py) adds intervals, verdicts and plots.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+from common.schema import speedup
+
+
+def tell(config: pytest.Config, text: str) -> None:
+    """One line to the user's terminal, on a line of its own, past pytest's output capture."""
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+        if reporter is not None:
+            if reporter._tw.width_of_current_line:  # after pytest's progress dots
+                reporter._tw.line()
+            reporter.write_line(text)
+        else:
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+
+
+def warn(config: pytest.Config, text: str) -> None:
+    tell(config, f"poolbench: {text}")
+
+
+def _pool(extra: dict[str, Any]) -> str:
+    method = extra.get("start_method")
+    return f"{extra['executor']}/{method}" if method else str(extra["executor"])
+
+
+def speedup_table(benchmarks: Iterable[Any], workers: int) -> list[str]:
+    """Rows of "workload  pool speedup ..." for the scaling cases of pools at ``workers`` workers.
+
+    ``benchmarks`` are pytest-benchmark fixtures that finished; a pool's speedup uses its paired
+    serial rounds (``serial_samples_s``), as scripts/metrics.py does. Empty when nothing qualifies.
+    """
+    cells: dict[str, dict[str, float]] = {}
+    for b in benchmarks:
+        extra = b.extra_info
+        serial = extra.get("serial_samples_s")
+        data = getattr(getattr(b, "stats", None), "stats", None)
+        samples = getattr(data, "data", None)
+        if extra.get("case") != "scaling" or extra.get("workers") != workers or not serial or not samples:
+            continue
+        cells.setdefault(str(extra["workload"]), {})[_pool(extra)] = speedup(serial, samples)
+    if not cells:
+        return []
+    pools = sorted({p for row in cells.values() for p in row})
+    width = max(len(w) for w in cells)
+    lines = [f"{'workload'.ljust(width)}  " + "  ".join(p.rjust(max(len(p), 6)) for p in pools)]
+    for workload, row in cells.items():
+        values = [(f"{row[p]:.2f}×" if p in row else "—").rjust(max(len(p), 6)) for p in pools]
+        lines.append(f"{workload.ljust(width)}  " + "  ".join(values))
+    return lines
