@@ -28,6 +28,7 @@ baseline from a different sweep (profile or task sizes) is refused with exit cod
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +40,9 @@ from scripts.metrics import CONFIDENCE, boot_medians, ideal_speedup, interval, s
 from scripts.results import Record, ResultsError, latest_runs, load
 
 EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE = 0, 1, 2
+FORMATS = ("text", "markdown", "json")
+#: Version of the ``--format json`` layout (README.md, "Regression gate").
+COMPARE_SCHEMA = 1
 METRICS = ("index", "speedup", "efficiency", "time")
 DEFAULT_FAIL_ON = ("index", "speedup")
 #: Defaults from the noise measured on a shared 2-core machine, quick profile, 6 unchanged runs
@@ -107,6 +111,13 @@ def parse_args(argv: Sequence[str] | None = None):
     )
     parser.add_argument("--allow-missing", action="store_true", help="do not fail when a case is missing in CURRENT")
     parser.add_argument("--seed", type=int, default=12345, help="bootstrap seed (default: 12345)")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="text (default: a table for a terminal or CI log), markdown (for a pull-request comment or a job "
+        "summary) or json (for a bot; COMPARE_SCHEMA in the output)",
+    )
     args = parser.parse_args(argv)
     chosen = [m.strip() for m in args.fail_on.split(",")]
     if not chosen or any(m not in METRICS for m in chosen):
@@ -325,9 +336,28 @@ def render(rows: list[Row], only_base: list[str], only_cur: list[str], notes: li
     return "\n".join(lines)
 
 
-def work(args, base: list[Record], cur: list[Record]) -> int:
+@dataclass(frozen=True)
+class Gate:
+    """Everything the gate decided, whatever the output format."""
+
+    rows: list[Row]
+    only_base: list[str]
+    only_cur: list[str]
+    notes: list[str]
+    regressions: list[Row]  # regressions of the metrics in --fail-on
+    shown: list[Row]  # regressions of other metrics: shown, not failing
+    fails: bool
+
+    @property
+    def fell(self) -> list[str]:
+        return sorted({r.name for r in self.regressions + self.shown if r.metric in ("speedup", "index")})
+
+
+def decide(args, base: list[Record], cur: list[Record]) -> Gate:
     check_same_sweep(base, cur, (args.baseline, args.current))
     rows, only_base, only_cur, absolute = compare(base, cur, args)
+    if not rows and not only_base:
+        raise ResultsError(f"{args.baseline} and {args.current} share no case to compare; run the same sweep")
     notes = []
     if not absolute:
         notes.append(
@@ -336,22 +366,113 @@ def work(args, base: list[Record], cur: list[Record]) -> int:
         )
     if base[0].run.effective_cpus != cur[0].run.effective_cpus:
         notes.append(f"effective CPUs changed: {base[0].run.effective_cpus:g} -> {cur[0].run.effective_cpus:g}")
-    print(render(rows, only_base, only_cur, notes))
     regressions = [r for r in rows if r.verdict == "regression" and r.metric in args.fail_on]
     shown = [r for r in rows if r.verdict == "regression" and r.metric not in args.fail_on]
     missing_fails = bool(only_base) and not args.allow_missing
-    print(
-        f"\n{len(regressions)} regression(s) that fail the gate ({', '.join(args.fail_on)}) in {len(rows)} "
-        f"comparisons, {len(shown)} more shown only; min effect {args.min_effect:.0%} (index), "
+    return Gate(rows, only_base, only_cur, notes, regressions, shown, bool(regressions) or missing_fails)
+
+
+def _tally(args, gate: Gate) -> str:
+    return (
+        f"{len(gate.regressions)} regression(s) that fail the gate ({', '.join(args.fail_on)}) in {len(gate.rows)} "
+        f"comparisons, {len(gate.shown)} more shown only; min effect {args.min_effect:.0%} (index), "
         f"{args.case_min_effect:.0%} (one case), {args.confidence:.0%} intervals; "
-        f"{len(only_base)} case(s) missing now, {len(only_cur)} new"
+        f"{len(gate.only_base)} case(s) missing now, {len(gate.only_cur)} new"
     )
-    fell = sorted({r.name for r in rows if r.verdict == "regression" and r.metric in ("speedup", "index")})
-    if fell:
-        print("speedup fell: " + ", ".join(fell))
-    if not rows and not only_base:
-        raise ResultsError(f"{args.baseline} and {args.current} share no case to compare; run the same sweep")
-    return EXIT_REGRESSION if regressions or missing_fails else EXIT_OK
+
+
+def render_text(args, gate: Gate) -> str:
+    text = render(gate.rows, gate.only_base, gate.only_cur, gate.notes) + "\n\n" + _tally(args, gate)
+    if gate.fell:
+        text += "\nspeedup fell: " + ", ".join(gate.fell)
+    return text
+
+
+def render_markdown(args, gate: Gate) -> str:
+    """A pull-request comment or job summary: the verdict first, what changed, then every row folded."""
+    head = "❌ **poolbench gate: regression**" if gate.fails else "✅ **poolbench gate: no regression**"
+    lines = [head, "", _tally(args, gate), ""]
+    changed = [r for r in gate.rows if r.verdict != "same"]
+    header = ["case", "metric", "baseline", "current", "change", "ratio interval", "verdict"]
+
+    def cells(r: Row) -> list[str]:
+        flag = f"**{r.verdict}**" if r in gate.regressions else r.verdict
+        return [
+            f"`{r.name}`",
+            r.metric,
+            _fmt(r.metric, r.baseline, r.baseline_ci),
+            _fmt(r.metric, r.current, r.current_ci),
+            f"{r.change:+.1%}",
+            f"[{r.ratio_lo:.3f}, {r.ratio_hi:.3f}]",
+            flag,
+        ]
+
+    def table(rows: list[Row]) -> list[str]:
+        return [
+            "| " + " | ".join(header) + " |",
+            "|" + "---|" * len(header),
+            *("| " + " | ".join(cells(r)) + " |" for r in rows),
+        ]
+
+    if changed:
+        lines += ["Changed beyond noise:", "", *table(changed), ""]
+    lines += [f"- missing now (only in baseline): `{n}`" for n in gate.only_base]
+    lines += [f"- new (only in current): `{n}`" for n in gate.only_cur]
+    lines += [f"- {n}" for n in gate.notes]
+    lines += [
+        "",
+        f"<details><summary>all {len(gate.rows)} comparisons</summary>",
+        "",
+        *table(gate.rows),
+        "",
+        "</details>",
+    ]
+    return "\n".join(lines)
+
+
+def render_json(args, gate: Gate) -> str:
+    def row(r: Row) -> dict:
+        return {
+            "name": r.name,
+            "metric": r.metric,
+            "baseline": r.baseline,
+            "current": r.current,
+            "baseline_interval": list(r.baseline_ci) if r.baseline_ci else None,
+            "current_interval": list(r.current_ci) if r.current_ci else None,
+            "change": r.change,
+            "ratio_interval": [r.ratio_lo, r.ratio_hi],
+            "verdict": r.verdict,
+            "fails_gate": r in gate.regressions,
+        }
+
+    return json.dumps(
+        {
+            "compare_schema": COMPARE_SCHEMA,
+            "baseline": args.baseline,
+            "current": args.current,
+            "passed": not gate.fails,
+            "exit_code": EXIT_REGRESSION if gate.fails else EXIT_OK,
+            "fail_on": list(args.fail_on),
+            "min_effect": args.min_effect,
+            "case_min_effect": args.case_min_effect,
+            "confidence": args.confidence,
+            "rows": [row(r) for r in gate.rows],
+            "missing": gate.only_base,
+            "new": gate.only_cur,
+            "speedup_fell": gate.fell,
+            "notes": gate.notes,
+        },
+        indent=1,
+    )
+
+
+RENDERERS = {"text": render_text, "markdown": render_markdown, "json": render_json}
+
+
+def work(args, base: list[Record], cur: list[Record]) -> int:
+    gate = decide(args, base, cur)
+    print(RENDERERS[getattr(args, "format", "text")](args, gate))
+    return EXIT_REGRESSION if gate.fails else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -223,3 +223,33 @@ def test_bad_arguments_exit_2(tmp_path, args):
     done = run_module("scripts.compare", good, good, *args, timeout=60)
     assert done.returncode == EXIT_UNUSABLE
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_markdown_and_json_formats_carry_the_same_decision(tmp_path, capsys):
+    base = synthetic(tmp_path, "base", seed=1)
+    cur = synthetic(tmp_path, "cur", slower("cpu_python", "process", 2.5), seed=2)
+    assert gate(base, cur, "--format", "json") == EXIT_REGRESSION
+    data = json.loads(capsys.readouterr().out)  # the whole output is one JSON document
+    assert data["compare_schema"] == compare.COMPARE_SCHEMA
+    assert data["passed"] is False and data["exit_code"] == EXIT_REGRESSION
+    failing = {r["name"] for r in data["rows"] if r["fails_gate"]}
+    assert "test_scaling[cpu_python-process-fork-w2]" in failing
+    assert all(r["verdict"] == "regression" for r in data["rows"] if r["fails_gate"])
+    assert set(data["speedup_fell"]) >= failing - {r["name"] for r in data["rows"] if r["metric"] == "time"}
+
+    assert gate(base, cur, "--format", "markdown") == EXIT_REGRESSION
+    md = capsys.readouterr().out
+    assert md.startswith("❌ **poolbench gate: regression**")
+    assert "| `test_scaling[cpu_python-process-fork-w2]` | speedup |" in md
+    assert "<details><summary>all " in md
+
+    same = synthetic(tmp_path, "same", seed=3)
+    assert gate(base, same, "--format", "markdown") == EXIT_OK
+    assert capsys.readouterr().out.startswith("✅ **poolbench gate: no regression**")
+
+
+def test_unknown_format_is_one_line(tmp_path):
+    base = synthetic(tmp_path, "base", seed=1)
+    result = run_module("scripts.compare", base, base, "--format", "xml")
+    assert result.returncode == 2
+    assert "--format" in result.stderr and "Traceback" not in result.stderr

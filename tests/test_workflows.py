@@ -24,7 +24,7 @@ def test_each_gate_reports_into_the_job_summary_and_uploads_its_results(path):
     assert "-m scripts.compare" in text
     assert "set -o pipefail" in text  # the gate's exit code survives the tee into the summary
     assert '>> "$GITHUB_STEP_SUMMARY"' in text
-    assert "cat gate.txt" in text and "results/report.md" in text
+    assert "--format markdown" in text and "results/report.md" in text  # the gate as Markdown in the summary
     assert "-m scripts.export" in text and "--format github-action-benchmark" in text
     assert "actions/upload-artifact@" in text
     assert "pip install -r requirements.txt" in text
