@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ JOURNAL_KEY = pytest.StashKey["Journal | None"]()
 STATUS_KEY = pytest.StashKey[int]()
 USER_KEY = pytest.StashKey["list[tuple[str, str | None]]"]()
 LOAD_KEY = pytest.StashKey["list[float] | None"]()
+STARTED_KEY = pytest.StashKey[str]()
 
 
 OPTIONS = {
@@ -93,6 +95,7 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(problem)
     config.stash[CONFIG_KEY] = suite
     config.stash[LOAD_KEY] = machine.load_average()
+    config.stash[STARTED_KEY] = datetime.now(UTC).isoformat(timespec="seconds")
     os.environ[IO_DIR_ENV] = suite.io_dir  # io_file's workers (and serial runs) write there
     config.stash[MALLOC_KEY] = fix_malloc(suite.mmap_threshold)
     # SIGINT and SIGTERM (Ctrl-C, docker stop, a cancelled CI job) stop the run within a bound;
@@ -261,6 +264,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
         malloc_fixed=config.stash[MALLOC_KEY],
         user_workloads=config.stash[USER_KEY],
         loadavg_start=config.stash[LOAD_KEY],
+        started_at=config.stash[STARTED_KEY],
     )
 
 

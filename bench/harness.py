@@ -45,6 +45,7 @@ def case_info(case: Case, suite: SuiteConfig) -> dict[str, Any]:
         "cpu_time_s": None,
         "throttled_periods": None,
         "throttled_s": None,
+        "minor_faults": None,
     }
 
 

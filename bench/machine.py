@@ -96,6 +96,7 @@ def poolbench_info(
     malloc_fixed: bool,
     user_workloads: list[tuple[str, str | None]],
     loadavg_start: list[float] | None,
+    started_at: str | None = None,
 ) -> dict[str, Any]:
     """``machine_info["poolbench"]``: every key is part of the results schema (README.md)."""
     return {
@@ -122,6 +123,7 @@ def poolbench_info(
         "io_fstype": fstype_of(suite.io_dir),
         "cpu_time_source": measure.CPU_TIME_SOURCE,
         "cpu_time_resolution_s": measure.CPU_TIME_RESOLUTION_S,
+        "started_at": started_at,
         "loadavg_start": loadavg_start,
         "loadavg_end": load_average(),
         "config": suite.as_dict(),

@@ -101,6 +101,38 @@ def _tree_cpu_ticks(proc: psutil.Process) -> float:
     return total
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (which may hold spaces and parentheses)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+
+
+def tree_minor_faults(proc: psutil.Process | None = None) -> int | None:
+    """Minor page faults of the whole tree so far, reaped children included; None off Linux.
+
+    A minor fault maps a page the kernel already has (a fresh zero page, say): what a process pays
+    each time glibc hands a large array back to the kernel and asks again (README.md, "The allocator
+    is pinned"). This process from ``getrusage`` (every thread), the others from /proc/PID/stat.
+    """
+    proc = proc or psutil.Process()
+    total = 0
+    for p in _tree(proc):
+        if p.pid == os.getpid():
+            own, reaped = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+            total += own.ru_minflt + reaped.ru_minflt
+            continue
+        fields = _stat_fields(p.pid)
+        if fields is None:
+            if not os.path.isdir("/proc"):
+                return None
+            continue  # gone between listing and reading
+        total += int(fields[7]) + int(fields[8])  # minflt, cminflt (fields 10 and 11 of stat(5))
+    return total
+
+
 def tree_rss_bytes(proc: psutil.Process | None = None) -> int:
     """Resident set size summed over the tree (shared pages counted once per process)."""
     proc = proc or psutil.Process()
@@ -239,7 +271,9 @@ class RoundMeter:
     rss_peak_bytes: int = 0
     throttled_periods: int | None = None
     throttled_s: float | None = None
+    minor_faults: int | None = None
     _cpu_start: float = 0.0
+    _faults_start: int | None = None
     _throttle_start: dict[str, float] | None = field(default=None, repr=False)
 
     @property
@@ -253,17 +287,21 @@ class RoundMeter:
         for p in _tree(me):
             reset_peak_rss(p.pid)
         self._throttle_start = read_throttling(self.cgroup) if self.cgroup else None
+        self._faults_start = tree_minor_faults(me)
         self._cpu_start = tree_cpu_seconds(me)
 
     def stop(self) -> bool:
         """End the round; returns whether it was a timed round (its readings kept)."""
         me = psutil.Process()
         cpu = tree_cpu_seconds(me) - self._cpu_start
+        faults = tree_minor_faults(me)
         timed = self.timing
         self.rounds_done += 1
         if not timed:
             return False
         self.cpu_time_s += cpu
+        if faults is not None and self._faults_start is not None:
+            self.minor_faults = (self.minor_faults or 0) + faults - self._faults_start
         self.rss_peak_bytes = max(self.rss_peak_bytes, tree_peak_rss_bytes(me))
         after = read_throttling(self.cgroup) if self.cgroup else None
         if self._throttle_start and after:
@@ -282,6 +320,7 @@ class RoundMeter:
             "rss_peak_bytes": self.rss_peak_bytes or None,
             "throttled_periods": self.throttled_periods,
             "throttled_s": self.throttled_s,
+            "minor_faults": self.minor_faults,
         }
 
 

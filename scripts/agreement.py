@@ -17,7 +17,6 @@ unusable input. Each RUN is one results file (or a folder holding one run).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -73,7 +72,7 @@ def agreement(runs: list[list[ScalingPoint]]) -> list[CaseAgreement]:
     out = []
     for key in sorted(common):
         points = tuple(k[key] for k in keyed)
-        at = max(1, math.ceil(points[0].effective_cpus - 1e-9))
+        at = points[0].recommended_workers  # as the run recorded it
         out.append(CaseAgreement(key, points[0].kind, key[2] == at, points))
     return out
 

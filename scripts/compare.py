@@ -45,9 +45,8 @@ FORMATS = ("text", "markdown", "json")
 COMPARE_SCHEMA = 1
 METRICS = ("index", "speedup", "efficiency", "time")
 DEFAULT_FAIL_ON = ("index", "speedup")
-#: Defaults from the noise measured on a shared 2-core machine, quick profile, 6 unchanged runs
-#: (README.md, "Regression gate"): the index moved at most 15 % from the first run, a single case's
-#: speedup up to 36 % (io_file excluded: disk noise), a single case's time up to 135 %.
+#: Defaults set above the noise of unchanged quick runs on a shared 2-core machine: README.md,
+#: "Regression gate", generated from evidence/gate/ (python -m scripts.evidence).
 DEFAULT_MIN_EFFECT = 0.25
 DEFAULT_CASE_MIN_EFFECT = 0.5
 DEFAULT_CONFIDENCE = 0.99

@@ -224,3 +224,15 @@ def test_busy_rule():
     assert "the machine was busy: load average 4 at the start, 3 at the end, for 2 CPUs" in machine.busy_warning(
         [4.0, 1, 1], [3.0, 1, 1], 2.0
     )
+
+
+def test_round_meter_counts_the_minor_faults_of_timed_rounds():
+    meter = RoundMeter(cgroup=None, warmup_rounds=0)
+    meter.start()
+    block = bytearray(64 * 2**20)  # fresh pages: each first touch is a minor fault (2 MiB ones with THP)
+    block[::4096] = b"x" * len(block[::4096])
+    meter.stop()
+    del block
+    if meter.minor_faults is None:
+        pytest.skip("no fault counters here")
+    assert meter.minor_faults >= 32

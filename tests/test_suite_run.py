@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench import cpus
+from common.schema import SCHEMA_VERSION
 from tests.clirun import run_module
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +40,7 @@ EXTRA_INFO_KEYS = {
     "throttled_s",
     "profile",
     "task_param",
+    "minor_faults",
 }
 #: Documented too, recorded by scaling cases of pools only.
 SCALING_POOL_KEYS = {"serial_samples_s"}
@@ -58,6 +60,13 @@ MACHINE_KEYS = {
     "config",
     "executor_defaults",
     "workload_files",
+    "io_dir",
+    "io_fstype",
+    "cpu_time_source",
+    "cpu_time_resolution_s",
+    "loadavg_start",
+    "loadavg_end",
+    "started_at",
 }
 
 pytestmark = pytest.mark.slow
@@ -68,8 +77,8 @@ def run_bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def smallest_run(tmp_path_factory) -> dict:
-    """One run of every case type on two workloads and worker counts 1 and 2."""
+def smallest_done(tmp_path_factory) -> tuple[dict, subprocess.CompletedProcess]:
+    """One run of every case type on two workloads and worker counts 1 and 2: its JSON and its output."""
     tmp = tmp_path_factory.mktemp("run")
     out = tmp / "out.json"
     done = run_bench(
@@ -82,7 +91,35 @@ def smallest_run(tmp_path_factory) -> dict:
         str(out),
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return json.loads(out.read_text())
+    return json.loads(out.read_text()), done
+
+
+@pytest.fixture(scope="module")
+def smallest_run(smallest_done) -> dict:
+    return smallest_done[0]
+
+
+def test_the_run_ends_with_the_answer_and_where_it_went(smallest_done):
+    data, done = smallest_done
+    out = done.stdout
+    recommended = data["machine_info"]["poolbench"]["recommended_workers"]
+    assert f"speedup over serial at {recommended} workers" in out or recommended > 2  # the sweep is 1,2
+    method = data["machine_info"]["poolbench"]["default_start_method"]
+    if recommended <= 2:
+        table = out.split(f"speedup over serial at {recommended} workers", 1)[1].splitlines()
+        assert table[1].split() == ["workload", f"process/{method}", "thread"]
+        assert {row.split()[0] for row in table[2:4]} == {"cpu_python", "numpy_matmul"}
+    assert "results: " in out and "out.json" in out and "journal: " in out
+    assert "results will not be saved" not in out
+
+
+def test_the_run_records_where_and_how_it_measured(smallest_run):
+    info = smallest_run["machine_info"]["poolbench"]
+    assert Path(info["io_dir"]).is_absolute() and info["io_fstype"]
+    assert info["cpu_time_source"] in ("schedstat", "ticks")
+    assert 0 < info["cpu_time_resolution_s"] <= 0.02
+    for key in ("loadavg_start", "loadavg_end"):
+        assert len(info[key]) == 3 and all(x >= 0 for x in info[key])
 
 
 def test_every_case_type_is_present(smallest_run):
@@ -154,7 +191,7 @@ def test_scaling_cases_of_pools_pair_a_serial_round_with_each_of_their_rounds(sm
             paired = info["serial_samples_s"]
             assert len(paired) == len(bench["stats"]["data"]), bench["name"]
             assert all(t > 0 for t in paired)
-            assert info["schema_version"] == 2
+            assert info["schema_version"] == SCHEMA_VERSION
 
 
 def test_blas_is_limited_to_one_thread_in_every_executor(smallest_run):
@@ -222,6 +259,17 @@ def test_autosave_writes_numbered_json_and_cases_option_filters(tmp_path):
     assert {b["extra_info"]["case"] for b in data["benchmarks"]} == {"dispatch"}
     assert {b["extra_info"]["executor"] for b in data["benchmarks"]} == {"serial", "thread"}
     assert "deselected" in done.stdout
+    assert f"results: {saved[0]}" in done.stdout  # the end-of-run lines name the file autosave chose
+
+
+def test_a_run_that_saves_nothing_says_so_at_the_start(tmp_path):
+    done = run_bench(
+        tmp_path, "--cases", "scaling", "--workloads", "io_sleep", "--executors", "serial", "--workers", "1"
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    notice = "poolbench: results will not be saved and no journal is kept: add --benchmark-autosave"
+    assert notice in done.stdout.splitlines()[0]
+    assert "results: not saved" in done.stdout
 
 
 def test_a_wrong_answer_fails_its_case_and_leaves_no_number(tmp_path, monkeypatch):

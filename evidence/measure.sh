@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Re-measures every figure README.md quotes, on this machine, then trims the result files into
+# evidence/ (python -m scripts.evidence trim) and rewrites README.md's generated blocks from them
+# (python -m scripts.evidence write). Keep the machine otherwise idle while it runs: about 40
+# minutes on a 2-core VM. Needs .venv (README.md, "Two commands") and, for the container matrix,
+# a Docker engine (scripts/docker-engine.sh starts one on a Debian host as root).
+#
+#   bash evidence/measure.sh            # everything
+#   ONLY="crash faults" bash evidence/measure.sh    # some topics (see the case below)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+RAW=${RAW:-/tmp/poolbench-evidence}
+ONLY=${ONLY:-"growth gate limits crash faults interrupts matrix"}
+mkdir -p "$RAW"
+
+# run NAME [taskset args --] pytest-bench-args...: one `pytest bench` run saved as $RAW/NAME.json
+run() {
+  local name=$1; shift
+  local prefix=()
+  if [ "${1:-}" = "taskset" ]; then prefix=(taskset -c "$2"); shift 3; fi
+  echo "== $name ($(date -u +%T))"
+  if ! "${prefix[@]}" $PY -m pytest bench -q -p no:cacheprovider --benchmark-json "$RAW/$name.json" "$@" \
+      > "$RAW/$name.log" 2>&1; then
+    echo "failed: $name (log: $RAW/$name.log)"; tail -5 "$RAW/$name.log"; exit 1
+  fi
+}
+
+for topic in $ONLY; do
+  case $topic in
+    growth)  # "Profiles and what they cost": quick-profile sweeps, one axis varied at a time
+      for w in 1 1,2 1,2,4 1,2,4,8; do run "growth-workers-$w" --profile quick --workers "$w"; done
+      for wl in cpu_python cpu_python,io_sleep cpu_python,io_sleep,zlib,numpy_ufunc; do
+        run "growth-workloads-$wl" --profile quick --workers 1,2,4,8 --workloads "$wl"
+      done ;;
+    gate)  # "Regression gate": six unchanged quick runs, then three confined to CPU 0
+      for i in 1 2 3 4 5 6; do run "gate-run$i" --profile quick; done
+      for i in 1 2 3; do run "gate-onecpu$i" taskset 0 -- --profile quick; done ;;
+    limits)  # "Against the physical limits": three default runs, one after the other
+      for i in 1 2 3; do run "default-run$i"; done ;;
+    crash)  # "Faults": what a crash in a worker does, per executor and start method
+      run crash --cases crash --start-methods fork,spawn ;;
+    faults)  # "How measurements are kept honest": the allocator finding, dynamic against fixed
+      for m in dynamic fixed; do
+        run "malloc-$m" --cases scaling --workloads numpy_ufunc --executors serial,thread --workers 1,2 --malloc "$m"
+      done ;;
+    interrupts)  # "Faults": from the stop signal to the end of the process, the whole sweep once
+      echo "== interrupts ($(date -u +%T))"
+      rm -f "$RAW/interrupt-times.jsonl"
+      POOLBENCH_INTERRUPT_TIMES="$RAW/interrupt-times.jsonl" $PY -m pytest tests/test_interrupts.py \
+        -m "interrupt_sweep or not interrupt_sweep" -q -p no:cacheprovider > "$RAW/interrupts.log" 2>&1 ;;
+    matrix)  # "CPU limits": the quick matrix (CI's), then cpus-1 and cpus-0.5 at the default profile
+      bash scripts/docker-engine.sh
+      echo "== matrix quick ($(date -u +%T))"
+      rm -rf "$RAW/matrix-quick" "$RAW/matrix-default"
+      $PY -m scripts.matrix --backend docker --limits cpus-0.5,cpus-1,cpuset-0 --profile quick \
+        --results "$RAW/matrix-quick" --no-report > "$RAW/matrix-quick.log" 2>&1
+      echo "== matrix default ($(date -u +%T))"
+      $PY -m scripts.matrix --backend docker --limits cpus-1,cpus-0.5 --profile default \
+        --results "$RAW/matrix-default" --no-report > "$RAW/matrix-default.log" 2>&1 ;;
+    *) echo "unknown topic $topic"; exit 2 ;;
+  esac
+done
+echo "== done ($(date -u +%T)); trimming into evidence/"
+$PY -m scripts.evidence trim "$RAW"
+$PY -m scripts.evidence write README.md

@@ -1,0 +1,458 @@
+"""README figures recomputed from the result files they were measured in: ``python -m scripts.evidence``.
+
+Every figure README.md quotes about this machine sits in a block between two markers::
+
+    <!-- evidence:NAME -->
+    ...generated text...
+    <!-- /evidence:NAME -->
+
+and each block is generated here from the trimmed result files under ``evidence/`` (measured by
+``bash evidence/measure.sh``, which records the command of every run). Commands:
+
+* ``trim RAW``: copy the runs of ``evidence/measure.sh`` from RAW into ``evidence/``, trimmed to
+  what the loader reads (per-round samples, extra_info, machine_info without the CPU flag list);
+* ``show``: print every block;
+* ``write README.md``: rewrite the blocks in place (atomically);
+* ``check README.md``: exit 1 when a block differs from what the files give (tests/test_evidence.py).
+
+A figure outside these blocks is prose about method, not a measurement of this machine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import statistics
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from scripts import agreement, compare
+from scripts.cli import Parser, run, write_atomic
+from scripts.metrics import scaling_points
+from scripts.results import Record, ResultsError, load
+
+ROOT = Path(__file__).resolve().parents[1]
+EVIDENCE = ROOT / "evidence"
+#: Where each run of evidence/measure.sh goes, by the start of its name.
+TOPICS = {
+    "growth-": "growth",
+    "gate-": "gate",
+    "default-run": "limits",
+    "crash": "crash",
+    "malloc-": "faults",
+}
+
+
+def parse_args(argv: Sequence[str] | None = None):
+    parser = Parser(prog="python -m scripts.evidence", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    trim_p = sub.add_parser("trim", help="copy evidence/measure.sh's runs from RAW into evidence/, trimmed")
+    trim_p.add_argument("raw", metavar="RAW", help="the folder evidence/measure.sh wrote (RAW=...)")
+    sub.add_parser("show", help="print every generated block")
+    for name, what in (("write", "rewrite the blocks of FILE"), ("check", "exit 1 if a block of FILE is stale")):
+        p = sub.add_parser(name, help=what)
+        p.add_argument("file", metavar="FILE", help="README.md")
+    return parser.parse_args(argv)
+
+
+# --- trimming ---------------------------------------------------------------------------------------
+
+
+def trimmed(data: dict) -> dict:
+    """A results file cut to what scripts/results.py reads: no CPU flags, no commit, samples only."""
+    machine = {k: v for k, v in data["machine_info"].items() if k != "cpu"}
+    return {
+        "datetime": data["datetime"],
+        "machine_info": machine,
+        "benchmarks": [
+            {
+                "name": b["name"],
+                "group": b.get("group"),
+                "extra_info": b["extra_info"],
+                "stats": {"data": [round(x, 9) for x in b["stats"]["data"]]},
+            }
+            for b in data["benchmarks"]
+        ],
+    }
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(data, separators=(",", ":")) + "\n")
+
+
+def trim(raw: Path) -> list[Path]:
+    written = []
+    for src in sorted(raw.glob("*.json")):
+        topic = next((t for prefix, t in TOPICS.items() if src.name.startswith(prefix)), None)
+        if topic is None:
+            continue
+        _write_json(EVIDENCE / topic / src.name, trimmed(json.loads(src.read_text())))
+        written.append(EVIDENCE / topic / src.name)
+    for profile in ("quick", "default"):
+        for src in sorted((raw / f"matrix-{profile}").glob("*/*.json")):
+            dest = EVIDENCE / "matrix" / profile / f"{src.parent.name}.json"
+            _write_json(dest, trimmed(json.loads(src.read_text())))
+            written.append(dest)
+    times = raw / "interrupt-times.jsonl"
+    if times.exists():
+        dest = EVIDENCE / "interrupts" / "interrupt-times.jsonl"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(dest, times.read_text())
+        written.append(dest)
+    return written
+
+
+# --- helpers ------------------------------------------------------------------------------------------
+
+
+def _runs(pattern: str) -> list[Path]:
+    found = sorted(EVIDENCE.glob(pattern))
+    if not found:
+        raise ResultsError(f"evidence/{pattern}: no files; run `bash evidence/measure.sh` to measure them")
+    return found
+
+
+def _records(path: Path) -> list[Record]:
+    return load([str(path)])
+
+
+def wall_s(records: list[Record]) -> float:
+    """A run's wall time: from ``started_at`` (its start) to pytest-benchmark's ``datetime`` (its save)."""
+    run = records[0].run
+    started = datetime.fromisoformat(run.poolbench["started_at"])
+    return (datetime.fromisoformat(run.datetime) - started).total_seconds()
+
+
+def _s(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds:.0f} s ({seconds / 60:.1f} min)"
+
+
+def _pct(x: float) -> str:
+    return f"{x:.0%}"
+
+
+def _machine(records: list[Record]) -> str:
+    info = records[0].run.poolbench
+    v = info["versions"]
+    return f"Python {v['python']}, NumPy {v['numpy']}, {info['effective_cpus']:g} effective CPUs"
+
+
+# --- the blocks -----------------------------------------------------------------------------------------
+
+
+def block_profiles() -> list[str]:
+    quick = _records(_runs("gate/gate-run1.json")[0])
+    defaults = [_records(p) for p in _runs("limits/default-run*.json")]
+    rows = []
+    for name, runs in (("quick", [quick]), ("default", defaults)):
+        cfg = runs[0][0].run.poolbench["config"]
+        serial = [r for r in runs[0] if r.case == "scaling" and r.executor == "serial"]
+        per_task = [r.median / r.tasks * 1e3 for r in serial]
+        walls = sorted(wall_s(rs) for rs in runs)
+        wall = _s(walls[0]) if len(walls) == 1 else f"{walls[0]:.0f}–{_s(walls[-1])} ({len(walls)} runs)"
+        rows.append(
+            f"| `{name}` | {serial[0].tasks} | {min(per_task):.0f}–{max(per_task):.0f} ms | "
+            f"{cfg['rounds']} (+{cfg['warmup_rounds']}) | {wall}, {len(runs[0])} cases |"
+        )
+    rows.append(
+        "| `full` | 32 | about 2× default | 10 (+2) | not measured here (4× the work per round of default, "
+        "2× the rounds) |"
+    )
+    return [
+        "| profile | tasks per batch | one task, serial, here (fastest–slowest workload) | timed rounds (+ warm-up) "
+        "| wall time of `pytest bench` here |",
+        "| --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+        f"Measured with {_machine(quick)} (`bash evidence/measure.sh`: `pytest bench --profile quick` and three "
+        "`pytest bench` runs; wall time = the run's `started_at` to its save).",
+    ]
+
+
+def block_growth() -> list[str]:
+    rows, xs_w, ys_w, xs_l, ys_l, cases, walls = [], [], [], [], [], [], []
+    for path in _runs("growth/growth-workers-*.json"):
+        recs = _records(path)
+        workers = path.stem.removeprefix("growth-workers-")
+        rows.append((f"`--workers {workers}` (7 workloads)", len(recs), wall_s(recs)))
+        xs_w.append(len(workers.split(",")))
+        ys_w.append(wall_s(recs))
+    for path in sorted(_runs("growth/growth-workloads-*.json"), key=lambda p: len(p.stem)):
+        recs = _records(path)
+        names = path.stem.removeprefix("growth-workloads-")
+        rows.append((f"`--workloads {names}` (workers 1, 2, 4, 8)", len(recs), wall_s(recs)))
+        xs_l.append(len(names.split(",")))
+        ys_l.append(wall_s(recs))
+    for _, n, w in rows:
+        cases.append(n)
+        walls.append(w)
+    bw, aw = np.polyfit(xs_w, ys_w, 1)
+    bc, ac = np.polyfit(cases, walls, 1)
+    r2 = float(np.corrcoef(cases, walls)[0, 1] ** 2)
+    lines = ["| sweep (quick profile) | cases | wall time |", "| --- | --- | --- |"]
+    lines += [f"| {name} | {n} | {w:.1f} s |" for name, n, w in rows]
+    lines += [
+        "",
+        f"Fitted (least squares): each worker count added to `--workers` adds {bw:.1f} s (wall ≈ {aw:.1f} s + "
+        f"{bw:.1f} s × worker counts, 7 workloads); over all {len(rows)} runs, wall ≈ {ac:.1f} s + {bc:.2f} s × "
+        f"cases (r² = {r2:.2f}).",
+    ]
+    return lines
+
+
+def block_limits() -> list[str]:
+    paths = _runs("limits/default-run*.json")
+    cases = agreement.agreement([agreement.one_run(str(p)) for p in paths])
+    n = len(paths)
+    cpu = next(c for c in cases if c.key[0] == "cpu_python" and c.key[1].startswith("process") and c.key[2] == 2)
+    effs = [f"{q.efficiency:.2f} [{q.efficiency_lo:.2f}–{q.efficiency_hi:.2f}]" for q in cpu.points]
+    met = sum(q.efficiency >= agreement.EFFICIENCY_GOAL for q in cpu.points)
+    at_c = [c for c in cases if c.at_c and c.kind != "io"]
+    within = sum(c.spread <= agreement.SPREAD_GOAL for c in at_c)
+    widest = sorted(at_c, key=lambda c: -c.spread)[:3]
+    held = sum(c.held()[0] for c in cases)
+    pairs = sum(c.held()[1] for c in cases)
+    # Between-run spread against within-run error, per pool case: the sd of log speedup across runs
+    # against the mean (over runs) of the standard error of the mean log paired ratio within a run.
+    by_name = [{r.name: r for r in _records(p)} for p in paths]
+    ratios = []
+    for name, first in by_name[0].items():
+        if first.case != "scaling" or not first.paired_serial or not all(name in b for b in by_name):
+            continue
+        logs = [[math.log(s / p) for s, p in zip(b[name].paired_serial, b[name].samples, strict=True)] for b in by_name]
+        between = statistics.stdev(statistics.median(x) for x in logs)
+        within_err = statistics.mean(statistics.stdev(x) / math.sqrt(len(x)) for x in logs)
+        if within_err > 0:
+            ratios.append(between / within_err)
+    header = "| goal (issue #10) | " + " | ".join(f"run {i + 1}" for i in range(n)) + " | met? |"
+    lines = [
+        header,
+        "| --- | " + " | ".join("---" for _ in range(n)) + " | --- |",
+        f"| `cpu_python`, processes, 2 workers: efficiency ≥ 0.90 in every run | {' | '.join(effs)} | "
+        f"{'yes' if met == n else 'no'}, {met} of {n} |",
+        f"| every CPU-bound pool case at W = C: the runs' speedups within 5 % of their mean |{' |' * n} "
+        f"{within} of {len(at_c)}; widest "
+        + ", ".join(f"`{w}` {p} {c.spread:.1%}" for c in widest for (w, p, _) in [c.key])
+        + " |",
+        f"| each run's 95 % interval holds the other runs' points, ≥ 90 % of (case, run pair) |{' |' * n} "
+        f"{'yes' if held / pairs >= agreement.AGREEMENT_GOAL else 'no'}: {held} of {pairs} = {held / pairs:.0%} |",
+        "",
+        f"Between runs against within a run ({len(ratios)} pool cases; the spread of each case's log speedup "
+        "across the runs over the standard error of its mean log paired ratio within a run): the between-run "
+        f"spread is larger in {_pct(sum(r > 1 for r in ratios) / len(ratios))} of cases (median "
+        f"{statistics.median(ratios):.2f}×, 75th percentile {float(np.quantile(ratios, 0.75)):.2f}×, "
+        f"largest {max(ratios):.1f}×). {_machine(_records(paths[0]))}; "
+        f"`bash evidence/measure.sh` (three `pytest bench` runs, one after the other).",
+    ]
+    return lines
+
+
+def _gate(base: Path, cur: Path) -> compare.Gate:
+    args = compare.parse_args([str(base), str(cur)])
+    return compare.decide(args, compare.one_run(str(base)), compare.one_run(str(cur)))
+
+
+def _index_changes(gate: compare.Gate) -> list[float]:
+    return [r.change for r in gate.rows if r.metric == "index"]
+
+
+def block_gate() -> list[str]:
+    runs = _runs("gate/gate-run*.json")
+    onecpu = _runs("gate/gate-onecpu*.json")
+    same = [_gate(runs[0], p) for p in runs[1:]]
+    lost = [_gate(runs[0], p) for p in onecpu]
+    same_index = [x for g in same for x in _index_changes(g)]
+    lost_index = [x for g in lost for x in _index_changes(g)]
+    case_drops = [r.change for g in same for r in g.rows if r.metric == "speedup" and "io_file" not in r.name]
+    io_drops = [r.change for g in same for r in g.rows if r.metric == "speedup" and "io_file" in r.name]
+    alarms = sum(g.fails for g in same)
+    caught = sum(g.fails for g in lost)
+
+    def short(name: str) -> str:
+        return f"`{name.removeprefix('test_scaling[').rstrip(']')}`"
+
+    fell = ["; ".join(f"{', '.join(map(short, g.fell)) or 'none'} (run {i + 1})" for i, g in enumerate(lost))]
+    return [
+        "| runs | scaling index change (each pool × worker count ≥ 2) | single-case speedup change | gate |",
+        "| --- | --- | --- | --- |",
+        f"| unchanged, {len(same)} comparisons | {min(same_index):+.1%} to {max(same_index):+.1%} (standard "
+        f"deviation {statistics.pstdev(same_index):.1%}) | {min(case_drops):+.1%} to {max(case_drops):+.1%} "
+        f"(`io_file`, disk-bound, {min(io_drops):+.1%} to {max(io_drops):+.1%}: excluded from the index) | "
+        f"{alarms} false alarm(s) |",
+        f"| one CPU, {len(lost)} comparisons | {min(lost_index):+.1%} to {max(lost_index):+.1%} | see below | "
+        f"{caught} of {len(lost)} detected |",
+        "",
+        f"Cases whose speedup fell past the gate in the one-CPU runs: {fell[0]}. {_machine(_records(runs[0]))}; "
+        "`bash evidence/measure.sh` (six `pytest bench --profile quick` runs, then three under `taskset -c 0`, "
+        "each gated against the first with the default bars).",
+    ]
+
+
+def block_crash() -> list[str]:
+    crashes = [r for r in _records(_runs("crash/crash.json")[0]) if r.case == "crash"]
+    out = []
+    threads = [r for r in crashes if r.executor == "thread"]
+    how = sorted({r.extra.get("signal") or f"exit code {r.extra.get('returncode')}" for r in threads})
+    died = all(not r.extra.get("parent_survived") for r in threads)
+    out.append(f"thread pools {'died with every crash' if died else 'survived a crash'} ({', '.join(how)})")
+    for method in sorted({r.start_method for r in crashes if r.executor == "process"}):
+        procs = [r for r in crashes if r.executor == "process" and r.start_method == method]
+        ms = [float(r.extra["detect_s"]) * 1e3 for r in procs]
+        ok = all(r.extra.get("parent_survived") and r.extra.get("recovered") for r in procs)
+        outcome = "/".join(sorted({str(r.extra.get("outcome")) for r in procs}))
+        out.append(
+            f"process pools ({method}) raised {outcome} after {min(ms):.0f}–{max(ms):.0f} ms"
+            + (", their owner survived and a new pool worked afterwards" if ok else ", NOT all recovered")
+        )
+    return [
+        "Measured here (`pytest bench --cases crash --start-methods fork,spawn`, "
+        f"{_machine(crashes)}): " + "; ".join(out) + "."
+    ]
+
+
+def block_faults() -> list[str]:
+    parts = []
+    for mode in ("dynamic", "fixed"):
+        recs = {(r.executor, r.workers): r for r in _records(_runs(f"faults/malloc-{mode}.json")[0])}
+        serial, t1 = recs[("serial", 1)], recs[("thread", 1)]
+
+        def per_round(r: Record) -> float:
+            return float(r.extra["minor_faults"]) / len(r.samples)
+
+        points = {(p.pool, p.workers): p for p in scaling_points(list(recs.values()))}
+        parts.append(
+            f"`--malloc {mode}`: {per_round(serial):,.0f} minor page faults per serial round against "
+            f"{per_round(t1):,.0f} per round on one pool thread; serial took {serial.median / t1.median:.2f}× "
+            f"the time of one pool thread, and 2 threads reached {points[('thread', 2)].speedup:.2f}× "
+            f"[{points[('thread', 2)].speedup_lo:.2f}–{points[('thread', 2)].speedup_hi:.2f}] over serial"
+        )
+    return [
+        "Measured here (`pytest bench --cases scaling --workloads numpy_ufunc --executors serial,thread "
+        "--workers 1,2 --malloc dynamic`, then `fixed`): " + "; ".join(parts) + "."
+    ]
+
+
+def block_interrupts() -> list[str]:
+    path = _runs("interrupts/interrupt-times.jsonl")[0]
+    times = sorted(json.loads(line)["exit_s"] for line in path.read_text().splitlines() if line.strip())
+    slowest = max(
+        (json.loads(line) for line in path.read_text().splitlines() if line.strip()), key=lambda d: d["exit_s"]
+    )
+    return [
+        f"Measured here, from the signal to the end of the process, over {len(times)} interrupted runs of the "
+        "sweep below (`POOLBENCH_INTERRUPT_TIMES=times.jsonl .venv/bin/python -m pytest tests/test_interrupts.py "
+        f'-m "interrupt_sweep or not interrupt_sweep"`): median {statistics.median(times):.2f} s, 90th percentile '
+        f"{float(np.quantile(times, 0.9)):.2f} s, slowest {times[-1]:.2f} s (`{slowest['point']}`)."
+    ]
+
+
+def _limit_runs(profile: str) -> dict[str, list[Record]]:
+    return {p.stem: _records(p) for p in _runs(f"matrix/{profile}/*.json")}
+
+
+def block_matrix() -> list[str]:
+    quick, default = _limit_runs("quick"), _limit_runs("default")
+    q = ", ".join(
+        f"`{name}` {_s(wall_s(rs))} (effective CPUs {rs[0].run.effective_cpus:g})" for name, rs in quick.items()
+    )
+    d = []
+    for name, rs in default.items():
+        points = [p for p in scaling_points(rs) if p.pool != "serial" and p.kind != "io"]
+        at = [p for p in points if p.workers == p.recommended_workers]
+        worst = min(points, key=lambda p: p.speedup)
+        d.append(
+            f"`{name}` {_s(wall_s(rs))}: CPU-bound speedups at the recommended {at[0].recommended_workers} worker(s) "
+            f"{min(p.speedup for p in at):.2f}–{max(p.speedup for p in at):.2f}× (ideal 1), the worst "
+            f"{worst.speedup:.2f}× ({worst.workload}, {worst.pool}, {worst.workers} workers)"
+        )
+    spread = []
+    for profile, runs in (("quick", quick), ("default", default)):
+        rs = runs.get("cpus-1")
+        serial = next(
+            (r for r in rs or [] if r.case == "scaling" and r.workload == "cpu_python" and r.executor == "serial"), None
+        )
+        if serial:
+            spread.append(
+                f"{profile}: {min(serial.samples) * 1e3:.0f}–{max(serial.samples) * 1e3:.0f} ms "
+                f"(median {serial.median * 1e3:.0f} ms)"
+            )
+    return [
+        f"Measured here ({_machine(next(iter(quick.values())))} on the host; image cached): the quick matrix "
+        f"took {q}. With the default profile: " + "; ".join(d) + ". The rounds of the serial `cpu_python` "
+        "batch inside `cpus-1`: " + "; ".join(spread) + " (`bash evidence/measure.sh`, topic `matrix`).",
+    ]
+
+
+BLOCKS: dict[str, Callable[[], list[str]]] = {
+    "profiles": block_profiles,
+    "growth": block_growth,
+    "limits": block_limits,
+    "gate": block_gate,
+    "matrix": block_matrix,
+    "crash": block_crash,
+    "faults": block_faults,
+    "interrupts": block_interrupts,
+}
+
+_MARK = re.compile(r"(<!-- evidence:(?P<name>[a-z]+) -->\n)(?P<body>.*?)(<!-- /evidence:(?P=name) -->)", re.S)
+
+
+def generated(name: str) -> str:
+    return "\n".join(BLOCKS[name]()) + "\n"
+
+
+def rewrite(text: str) -> tuple[str, list[str]]:
+    """``text`` with every block regenerated, and the names of the blocks that changed."""
+    changed = []
+
+    def fill(m: re.Match) -> str:
+        if m.group("name") not in BLOCKS:
+            raise ResultsError(
+                f"README block evidence:{m.group('name')}: no such block; use one of {', '.join(BLOCKS)}"
+            )
+        body = generated(m.group("name"))
+        if body != m.group("body"):
+            changed.append(m.group("name"))
+        return m.group(1) + body + m.group(4)
+
+    return _MARK.sub(fill, text), changed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.command == "trim":
+        raw = Path(args.raw)
+        if not raw.is_dir():
+            raise ResultsError(f"{raw}: not a folder; give the RAW folder evidence/measure.sh wrote")
+        for path in trim(raw):
+            print(path)
+        return 0
+    if args.command == "show":
+        for name in BLOCKS:
+            print(f"<!-- evidence:{name} -->\n{generated(name)}<!-- /evidence:{name} -->\n")
+        return 0
+    path = Path(args.file)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot be read ({exc.strerror}); give README.md") from None
+    new, changed = rewrite(text)
+    if args.command == "write":
+        if changed:
+            write_atomic(path, new)
+        print(f"{path}: {len(changed)} block(s) rewritten" + (f" ({', '.join(changed)})" if changed else ""))
+        return 0
+    if changed:
+        print(f"{path}: stale evidence blocks: {', '.join(changed)}; run `python -m scripts.evidence write {path}`")
+        return 1
+    print(f"{path}: every evidence block matches the files under evidence/")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run("python -m scripts.evidence", main))

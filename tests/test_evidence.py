@@ -1,0 +1,49 @@
+"""README's figures against the result files they were measured in (evidence/, scripts/evidence.py)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from scripts import evidence
+from scripts.results import ResultsError, load
+from tests.clirun import run_module
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "quick-2cpus.json"
+
+
+def test_every_readme_figure_block_matches_its_result_files():
+    done = run_module("scripts.evidence", "check", "README.md")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "every evidence block matches" in done.stdout
+
+
+def test_readme_has_every_block_once_and_no_unknown_one():
+    names = re.findall(r"<!-- evidence:([a-z]+) -->", (ROOT / "README.md").read_text())
+    assert sorted(names) == sorted(evidence.BLOCKS)
+
+
+def test_a_stale_block_is_found_and_rewritten(tmp_path, monkeypatch):
+    monkeypatch.setitem(evidence.BLOCKS, "demo", lambda: ["measured: 3 s"])
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- evidence:demo -->\nmeasured: 2 s\n<!-- /evidence:demo -->\nend\n")
+    text, changed = evidence.rewrite(readme.read_text())
+    assert changed == ["demo"]
+    assert text == "intro\n<!-- evidence:demo -->\nmeasured: 3 s\n<!-- /evidence:demo -->\nend\n"
+    assert evidence.rewrite(text) == (text, [])
+    with pytest.raises(ResultsError, match="evidence:nosuch: no such block"):
+        evidence.rewrite("<!-- evidence:nosuch -->\nx\n<!-- /evidence:nosuch -->\n")
+
+
+def test_trimmed_files_keep_what_the_loader_reads(tmp_path):
+    data = json.loads(FIXTURE.read_text())
+    small = evidence.trimmed(data)
+    assert "cpu" not in small["machine_info"] and "commit_info" not in small
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(small))
+    full, cut = load([str(FIXTURE)]), load([str(path)])
+    assert [(r.name, r.samples, r.extra) for r in cut] == [(r.name, r.samples, r.extra) for r in full]
