@@ -176,7 +176,7 @@ def block_profiles() -> list[str]:
 
 def block_growth() -> list[str]:
     rows, xs_w, ys_w, xs_l, ys_l, cases, walls = [], [], [], [], [], [], []
-    for path in _runs("growth/growth-workers-*.json"):
+    for path in sorted(_runs("growth/growth-workers-*.json"), key=lambda p: len(p.stem)):
         recs = _records(path)
         workers = path.stem.removeprefix("growth-workers-")
         rows.append((f"`--workers {workers}` (7 workloads)", len(recs), wall_s(recs)))
@@ -287,7 +287,8 @@ def block_gate() -> list[str]:
         f"| one CPU, {len(lost)} comparisons | {min(lost_index):+.1%} to {max(lost_index):+.1%} | see below | "
         f"{caught} of {len(lost)} detected |",
         "",
-        f"Cases whose speedup fell past the gate in the one-CPU runs: {fell[0]}. {_machine(_records(runs[0]))}; "
+        f"What fell past the gate in the one-CPU runs (scaling indexes and single cases): {fell[0]}. "
+        f"{_machine(_records(runs[0]))}; "
         "`bash evidence/measure.sh` (six `pytest bench --profile quick` runs, then three under `taskset -c 0`, "
         "each gated against the first with the default bars).",
     ]
@@ -372,19 +373,19 @@ def block_matrix() -> list[str]:
         )
     spread = []
     for profile, runs in (("quick", quick), ("default", default)):
-        rs = runs.get("cpus-1")
-        serial = next(
-            (r for r in rs or [] if r.case == "scaling" and r.workload == "cpu_python" and r.executor == "serial"), None
-        )
-        if serial:
-            spread.append(
-                f"{profile}: {min(serial.samples) * 1e3:.0f}–{max(serial.samples) * 1e3:.0f} ms "
-                f"(median {serial.median * 1e3:.0f} ms)"
-            )
+        for r in runs.get("cpus-1") or []:
+            if r.case == "scaling" and r.workload == "cpu_python" and r.executor != "serial" and r.workers == 2:
+                spread.append(
+                    f"{profile} {r.pool}: {min(r.samples) * 1e3:.0f}–{max(r.samples) * 1e3:.0f} ms "
+                    f"(median {r.median * 1e3:.0f} ms, {r.extra.get('throttled_periods')} throttled periods)"
+                )
+    first = next(iter(quick.values()))
     return [
-        f"Measured here ({_machine(next(iter(quick.values())))} on the host; image cached): the quick matrix "
-        f"took {q}. With the default profile: " + "; ".join(d) + ". The rounds of the serial `cpu_python` "
-        "batch inside `cpus-1`: " + "; ".join(spread) + " (`bash evidence/measure.sh`, topic `matrix`).",
+        f"Measured here (2-core host, image cached; in the containers {_machine(first).split(', ', 2)[0]}, "
+        f"{_machine(first).split(', ', 2)[1]}): the quick matrix took {q}. With the default profile: "
+        + "; ".join(d)
+        + ". Rounds of the `cpu_python` batch on 2 workers inside `cpus-1` (two workers on a one-CPU quota "
+        "meet the quota's stalls): " + "; ".join(spread) + " (`bash evidence/measure.sh`, topic `matrix`).",
     ]
 
 
