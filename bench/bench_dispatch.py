@@ -18,7 +18,14 @@ def test_dispatch(benchmark, case, suite):
     tasks = work.size(suite.profile).tasks
     args = list(range(tasks))
     benchmark.group = f"dispatch {case.executor}"
-    with warm_pool(case.executor, case.workers, case.start_method, suite.blas_threads, suite.mmap_threshold) as pool:
+    with warm_pool(
+        case.executor,
+        case.workers,
+        case.start_method,
+        suite.blas_threads,
+        suite.mmap_threshold,
+        scheduler=suite.dask_scheduler,
+    ) as pool:
         run_batches(
             benchmark,
             suite,

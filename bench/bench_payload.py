@@ -21,7 +21,14 @@ def test_payload(benchmark, case, suite):
     size = PAYLOAD_BYTES[case.payload]
     payload = compressible_bytes(size)
     benchmark.group = f"payload {case.payload}"
-    with warm_pool(case.executor, case.workers, case.start_method, suite.blas_threads, suite.mmap_threshold) as pool:
+    with warm_pool(
+        case.executor,
+        case.workers,
+        case.start_method,
+        suite.blas_threads,
+        suite.mmap_threshold,
+        scheduler=suite.dask_scheduler,
+    ) as pool:
         run_batches(
             benchmark,
             suite,

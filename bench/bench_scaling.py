@@ -13,5 +13,12 @@ CASE = "scaling"
 
 def test_scaling(benchmark, case, suite):
     benchmark.group = f"scaling {case.workload}"
-    with warm_pool(case.executor, case.workers, case.start_method, suite.blas_threads, suite.mmap_threshold) as pool:
+    with warm_pool(
+        case.executor,
+        case.workers,
+        case.start_method,
+        suite.blas_threads,
+        suite.mmap_threshold,
+        scheduler=suite.dask_scheduler,
+    ) as pool:
         run_workload(benchmark, suite, case, pool)

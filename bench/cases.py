@@ -42,8 +42,12 @@ class Case:
         return "-".join(parts)
 
 
-def _pools(cfg: SuiteConfig, workers: int, with_serial: bool) -> list[tuple[str, int, str | None]]:
-    """(executor, workers, start method) for every selected executor at one worker count."""
+def _pools(cfg: SuiteConfig, workers: int, with_serial: bool, dask: bool = True) -> list[tuple[str, int, str | None]]:
+    """(executor, workers, start method) for every selected executor at one worker count.
+
+    ``dask=False`` leaves the dask executor out (case types that need a pool of the suite's own).
+    An existing dask cluster has one size, its own: its cases use it whatever ``workers`` says.
+    """
     out: list[tuple[str, int, str | None]] = []
     if with_serial and "serial" in cfg.executors:
         out.append(("serial", 1, None))
@@ -51,7 +55,14 @@ def _pools(cfg: SuiteConfig, workers: int, with_serial: bool) -> list[tuple[str,
         out.append(("thread", workers, None))
     if "process" in cfg.executors:
         out.extend(("process", workers, m) for m in cfg.start_methods)
+    if dask and "dask" in cfg.executors:
+        out.append(("dask", int(cfg.dask_cluster["workers"]) if cfg.dask_cluster else workers, None))
     return out
+
+
+def _own_cluster(cfg: SuiteConfig) -> bool:
+    """Whether dask cases start their own LocalCluster (cold start, memory and crashes need one)."""
+    return cfg.dask_scheduler is None
 
 
 def scaling_cases(cfg: SuiteConfig) -> list[Case]:
@@ -62,13 +73,14 @@ def scaling_cases(cfg: SuiteConfig) -> list[Case]:
             out.append(Case("scaling", name, "serial", 1))
         for w in cfg.workers:
             out.extend(Case("scaling", name, ex, n, m) for ex, n, m in _pools(cfg, w, with_serial=False))
-    return out
+    return list(dict.fromkeys(out))  # an existing cluster's one size appears once
 
 
 def cold_start_cases(cfg: SuiteConfig) -> list[Case]:
     """Pool creation to first result, per executor and start method, at the recommended size."""
     w = cfg.cpu.recommended_workers
-    return [Case("cold_start", "whoami", ex, n, m) for ex, n, m in _pools(cfg, w, with_serial=False)]
+    pools = _pools(cfg, w, with_serial=False, dask=_own_cluster(cfg))
+    return [Case("cold_start", "whoami", ex, n, m) for ex, n, m in pools]
 
 
 def dispatch_cases(cfg: SuiteConfig) -> list[Case]:
@@ -98,7 +110,8 @@ def memory_cases(cfg: SuiteConfig) -> list[Case]:
     if "serial" in cfg.executors:
         out.append(Case("memory", "whoami", "serial", 1))
     for w in cfg.workers:
-        out.extend(Case("memory", "whoami", ex, n, m) for ex, n, m in _pools(cfg, w, with_serial=False))
+        pools = _pools(cfg, w, with_serial=False, dask=_own_cluster(cfg))
+        out.extend(Case("memory", "whoami", ex, n, m) for ex, n, m in pools)
     return out
 
 
@@ -116,7 +129,7 @@ def default_workers_cases(cfg: SuiteConfig) -> list[Case]:
     chosen = {"thread": defaults["thread_max_workers"], "process": defaults["process_max_workers"]}
     out = []
     for name in DEFAULT_WORKERS_WORKLOADS:
-        for ex, _, m in _pools(cfg, 1, with_serial=False):
+        for ex, _, m in _pools(cfg, 1, with_serial=False, dask=False):  # dask has no max_workers=None
             out.append(Case("default_workers", name, ex, chosen[ex], m, sizing="default"))
             out.append(Case("default_workers", name, ex, cfg.cpu.recommended_workers, m, sizing="recommended"))
     return out
@@ -124,9 +137,8 @@ def default_workers_cases(cfg: SuiteConfig) -> list[Case]:
 
 def crash_cases(cfg: SuiteConfig) -> list[Case]:
     """Each crash (os._exit, abort, segfault) under each pool, one worker, in a child process."""
-    return [
-        Case("crash", f"crash_{crash}", ex, n, m) for crash in CRASHES for ex, n, m in _pools(cfg, 1, with_serial=False)
-    ]
+    pools = _pools(cfg, 1, with_serial=False, dask=_own_cluster(cfg))  # never crash a user's cluster
+    return [Case("crash", f"crash_{crash}", ex, n, m) for crash in CRASHES for ex, n, m in pools]
 
 
 GENERATORS: dict[str, Callable[[SuiteConfig], list[Case]]] = {

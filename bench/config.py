@@ -16,11 +16,15 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from bench import cluster
 from bench.cpus import CpuInfo
 from workloads import PROFILES, scaling_names
 from workloads.io_bound import IO_DIR_ENV
 
-EXECUTORS = ("serial", "thread", "process")
+EXECUTORS = ("serial", "thread", "process", "dask")
+#: Run unless --executors says otherwise. dask is opt-in (``--executors ...,dask`` or ``all``): a
+#: cluster costs seconds to start per case, and ``distributed`` is an optional dependency.
+DEFAULT_EXECUTORS = ("serial", "thread", "process")
 CASES = ("scaling", "cold_start", "dispatch", "payload", "memory", "default_workers", "crash")
 DEFAULT_WORKERS = (1, 2, 4, 8)  # plus the effective CPU count, added at run time
 
@@ -84,6 +88,28 @@ def parse_names(option: str, text: str | None, allowed: tuple[str, ...], default
     if unknown:
         raise OptionError(f"{option}: unknown {unknown[0]!r}; choose from {', '.join(allowed)} (or all)")
     return tuple(a for a in allowed if a in items)
+
+
+def parse_executors(text: str | None, dask_ok: bool) -> tuple[str, ...]:
+    """``--executors``: named dask without ``distributed`` installed is an error; ``all`` skips it."""
+    chosen = parse_names("--executors", text, EXECUTORS, DEFAULT_EXECUTORS)
+    if "dask" in chosen and not dask_ok:
+        if text is not None and text.strip() == "all":
+            return tuple(e for e in chosen if e != "dask")
+        raise OptionError(f"--executors dask: {cluster.missing_line()}, or leave dask out")
+    return chosen
+
+
+def parse_dask_scheduler(text: str | None) -> str | None:
+    """``--dask-scheduler`` / ``POOLBENCH_DASK_SCHEDULER``: an existing scheduler's address, or None."""
+    if text is None or text.strip() == "":
+        return None
+    if not re.fullmatch(r"(tcp|tls|inproc|ucx|ws|wss)://[^\s/]+(:\d+)?|[A-Za-z0-9.-]+:\d+", text.strip()):
+        raise OptionError(
+            f"--dask-scheduler / {cluster.SCHEDULER_ENV}: {text!r} is not a scheduler address; "
+            "give one such as tcp://scheduler:8786, or leave it unset for an embedded LocalCluster"
+        )
+    return text.strip()
 
 
 def parse_profile(text: str | None) -> str:
@@ -212,6 +238,9 @@ class SuiteConfig:
     case_timeout: float = DEFAULT_CASE_TIMEOUT_S
     journal: str | None = None
     io_dir: str = field(default_factory=lambda: os.path.realpath(tempfile.gettempdir()))
+    dask_scheduler: str | None = None  # an existing cluster; None: an embedded LocalCluster per case
+    dask_skipped: bool = False  # --executors all without distributed installed
+    dask_cluster: Mapping[str, Any] | None = None  # the existing cluster's size and workers, read at start
 
     @property
     def mmap_threshold(self) -> int | None:
@@ -234,19 +263,28 @@ class SuiteConfig:
         }
 
 
-def build_config(options: dict[str, str | None], cpu: CpuInfo, environ: Mapping[str, str] | None = None) -> SuiteConfig:
+def build_config(
+    options: dict[str, str | None],
+    cpu: CpuInfo,
+    environ: Mapping[str, str] | None = None,
+    dask_available: bool | None = None,
+) -> SuiteConfig:
     """Turn raw option strings (None: not given) and the environment into a :class:`SuiteConfig`.
 
     Raises :class:`OptionError` on the first bad value.
     """
     environ = os.environ if environ is None else environ
+    dask_ok = cluster.available() if dask_available is None else dask_available
+    scheduler = parse_dask_scheduler(options.get("dask_scheduler") or environ.get(cluster.SCHEDULER_ENV))
+    if scheduler and options.get("executors") is None:
+        options = {**options, "executors": "serial,dask"}  # a cluster given: measure it against serial
     methods = tuple(multiprocessing.get_all_start_methods())
     default_method = default_start_method()
     profile = parse_profile(options.get("profile"))
     return SuiteConfig(
         profile=profile,
         workers=parse_workers(options.get("workers"), cpu.recommended_workers),
-        executors=parse_names("--executors", options.get("executors"), EXECUTORS, EXECUTORS),
+        executors=parse_executors(options.get("executors"), dask_ok),
         workloads=parse_names("--workloads", options.get("workloads"), scaling_names(), scaling_names()),
         start_methods=parse_names("--start-methods", options.get("start_methods"), methods, (default_method,)),
         cases=parse_names("--cases", options.get("cases"), CASES, CASES),
@@ -260,4 +298,6 @@ def build_config(options: dict[str, str | None], cpu: CpuInfo, environ: Mapping[
         label=parse_label(environ.get(LABEL_ENV)),
         backend=parse_backend(environ.get(BACKEND_ENV)),
         io_dir=parse_io_dir(options.get("io_dir") or environ.get(IO_DIR_ENV)),
+        dask_scheduler=scheduler,
+        dask_skipped=(options.get("executors") or "").strip() == "all" and not dask_ok,
     )

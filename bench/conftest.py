@@ -8,6 +8,7 @@ A bad value ends the run before any case with one line (pytest's usage error, ex
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bench import cpus, machine, stopping
+from bench import cluster, cpus, machine, stopping
 from bench.cases import GENERATORS
 from bench.config import CASES, EXECUTORS, OptionError, SuiteConfig, build_config
 from bench.executors import fix_malloc
@@ -48,6 +49,8 @@ OPTIONS = {
     "case_timeout": "seconds one case may run before it fails and its workers are stopped (default: 600; 0: none)",
     "journal": "JSON Lines file of finished cases (default: beside --benchmark-json or the autosave file)",
     "io_dir": f"folder io_file writes and fsyncs its files in (default: the temp folder; also {IO_DIR_ENV})",
+    "dask_scheduler": "address of an existing dask scheduler for --executors dask, e.g. tcp://scheduler:8786 "
+    f"(default: a LocalCluster per case; also {cluster.SCHEDULER_ENV})",
 }
 
 
@@ -84,6 +87,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[USER_KEY] = [(w.name, w.source) for w in load_files(workload_files(config))]
         cpu = cpus.detect()
         suite = build_config({name: getattr(config.option, f"poolbench_{name}") for name in OPTIONS}, cpu)
+        if suite.dask_scheduler and "dask" in suite.executors:
+            suite = dataclasses.replace(suite, dask_cluster=machine.existing_cluster(suite.dask_scheduler))
     except (OptionError, cpus.CpuOverrideError, WorkloadFileError) as exc:
         raise pytest.UsageError(str(exc)) from None
     for option, target in (
@@ -122,6 +127,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         journal = Journal(path, bench_session) if path else None
         if io_warning := machine.io_dir_warning(session.config.stash[CONFIG_KEY]):
             warn(session.config, io_warning)
+        if session.config.stash[CONFIG_KEY].dask_skipped:
+            warn(session.config, f"dask executor skipped: {cluster.missing_line()}")
         saving = bench_session.json or bench_session.save or bench_session.autosave
         if not saving and not bench_session.disabled and not session.config.option.collectonly:
             warn(

@@ -43,7 +43,12 @@ def probe(executor: str, start_method: str | None, crash: str) -> dict:
         recovered = again.submit(os.getpid).result(timeout=WAIT_S) > 0
     finally:
         again.shutdown(wait=True)
-    return {"outcome": outcome, "parent_survived": True, "detect_s": round(detect_s, 6), "recovered": recovered}
+    found = {"outcome": outcome, "parent_survived": True, "detect_s": round(detect_s, 6), "recovered": recovered}
+    if executor == "dask":  # a dead worker's task is re-run elsewhere this many times before KilledWorker
+        import dask  # noqa: PLC0415
+
+        found["allowed_failures"] = dask.config.get("distributed.scheduler.allowed-failures")
+    return found
 
 
 def main(argv: list[str]) -> int:

@@ -23,6 +23,7 @@ from typing import Any
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from bench import stopping
+from bench.cluster import DaskExecutor
 from workloads import overhead
 
 # Held for the life of a worker process: threadpoolctl applies the limit when the limiter is
@@ -33,6 +34,9 @@ _WORKER_BLAS_LIMIT: Any = None
 #: pool makes it start another worker (spawn and forkserver start workers lazily, one per submit
 #: that finds no idle worker), short enough to cost little per case.
 WARMUP_HOLD_S = 0.02
+
+#: Executors whose tasks run in other processes: BLAS is limited there, not around the batch here.
+OUT_OF_PROCESS = ("process", "dask")
 
 
 class SerialExecutor(Executor):
@@ -141,12 +145,15 @@ def make_executor(
     start_method: str | None,
     blas_threads: int | None,
     mmap_threshold: int | None = None,
+    *,
+    scheduler: str | None = None,
 ) -> Executor:
-    """A new executor of ``kind`` (serial, thread, process); ``workers=None`` keeps the executor's default.
+    """A new executor of ``kind`` (serial, thread, process, dask); ``workers=None`` keeps the executor's default.
 
     Process pools limit BLAS to ``blas_threads`` (and fix the allocator) in each worker through an
     initializer; with ``blas_threads=None`` they get no initializer at all (the pool as users build
-    it, for start-up).
+    it, for start-up). dask workers get the same settings (bench/cluster.py); ``scheduler`` connects
+    to an existing cluster instead of starting a LocalCluster of ``workers`` processes.
     """
     if kind == "serial":
         return SerialExecutor()
@@ -162,13 +169,15 @@ def make_executor(
             initializer=init_worker,
             initargs=(blas_threads, mmap_threshold),
         )
+    if kind == "dask":
+        return DaskExecutor(workers, scheduler=scheduler, blas_threads=blas_threads, mmap_threshold=mmap_threshold)
     raise ValueError(f"unknown executor kind {kind!r}")
 
 
 @contextmanager
 def blas_limit_here(kind: str, threads: int) -> Iterator[None]:
     """For serial and thread executors the tasks run in this process: cap BLAS here meanwhile."""
-    if kind == "process":
+    if kind in OUT_OF_PROCESS:
         yield
         return
     with threadpool_limits(limits=threads, user_api="blas"):
@@ -196,7 +205,7 @@ def warm_up(pool: Executor, workers: int, attempts: int = 4) -> set[int]:
 
 def blas_threads_of(pool: Executor, kind: str) -> int | None:
     """The BLAS thread count that tasks of ``pool`` run with, asked of a worker for process pools."""
-    if kind == "process":
+    if kind in OUT_OF_PROCESS:
         return pool.submit(blas_threads_here).result()
     return blas_threads_here()
 
@@ -213,6 +222,9 @@ def terminate(pool: Executor) -> None:
     after its workers were killed mid-message. The session ends with os._exit when such threads are
     left (bench.stopping.finish), so the interpreter's exit never waits for them.
     """
+    if isinstance(pool, DaskExecutor):
+        pool.terminate()
+        return
     workers = list((getattr(pool, "_processes", None) or {}).values()) if isinstance(pool, ProcessPoolExecutor) else []
     for proc in workers:
         with contextlib.suppress(Exception):
@@ -241,13 +253,19 @@ def closing(pool: Executor) -> Iterator[Executor]:
 
 @contextmanager
 def warm_pool(
-    kind: str, workers: int | None, start_method: str | None, blas_threads: int, mmap_threshold: int | None = None
+    kind: str,
+    workers: int | None,
+    start_method: str | None,
+    blas_threads: int,
+    mmap_threshold: int | None = None,
+    *,
+    scheduler: str | None = None,
 ) -> Iterator[Executor]:
     """A pool with every worker started, BLAS limited for its tasks, shut down on exit whatever happens.
 
     ``workers=None`` keeps the executor's own default size (read back from the pool to warm it).
     """
-    pool = make_executor(kind, workers, start_method, blas_threads, mmap_threshold)
+    pool = make_executor(kind, workers, start_method, blas_threads, mmap_threshold, scheduler=scheduler)
     with closing(pool), blas_limit_here(kind, blas_threads):
         warm_up(pool, getattr(pool, "_max_workers", 1) if workers is None else workers)
         yield pool

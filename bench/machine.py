@@ -20,8 +20,8 @@ from typing import Any
 
 import psutil
 
-from bench import cpus, measure
-from bench.config import SuiteConfig
+from bench import cluster, cpus, measure
+from bench.config import OptionError, SuiteConfig
 from bench.executors import blas_libraries, executor_defaults
 from common.schema import MEMORY_FILESYSTEMS, SCHEMA_VERSION, was_busy
 
@@ -126,7 +126,35 @@ def poolbench_info(
         "started_at": started_at,
         "loadavg_start": loadavg_start,
         "loadavg_end": load_average(),
+        "dask": dask_info(suite),
         "config": suite.as_dict(),
+    }
+
+
+def existing_cluster(scheduler: str) -> dict[str, Any]:
+    """The size and workers of the dask cluster at ``scheduler``; OptionError when it cannot be reached."""
+    try:
+        return cluster.cluster_info(scheduler)
+    except (OSError, TimeoutError) as exc:
+        raise OptionError(
+            f"--dask-scheduler {scheduler}: no scheduler answered within {cluster.CONNECT_TIMEOUT_S} s ({exc}); "
+            "start the cluster first or fix the address"
+        ) from None
+
+
+def dask_info(suite: SuiteConfig) -> dict[str, Any] | None:
+    """machine_info["poolbench"]["dask"]: the dask version and the cluster measured, when dask ran."""
+    if "dask" not in suite.executors:
+        return None
+    if suite.dask_cluster:
+        return dict(suite.dask_cluster)
+    import distributed  # noqa: PLC0415
+
+    return {
+        "version": distributed.__version__,
+        "scheduler": None,  # a LocalCluster per case: W single-threaded worker processes on this machine
+        "workers": None,
+        "threads_per_worker": 1,
     }
 
 

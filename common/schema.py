@@ -21,7 +21,8 @@ from collections.abc import Sequence
 #:    ``loadavg_end``; ``cpu_time_s`` is read at nanosecond resolution where Linux allows (it was
 #:    10 ms ticks); ``rss_peak_bytes`` and the throttling counters cover the timed rounds only
 #:    (they included warm-up rounds); extra_info adds ``minor_faults`` (the tree's minor page faults
-#:    over the timed rounds); machine_info adds ``started_at`` (when the run started, UTC).
+#:    over the timed rounds); machine_info adds ``started_at`` (when the run started, UTC) and
+#:    ``dask`` (the dask executor's version and cluster; null when it did not run).
 SCHEMA_VERSION = 3
 
 #: Schema versions the loader accepts.

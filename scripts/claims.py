@@ -28,6 +28,9 @@ PARALLEL_CPUS = 1.5
 PARALLEL_BUSY = 1.5
 #: CPUs kept busy below which threads are taking turns (one CPU's worth plus scheduling slack).
 TAKING_TURNS_BUSY = 1.3
+#: Cheapest first, for recommendations among pools the results cannot tell apart: threads share
+#: memory, processes cost start-up and pickling, a dask cluster adds a scheduler round trip per task.
+COST_RANK = {"thread": 0, "process": 1, "dask": 2}
 #: Threads "do not scale" below this speedup on 2+ CPUs; one above it for GIL-holding code refutes the GIL claim.
 NO_SCALING = 1.15
 #: Process workers must cost this much more memory (USS per added worker) than threads to confirm the claim.
@@ -317,7 +320,7 @@ def recommend(ev: Evidence) -> list[tuple[str, str, str, str]]:
         best = max(options, key=lambda p: capped(p)[1])
         floor = capped(best)[0]
         good = [p for p in options if capped(p)[2] >= floor]
-        pick = min(good, key=lambda p: (p.pool.split("/")[0] != "thread", p.workers))
+        pick = min(good, key=lambda p: (COST_RANK.get(p.pool.split("/")[0], len(COST_RANK)), p.workers))
         if floor <= 1.0:
             choice = "no pool (serial): no executor beat serial beyond its 95 % interval"
         else:

@@ -25,6 +25,7 @@ the driver decides how its child stops.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -33,7 +34,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +46,8 @@ from scripts.results import ResultsError, load_file
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker" / "compose.yaml"
+#: The compose services of a dask cluster (profile "cluster"): not CPU limits (``--cluster`` runs them).
+CLUSTER_SERVICES = ("scheduler", "worker", "client")
 PUBLIC_BASE = "python:3.11-slim"  # the Dockerfile's default BASE_IMAGE
 CONTAINER_UID = 10001  # the non-root user of docker/Dockerfile
 #: pytest's exit code for an interrupted session: the suite exits with it on SIGINT or SIGTERM.
@@ -67,6 +70,18 @@ class Limit:
     name: str
     quota: float | None = None
     cpuset: frozenset[int] | None = None
+    cluster_workers: int | None = None  # a dask cluster shape WORKERSxcpus-LIMIT: that many worker containers
+
+    @classmethod
+    def parse_cluster(cls, shape: str) -> Limit:
+        """``2xcpus-1``: two dask worker containers of one CPU each (and a client of one CPU)."""
+        m = re.fullmatch(r"(\d+)x(cpus-\d+(?:\.\d+)?)", shape)
+        if not m or not 1 <= int(m.group(1)) <= 64:
+            raise MatrixError(
+                f"--cluster: {shape!r} is not a cluster shape; give WORKERSxcpus-LIMIT such as 2xcpus-1 "
+                "(1 to 64 workers, each with that CPU quota)"
+            )
+        return cls(shape, quota=cls.parse(m.group(2)).quota, cluster_workers=int(m.group(1)))
 
     @classmethod
     def parse(cls, name: str) -> Limit:
@@ -89,6 +104,13 @@ class Limit:
             return f"results record a CPU quota of {info.get('cpu_quota')}, expected {self.quota:g}"
         if self.cpuset is not None and info.get("affinity_cpus") != len(self.cpuset):
             return f"results record {info.get('affinity_cpus')} CPUs of affinity, expected {len(self.cpuset)}"
+        if self.cluster_workers is not None:
+            dask = info.get("dask") or {}
+            if dask.get("workers") != self.cluster_workers:
+                return f"results record a cluster of {dask.get('workers')} workers, expected {self.cluster_workers}"
+            quotas = {w.get("cpu_quota") for w in dask.get("worker_info") or []}
+            if quotas != {self.quota}:
+                return f"the cluster's workers record CPU quotas {sorted(map(str, quotas))}, expected {self.quota:g}"
         return None
 
 
@@ -124,11 +146,19 @@ def parse_args(argv: Sequence[str] | None = None):
         help="when a limit's suite is stopped by a signal (docker stop on its container): go on with the "
         "next limit (default) or stop the matrix there",
     )
+    parser.add_argument(
+        "--cluster",
+        help="comma list of dask cluster shapes WORKERSxcpus-LIMIT (e.g. 2xcpus-1,4xcpus-0.5) to run instead of "
+        "--limits: a scheduler, that many worker containers with that CPU quota, and the suite as their client "
+        "(docker backend; needs requirements-cluster.txt in the image, which docker/Dockerfile installs)",
+    )
     parser.add_argument("--no-report", action="store_true", help="skip the plots and report at the end")
     parser.add_argument("pytest_args", nargs="*", help="extra `pytest bench` options, after --")
     args = parser.parse_args(argv)
     if args.timeout < 1:
         parser.error(f"--timeout: {args.timeout} is not a positive number of seconds")
+    if args.cluster is not None and (args.limits is not None or args.backend != "docker"):
+        parser.error("--cluster runs cluster shapes instead of --limits, with the docker backend; drop --limits")
     return args
 
 
@@ -194,7 +224,7 @@ def services_in_file(path: Path) -> list[str]:
             inside = False
         elif inside and (m := re.match(r"^  ([A-Za-z0-9][A-Za-z0-9._-]*):\s*$", line)):
             names.append(m.group(1))
-    return names
+    return [n for n in names if n not in CLUSTER_SERVICES]
 
 
 # --- the loop -------------------------------------------------------------------------------------
@@ -303,8 +333,13 @@ def _suite_command(lim: Limit, args, results: Path, run_id: str, *, out: Path, c
     env = {**os.environ, "POOLBENCH_PROFILE": args.profile, "POOLBENCH_RESULTS": str(results.resolve())}
     if compose is not None:
         container = f"poolbench-{run_id}-{lim.name}".lower()
+        service = lim.name
+        if lim.cluster_workers is not None:  # the scheduler and workers are up (cluster_up): the client runs
+            compose = [*compose, "--profile", "cluster"]
+            env.update(POOLBENCH_WORKER_CPUS=f"{lim.quota:g}", POOLBENCH_DASK_WORKERS=str(lim.cluster_workers))
+            service = "client"
         cmd = [*compose, "run", "--rm", "-T", "--name", container]
-        cmd += ["-e", f"POOLBENCH_LABEL={lim.name}", "-e", f"POOLBENCH_RUN_ID={run_id}", lim.name, *args.pytest_args]
+        cmd += ["-e", f"POOLBENCH_LABEL={lim.name}", "-e", f"POOLBENCH_RUN_ID={run_id}", service, *args.pytest_args]
 
         def stop(child: subprocess.Popen) -> None:
             # SIGTERM to the suite (the container's PID 1), SIGKILL after the grace period.
@@ -322,6 +357,37 @@ def _suite_command(lim: Limit, args, results: Path, run_id: str, *, out: Path, c
     return cmd, env, preexec, lambda child: child.send_signal(signal.SIGTERM)
 
 
+@contextlib.contextmanager
+def cluster_up(lim: Limit, compose: list[str] | None, env: dict[str, str], log) -> Iterator[None]:
+    """For a cluster shape: the scheduler and its workers up before the client runs, and down after, always."""
+    if lim.cluster_workers is None or compose is None:
+        yield
+        return
+    cluster = [*compose, "--profile", "cluster"]
+    try:
+        up = subprocess.run(
+            [*cluster, "up", "-d", "--scale", f"worker={lim.cluster_workers}", "scheduler", "worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+        if up.returncode != 0:
+            raise MatrixError(f"{lim.name}: the cluster did not start (exit code {up.returncode}); see its log")
+        yield
+    finally:
+        # Whatever happened (a failure, a timeout, Ctrl-C on the driver): no scheduler or worker is left.
+        subprocess.run(
+            [*cluster, "down", "-t", str(STOP_GRACE_S), "--remove-orphans"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+
+
 def run_one(lim: Limit, args, results: Path, run_id: str, compose: list[str] | None) -> Outcome:
     """Run one limit to its end; raises :class:`DriverInterrupted` when the driver is interrupted meanwhile."""
     folder = results / lim.name
@@ -331,7 +397,7 @@ def run_one(lim: Limit, args, results: Path, run_id: str, compose: list[str] | N
     if compose is None and lim.cpuset is not None and not lim.cpuset <= os.sched_getaffinity(0):
         return Outcome("failed", f"CPUs {sorted(lim.cpuset - os.sched_getaffinity(0))} are not available here", out)
     cmd, env, preexec, stop = _suite_command(lim, args, results, run_id, out=out, compose=compose)
-    with open(log, "w") as sink:
+    with open(log, "w") as sink, cluster_up(lim, compose, env, sink):
         # A session of its own: a terminal's Ctrl-C reaches the driver, which stops the suite itself.
         child = subprocess.Popen(
             cmd,
@@ -389,6 +455,24 @@ def check_compose_variables(environ: dict[str, str]) -> None:
         raise MatrixError("BASE_IMAGE is set but empty; give an image name (e.g. python:3.11-slim) or unset it")
 
 
+def choose_limits(args, files: list[str]) -> tuple[list[Limit], list[str] | None]:
+    """The limits (or cluster shapes) to run, and the compose command (None: the affinity backend)."""
+    if args.cluster is not None:
+        return [Limit.parse_cluster(s.strip()) for s in args.cluster.split(",")], compose_cmd(files)
+    if args.backend == "docker":
+        compose = compose_cmd(files)
+        return select(services_docker(compose), args.limits, "docker"), compose
+    names: list[str] = []
+    for f in files:
+        if not Path(f).is_file():
+            raise MatrixError(f"{f}: no such compose file; give --compose-file an existing file")
+        names += [n for n in services_in_file(Path(f)) if n not in names]
+    skipped = [n for n in names if Limit.parse(n).quota is not None]
+    if skipped and args.limits is None:
+        print(f"matrix: skipping {', '.join(skipped)}: a CPU quota needs cgroups (--backend docker)")
+    return select(names, args.limits, "affinity"), None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     check_compose_variables(dict(os.environ))
@@ -396,20 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = Path(args.results)
     if results.exists() and not results.is_dir():
         raise MatrixError(f"{results}: exists and is not a folder; give --results a folder")
-    compose = None
-    if args.backend == "docker":
-        compose = compose_cmd(files)
-        limits = select(services_docker(compose), args.limits, "docker")
-    else:
-        names: list[str] = []
-        for f in files:
-            if not Path(f).is_file():
-                raise MatrixError(f"{f}: no such compose file; give --compose-file an existing file")
-            names += [n for n in services_in_file(Path(f)) if n not in names]
-        limits = select(names, args.limits, "affinity")
-        skipped = [n for n in names if Limit.parse(n).quota is not None]
-        if skipped and args.limits is None:
-            print(f"matrix: skipping {', '.join(skipped)}: a CPU quota needs cgroups (--backend docker)")
+    limits, compose = choose_limits(args, files)
     if not limits:
         raise MatrixError("no limit to run; check --limits and the compose file")
     prepare_folder(results)
@@ -417,7 +488,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if compose is not None:
         image = base_image(args.base_image)
         print(f"matrix: building the image once (BASE_IMAGE={image})", flush=True)
-        built = _run([*compose, "build", limits[0].name], env={**os.environ, "BASE_IMAGE": image}, cwd=ROOT)
+        service = "unlimited" if limits[0].cluster_workers is not None else limits[0].name  # one image for all
+        built = _run([*compose, "build", service], env={**os.environ, "BASE_IMAGE": image}, cwd=ROOT)
         if built.returncode != 0:
             tail = (built.stdout + built.stderr).strip().splitlines()[-1:] or ["no message"]
             raise MatrixError(f"image build failed: {tail[0]}; see `docker compose -f {files[0]} build`")

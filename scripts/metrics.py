@@ -209,6 +209,21 @@ def payload_ms_per_mib(records: Iterable[Record]) -> dict[str, float]:
     return {pool: r.median / r.tasks / (r.extra["payload_bytes"] / 2**20) * 1e3 for pool, r in largest.items()}
 
 
+#: The share of a task's time that a pool's own cost may take before it counts as overhead-bound.
+OVERHEAD_SHARE = 0.10
+
+
+def break_even_ms(dispatch_us: float, serial_us: float, mib_ms: float = 0.0, mib: float = 0.0) -> float:
+    """The task length (ms) from which a pool's own cost per task is at most OVERHEAD_SHARE of the total.
+
+    The pool's cost per task is its dispatch time per empty task less serial's (calling the
+    function), plus the payload's round trip (``mib`` MiB of argument and result at ``mib_ms`` per
+    MiB). A task of length T spends cost / (T + cost) on it: at most 10 % when T >= 9 × cost.
+    """
+    cost_ms = max(dispatch_us - serial_us, 0.0) / 1e3 + mib * mib_ms
+    return cost_ms * (1 - OVERHEAD_SHARE) / OVERHEAD_SHARE
+
+
 def cold_start_ms(records: Iterable[Record]) -> dict[str, float]:
     """Median time from pool creation to the first result, in ms, per pool."""
     return {r.pool: r.median * 1e3 for r in records if r.case == "cold_start"}

@@ -17,13 +17,17 @@ from pathlib import Path
 
 from common.schema import MEMORY_FILESYSTEMS, was_busy
 from scripts import plot
-from scripts.claims import CLAIMS, Evidence, corrections, recommend, times
+from scripts.claims import CLAIMS, Evidence, corrections, recommend, times, xi
 from scripts.cli import Parser, prepare_out, run, write_atomic
 from scripts.metrics import (
     CONFIDENCE,
     MIN_PERIODS_PER_ROUND,
+    OVERHEAD_SHARE,
     ScalingPoint,
+    break_even_ms,
     default_workers,
+    payload_ms_per_mib,
+    per_task_us,
     scaling_points,
     short_rounds_under_quota,
 )
@@ -148,6 +152,87 @@ def _cautions(info: dict) -> list[str]:
     return out
 
 
+def cluster_section(records: list[Record]) -> list[str]:
+    """ "One machine or a cluster": dask's measured costs against thread and process pools (empty without dask)."""
+    if not any(r.executor == "dask" for r in records):
+        return []
+    dispatch = per_task_us(records, "dispatch")
+    per_mib = payload_ms_per_mib(records)
+    serial_us = dispatch.get(("serial", 1))
+    pools = [p for p in ("thread", *sorted({r.pool for r in records if r.executor == "process"}), "dask")]
+    dask_info = records[0].run.poolbench.get("dask") or {}
+    where = (
+        f"the cluster at `{dask_info['scheduler']}` ({dask_info.get('workers')} workers)"
+        if dask_info.get("scheduler")
+        else "a LocalCluster of single-threaded worker processes on this machine, started per case"
+    )
+    lines = [
+        "",
+        "## One machine or a cluster",
+        "",
+        f"The dask executor (`Client.get_executor(pure=False)`, {where}) against the local pools: what one task "
+        f"costs in each, and the task length from which that cost stays under {OVERHEAD_SHARE:.0%} of the "
+        "task's time (9× the cost per task, measured: dispatch of an empty task less serial's, plus the "
+        "payload's round trip).",
+        "",
+    ]
+    rows = []
+    for pool in pools:
+        d = dispatch.get((pool, 1))
+        m = per_mib.get(pool)
+        if d is None and m is None:
+            continue
+        even = break_even_ms(d, serial_us) if d is not None and serial_us is not None else None
+        even_mib = break_even_ms(d, serial_us, m, 1.0) if None not in (d, serial_us, m) else None
+        rows.append(
+            (
+                pool,
+                f"{d:.0f} µs" if d is not None else "not measured",
+                f"{m:.2f} ms" if m is not None else "not measured",
+                f"{even:.2f} ms" if even is not None else "—",
+                f"{even_mib:.1f} ms" if even_mib is not None else "—",
+            )
+        )
+    lines += _table(
+        [
+            "pool",
+            "empty task (dispatch, chunksize 1)",
+            "round trip per MiB",
+            f"task length for < {OVERHEAD_SHARE:.0%} overhead",
+            "… with 1 MiB in and out",
+        ],
+        rows,
+    )
+    crashes = [r for r in records if r.case == "crash" and r.executor == "dask"]
+    if crashes:
+        parts = []
+        for r in crashes:
+            e = r.extra
+            how = (
+                f"{e.get('outcome')} after {float(e.get('detect_s') or 0):.1f} s"
+                if e.get("parent_survived")
+                else f"the client died ({e.get('signal') or e.get('returncode')})"
+            )
+            if e.get("allowed_failures") is not None:
+                how += f" (the task re-run on a new worker up to {e['allowed_failures']} times first)"
+            parts.append(
+                f"{r.workload.removeprefix('crash_')}: {how}" + ("; a new cluster worked" if e.get("recovered") else "")
+            )
+        lines += ["", "Crash isolation on dask (a task that kills its worker process): " + "; ".join(parts) + "."]
+    points = [p for p in scaling_points(records) if p.pool in ("dask", *pools) and p.workload == "cpu_python"]
+    dask_points = [p for p in points if p.pool == "dask"]
+    if dask_points:
+        best = max(dask_points, key=lambda p: p.speedup)
+        same = [p for p in points if p.workers == best.workers and p.pool != "dask"]
+        lines += [
+            "",
+            f"`cpu_python` at {best.workers} workers: dask {xi(best)}"
+            + "".join(f", {p.pool} {xi(p)}" for p in same)
+            + " (speedup over serial; the scheduler and the client share this machine's CPUs with the workers).",
+        ]
+    return lines
+
+
 def render(runs: list[list[Record]], figures: list[Path], out: Path) -> str:
     """The Markdown report. ``runs``: records per run, the run with the most CPUs first."""
     main = Evidence(runs[0])
@@ -172,6 +257,7 @@ def render(runs: list[list[Record]], figures: list[Path], out: Path) -> str:
         ev = Evidence(records)
         lines += ["", f"## Recommendation for this machine ({ev.run.label}, {ev.cpus:g} effective CPUs)", ""]
         lines += _table(["workload", "kind", "use", "speedup over serial"], recommend(ev))
+    lines += cluster_section(runs[0])
     trap = default_workers([r for records in runs for r in records])
     if trap:
         lines += [

@@ -67,6 +67,8 @@ def test_compose_services_differ_only_in_their_limit():
     bodies = service_bodies(text)
     assert bodies.pop("unlimited") == ["<<: *bench"]
     assert len(bodies) >= 6
+    for name in matrix.CLUSTER_SERVICES:  # the dask cluster's services (profile "cluster") are not limits
+        assert "<<: *cluster" in bodies.pop(name)[0] or name == "client", name
     for name, lines in bodies.items():
         assert lines[0] == "extends: unlimited", name
         assert len(lines) == 2 and lines[1].split(":")[0] in ("cpus", "cpuset"), name

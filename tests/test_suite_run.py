@@ -67,6 +67,7 @@ MACHINE_KEYS = {
     "loadavg_start",
     "loadavg_end",
     "started_at",
+    "dask",
 }
 
 pytestmark = pytest.mark.slow

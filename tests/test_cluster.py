@@ -1,0 +1,125 @@
+"""The dask executor (bench/cluster.py): options, the sweep it joins, and a real LocalCluster.
+
+The option and sweep tests need no dask; the rest run where ``distributed`` is installed
+(requirements-cluster.txt; README's test command installs it) and are skipped with the reason
+elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import psutil
+import pytest
+
+from bench import cases, cluster, executors
+from bench.config import OptionError, build_config
+from bench.cpus import CpuInfo
+from tests.clirun import run_module
+
+TWO_CPUS = CpuInfo(cpu_count=2, affinity_cpus=2, process_cpu_count=2)
+needs_dask = pytest.mark.skipif(not cluster.available(), reason=cluster.missing_line())
+
+
+def test_dask_is_opt_in_and_an_error_only_when_named_without_distributed():
+    assert "dask" not in build_config({}, TWO_CPUS, dask_available=True).executors
+    with pytest.raises(OptionError, match=r"--executors dask: the dask executor needs `distributed`: pip install"):
+        build_config({"executors": "serial,dask"}, TWO_CPUS, dask_available=False)
+    skipped = build_config({"executors": "all"}, TWO_CPUS, dask_available=False)
+    assert skipped.executors == ("serial", "thread", "process") and skipped.dask_skipped
+    assert build_config({"executors": "all"}, TWO_CPUS, dask_available=True).executors[-1] == "dask"
+
+
+def test_scheduler_address_is_checked_and_implies_serial_and_dask():
+    with pytest.raises(OptionError, match=r"--dask-scheduler / POOLBENCH_DASK_SCHEDULER: 'not an address'"):
+        build_config({"dask_scheduler": "not an address"}, TWO_CPUS, dask_available=True)
+    cfg = build_config({}, TWO_CPUS, environ={"POOLBENCH_DASK_SCHEDULER": "tcp://scheduler:8786"}, dask_available=True)
+    assert cfg.dask_scheduler == "tcp://scheduler:8786"
+    assert cfg.executors == ("serial", "dask")
+
+
+def test_an_existing_cluster_joins_at_its_own_size_and_is_never_crashed():
+    import dataclasses  # noqa: PLC0415
+
+    cfg = build_config(
+        {"executors": "serial,process,dask", "dask_scheduler": "tcp://s:8786", "workers": "1,2"},
+        TWO_CPUS,
+        dask_available=True,
+    )
+    cfg = dataclasses.replace(cfg, dask_cluster={"workers": 3})
+    scaling = [c.id for c in cases.scaling_cases(cfg) if c.workload == "cpu_python"]
+    assert [i for i in scaling if "dask" in i] == ["cpu_python-dask-w3"]  # once, at the cluster's size
+    for gen in (cases.cold_start_cases, cases.memory_cases, cases.crash_cases, cases.default_workers_cases):
+        assert not [c for c in gen(cfg) if c.executor == "dask"], gen.__name__
+    assert [c.id for c in cases.dispatch_cases(cfg) if c.executor == "dask"] == ["noop-dask-w3-c1"]
+
+
+def test_an_embedded_cluster_joins_every_case_but_default_workers():
+    cfg = build_config({"executors": "serial,dask", "workers": "1,2"}, TWO_CPUS, dask_available=True)
+    for name, gen in cases.GENERATORS.items():
+        found = [c for c in gen(cfg) if c.executor == "dask"]
+        assert bool(found) == (name != "default_workers"), name
+
+
+@needs_dask
+def test_local_cluster_runs_every_task_spreads_them_and_limits_blas():
+    pool = executors.make_executor("dask", 2, None, blas_threads=1)
+    try:
+        assert pool._max_workers == 2
+        # pure=False: eight identical tasks run eight times (pure=True would run one and share it)
+        pids = list(pool.map(executors.overhead.whoami, [0.05] * 8))
+        assert len(pids) == 8 and len(set(pids)) == 2 and os.getpid() not in pids
+        assert executors.blas_threads_of(pool, "dask") == 1
+        assert {w["nthreads"] for w in pool.workers_info()} == {1}
+        children = set(pids)
+    finally:
+        pool.shutdown()
+    alive = {p.pid for p in psutil.Process().children(recursive=True)}
+    assert not children & alive  # the cluster's workers are gone
+
+
+@needs_dask
+@pytest.mark.slow
+def test_dask_cases_run_end_to_end_and_the_report_has_its_section(tmp_path):
+    out = tmp_path / "run.json"
+    done = run_module(
+        "pytest", "bench", "-q", "-p", "no:cacheprovider", "--profile", "quick", "--executors", "serial,thread,dask",
+        "--cases", "scaling,dispatch,payload,crash", "--workloads", "cpu_python", "--workers", "2",
+        "--benchmark-json", str(out), timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    data = json.loads(out.read_text())
+    info = data["machine_info"]["poolbench"]["dask"]
+    assert info["version"] and info["threads_per_worker"] == 1
+    names = {b["name"] for b in data["benchmarks"]}
+    assert {"test_scaling[cpu_python-dask-w2]", "test_dispatch[noop-dask-w2-c1]"} <= names
+    crashes = [b["extra_info"] for b in data["benchmarks"] if b["extra_info"]["case"] == "crash"]
+    dask_crashes = [c for c in crashes if c["executor"] == "dask"]
+    assert len(dask_crashes) == 3
+    for c in dask_crashes:  # the client survives a worker's death: what it sees is the finding
+        assert c["parent_survived"] and c["recovered"] and c["allowed_failures"] is not None
+    report = run_module("scripts.report", str(out), "--out", str(tmp_path / "report"))
+    assert report.returncode == 0, report.stderr
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "## One machine or a cluster" in text
+    assert "| dask |" in text and "Crash isolation on dask" in text
+
+
+def test_cluster_shapes_are_parsed_and_their_results_checked():
+    from scripts import matrix  # noqa: PLC0415
+
+    lim = matrix.Limit.parse_cluster("2xcpus-1.5")
+    assert (lim.name, lim.cluster_workers, lim.quota) == ("2xcpus-1.5", 2, 1.5)
+    for bad in ("2xcpuset-0", "0xcpus-1", "two", "2x", "99xcpus-1"):
+        with pytest.raises(matrix.MatrixError, match="is not a cluster shape; give WORKERSxcpus-LIMIT"):
+            matrix.Limit.parse_cluster(bad)
+    workers = [{"cpu_quota": 1.5}, {"cpu_quota": 1.5}]
+    info = {"label": "2xcpus-1.5", "cpu_quota": 1.5, "dask": {"workers": 2, "worker_info": workers}}
+    assert lim.problem(info) is None
+    assert "a cluster of 1 workers, expected 2" in lim.problem({**info, "dask": {"workers": 1, "worker_info": []}})
+    uneven = {**info, "dask": {"workers": 2, "worker_info": [{"cpu_quota": 1.5}, {"cpu_quota": None}]}}
+    assert "CPU quotas" in lim.problem(uneven)
+    with pytest.raises(SystemExit):
+        matrix.parse_args(["--cluster", "2xcpus-1", "--limits", "cpus-1"])
+    assert "client" not in matrix.services_in_file(matrix.COMPOSE_FILE)  # not a CPU limit
