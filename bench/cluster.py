@@ -37,6 +37,8 @@ from typing import Any
 SCHEDULER_ENV = "POOLBENCH_DASK_SCHEDULER"
 #: Seconds to wait for a scheduler to answer, or for a cluster to start.
 CONNECT_TIMEOUT_S = 30
+#: Seconds each of the client and the cluster get to close when a case is cut short.
+TERMINATE_S = 2
 #: Environment variable: the number of workers an existing cluster should have before the suite
 #: reads its size (the matrix driver sets it: worker containers connect a few seconds after start).
 WORKERS_ENV = "POOLBENCH_DASK_WORKERS"
@@ -142,18 +144,22 @@ class DaskExecutor(Executor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with contextlib.suppress(Exception):
             self._executor.shutdown(wait=wait)
-        self._close()
+        self._close(CONNECT_TIMEOUT_S)
 
     def terminate(self) -> None:
-        """Stop now: close the client and, when embedded, the cluster (its processes are killed)."""
-        self._close()
+        """Stop now: close the client and, when embedded, the cluster, each given TERMINATE_S.
 
-    def _close(self) -> None:
+        Short, so that a stop signal's bound holds (bench/stopping.py); whatever is still alive
+        after it is killed with the rest of the suite's process tree.
+        """
+        self._close(TERMINATE_S)
+
+    def _close(self, timeout: float) -> None:
         with contextlib.suppress(Exception):
-            self.client.close(timeout=CONNECT_TIMEOUT_S)
+            self.client.close(timeout=timeout)
         if self.cluster is not None:
             with contextlib.suppress(Exception):
-                self.cluster.close(timeout=CONNECT_TIMEOUT_S)
+                self.cluster.close(timeout=timeout)
 
 
 def cluster_info(scheduler: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench import cases
-from bench.config import CASES, EXECUTORS, OptionError, build_config, parse_workers
+from bench.config import CASES, DEFAULT_EXECUTORS, OptionError, build_config, parse_workers
 from bench.cpus import CgroupCpu, CpuInfo
 from tests.clirun import run_module
 
@@ -21,7 +21,7 @@ SIX_CPUS = CpuInfo(6, 6, None, CgroupCpu())
 def test_defaults():
     cfg = build_config({}, TWO_CPUS)
     assert cfg.workers == (1, 2, 4, 8)
-    assert cfg.executors == EXECUTORS
+    assert cfg.executors == DEFAULT_EXECUTORS == ("serial", "thread", "process")  # dask is opt-in
     assert cfg.cases == CASES
     assert cfg.profile == "default"
     assert cfg.blas_threads == 1
