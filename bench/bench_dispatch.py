@@ -7,8 +7,7 @@ tasks into one pickled message per chunk, which is why it matters for processes 
 from __future__ import annotations
 
 import workloads
-from bench.executors import warm_pool
-from bench.harness import run_batches
+from bench.harness import case_pool, run_batches
 
 CASE = "dispatch"
 
@@ -18,14 +17,7 @@ def test_dispatch(benchmark, case, suite):
     tasks = work.size(suite.profile).tasks
     args = list(range(tasks))
     benchmark.group = f"dispatch {case.executor}"
-    with warm_pool(
-        case.executor,
-        case.workers,
-        case.start_method,
-        suite.blas_threads,
-        suite.mmap_threshold,
-        scheduler=suite.dask_scheduler,
-    ) as pool:
+    with case_pool(case, suite) as pool:
         run_batches(
             benchmark,
             suite,

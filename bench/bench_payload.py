@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import workloads
 from bench.config import PAYLOAD_BYTES
-from bench.executors import warm_pool
-from bench.harness import run_batches
+from bench.harness import case_pool, run_batches
 from workloads.cpu_bound import compressible_bytes
 
 CASE = "payload"
@@ -21,14 +20,7 @@ def test_payload(benchmark, case, suite):
     size = PAYLOAD_BYTES[case.payload]
     payload = compressible_bytes(size)
     benchmark.group = f"payload {case.payload}"
-    with warm_pool(
-        case.executor,
-        case.workers,
-        case.start_method,
-        suite.blas_threads,
-        suite.mmap_threshold,
-        scheduler=suite.dask_scheduler,
-    ) as pool:
+    with case_pool(case, suite) as pool:
         run_batches(
             benchmark,
             suite,

@@ -5,20 +5,12 @@ Speedup = serial time / pool time for the same batch in the same run (scripts.pl
 
 from __future__ import annotations
 
-from bench.executors import warm_pool
-from bench.harness import run_workload
+from bench.harness import case_pool, run_workload
 
 CASE = "scaling"
 
 
 def test_scaling(benchmark, case, suite):
     benchmark.group = f"scaling {case.workload}"
-    with warm_pool(
-        case.executor,
-        case.workers,
-        case.start_method,
-        suite.blas_threads,
-        suite.mmap_threshold,
-        scheduler=suite.dask_scheduler,
-    ) as pool:
+    with case_pool(case, suite) as pool:
         run_workload(benchmark, suite, case, pool)

@@ -17,7 +17,7 @@ import workloads
 from bench.cases import Case
 from bench.config import SuiteConfig
 from bench.cpus import read_memory_cgroup
-from bench.executors import blas_limit_here, blas_threads_of, terminate
+from bench.executors import blas_limit_here, blas_threads_of, terminate, warm_pool
 from bench.measure import BatchRounds, RoundMeter
 from common.schema import SCHEMA_VERSION
 
@@ -47,6 +47,18 @@ def case_info(case: Case, suite: SuiteConfig) -> dict[str, Any]:
         "throttled_s": None,
         "minor_faults": None,
     }
+
+
+def case_pool(case: Case, suite: SuiteConfig) -> contextlib.AbstractContextManager[Executor]:
+    """The warm pool a throughput case runs on: its executor, size and start method, the suite's settings."""
+    return warm_pool(
+        case.executor,
+        case.workers,
+        case.start_method,
+        suite.blas_threads,
+        suite.mmap_threshold,
+        scheduler=suite.dask_scheduler,
+    )
 
 
 class WorkerDied(RuntimeError):

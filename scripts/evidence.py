@@ -174,23 +174,21 @@ def block_profiles() -> list[str]:
     ]
 
 
+def _sweep(option: str, note: str) -> list[tuple[str, int, int, float]]:
+    """(row label, values given to the option, cases, wall seconds) per growth run of ``option``."""
+    out = []
+    for path in sorted(_runs(f"growth/growth-{option}-*.json"), key=lambda p: len(p.stem)):
+        recs = _records(path)
+        values = path.stem.removeprefix(f"growth-{option}-")
+        out.append((f"`--{option} {values}` ({note})", len(values.split(",")), len(recs), wall_s(recs)))
+    return out
+
+
 def block_growth() -> list[str]:
-    rows, xs_w, ys_w, xs_l, ys_l, cases, walls = [], [], [], [], [], [], []
-    for path in sorted(_runs("growth/growth-workers-*.json"), key=lambda p: len(p.stem)):
-        recs = _records(path)
-        workers = path.stem.removeprefix("growth-workers-")
-        rows.append((f"`--workers {workers}` (7 workloads)", len(recs), wall_s(recs)))
-        xs_w.append(len(workers.split(",")))
-        ys_w.append(wall_s(recs))
-    for path in sorted(_runs("growth/growth-workloads-*.json"), key=lambda p: len(p.stem)):
-        recs = _records(path)
-        names = path.stem.removeprefix("growth-workloads-")
-        rows.append((f"`--workloads {names}` (workers 1, 2, 4, 8)", len(recs), wall_s(recs)))
-        xs_l.append(len(names.split(",")))
-        ys_l.append(wall_s(recs))
-    for _, n, w in rows:
-        cases.append(n)
-        walls.append(w)
+    by_workers = _sweep("workers", "7 workloads")
+    rows = [(name, n, w) for name, _, n, w in [*by_workers, *_sweep("workloads", "workers 1, 2, 4, 8")]]
+    xs_w, ys_w = [k for _, k, _, _ in by_workers], [w for _, _, _, w in by_workers]
+    cases, walls = [n for _, n, _ in rows], [w for _, _, w in rows]
     bw, aw = np.polyfit(xs_w, ys_w, 1)
     bc, ac = np.polyfit(cases, walls, 1)
     r2 = float(np.corrcoef(cases, walls)[0, 1] ** 2)
