@@ -15,6 +15,7 @@ import importlib.metadata
 import os
 import platform
 import sys
+import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import psutil
 from bench import cluster, cpus, measure
 from bench.config import OptionError, SuiteConfig
 from bench.executors import blas_libraries, executor_defaults
-from common.schema import MEMORY_FILESYSTEMS, SCHEMA_VERSION, was_busy
+from common.schema import MEMORY_FILESYSTEMS, SCHEMA_VERSION, python_build, was_busy
 
 #: Environment variables that change what a measurement means; recorded with every run.
 RECORDED_ENV = (
@@ -36,6 +37,11 @@ RECORDED_ENV = (
     "PYTHON_GIL",
     cpus.OVERRIDE_ENV,
 )
+
+
+def free_threaded() -> bool:
+    """Whether this interpreter was built without the GIL (``--disable-gil``, a "t" build)."""
+    return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
 
 def fstype_of(path: str) -> str | None:
@@ -110,7 +116,12 @@ def poolbench_info(
         "malloc_mmap_threshold": suite.mmap_threshold if malloc_fixed else None,
         "executor_defaults": executor_defaults(),
         "gil_switch_interval_s": sys.getswitchinterval(),
+        # Read at the end of the run, after every workload module and NumPy were imported: on a
+        # free-threaded build an extension without free-threading support turns the GIL back on
+        # when it is imported, and a result must say which way its threads ran.
         "gil_enabled": sys._is_gil_enabled() if hasattr(sys, "_is_gil_enabled") else True,
+        "free_threaded": free_threaded(),
+        "python_build": python_build(platform.python_version(), free_threaded()),
         "versions": {
             "python": platform.python_version(),
             **{d: _version(d) for d in ("numpy", "pytest", "pytest-benchmark", "psutil", "threadpoolctl")},

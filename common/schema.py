@@ -22,7 +22,9 @@ from collections.abc import Sequence
 #:    10 ms ticks); ``rss_peak_bytes`` and the throttling counters cover the timed rounds only
 #:    (they included warm-up rounds); extra_info adds ``minor_faults`` (the tree's minor page faults
 #:    over the timed rounds); machine_info adds ``started_at`` (when the run started, UTC) and
-#:    ``dask`` (the dask executor's version and cluster; null when it did not run).
+#:    ``dask`` (the dask executor's version and cluster; null when it did not run), ``python_build``
+#:    (``3.11``, ``3.13t``) and ``free_threaded`` (the interpreter was built without the GIL;
+#:    ``gil_enabled`` says whether the GIL was on at the end of the run, after every import).
 SCHEMA_VERSION = 3
 
 #: Schema versions the loader accepts.
@@ -76,6 +78,12 @@ MEMORY_FILESYSTEMS = ("tmpfs", "ramfs")
 #: The 1-minute load average per effective CPU above which a run counts as busy (pyperf warns on a
 #: busy system too): more runnable tasks than CPUs means another program shared them.
 BUSY_LOAD_PER_CPU = 1.0
+
+
+def python_build(version: str, free_threaded: bool = False) -> str:
+    """A Python build as the results name it: ``3.11``, ``3.13t`` (free-threaded), from ``3.13.5``."""
+    major_minor = ".".join(str(version).split(".")[:2])
+    return major_minor + ("t" if free_threaded else "")
 
 
 def was_busy(loadavg_start: Sequence[float] | None, effective_cpus: float | None) -> bool:

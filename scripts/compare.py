@@ -109,6 +109,11 @@ def parse_args(argv: Sequence[str] | None = None):
         help="compare absolute times: auto = only when machine and CPU limit match (default)",
     )
     parser.add_argument("--allow-missing", action="store_true", help="do not fail when a case is missing in CURRENT")
+    parser.add_argument(
+        "--across-builds",
+        action="store_true",
+        help="compare runs of different Python builds (3.11 against 3.13t, say); refused by default",
+    )
     parser.add_argument("--seed", type=int, default=12345, help="bootstrap seed (default: 12345)")
     parser.add_argument(
         "--format",
@@ -163,8 +168,17 @@ def one_run(path: str) -> list[Record]:
     return records
 
 
-def check_same_sweep(base: list[Record], cur: list[Record], names: tuple[str, str]) -> None:
-    """Refuse runs whose task sizes differ: their speedups measure different work."""
+def check_same_sweep(
+    base: list[Record], cur: list[Record], names: tuple[str, str], across_builds: bool = False
+) -> None:
+    """Refuse runs whose task sizes differ (their speedups measure different work), or builds unless told."""
+    b_build, c_build = base[0].run.python_build, cur[0].run.python_build
+    if b_build != c_build and not across_builds:
+        raise ResultsError(
+            f"{names[0]} ran on Python {b_build} but {names[1]} on {c_build}: another build changes the answer "
+            "itself (the GIL, the interpreter's speed, the default start method), so a change there is not a "
+            "regression of the same thing; pass --across-builds to compare them anyway"
+        )
     b_cfg = base[0].run.poolbench.get("config", {})
     c_cfg = cur[0].run.poolbench.get("config", {})
     if b_cfg.get("profile") != c_cfg.get("profile"):
@@ -353,7 +367,7 @@ class Gate:
 
 
 def decide(args, base: list[Record], cur: list[Record]) -> Gate:
-    check_same_sweep(base, cur, (args.baseline, args.current))
+    check_same_sweep(base, cur, (args.baseline, args.current), getattr(args, "across_builds", False))
     rows, only_base, only_cur, absolute = compare(base, cur, args)
     if not rows and not only_base:
         raise ResultsError(f"{args.baseline} and {args.current} share no case to compare; run the same sweep")

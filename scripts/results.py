@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.schema import READABLE_VERSIONS, REQUIRED_EXTRA, REQUIRED_MACHINE, SCHEMA_VERSION
+from common.schema import READABLE_VERSIONS, REQUIRED_EXTRA, REQUIRED_MACHINE, SCHEMA_VERSION, python_build
 
 # The schema (its version history, the keys every record carries) lives in common/schema.py.
 
@@ -43,6 +43,14 @@ class Run:
     @property
     def effective_cpus(self) -> float:
         return float(self.poolbench["effective_cpus"])
+
+    @property
+    def python_build(self) -> str:
+        """``3.11``, ``3.13t``: recorded since schema 3, else read off the Python version (GIL builds then)."""
+        recorded = self.poolbench.get("python_build")
+        if recorded:
+            return str(recorded)
+        return python_build(str((self.poolbench.get("versions") or {}).get("python", "?")))
 
 
 @dataclass(frozen=True)

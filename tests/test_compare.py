@@ -253,3 +253,24 @@ def test_unknown_format_is_one_line(tmp_path):
     result = run_module("scripts.compare", base, base, "--format", "xml")
     assert result.returncode == 2
     assert "--format" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_runs_of_different_python_builds_are_refused_unless_asked(tmp_path):
+    def on_313t(data: dict) -> None:
+        data["machine_info"]["poolbench"].update(python_build="3.13t", free_threaded=True)
+
+    base = synthetic(tmp_path, "base", seed=1)  # schema 1: the build is read off versions.python (3.11)
+    cur = synthetic(tmp_path, "cur", seed=2, edit=on_313t)
+    refused = run_module("scripts.compare", base, cur)
+    assert refused.returncode == EXIT_UNUSABLE
+    assert "ran on Python 3.11 but" in refused.stderr and "on 3.13t" in refused.stderr
+    assert "pass --across-builds" in refused.stderr and "Traceback" not in refused.stderr
+    assert gate(base, cur, "--across-builds") == EXIT_OK
+
+
+def test_python_build_names():
+    from common.schema import python_build  # noqa: PLC0415
+
+    assert python_build("3.11.7") == "3.11"
+    assert python_build("3.13.5", free_threaded=True) == "3.13t"
+    assert python_build("3.14.0rc1") == "3.14"

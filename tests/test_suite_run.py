@@ -67,6 +67,8 @@ MACHINE_KEYS = {
     "loadavg_start",
     "loadavg_end",
     "started_at",
+    "python_build",
+    "free_threaded",
     "dask",
 }
 
