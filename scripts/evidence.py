@@ -344,7 +344,8 @@ def block_interrupts() -> list[str]:
     )
     return [
         f"Measured here, from the signal to the end of the process, over {len(times)} interrupted runs of the "
-        "interruption sweep (`POOLBENCH_INTERRUPT_TIMES=times.jsonl .venv/bin/python -m pytest tests/test_interrupts.py "
+        "interruption sweep (`POOLBENCH_INTERRUPT_TIMES=times.jsonl .venv/bin/python -m pytest "
+        "tests/test_interrupts.py "
         f'-m "interrupt_sweep or not interrupt_sweep"`): median {statistics.median(times):.2f} s, 90th percentile '
         f"{float(np.quantile(times, 0.9)):.2f} s, slowest {times[-1]:.2f} s (`{slowest['point']}`)."
     ]
