@@ -90,14 +90,17 @@ def parse_names(option: str, text: str | None, allowed: tuple[str, ...], default
     return tuple(a for a in allowed if a in items)
 
 
-def parse_executors(text: str | None, dask_ok: bool) -> tuple[str, ...]:
-    """``--executors``: named dask without ``distributed`` installed is an error; ``all`` skips it."""
+def parse_executors(text: str | None, dask_ok: bool) -> tuple[tuple[str, ...], bool]:
+    """``--executors``, and whether dask was left out of ``all`` for want of ``distributed``.
+
+    Naming dask without ``distributed`` installed is an error; ``all`` skips it (with one line at start).
+    """
     chosen = parse_names("--executors", text, EXECUTORS, DEFAULT_EXECUTORS)
     if "dask" in chosen and not dask_ok:
         if text is not None and text.strip() == "all":
-            return tuple(e for e in chosen if e != "dask")
+            return tuple(e for e in chosen if e != "dask"), True
         raise OptionError(f"--executors dask: {cluster.missing_line()}, or leave dask out")
-    return chosen
+    return chosen, False
 
 
 def parse_dask_scheduler(text: str | None) -> str | None:
@@ -278,13 +281,14 @@ def build_config(
     scheduler = parse_dask_scheduler(options.get("dask_scheduler") or environ.get(cluster.SCHEDULER_ENV))
     if scheduler and options.get("executors") is None:
         options = {**options, "executors": "serial,dask"}  # a cluster given: measure it against serial
+    executors, dask_skipped = parse_executors(options.get("executors"), dask_ok)
     methods = tuple(multiprocessing.get_all_start_methods())
     default_method = default_start_method()
     profile = parse_profile(options.get("profile"))
     return SuiteConfig(
         profile=profile,
         workers=parse_workers(options.get("workers"), cpu.recommended_workers),
-        executors=parse_executors(options.get("executors"), dask_ok),
+        executors=executors,
         workloads=parse_names("--workloads", options.get("workloads"), scaling_names(), scaling_names()),
         start_methods=parse_names("--start-methods", options.get("start_methods"), methods, (default_method,)),
         cases=parse_names("--cases", options.get("cases"), CASES, CASES),
@@ -299,5 +303,5 @@ def build_config(
         backend=parse_backend(environ.get(BACKEND_ENV)),
         io_dir=parse_io_dir(options.get("io_dir") or environ.get(IO_DIR_ENV)),
         dask_scheduler=scheduler,
-        dask_skipped=(options.get("executors") or "").strip() == "all" and not dask_ok,
+        dask_skipped=dask_skipped,
     )

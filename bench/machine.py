@@ -24,7 +24,7 @@ import psutil
 from bench import cluster, cpus, measure
 from bench.config import OptionError, SuiteConfig
 from bench.executors import blas_libraries, executor_defaults
-from common.schema import MEMORY_FILESYSTEMS, SCHEMA_VERSION, python_build, was_busy
+from common.schema import MEMORY_FILESYSTEMS, SCHEMA_VERSION, busy_line, python_build
 
 #: Environment variables that change what a measurement means; recorded with every run.
 RECORDED_ENV = (
@@ -68,18 +68,9 @@ def load_average() -> list[float] | None:
 
 
 def busy_warning(start: list[float] | None, end: list[float] | None, cpus_available: float) -> str | None:
-    """One line when the 1-minute load at the start or the end exceeded the CPUs (None: not busy).
-
-    The suite itself keeps about one CPU busy per running worker, so the load at the start (before
-    any case) is the clean signal; the end's is shown beside it.
-    """
-    if not start or not was_busy(start, cpus_available):
-        return None
-    end_text = f", {end[0]:g} at the end" if end else ""
-    return (
-        f"the machine was busy: load average {start[0]:g} at the start{end_text}, for {cpus_available:g} CPUs; "
-        "other programs shared the CPUs, so these numbers may be slow and noisy; re-run on an idle machine"
-    )
+    """The end-of-run line when the run started on a busy machine (None: it did not)."""
+    line = busy_line(start, end, cpus_available)
+    return f"{line}; re-run on an idle machine" if line else None
 
 
 def _sha256(path: str | None) -> str | None:

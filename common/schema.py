@@ -89,3 +89,20 @@ def python_build(version: str, free_threaded: bool = False) -> str:
 def was_busy(loadavg_start: Sequence[float] | None, effective_cpus: float | None) -> bool:
     """Whether the load at the start of a run (before any case ran) exceeded its CPUs."""
     return bool(loadavg_start and effective_cpus and loadavg_start[0] > BUSY_LOAD_PER_CPU * float(effective_cpus))
+
+
+def busy_line(
+    loadavg_start: Sequence[float] | None, loadavg_end: Sequence[float] | None, effective_cpus: float | None
+) -> str | None:
+    """The one sentence, for the terminal and the report, that a run started on a busy machine (None: it did not).
+
+    The suite itself keeps about one CPU busy per running worker, so the load at the start (before
+    any case) is the clean signal; the end's is shown beside it.
+    """
+    if not loadavg_start or not was_busy(loadavg_start, effective_cpus):
+        return None
+    end = f", {loadavg_end[0]:g} at the end" if loadavg_end else ""
+    return (
+        f"the machine was busy: load average {loadavg_start[0]:g} at the start{end}, for {float(effective_cpus):g} "
+        "CPUs; other programs shared the CPUs, so these numbers may be slow and noisy"
+    )

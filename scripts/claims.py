@@ -152,11 +152,15 @@ def claim_gil(ev: Evidence) -> Verdict:
     return Verdict("GIL", claim, text, "confirmed")
 
 
+def _thread_and_processes(by_pool: dict[str, float]) -> tuple[float | None, dict[str, float]]:
+    """A per-pool figure split into the thread pool's and each process pool's (by start method)."""
+    return by_pool.get("thread"), {k: v for k, v in by_pool.items() if k.startswith("process")}
+
+
 def claim_memory(ev: Evidence) -> Verdict:
     claim = "Processes cost more memory than threads."
     uss = memory_per_worker(ev.records, "uss_tree_bytes")
-    thread = uss.get("thread")
-    procs = {k: v for k, v in uss.items() if k.startswith("process")}
+    thread, procs = _thread_and_processes(uss)
     if thread is None or not procs:
         return Verdict("memory", claim, "", f"{NOT_MEASURED}: needs the memory case (`--cases memory`)")
     mib = 2**20
@@ -172,8 +176,7 @@ def claim_memory(ev: Evidence) -> Verdict:
 def claim_communication(ev: Evidence) -> Verdict:
     claim = "Threads share memory; processes pay to pickle and copy data between them."
     per_mib = payload_ms_per_mib(ev.records)
-    thread = per_mib.get("thread")
-    procs = {k: v for k, v in per_mib.items() if k.startswith("process")}
+    thread, procs = _thread_and_processes(per_mib)
     if thread is None or not procs:
         return Verdict("communication", claim, "", f"{NOT_MEASURED}: needs the payload case (`--cases payload`)")
     dispatch = per_task_us(ev.records, "dispatch")
@@ -196,8 +199,7 @@ def claim_communication(ev: Evidence) -> Verdict:
 def claim_startup(ev: Evidence) -> Verdict:
     claim = "Processes take longer to start than threads."
     cold = cold_start_ms(ev.records)
-    thread = cold.get("thread")
-    procs = {k: v for k, v in cold.items() if k.startswith("process")}
+    thread, procs = _thread_and_processes(cold)
     if thread is None or not procs:
         return Verdict("start-up", claim, "", f"{NOT_MEASURED}: needs the cold_start case (`--cases cold_start`)")
     text = f"pool creation to first result: threads {thread:.2f} ms, " + ", ".join(

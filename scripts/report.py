@@ -15,7 +15,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from common.schema import MEMORY_FILESYSTEMS, was_busy
+from common.schema import MEMORY_FILESYSTEMS, busy_line
 from scripts import plot
 from scripts.claims import CLAIMS, Evidence, corrections, recommend, times, xi
 from scripts.cli import Parser, prepare_out, run, write_atomic
@@ -142,13 +142,8 @@ def _cautions(info: dict) -> list[str]:
             f"- **caution:** CPU time was read in clock ticks of {tick * 1e3:g} ms (no per-thread scheduler "
             f"counters here): CPUs-busy figures of rounds shorter than {TICKS_PER_READING * tick:g} s are coarse"
         )
-    start, end, cpus = info.get("loadavg_start"), info.get("loadavg_end"), info.get("effective_cpus")
-    if was_busy(start, cpus):
-        out.append(
-            f"- **caution:** the machine was busy: load average {start[0]:g} at the start"
-            + (f", {end[0]:g} at the end" if end else "")
-            + f", for {cpus:g} CPUs; other programs shared the CPUs"
-        )
+    if busy := busy_line(info.get("loadavg_start"), info.get("loadavg_end"), info.get("effective_cpus")):
+        out.append(f"- **caution:** {busy}")
     return out
 
 
