@@ -91,12 +91,11 @@ def pytest_configure(config: pytest.Config) -> None:
             suite = dataclasses.replace(suite, dask_cluster=machine.existing_cluster(suite.dask_scheduler))
     except (OptionError, cpus.CpuOverrideError, WorkloadFileError) as exc:
         raise pytest.UsageError(str(exc)) from None
-    for option, target in (
-        ("--benchmark-json", getattr(config.option, "benchmark_json", None)),
-        ("--journal", suite.journal),
-        ("--io-dir", str(Path(suite.io_dir) / "x")),
-    ):
-        if target is not None and (problem := writable_folder(Path(str(target)).resolve().parent, option)):
+    files = {"--benchmark-json": getattr(config.option, "benchmark_json", None), "--journal": suite.journal}
+    folders = {option: Path(str(f)).resolve().parent for option, f in files.items() if f is not None}
+    folders["--io-dir"] = Path(suite.io_dir)
+    for option, folder in folders.items():
+        if problem := writable_folder(folder, option):
             raise pytest.UsageError(problem)
     config.stash[CONFIG_KEY] = suite
     config.stash[LOAD_KEY] = machine.load_average()
