@@ -112,6 +112,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Make pytest-benchmark's result files atomic and open the journal of finished cases."""
+    stopping.keep_swallowed_stops()  # after pytest's unraisable hook is installed (pytest_configure)
     bench_session = getattr(session.config, "_benchmarksession", None)
     journal = None
     if bench_session is not None:

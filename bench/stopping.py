@@ -7,6 +7,9 @@
                                  that finished; the deadline watchdog starts
     a later signal, or any signal inside `deferred()` (saving, a journal line) ──► noted, not raised:
                                  what is being written must be written whole
+    the KeyboardInterrupt raised where Python swallows exceptions (a weakref callback such as
+    multiprocessing's Finalize, a __del__) ──► caught by the unraisable hook: no traceback is
+                                 printed, and it is raised again at the next checkpoint()
     end of the session (pytest_unconfigure) ──► after an interruption, or with threads left that cannot
                                  be joined: kill every descendant process, then os._exit(status)
     watchdog, STOP_DEADLINE_S after the first signal ──► the same kill and os._exit(2); every finished
@@ -131,6 +134,38 @@ _FORKS: list[None] = []
 
 def _holding() -> bool:
     return STATE.defer_depth > 0 or bool(_FORKS)
+
+
+def _is_our_stop(exc: BaseException | None) -> bool:
+    return (
+        isinstance(exc, KeyboardInterrupt)
+        and STATE.signal is not None
+        and exc.args == (f"signal {STATE.signal}",)
+    )
+
+
+def keep_swallowed_stops() -> None:
+    """Route a stop that Python swallowed back to the run, without a traceback.
+
+    A signal handler's exception raised inside a weakref callback or a ``__del__`` (multiprocessing
+    closes a finished pool's pipes in one, so a Ctrl-C as a pool shuts down can land there) is not
+    propagated: it goes to ``sys.unraisablehook``, which prints "Exception ignored in ..." and a
+    traceback (pytest turns it into a warning). This hook recognises the stop, keeps it pending
+    and prints nothing; :func:`checkpoint` raises it again before any new work, and the session's
+    exit status is 2 whatever happens (:func:`exit_status_for`). Any other unraisable exception
+    goes to the hook that was there before.
+
+    Called once pytest's own hook is in place (pytest_sessionstart), so that this one wraps it.
+    """
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if _is_our_stop(unraisable.exc_value):
+            STATE.pending = True
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
 
 
 def checkpoint() -> None:
