@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bench import interpreters
 from bench.config import DISPATCH_CHUNKSIZES, PAYLOAD_BYTES, SuiteConfig
 from bench.executors import executor_defaults
+from workloads import get
 from workloads.faults import CRASHES
 
 
@@ -53,6 +55,8 @@ def _pools(cfg: SuiteConfig, workers: int, with_serial: bool, dask: bool = True)
         out.append(("serial", 1, None))
     if "thread" in cfg.executors:
         out.append(("thread", workers, None))
+    if "interpreter" in cfg.executors:
+        out.append(("interpreter", workers, None))
     if "process" in cfg.executors:
         out.extend(("process", workers, m) for m in cfg.start_methods)
     if dask and "dask" in cfg.executors:
@@ -65,14 +69,44 @@ def _own_cluster(cfg: SuiteConfig) -> bool:
     return cfg.dask_scheduler is None
 
 
+def runs_under(cfg: SuiteConfig, workload: str, executor: str) -> bool:
+    """Whether ``workload`` can run in ``executor``'s workers here (see :func:`left_out`)."""
+    return executor != "interpreter" or interpreters.runnable(get(workload).needs, cfg.interpreter_imports) is None
+
+
+def left_out(cfg: SuiteConfig) -> dict[str, str]:
+    """Selected workloads an interpreter pool cannot run here, each with why (one phrase)."""
+    if "interpreter" not in cfg.executors or "scaling" not in cfg.cases:
+        return {}
+    out = {}
+    for name in cfg.workloads:
+        why = interpreters.runnable(get(name).needs, cfg.interpreter_imports)
+        if why is not None:
+            out[name] = why
+    return out
+
+
+def left_out_lines(cfg: SuiteConfig) -> list[str]:
+    """:func:`left_out` as lines for the start of a run, one per reason."""
+    by_reason: dict[str, list[str]] = {}
+    for name, why in left_out(cfg).items():
+        by_reason.setdefault(why, []).append(name)
+    return [f"interpreter pool leaves out {', '.join(names)}: {why}" for why, names in by_reason.items()]
+
+
 def scaling_cases(cfg: SuiteConfig) -> list[Case]:
-    """Each workload on the serial baseline, then every pool at every worker count."""
+    """Each workload on the serial baseline, then every pool at every worker count.
+
+    A pool whose workers cannot import what a workload needs (NumPy in a subinterpreter) leaves
+    that workload out; the run names it at start (:func:`left_out`).
+    """
     out = []
     for name in cfg.workloads:
         if "serial" in cfg.executors:
             out.append(Case("scaling", name, "serial", 1))
         for w in cfg.workers:
-            out.extend(Case("scaling", name, ex, n, m) for ex, n, m in _pools(cfg, w, with_serial=False))
+            pools = _pools(cfg, w, with_serial=False)
+            out.extend(Case("scaling", name, ex, n, m) for ex, n, m in pools if runs_under(cfg, name, ex))
     return list(dict.fromkeys(out))  # an existing cluster's one size appears once
 
 
@@ -126,7 +160,7 @@ def default_workers_cases(cfg: SuiteConfig) -> list[Case]:
     worker count each default chooses here is read off a real executor and kept in the case.
     """
     defaults = executor_defaults()
-    chosen = {"thread": defaults["thread_max_workers"], "process": defaults["process_max_workers"]}
+    chosen = {ex: defaults.get(f"{ex}_max_workers") for ex in ("thread", "interpreter", "process")}
     out = []
     for name in DEFAULT_WORKERS_WORKLOADS:
         for ex, _, m in _pools(cfg, 1, with_serial=False, dask=False):  # dask has no max_workers=None

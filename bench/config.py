@@ -16,15 +16,17 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from bench import cluster
+from bench import cluster, interpreters
 from bench.cpus import CpuInfo
 from workloads import PROFILES, scaling_names
 from workloads.io_bound import IO_DIR_ENV
 
-EXECUTORS = ("serial", "thread", "process", "dask")
-#: Run unless --executors says otherwise. dask is opt-in (``--executors ...,dask`` or ``all``): a
-#: cluster costs seconds to start per case, and ``distributed`` is an optional dependency.
-DEFAULT_EXECUTORS = ("serial", "thread", "process")
+EXECUTORS = ("serial", "thread", "interpreter", "process", "dask")
+#: Run unless --executors says otherwise. ``interpreter`` (InterpreterPoolExecutor, Python 3.14+)
+#: is in the default set and skipped with one line on a Python without it. dask is opt-in
+#: (``--executors ...,dask`` or ``all``): a cluster costs seconds to start per case, and
+#: ``distributed`` is an optional dependency.
+DEFAULT_EXECUTORS = ("serial", "thread", "interpreter", "process")
 CASES = ("scaling", "cold_start", "dispatch", "payload", "memory", "default_workers", "crash")
 DEFAULT_WORKERS = (1, 2, 4, 8)  # plus the effective CPU count, added at run time
 
@@ -90,17 +92,36 @@ def parse_names(option: str, text: str | None, allowed: tuple[str, ...], default
     return tuple(a for a in allowed if a in items)
 
 
-def parse_executors(text: str | None, dask_ok: bool) -> tuple[tuple[str, ...], bool]:
-    """``--executors``, and whether dask was left out of ``all`` for want of ``distributed``.
+def missing_line(executor: str) -> str | None:
+    """Why ``executor`` cannot run here (one phrase), or None when it can."""
+    if executor == "dask":
+        return None if cluster.available() else cluster.missing_line()
+    if executor == "interpreter":
+        return interpreters.missing_line()
+    return None
 
-    Naming dask without ``distributed`` installed is an error; ``all`` skips it (with one line at start).
+
+def parse_executors(
+    text: str | None, missing: Mapping[str, str | None] | None = None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``--executors``, and the executors left out because this Python or install lacks them.
+
+    ``missing`` maps an executor to why it cannot run here (None: it can; default: asked of
+    :func:`missing_line`). Naming such an executor is an error; the default set and ``all`` skip
+    it, and the run says so in one line at start.
     """
     chosen = parse_names("--executors", text, EXECUTORS, DEFAULT_EXECUTORS)
-    if "dask" in chosen and not dask_ok:
-        if text is not None and text.strip() == "all":
-            return tuple(e for e in chosen if e != "dask"), True
-        raise OptionError(f"--executors dask: {cluster.missing_line()}, or leave dask out")
-    return chosen, False
+    asked = None if text is None or text.strip() == "all" else set(_items("--executors", text))
+    keep, skipped = [], []
+    for name in chosen:
+        why = missing[name] if missing is not None and name in missing else missing_line(name)
+        if why is None:
+            keep.append(name)
+        elif asked is None:
+            skipped.append(name)
+        else:
+            raise OptionError(f"--executors {name}: {why}, or leave {name} out")
+    return tuple(keep), tuple(skipped)
 
 
 def parse_dask_scheduler(text: str | None) -> str | None:
@@ -242,7 +263,12 @@ class SuiteConfig:
     journal: str | None = None
     io_dir: str = field(default_factory=lambda: os.path.realpath(tempfile.gettempdir()))
     dask_scheduler: str | None = None  # an existing cluster; None: an embedded LocalCluster per case
-    dask_skipped: bool = False  # --executors all without distributed installed
+    #: Executors the default set or ``all`` asked for that cannot run here (no ``distributed``;
+    #: a Python without InterpreterPoolExecutor); the run says so at start.
+    skipped_executors: tuple[str, ...] = ()
+    #: For an interpreter pool: what each workload's extra modules gave when imported in a
+    #: subinterpreter (None: imported), read at start (bench.interpreters.probe_imports).
+    interpreter_imports: Mapping[str, str | None] | None = None
     dask_cluster: Mapping[str, Any] | None = None  # the existing cluster's size and workers, read at start
 
     @property
@@ -270,18 +296,18 @@ def build_config(
     options: dict[str, str | None],
     cpu: CpuInfo,
     environ: Mapping[str, str] | None = None,
-    dask_available: bool | None = None,
+    missing: Mapping[str, str | None] | None = None,
 ) -> SuiteConfig:
     """Turn raw option strings (None: not given) and the environment into a :class:`SuiteConfig`.
 
+    ``missing`` overrides :func:`missing_line` per executor (the tests' stand-in for what is installed).
     Raises :class:`OptionError` on the first bad value.
     """
     environ = os.environ if environ is None else environ
-    dask_ok = cluster.available() if dask_available is None else dask_available
     scheduler = parse_dask_scheduler(options.get("dask_scheduler") or environ.get(cluster.SCHEDULER_ENV))
     if scheduler and options.get("executors") is None:
         options = {**options, "executors": "serial,dask"}  # a cluster given: measure it against serial
-    executors, dask_skipped = parse_executors(options.get("executors"), dask_ok)
+    executors, skipped = parse_executors(options.get("executors"), missing)
     methods = tuple(multiprocessing.get_all_start_methods())
     default_method = default_start_method()
     profile = parse_profile(options.get("profile"))
@@ -303,5 +329,5 @@ def build_config(
         backend=parse_backend(environ.get(BACKEND_ENV)),
         io_dir=parse_io_dir(options.get("io_dir") or environ.get(IO_DIR_ENV)),
         dask_scheduler=scheduler,
-        dask_skipped=dask_skipped,
+        skipped_executors=skipped,
     )

@@ -16,15 +16,16 @@ from typing import Any
 
 import pytest
 
-from bench import cluster, cpus, machine, stopping
-from bench.cases import GENERATORS
-from bench.config import CASES, EXECUTORS, OptionError, SuiteConfig, build_config
+from bench import cluster, cpus, interpreters, machine, stopping
+from bench.cases import GENERATORS, left_out_lines
+from bench.config import CASES, DEFAULT_EXECUTORS, EXECUTORS, OptionError, SuiteConfig, build_config, missing_line
 from bench.executors import fix_malloc
 from bench.journal import Journal, journal_path
 from bench.saving import SaveError, make_saving_atomic, writable_folder
 from bench.terminal import speedup_table, tell, warn
 from bench.timeouts import case_deadline
 from workloads import PROFILES, scaling_names
+from workloads import get as get_workload
 from workloads.io_bound import IO_DIR_ENV
 from workloads.user import WorkloadFileError, load_files
 
@@ -39,7 +40,8 @@ STARTED_KEY = pytest.StashKey[str]()
 
 OPTIONS = {
     "workers": "comma list of max_workers values, e.g. 1,2,4,8 (default: 1,2,4,8 and the effective CPU count)",
-    "executors": f"comma list of {', '.join(EXECUTORS)} (default: all)",
+    "executors": f"comma list of {', '.join(EXECUTORS)}, or all (default: {','.join(DEFAULT_EXECUTORS)}; "
+    "one this Python or install lacks is skipped with a line)",
     "workloads": f"comma list of {', '.join(scaling_names())} (default: all)",
     "start_methods": "comma list of process start methods: fork, forkserver, spawn (default: the platform's)",
     "profile": f"task sizes, batch sizes and rounds: {' | '.join(PROFILES)} (default: default)",
@@ -89,6 +91,9 @@ def pytest_configure(config: pytest.Config) -> None:
         suite = build_config({name: getattr(config.option, f"poolbench_{name}") for name in OPTIONS}, cpu)
         if suite.dask_scheduler and "dask" in suite.executors:
             suite = dataclasses.replace(suite, dask_cluster=machine.existing_cluster(suite.dask_scheduler))
+        if "interpreter" in suite.executors:  # which workloads' modules a subinterpreter can load here
+            needs = [m for name in suite.workloads for m in get_workload(name).needs]
+            suite = dataclasses.replace(suite, interpreter_imports=interpreters.probe_imports(needs))
     except (OptionError, cpus.CpuOverrideError, WorkloadFileError) as exc:
         raise pytest.UsageError(str(exc)) from None
     files = {"--benchmark-json": getattr(config.option, "benchmark_json", None), "--journal": suite.journal}
@@ -127,8 +132,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         journal = Journal(path, bench_session) if path else None
         if io_warning := machine.io_dir_warning(session.config.stash[CONFIG_KEY]):
             warn(session.config, io_warning)
-        if session.config.stash[CONFIG_KEY].dask_skipped:
-            warn(session.config, f"dask executor skipped: {cluster.missing_line()}")
+        suite = session.config.stash[CONFIG_KEY]
+        for name in suite.skipped_executors:
+            warn(session.config, f"{name} executor skipped: {missing_line(name)}")
+        for line in left_out_lines(suite):
+            warn(session.config, line)
         saving = bench_session.json or bench_session.save or bench_session.autosave
         if not saving and not bench_session.disabled and not session.config.option.collectonly:
             warn(

@@ -1,7 +1,8 @@
 """The executor factory: one way to build every pool the suite measures, and to warm and close it.
 
 ``serial`` is a no-pool executor that runs each task in the calling thread: the baseline every
-speedup is divided by. ``thread`` and ``process`` are the standard library's pools; a process pool
+speedup is divided by. ``thread``, ``interpreter`` (Python 3.14+: bench/interpreters.py) and
+``process`` are the standard library's pools; a process pool
 gets an explicit start method (never the implicit global default) and an initializer that fixes
 the number of BLAS threads in each worker, so that workers × BLAS threads is chosen, not inherited.
 """
@@ -12,9 +13,13 @@ import contextlib
 import ctypes
 import inspect
 import multiprocessing
+import os
 import platform
+import select
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -22,7 +27,7 @@ from typing import Any
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from bench import stopping
+from bench import interpreters, stopping
 from bench.cluster import DaskExecutor
 from workloads import overhead
 
@@ -86,19 +91,57 @@ def die_with_parent() -> bool:
         return False
 
 
-def init_worker(blas_threads: int, mmap_threshold: int | None) -> None:
+def _exit_when_gone(pid: int) -> None:
+    """Block until process ``pid`` has ended, then end this process at once."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os._exit(1)
+    except (OSError, AttributeError):  # no pidfd (not Linux, or a kernel before 5.3): ask twice a second
+        while _alive(pid):
+            time.sleep(0.5)
+        os._exit(1)
+    select.select([fd], [], [])  # a pidfd turns readable when its process exits
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def die_with_owner(pid: int) -> None:
+    """End this worker when the suite's process ``pid`` ends, whoever this worker's parent is.
+
+    :func:`die_with_parent` alone is not enough under ``forkserver``: the worker's parent is the
+    fork server, which lives on after the suite is SIGKILLed because every worker it forked holds
+    the server's "alive" pipe open, and every worker holds its pool's call queue open at both
+    ends, so no worker ever reads EOF. A daemon thread waits on a pidfd of the suite (no polling,
+    no CPU) and exits the process when the suite is gone.
+    """
+    threading.Thread(target=_exit_when_gone, args=(pid,), name="poolbench-owner-watch", daemon=True).start()
+
+
+def init_worker(blas_threads: int, mmap_threshold: int | None, owner_pid: int | None = None) -> None:
     """Process-pool initializer: cap BLAS at ``blas_threads`` and fix the allocator, as in the parent.
 
-    Also ties the worker's life to its parent's (:func:`die_with_parent`) and ignores SIGINT: a
-    terminal's Ctrl-C reaches the whole process group, and the suite stops its workers itself
-    (bench/stopping.py). NumPy is imported first so that its BLAS library is loaded and
-    threadpoolctl can find it.
+    Also ties the worker's life to its parent's (:func:`die_with_parent`) and to the suite's
+    (``owner_pid``, :func:`die_with_owner`), and ignores SIGINT: a terminal's Ctrl-C reaches the
+    whole process group, and the suite stops its workers itself (bench/stopping.py). NumPy is
+    imported first so that its BLAS library is loaded and threadpoolctl can find it.
     """
     global _WORKER_BLAS_LIMIT
     import numpy  # noqa: F401, PLC0415  (loads the BLAS library that the limit applies to)
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent()
+    if owner_pid is not None:
+        die_with_owner(owner_pid)
     fix_malloc(mmap_threshold)
     _WORKER_BLAS_LIMIT = threadpool_limits(limits=blas_threads, user_api="blas")
 
@@ -127,16 +170,22 @@ def executor_defaults() -> dict[str, Any]:
     """
     threads = ThreadPoolExecutor()
     processes = ProcessPoolExecutor()
+    subinterpreters = interpreters.make(None) if interpreters.available() else None
     try:
-        return {
+        found = {
             "thread_max_workers": threads._max_workers,
             "process_max_workers": processes._max_workers,
             "thread_initializer": "initializer" in inspect.signature(ThreadPoolExecutor).parameters,
             "process_initializer": "initializer" in inspect.signature(ProcessPoolExecutor).parameters,
         }
+        if subinterpreters is not None:
+            found["interpreter_max_workers"] = subinterpreters._max_workers  # type: ignore[attr-defined]
+        return found
     finally:
         threads.shutdown()
         processes.shutdown()
+        if subinterpreters is not None:
+            subinterpreters.shutdown()
 
 
 def make_executor(
@@ -148,7 +197,7 @@ def make_executor(
     *,
     scheduler: str | None = None,
 ) -> Executor:
-    """A new executor of ``kind`` (serial, thread, process, dask); ``workers=None`` keeps the executor's default.
+    """A new executor of ``kind`` (see EXECUTORS in bench/config.py); ``workers=None`` keeps its default.
 
     Process pools limit BLAS to ``blas_threads`` (and fix the allocator) in each worker through an
     initializer; with ``blas_threads=None`` they get no initializer at all (the pool as users build
@@ -159,6 +208,8 @@ def make_executor(
         return SerialExecutor()
     if kind == "thread":
         return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poolbench")
+    if kind == "interpreter":
+        return interpreters.make(workers)
     if kind == "process":
         context = multiprocessing.get_context(start_method)
         if blas_threads is None:
@@ -167,7 +218,7 @@ def make_executor(
             max_workers=workers,
             mp_context=context,
             initializer=init_worker,
-            initargs=(blas_threads, mmap_threshold),
+            initargs=(blas_threads, mmap_threshold, os.getpid()),
         )
     if kind == "dask":
         return DaskExecutor(workers, scheduler=scheduler, blas_threads=blas_threads, mmap_threshold=mmap_threshold)

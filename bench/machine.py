@@ -22,6 +22,7 @@ from typing import Any
 import psutil
 
 from bench import cluster, cpus, measure
+from bench.cases import left_out
 from bench.config import OptionError, SuiteConfig
 from bench.executors import blas_libraries, executor_defaults
 from common.schema import MEMORY_FILESYSTEMS, SCHEMA_VERSION, busy_line, python_build
@@ -129,6 +130,7 @@ def poolbench_info(
         "loadavg_start": loadavg_start,
         "loadavg_end": load_average(),
         "dask": dask_info(suite),
+        "interpreter": interpreter_info(suite),
         "config": suite.as_dict(),
     }
 
@@ -158,6 +160,14 @@ def dask_info(suite: SuiteConfig) -> dict[str, Any] | None:
         "workers": None,
         "threads_per_worker": 1,
     }
+
+
+def interpreter_info(suite: SuiteConfig) -> dict[str, Any] | None:
+    """machine_info["poolbench"]["interpreter"]: what a subinterpreter could import, and the
+    workloads the interpreter pool left out for it; None when that pool did not run."""
+    if "interpreter" not in suite.executors:
+        return None
+    return {"imports": dict(suite.interpreter_imports or {}), "left_out": left_out(suite)}
 
 
 def io_dir_warning(suite: SuiteConfig) -> str | None:

@@ -137,11 +137,7 @@ def _holding() -> bool:
 
 
 def _is_our_stop(exc: BaseException | None) -> bool:
-    return (
-        isinstance(exc, KeyboardInterrupt)
-        and STATE.signal is not None
-        and exc.args == (f"signal {STATE.signal}",)
-    )
+    return isinstance(exc, KeyboardInterrupt) and STATE.signal is not None and exc.args == (f"signal {STATE.signal}",)
 
 
 def keep_swallowed_stops() -> None:

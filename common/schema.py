@@ -24,7 +24,9 @@ from collections.abc import Sequence
 #:    over the timed rounds); machine_info adds ``started_at`` (when the run started, UTC) and
 #:    ``dask`` (the dask executor's version and cluster; null when it did not run), ``python_build``
 #:    (``3.11``, ``3.13t``) and ``free_threaded`` (the interpreter was built without the GIL;
-#:    ``gil_enabled`` says whether the GIL was on at the end of the run, after every import).
+#:    ``gil_enabled`` says whether the GIL was on at the end of the run, after every import), and
+#:    ``interpreter`` (for the interpreter pool: which modules imported in a subinterpreter, and the
+#:    workloads left out; null when it did not run); ``executor`` may be ``interpreter``.
 SCHEMA_VERSION = 3
 
 #: Schema versions the loader accepts.

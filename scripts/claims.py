@@ -30,7 +30,9 @@ PARALLEL_BUSY = 1.5
 TAKING_TURNS_BUSY = 1.3
 #: Cheapest first, for recommendations among pools the results cannot tell apart: threads share
 #: memory, processes cost start-up and pickling, a dask cluster adds a scheduler round trip per task.
-COST_RANK = {"thread": 0, "process": 1, "dask": 2}
+#: An interpreter pool (Python 3.14+) sits between: one process, but a subinterpreter per worker
+#: and pickling between them.
+COST_RANK = {"thread": 0, "interpreter": 1, "process": 2, "dask": 3}
 #: Threads "do not scale" below this speedup on 2+ CPUs; one above it for GIL-holding code refutes the GIL claim.
 NO_SCALING = 1.15
 #: Process workers must cost this much more memory (USS per added worker) than threads to confirm the claim.
@@ -141,6 +143,9 @@ def claim_gil(ev: Evidence) -> Verdict:
     if not holds:
         return Verdict("GIL", claim, "", f"{NOT_MEASURED}: needs the scaling case of cpu_python on threads")
     text = f"thread speedup at {ev.at} workers: " + ", ".join(parts)
+    sub = [p for name in cpu_bound if (p := ev.point(name, "interpreter")) and p.gil == "holds"]
+    if sub:  # the same GIL-holding code, one GIL per worker
+        text += "; interpreter pool (a GIL per subinterpreter): " + ", ".join(f"{p.workload} {xi(p)}" for p in sub)
     if ev.cpus < PARALLEL_CPUS:
         return Verdict("GIL", claim, text, f"depends: with {ev.cpus:g} CPUs no executor runs code in parallel")
     if max(holds) >= NO_SCALING:  # the low end of the interval: scaled beyond doubt
@@ -157,6 +162,12 @@ def _thread_and_processes(by_pool: dict[str, float]) -> tuple[float | None, dict
     return by_pool.get("thread"), {k: v for k, v in by_pool.items() if k.startswith("process")}
 
 
+def _interpreter_note(by_pool: dict[str, float], show: Callable[[float], str]) -> str:
+    """``; interpreter pool …`` when an interpreter pool was measured too (Python 3.14+), else empty."""
+    value = by_pool.get("interpreter")
+    return "" if value is None else f"; interpreter pool {show(value)}"
+
+
 def claim_memory(ev: Evidence) -> Verdict:
     claim = "Processes cost more memory than threads."
     uss = memory_per_worker(ev.records, "uss_tree_bytes")
@@ -168,6 +179,7 @@ def claim_memory(ev: Evidence) -> Verdict:
         "memory (USS) per added worker: threads "
         + f"{thread / mib:.2f} MiB, "
         + ", ".join(f"{k} {v / mib:.1f} MiB" for k, v in sorted(procs.items()))
+        + _interpreter_note(uss, lambda v: f"{v / mib:.1f} MiB")
     )
     ok = min(procs.values()) > max(thread, 0) + MEMORY_MARGIN_BYTES
     return Verdict("memory", claim, text, "confirmed" if ok else "refuted")
@@ -183,6 +195,7 @@ def claim_communication(ev: Evidence) -> Verdict:
     text = f"round trip per MiB of payload: threads {thread:.3f} ms, " + ", ".join(
         f"{k} {v:.2f} ms" for k, v in sorted(procs.items())
     )
+    text += _interpreter_note(per_mib, lambda v: f"{v:.2f} ms")
     chunk = {k: v for k, v in dispatch.items() if k[0].startswith("process")}
     if chunk:
         c1 = [v for (pool, c), v in chunk.items() if c == 1]
@@ -205,6 +218,7 @@ def claim_startup(ev: Evidence) -> Verdict:
     text = f"pool creation to first result: threads {thread:.2f} ms, " + ", ".join(
         f"{k} {v:.1f} ms" for k, v in sorted(procs.items())
     )
+    text += _interpreter_note(cold, lambda v: f"{v:.1f} ms")
     ok = min(procs.values()) > START_COST_RATIO * thread
     return Verdict("start-up", claim, text, "confirmed" if ok else "refuted")
 

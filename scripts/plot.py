@@ -28,7 +28,12 @@ from scripts.metrics import DefaultWorkers, ScalingPoint, default_workers, ideal
 from scripts.results import Record, ResultsError, latest_runs, load
 
 FORMATS = ("png", "svg")
-POOL_STYLE = {"thread": ("tab:blue", "o"), "serial": ("tab:gray", "s"), "dask": ("tab:brown", "D")}
+POOL_STYLE = {
+    "thread": ("tab:blue", "o"),
+    "serial": ("tab:gray", "s"),
+    "interpreter": ("tab:purple", "^"),
+    "dask": ("tab:brown", "D"),
+}
 PROCESS_COLOURS = {"fork": "tab:orange", "forkserver": "tab:green", "spawn": "tab:red"}
 
 

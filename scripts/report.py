@@ -299,9 +299,8 @@ def render(runs: list[list[Record]], figures: list[Path], out: Path) -> str:
         )
         + f"[low–high] is its {CONFIDENCE:.0%} interval: a bootstrap over the rounds (4000 resamples, the "
         "paired rounds resampled together), the 2.5th and 97.5th percentiles. Rule for a recommendation: the "
-        "cheapest choice whose interval overlaps the best one's (no pool, then threads, processes, a dask cluster; "
-        "fewer "
-        "workers before more), speedups capped at their ideal.",
+        "cheapest choice whose interval overlaps the best one's (no pool, then threads, subinterpreters, "
+        "processes, a dask cluster; fewer workers before more), speedups capped at their ideal.",
         "",
         "## Scaling curves",
         "",

@@ -20,21 +20,24 @@ from tests.clirun import run_module
 
 TWO_CPUS = CpuInfo(cpu_count=2, affinity_cpus=2, process_cpu_count=2)
 needs_dask = pytest.mark.skipif(not cluster.available(), reason=cluster.missing_line())
+DASK_OK = {"dask": None, "interpreter": None}  # what is installed, as build_config is told
+NO_DASK = {"dask": cluster.missing_line(), "interpreter": None}
 
 
 def test_dask_is_opt_in_and_an_error_only_when_named_without_distributed():
-    assert "dask" not in build_config({}, TWO_CPUS, dask_available=True).executors
+    assert "dask" not in build_config({}, TWO_CPUS, missing=DASK_OK).executors
     with pytest.raises(OptionError, match=r"--executors dask: the dask executor needs `distributed`: pip install"):
-        build_config({"executors": "serial,dask"}, TWO_CPUS, dask_available=False)
-    skipped = build_config({"executors": "all"}, TWO_CPUS, dask_available=False)
-    assert skipped.executors == ("serial", "thread", "process") and skipped.dask_skipped
-    assert build_config({"executors": "all"}, TWO_CPUS, dask_available=True).executors[-1] == "dask"
+        build_config({"executors": "serial,dask"}, TWO_CPUS, missing=NO_DASK)
+    skipped = build_config({"executors": "all"}, TWO_CPUS, missing=NO_DASK)
+    assert skipped.executors == ("serial", "thread", "interpreter", "process")
+    assert skipped.skipped_executors == ("dask",)
+    assert build_config({"executors": "all"}, TWO_CPUS, missing=DASK_OK).executors[-1] == "dask"
 
 
 def test_scheduler_address_is_checked_and_implies_serial_and_dask():
     with pytest.raises(OptionError, match=r"--dask-scheduler / POOLBENCH_DASK_SCHEDULER: 'not an address'"):
-        build_config({"dask_scheduler": "not an address"}, TWO_CPUS, dask_available=True)
-    cfg = build_config({}, TWO_CPUS, environ={"POOLBENCH_DASK_SCHEDULER": "tcp://scheduler:8786"}, dask_available=True)
+        build_config({"dask_scheduler": "not an address"}, TWO_CPUS, missing=DASK_OK)
+    cfg = build_config({}, TWO_CPUS, environ={"POOLBENCH_DASK_SCHEDULER": "tcp://scheduler:8786"}, missing=DASK_OK)
     assert cfg.dask_scheduler == "tcp://scheduler:8786"
     assert cfg.executors == ("serial", "dask")
 
@@ -45,7 +48,7 @@ def test_an_existing_cluster_joins_at_its_own_size_and_is_never_crashed():
     cfg = build_config(
         {"executors": "serial,process,dask", "dask_scheduler": "tcp://s:8786", "workers": "1,2"},
         TWO_CPUS,
-        dask_available=True,
+        missing=DASK_OK,
     )
     cfg = dataclasses.replace(cfg, dask_cluster={"workers": 3})
     scaling = [c.id for c in cases.scaling_cases(cfg) if c.workload == "cpu_python"]
@@ -56,7 +59,7 @@ def test_an_existing_cluster_joins_at_its_own_size_and_is_never_crashed():
 
 
 def test_an_embedded_cluster_joins_every_case_but_default_workers():
-    cfg = build_config({"executors": "serial,dask", "workers": "1,2"}, TWO_CPUS, dask_available=True)
+    cfg = build_config({"executors": "serial,dask", "workers": "1,2"}, TWO_CPUS, missing=DASK_OK)
     for name, gen in cases.GENERATORS.items():
         found = [c for c in gen(cfg) if c.executor == "dask"]
         assert bool(found) == (name != "default_workers"), name

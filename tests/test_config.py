@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cases
+from bench import cases, interpreters
 from bench.config import CASES, DEFAULT_EXECUTORS, OptionError, build_config, parse_workers
 from bench.cpus import CgroupCpu, CpuInfo
 from tests.clirun import run_module
@@ -21,7 +21,11 @@ SIX_CPUS = CpuInfo(6, 6, None, CgroupCpu())
 def test_defaults():
     cfg = build_config({}, TWO_CPUS)
     assert cfg.workers == (1, 2, 4, 8)
-    assert cfg.executors == DEFAULT_EXECUTORS == ("serial", "thread", "process")  # dask is opt-in
+    assert DEFAULT_EXECUTORS == ("serial", "thread", "interpreter", "process")  # dask is opt-in
+    # the interpreter pool where this Python has it (3.14+), else skipped and said so at start
+    expected = DEFAULT_EXECUTORS if interpreters.available() else ("serial", "thread", "process")
+    assert cfg.executors == expected
+    assert cfg.skipped_executors == (() if interpreters.available() else ("interpreter",))
     assert cfg.cases == CASES
     assert cfg.profile == "default"
     assert cfg.blas_threads == 1
@@ -109,7 +113,7 @@ def test_environment_label_and_backend_are_kept():
 
 
 def test_unknown_name_lists_the_allowed_ones():
-    with pytest.raises(OptionError, match="serial, thread, process"):
+    with pytest.raises(OptionError, match="serial, thread, interpreter, process, dask"):
         build_config({"executors": "serial,fiber"}, TWO_CPUS)
 
 
@@ -131,7 +135,9 @@ def test_case_ids_are_readable_and_unique():
 
 
 def test_sweep_size_follows_the_options():
-    cfg = build_config({"workers": "1,2,4", "start_methods": "fork,spawn"}, TWO_CPUS)
+    cfg = build_config(
+        {"workers": "1,2,4", "start_methods": "fork,spawn", "executors": "serial,thread,process"}, TWO_CPUS
+    )
     scaling = cases.scaling_cases(cfg)
     # per workload: serial + 3 thread + 3 × 2 process
     assert len(scaling) == len(cfg.workloads) * (1 + 3 + 6)

@@ -7,6 +7,7 @@ and a marker in its environment, then looks for any process that still carries t
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -145,7 +146,14 @@ def test_interrupted_run_saves_finished_cases_and_leaves_no_worker(tmp_path, sig
     assert not no_survivors(env["_mark"])
 
 
-def test_killed_run_keeps_finished_cases_in_the_journal_and_leaves_no_worker(tmp_path):
+#: The platform's default and forkserver: a forkserver worker's parent is the fork server, which
+#: outlives a SIGKILLed suite (its workers hold its "alive" pipe), so dying with the parent is not
+#: enough there (bench.executors.die_with_owner).
+KILL_METHODS = sorted({METHOD, "forkserver"} & set(multiprocessing.get_all_start_methods()))
+
+
+@pytest.mark.parametrize("method", KILL_METHODS)
+def test_killed_run_keeps_finished_cases_in_the_journal_and_leaves_no_worker(tmp_path, method):
     cmd, env = bench(
         tmp_path,
         "hang:cpu_python",
@@ -157,6 +165,8 @@ def test_killed_run_keeps_finished_cases_in_the_journal_and_leaves_no_worker(tmp
         "io_sleep,io_file,cpu_python",
         "--executors",
         "process",
+        "--start-methods",
+        method,
         "--workers",
         "4",
     )
@@ -169,11 +179,11 @@ def test_killed_run_keeps_finished_cases_in_the_journal_and_leaves_no_worker(tmp
     assert not (tmp_path / "out.json").exists()
     records = load([journal])
     assert {r.name for r in records} == {
-        f"test_scaling[io_file-process-{METHOD}-w4]",
-        f"test_scaling[io_sleep-process-{METHOD}-w4]",
+        f"test_scaling[io_file-process-{method}-w4]",
+        f"test_scaling[io_sleep-process-{method}-w4]",
     }
     assert all(len(r.samples) >= 1 and r.extra["case"] == "scaling" for r in records)
-    assert not no_survivors(env["_mark"])  # workers die with their parent (PR_SET_PDEATHSIG)
+    assert not no_survivors(env["_mark"])  # workers die with their parent, and with the suite
 
 
 def test_journal_reader_skips_a_cut_short_last_line_and_refuses_damage(tmp_path):

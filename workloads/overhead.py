@@ -27,3 +27,25 @@ def whoami(hold_s: float) -> int:
     """
     time.sleep(hold_s)
     return os.getpid()
+
+
+def extend_path(entries: tuple[str, ...]) -> None:
+    """Interpreter-pool initializer: add the suite's import path (bench.interpreters.make)."""
+    import sys  # noqa: PLC0415
+
+    sys.path[:0] = [e for e in entries if e not in sys.path]
+
+
+def import_error(module: str) -> str | None:
+    """Import ``module`` here; None if it imported, else the exception as one line."""
+    import importlib  # noqa: PLC0415
+
+    try:
+        importlib.import_module(module)
+    except Exception as exc:  # what the import gave is the finding
+        root: BaseException = exc
+        while (root.__cause__ or root.__context__) is not None:  # NumPy wraps the real cause in advice
+            root = root.__cause__ or root.__context__  # type: ignore[assignment]
+        lines = [line.strip() for line in str(root).splitlines() if line.strip()]
+        return f"{type(root).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    return None

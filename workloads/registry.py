@@ -50,6 +50,9 @@ class Workload:
     #: The least wall time a right batch can take, ``least_batch_s(param, tasks, workers)``, checked
     #: by the parent's clock (bench/measure.py): a task cannot be trusted to time itself.
     least_batch_s: Callable[[Any, int, int], float] | None = None
+    #: Modules beyond the standard library that ``func`` imports. A pool whose workers may not be
+    #: able to load one (a subinterpreter cannot load NumPy 2.4) runs the workload only if they can.
+    needs: tuple[str, ...] = ()
 
     def size(self, profile: str) -> Size:
         return self.sizes[profile]
@@ -195,6 +198,7 @@ SCALING: Mapping[str, Workload] = MappingProxyType(
                 _sizes((60_000, 8), (300_000, 16), (600_000, 32)),
                 _check_square_sum,
                 "native code that holds the GIL (NumPy dtype=object arithmetic)",
+                needs=("numpy",),
             ),
             Workload(
                 "numpy_ufunc",
@@ -204,6 +208,7 @@ SCALING: Mapping[str, Workload] = MappingProxyType(
                 _sizes((1_000_000, 8), (1_500_000, 16), (3_000_000, 32)),
                 _check_ufunc,
                 "vectorised NumPy element-wise math on >= 1 M elements",
+                needs=("numpy",),
             ),
             Workload(
                 "numpy_matmul",
@@ -213,6 +218,7 @@ SCALING: Mapping[str, Workload] = MappingProxyType(
                 _sizes((450, 8), (900, 16), (1200, 32)),
                 _check_matmul,
                 "dense linear algebra through BLAS (one BLAS thread per worker unless asked)",
+                needs=("numpy",),
             ),
             Workload(
                 "zlib",

@@ -1,0 +1,188 @@
+"""The interpreter pool (InterpreterPoolExecutor, Python 3.14+): options, skips, which workloads
+it runs, and how its results read in the report.
+
+On a Python without it (the host's 3.11), the option logic and the case generation are checked
+with what is installed stated explicitly; tests/fixtures/quick-2cpus-py3.14.json is a real run on
+Debian's Python 3.14.10 (docker image built from docker/base-image.sh with SUITE=sid):
+`pytest bench --profile quick --workers 1,2 --workloads cpu_python,io_sleep,numpy_ufunc`, trimmed
+by scripts.evidence. The tests marked ``needs_interpreters`` run where the Python has the pool
+(.ci/run runs them in that image).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import cases, interpreters
+from bench.config import OptionError, build_config
+from bench.cpus import CpuInfo
+from scripts import claims
+from scripts.results import load
+from tests.clirun import run_module
+from workloads import overhead
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "quick-2cpus-py3.14.json"
+TWO_CPUS = CpuInfo(cpu_count=2, affinity_cpus=2, process_cpu_count=2)
+HAS_POOL = {"interpreter": None, "dask": None}
+NO_POOL = {"interpreter": "InterpreterPoolExecutor needs Python 3.14 or newer, and this is Python 3.11.7", "dask": None}
+NUMPY_FAILS = {"numpy": "ImportError: module numpy._core._multiarray_umath does not support loading in subinterpreters"}
+needs_interpreters = pytest.mark.skipif(not interpreters.available(), reason=str(interpreters.missing_line()))
+
+
+def test_in_the_default_set_and_skipped_where_python_lacks_it():
+    cfg = build_config({}, TWO_CPUS, missing=NO_POOL)
+    assert cfg.executors == ("serial", "thread", "process")
+    assert cfg.skipped_executors == ("interpreter",)
+    everything = build_config({"executors": "all"}, TWO_CPUS, missing=NO_POOL)
+    assert "interpreter" not in everything.executors and everything.skipped_executors == ("interpreter",)
+    assert build_config({}, TWO_CPUS, missing=HAS_POOL).executors == ("serial", "thread", "interpreter", "process")
+
+
+def test_named_on_a_python_without_it_is_an_error_that_says_why():
+    with pytest.raises(OptionError) as err:
+        build_config({"executors": "thread,interpreter"}, TWO_CPUS, missing=NO_POOL)
+    assert str(err.value) == (
+        "--executors interpreter: InterpreterPoolExecutor needs Python 3.14 or newer, and this is Python 3.11.7, "
+        "or leave interpreter out"
+    )
+
+
+def test_the_missing_line_names_this_python():
+    if interpreters.available():
+        assert interpreters.missing_line() is None
+    else:
+        line = interpreters.missing_line()
+        assert line is not None and line.endswith(".".join(map(str, sys.version_info[:3])))
+        assert interpreters.probe_imports(["numpy"]) == {}  # nothing to ask
+
+
+def _with_pool(imports: dict, **options: str) -> object:
+    cfg = build_config({"workers": "1,2", **options}, TWO_CPUS, missing=HAS_POOL)
+    return dataclasses.replace(cfg, interpreter_imports=imports)
+
+
+def test_workloads_whose_modules_do_not_import_in_a_subinterpreter_are_left_out_and_named():
+    cfg = _with_pool(NUMPY_FAILS)
+    under = {c.workload for c in cases.scaling_cases(cfg) if c.executor == "interpreter"}
+    assert under == {"io_sleep", "io_file", "cpu_python", "zlib"}
+    assert {c.workload for c in cases.scaling_cases(cfg) if c.executor == "thread"} >= {"numpy_ufunc", "numpy_matmul"}
+    assert cases.left_out_lines(cfg) == [
+        "interpreter pool leaves out numpy_object, numpy_ufunc, numpy_matmul: numpy does not import in a "
+        f"subinterpreter ({NUMPY_FAILS['numpy']})"
+    ]
+    # a NumPy that supports subinterpreters one day: nothing left out
+    assert cases.left_out_lines(_with_pool({"numpy": None})) == []
+    assert {c.workload for c in cases.scaling_cases(_with_pool({"numpy": None})) if c.executor == "interpreter"} >= {
+        "numpy_matmul"
+    }
+    # not probed at all: left out, never run blind
+    assert interpreters.runnable(("numpy",), None) == "numpy does not import in a subinterpreter (not probed)"
+
+
+def test_every_case_type_measures_the_interpreter_pool(monkeypatch):
+    monkeypatch.setattr(
+        cases,
+        "executor_defaults",
+        lambda: {"thread_max_workers": 6, "process_max_workers": 2, "interpreter_max_workers": 6},
+    )
+    cfg = _with_pool(NUMPY_FAILS)
+    for name, generate in cases.GENERATORS.items():
+        found = [c for c in generate(cfg) if c.executor == "interpreter"]
+        assert found, name
+    sizes = {c.sizing: c.workers for c in cases.default_workers_cases(cfg) if c.executor == "interpreter"}
+    assert sizes == {"default": 6, "recommended": 2}
+    assert "cpu_python-interpreter-w2" in {c.id for c in cases.scaling_cases(cfg)}
+
+
+def test_import_errors_are_reported_as_their_innermost_cause(tmp_path, monkeypatch):
+    (tmp_path / "wrapped_ext.py").write_text(
+        "try:\n    raise ImportError('module _core does not support loading in subinterpreters')\n"
+        "except ImportError as exc:\n    raise ImportError('\\n\\nIMPORTANT: PLEASE READ THIS FOR ADVICE') from exc\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert (
+        overhead.import_error("wrapped_ext") == "ImportError: module _core does not support loading in subinterpreters"
+    )
+    assert overhead.import_error("json") is None
+    assert overhead.import_error("no_such_module_here") == "ModuleNotFoundError: No module named 'no_such_module_here'"
+
+
+def test_the_initializer_adds_the_suites_path_once(monkeypatch):
+    monkeypatch.setattr(sys, "path", ["/usr/lib/python3"])
+    overhead.extend_path(("/src", "/usr/lib/python3", "/extra"))
+    assert sys.path == ["/src", "/extra", "/usr/lib/python3"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(interpreters.available(), reason="this Python has InterpreterPoolExecutor")
+def test_a_run_on_an_older_python_says_it_skipped_the_pool_and_refuses_it_when_named():
+    done = run_module("pytest", "bench", "-p", "no:cacheprovider", "--cases", "dispatch", "--collect-only", "-q")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"poolbench: interpreter executor skipped: {interpreters.missing_line()}" in done.stdout + done.stderr
+    assert "interpreter" not in done.stdout.replace("interpreter executor skipped", "")
+    named = run_module("pytest", "bench", "-p", "no:cacheprovider", "--executors", "interpreter", "--collect-only")
+    assert named.returncode == 4
+    error = [line for line in (named.stdout + named.stderr).splitlines() if "--executors interpreter" in line]
+    assert error and "needs Python 3.14 or newer" in error[0], named.stdout + named.stderr
+    assert "Traceback" not in named.stdout + named.stderr
+
+
+def _evidence() -> claims.Evidence:
+    return claims.Evidence(load([FIXTURE]))
+
+
+def test_a_314_run_reads_with_the_interpreter_pool_in_every_claim_it_bears_on():
+    ev = _evidence()
+    assert ev.run.poolbench["python_build"] == "3.14"
+    assert ev.run.poolbench["interpreter"]["left_out"] == {
+        "numpy_ufunc": f"numpy does not import in a subinterpreter ({NUMPY_FAILS['numpy']})"
+    }
+    gil = claims.claim_gil(ev)
+    assert "interpreter pool (a GIL per subinterpreter): cpu_python " in gil.measured
+    for claim in (claims.claim_memory, claims.claim_communication, claims.claim_startup):
+        assert "; interpreter pool " in claim(ev).measured, claim.__name__
+    crash = claims.claim_isolation(ev)
+    assert "interpreter: exit: died" in crash.measured  # one process: a crash in a subinterpreter is the process's
+
+
+def test_recommendations_rank_the_interpreter_pool_between_threads_and_processes():
+    assert claims.COST_RANK["thread"] < claims.COST_RANK["interpreter"] < claims.COST_RANK["process"]
+    rows = {row[0]: row for row in claims.recommend(_evidence())}
+    assert "`interpreter`" in rows["cpu_python"][2]  # as fast as processes here, and cheaper
+    assert "`thread`" in rows["io_sleep"][2]
+
+
+@needs_interpreters
+def test_interpreter_pool_runs_pure_python_tasks_and_refuses_numpy():
+    imports = interpreters.probe_imports(["numpy", "zlib"])
+    assert imports["zlib"] is None
+    assert imports["numpy"] is None or "subinterpreter" in imports["numpy"]
+    pool = interpreters.make(2)
+    try:
+        assert list(pool.map(overhead.noop, range(5))) == list(range(5))
+        assert pool.submit(overhead.echo, b"x" * 1000).result() == b"x" * 1000
+    finally:
+        pool.shutdown(wait=True)
+
+
+@pytest.mark.slow
+@needs_interpreters
+def test_a_quick_run_measures_the_interpreter_pool(tmp_path):
+    out = tmp_path / "r.json"
+    done = run_module(
+        "pytest", "bench", "-p", "no:cacheprovider", "--profile", "quick", "--workers", "2",
+        "--workloads", "cpu_python,numpy_ufunc", "--cases", "scaling,crash", "--executors", "serial,interpreter",
+        "--benchmark-json", str(out), timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = load([out])
+    ran = {(r.case, r.workload) for r in records if r.executor == "interpreter"}
+    assert ("scaling", "cpu_python") in ran and ("crash", "crash_segfault") in ran
+    if records[0].run.poolbench["interpreter"]["imports"].get("numpy"):
+        assert ("scaling", "numpy_ufunc") not in ran
+        assert "interpreter pool leaves out numpy_ufunc" in done.stdout + done.stderr
