@@ -9,6 +9,12 @@ promises, then plots across limits and writes the report::
         pytest bench under sched_setaffinity(<CPU set>)                 (affinity backend)
     ──► RESULTS/<limit>/<run id>.json ──► check the recorded limit ──► scripts.report (plots + report.md)
 
+``--pythons 3.11,3.13t,3.14`` adds the Python build as an axis: one image per build
+(``poolbench:py<build>``, its base from docker/python-image.sh), then every (build, limit) pair in
+turn, labelled ``<limit>-py<build>``; each run must record the build it promises, and a
+free-threaded run says whether the GIL stayed off after every import. Without it, the image's
+own Python (the host's build: ``--base-image``) is the only build.
+
 A limit is named by what it sets: ``cpus-<CPUs>`` is a CFS quota (docker only: a quota needs a
 cgroup), ``cpuset-<CPU numbers joined by '-'>`` a CPU set (both backends), ``unlimited`` none.
 The driver keeps going when one limit fails and says so in its exit code: 0 every limit ran and
@@ -26,6 +32,7 @@ the driver decides how its child stops.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
@@ -71,6 +78,16 @@ class Limit:
     quota: float | None = None
     cpuset: frozenset[int] | None = None
     cluster_workers: int | None = None  # a dask cluster shape WORKERSxcpus-LIMIT: that many worker containers
+    python: str | None = None  # the Python build of its image (--pythons); None: the one image's own
+
+    @property
+    def label(self) -> str:
+        """What the run is labelled and its results folder is called: the limit, and the build if chosen."""
+        return self.name if self.python is None else f"{self.name}-py{self.python}"
+
+    @property
+    def image(self) -> str | None:
+        return None if self.python is None else f"poolbench:py{self.python}"
 
     @classmethod
     def parse_cluster(cls, shape: str) -> Limit:
@@ -98,19 +115,33 @@ class Limit:
 
     def problem(self, info: dict) -> str | None:
         """Why the recorded machine info does not show this limit (None: it does)."""
-        if info.get("label") != self.name:
-            return f"results are labelled {info.get('label')!r}, not {self.name!r}"
-        if self.quota is not None and info.get("cpu_quota") != self.quota:
-            return f"results record a CPU quota of {info.get('cpu_quota')}, expected {self.quota:g}"
-        if self.cpuset is not None and info.get("affinity_cpus") != len(self.cpuset):
-            return f"results record {info.get('affinity_cpus')} CPUs of affinity, expected {len(self.cpuset)}"
-        if self.cluster_workers is not None:
-            dask = info.get("dask") or {}
-            if dask.get("workers") != self.cluster_workers:
-                return f"results record a cluster of {dask.get('workers')} workers, expected {self.cluster_workers}"
-            quotas = {w.get("cpu_quota") for w in dask.get("worker_info") or []}
-            if quotas != {self.quota}:
-                return f"the cluster's workers record CPU quotas {sorted(map(str, quotas))}, expected {self.quota:g}"
+        checks = [
+            (info.get("label") != self.label, f"results are labelled {info.get('label')!r}, not {self.label!r}"),
+            (
+                self.python is not None and info.get("python_build") != self.python,
+                f"results record Python {info.get('python_build')!r}, expected {self.python}",
+            ),
+            (
+                self.quota is not None and info.get("cpu_quota") != self.quota,
+                f"results record a CPU quota of {info.get('cpu_quota')}, expected {self.quota or 0:g}",
+            ),
+            (
+                self.cpuset is not None and info.get("affinity_cpus") != len(self.cpuset or ()),
+                f"results record {info.get('affinity_cpus')} CPUs of affinity, expected {len(self.cpuset or ())}",
+            ),
+        ]
+        for failed, why in checks:
+            if failed:
+                return why
+        return self._cluster_problem(info) if self.cluster_workers is not None else None
+
+    def _cluster_problem(self, info: dict) -> str | None:
+        dask = info.get("dask") or {}
+        if dask.get("workers") != self.cluster_workers:
+            return f"results record a cluster of {dask.get('workers')} workers, expected {self.cluster_workers}"
+        quotas = {w.get("cpu_quota") for w in dask.get("worker_info") or []}
+        if quotas != {self.quota}:
+            return f"the cluster's workers record CPU quotas {sorted(map(str, quotas))}, expected {self.quota or 0:g}"
         return None
 
 
@@ -152,6 +183,12 @@ def parse_args(argv: Sequence[str] | None = None):
         "--limits: a scheduler, that many worker containers with that CPU quota, and the suite as their client "
         "(docker backend; needs requirements-cluster.txt in the image, which docker/Dockerfile installs)",
     )
+    parser.add_argument(
+        "--pythons",
+        help="comma list of Python builds to run every limit on, one image each: 3.11, 3.13, 3.13t, 3.14, 3.14t "
+        "(docker backend; default: the image's own Python only). Free-threaded builds (t) are compiled once "
+        "(docker/python-image.sh) and install requirements-measure.txt only",
+    )
     parser.add_argument("--no-report", action="store_true", help="skip the plots and report at the end")
     parser.add_argument("pytest_args", nargs="*", help="extra `pytest bench` options, after --")
     args = parser.parse_args(argv)
@@ -159,7 +196,47 @@ def parse_args(argv: Sequence[str] | None = None):
         parser.error(f"--timeout: {args.timeout} is not a positive number of seconds")
     if args.cluster is not None and (args.limits is not None or args.backend != "docker"):
         parser.error("--cluster runs cluster shapes instead of --limits, with the docker backend; drop --limits")
+    if args.pythons is not None:
+        args.pythons = parse_pythons(args.pythons)
+        if args.backend != "docker" or args.cluster is not None:
+            parser.error(
+                "--pythons needs the docker backend and --limits (a cluster runs on the one image); "
+                "for interpreters on this host use tox -e bench-py313 and the like"
+            )
+        if args.base_image:
+            parser.error("--pythons picks each build's base image itself; drop --base-image")
     return args
+
+
+#: Python builds scripts.matrix --pythons knows how to make an image of (docker/python-image.sh).
+PYTHON_BUILDS = ("3.11", "3.13", "3.13t", "3.14", "3.14t")
+
+
+def parse_pythons(text: str) -> tuple[str, ...]:
+    """``--pythons``: a comma list of builds, in the order given, without repeats."""
+    names = [n.strip() for n in text.split(",")]
+    if not text.strip() or not all(names):
+        raise MatrixError(f"--pythons: empty value {text!r}; give a comma list such as 3.11,3.13t,3.14")
+    for n in names:
+        if n not in PYTHON_BUILDS:
+            raise MatrixError(f"--pythons: unknown build {n!r}; choose from {', '.join(PYTHON_BUILDS)}")
+    return tuple(dict.fromkeys(names))
+
+
+def requirements_for(build: str) -> str:
+    """The pinned lists an image of ``build`` installs (docker/Dockerfile's REQUIREMENTS)."""
+    if build.endswith("t"):  # no free-threaded wheels yet for the plotting stack; the suite needs none of it
+        return "requirements-measure.txt"
+    return "requirements.txt requirements-cluster.txt"
+
+
+def python_base(build: str) -> str:
+    """docker/python-image.sh's base image for ``build``; MatrixError with its one line when it cannot be had."""
+    done = _run(["bash", str(ROOT / "docker" / "python-image.sh"), build], timeout=1800)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.startswith("python-image.sh:")]
+        raise MatrixError(lines[-1] if lines else f"docker/python-image.sh {build} failed (exit {done.returncode})")
+    return done.stdout.strip().splitlines()[-1]
 
 
 def _run(cmd: Sequence[str], **kw) -> subprocess.CompletedProcess:
@@ -332,14 +409,16 @@ def _suite_command(lim: Limit, args, results: Path, run_id: str, *, out: Path, c
     """(command, environment, preexec function, how to stop it) for one limit's suite."""
     env = {**os.environ, "POOLBENCH_PROFILE": args.profile, "POOLBENCH_RESULTS": str(results.resolve())}
     if compose is not None:
-        container = f"poolbench-{run_id}-{lim.name}".lower()
+        container = f"poolbench-{run_id}-{lim.label}".lower().replace(".", "")
         service = lim.name
         if lim.cluster_workers is not None:  # the scheduler and workers are up (cluster_up): the client runs
             compose = [*compose, "--profile", "cluster"]
             env.update(POOLBENCH_WORKER_CPUS=f"{lim.quota:g}", POOLBENCH_DASK_WORKERS=str(lim.cluster_workers))
             service = "client"
+        if lim.image is not None:
+            env["POOLBENCH_IMAGE"] = lim.image
         cmd = [*compose, "run", "--rm", "-T", "--name", container]
-        cmd += ["-e", f"POOLBENCH_LABEL={lim.name}", "-e", f"POOLBENCH_RUN_ID={run_id}", service, *args.pytest_args]
+        cmd += ["-e", f"POOLBENCH_LABEL={lim.label}", "-e", f"POOLBENCH_RUN_ID={run_id}", service, *args.pytest_args]
 
         def stop(child: subprocess.Popen) -> None:
             # SIGTERM to the suite (the container's PID 1), SIGKILL after the grace period.
@@ -390,10 +469,10 @@ def cluster_up(lim: Limit, compose: list[str] | None, env: dict[str, str], log) 
 
 def run_one(lim: Limit, args, results: Path, run_id: str, compose: list[str] | None) -> Outcome:
     """Run one limit to its end; raises :class:`DriverInterrupted` when the driver is interrupted meanwhile."""
-    folder = results / lim.name
+    folder = results / lim.label
     prepare_folder(folder)
     out = folder / f"{run_id}.json"
-    log = results / f"{lim.name}-{run_id}.log"
+    log = results / f"{lim.label}-{run_id}.log"
     if compose is None and lim.cpuset is not None and not lim.cpuset <= os.sched_getaffinity(0):
         return Outcome("failed", f"CPUs {sorted(lim.cpuset - os.sched_getaffinity(0))} are not available here", out)
     cmd, env, preexec, stop = _suite_command(lim, args, results, run_id, out=out, compose=compose)
@@ -443,7 +522,10 @@ def classify(lim: Limit, code: int, early: str | None, *, out: Path, log: Path, 
     if problem:
         return Outcome("failed", problem, out)
     status = "ok" if code == 0 else f"some cases failed (exit code {code}; log: {log})"
-    return Outcome("ok" if code == 0 else "failed", f"{status}; effective CPUs {info['effective_cpus']:g}", out)
+    what = f"{status}; effective CPUs {info['effective_cpus']:g}"
+    if info.get("free_threaded"):  # an extension without free-threading support turns the GIL back on at import
+        what += "; free-threaded, the GIL " + ("was turned back on by an import" if info.get("gil_enabled") else "off")
+    return Outcome("ok" if code == 0 else "failed", what, out)
 
 
 def check_compose_variables(environ: dict[str, str]) -> None:
@@ -485,7 +567,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise MatrixError("no limit to run; check --limits and the compose file")
     prepare_folder(results)
     start = time.monotonic()
-    if compose is not None:
+    missing: list[str] = []
+    if args.pythons:
+        limits, missing = build_python_images(args.pythons, limits, compose, files, start)
+        if not limits:
+            raise MatrixError(f"no Python build could be had ({'; '.join(missing)})")
+    elif compose is not None:
         image = base_image(args.base_image)
         print(f"matrix: building the image once (BASE_IMAGE={image})", flush=True)
         service = "unlimited" if limits[0].cluster_workers is not None else limits[0].name  # one image for all
@@ -498,7 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     outcome, stopped = run_limits(limits, args, results, compose, start)
     if stopped == DRIVER_STOPPED:
         return EXIT_INTERRUPTED
-    failed = [name for name, r in outcome if r.status != "ok"]
+    failed = [name for name, r in outcome if r.status != "ok"] + missing
     finished = [name for name, r in outcome if r.status == "ok"]
     if finished and not args.no_report:
         report_args = [str(results / name) for name in finished] + ["--out", str(results / "report")]
@@ -509,6 +596,42 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 DRIVER_STOPPED = "the driver was interrupted"
+
+
+def build_python_images(
+    pythons: Sequence[str], limits: list[Limit], compose: list[str] | None, files: list[str], start: float
+) -> tuple[list[Limit], list[str]]:
+    """An image per build (``poolbench:py<build>``), then every (build, limit) pair, build by build.
+
+    A build whose image cannot be had is named with why and left out; the others go on.
+    """
+    assert compose is not None  # --pythons needs the docker backend (parse_args)
+    pairs: list[Limit] = []
+    missing: list[str] = []
+    for build in pythons:
+        t0 = time.monotonic()
+        print(f"matrix: Python {build}: base image (docker/python-image.sh {build})", flush=True)
+        try:
+            base = python_base(build)
+        except MatrixError as exc:
+            print(f"matrix: Python {build} left out: {exc}", flush=True)
+            missing.append(f"py{build}")
+            continue
+        env = {
+            **os.environ,
+            "BASE_IMAGE": base,
+            "POOLBENCH_IMAGE": f"poolbench:py{build}",
+            "POOLBENCH_REQUIREMENTS": requirements_for(build),
+        }
+        built = _run([*compose, "build", limits[0].name], env=env, cwd=ROOT)
+        if built.returncode != 0:
+            tail = (built.stdout + built.stderr).strip().splitlines()[-1:] or ["no message"]
+            print(f"matrix: Python {build} left out: image build failed: {tail[0]}", flush=True)
+            missing.append(f"py{build}")
+            continue
+        print(f"matrix: Python {build}: image poolbench:py{build} ready in {_elapsed(time.monotonic() - t0)}")
+        pairs += [dataclasses.replace(lim, python=build) for lim in limits]
+    return pairs, missing
 
 
 def run_limits(
@@ -524,20 +647,20 @@ def run_limits(
     outcome: list[tuple[str, Outcome]] = []
     stopped = None
     for i, lim in enumerate(limits, 1):
-        print(f"[{i}/{len(limits)}] {lim.name}: running ({_elapsed(time.monotonic() - start)} elapsed)", flush=True)
+        print(f"[{i}/{len(limits)}] {lim.label}: running ({_elapsed(time.monotonic() - start)} elapsed)", flush=True)
         t0 = time.monotonic()
         try:
             result = run_one(lim, args, results, run_id, compose)
         except DriverInterrupted as exc:
             result, stopped = exc.outcome, DRIVER_STOPPED
-        outcome.append((lim.name, result))
+        outcome.append((lim.label, result))
         left = len(limits) - i
-        print(f"[{i}/{len(limits)}] {lim.name}: {result.what} in {_elapsed(time.monotonic() - t0)}; {left} left")
+        print(f"[{i}/{len(limits)}] {lim.label}: {result.what} in {_elapsed(time.monotonic() - t0)}; {left} left")
         if stopped is None and result.status == "interrupted" and args.on_interrupt == "stop" and left:
-            stopped = f"{lim.name} was interrupted and --on-interrupt is stop"
+            stopped = f"{lim.label} was interrupted and --on-interrupt is stop"
         if stopped:
             if left:
-                print(f"matrix: {stopped}; not run: {', '.join(lim.name for lim in limits[i:])}")
+                print(f"matrix: {stopped}; not run: {', '.join(lim.label for lim in limits[i:])}")
             break
         sys.stdout.flush()
     failed = [name for name, r in outcome if r.status == "failed"]

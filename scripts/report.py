@@ -228,6 +228,74 @@ def cluster_section(records: list[Record]) -> list[str]:
     return lines
 
 
+def _serial_ms(records: list[Record], workload: str) -> float | None:
+    serial = [r for r in records if r.case == "scaling" and r.executor == "serial" and r.workload == workload]
+    return serial[0].median * 1e3 if serial else None
+
+
+def builds_section(runs: list[list[Record]]) -> list[str]:
+    """Across Python builds (runs of two or more): the claims' verdicts side by side, and what changes.
+
+    Per build, its run with the most CPUs answers. The single-thread cost of a free-threaded build
+    is its serial time over that of the build with the GIL of the same version, when both ran.
+    """
+    by_build: dict[str, list[Record]] = {}
+    for records in runs:  # most CPUs first
+        by_build.setdefault(records[0].run.python_build, records)
+    if len(by_build) < 2:
+        return []
+    builds = sorted(by_build, key=lambda b: (tuple(int(x) for x in b.rstrip("t").split(".")), b.endswith("t")))
+    evidence = {b: Evidence(by_build[b]) for b in builds}
+    lines = ["", "## Across Python builds", ""]
+    lines += [
+        "The same claims on each Python build (its run with the most CPUs: "
+        + ", ".join(f"py{b} = {by_build[b][0].run.label}" for b in builds)
+        + ").",
+        "",
+    ]
+    verdicts = {b: {v.topic: v for v in (check(evidence[b]) for check in CLAIMS)} for b in builds}
+    topics = list(verdicts[builds[0]])
+    lines += _table(
+        ["topic", *(f"py{b}" for b in builds)],
+        [(t, *(verdicts[b][t].verdict if t in verdicts[b] else "—" for b in builds)) for t in topics],
+    )
+    lines += ["", "### What changes with the build", ""]
+    rows = []
+    for b in builds:
+        ev, info = evidence[b], by_build[b][0].run.poolbench
+        serial = _serial_ms(by_build[b], "cpu_python")
+        gil_twin = by_build.get(b.rstrip("t")) if b.endswith("t") else None
+        twin_ms = _serial_ms(gil_twin, "cpu_python") if gil_twin else None
+        cost = f" ({serial / twin_ms:.2f}× py{b.rstrip('t')})" if serial and twin_ms else ""
+        gil = "off" if not info.get("gil_enabled", True) else ("on (re-enabled at import)" if b.endswith("t") else "on")
+        cells = [f"py{b}", gil, f"{serial:.1f} ms{cost}" if serial else "—"]
+        for pool in ("thread", "interpreter"):
+            p = ev.point("cpu_python", pool)
+            cells.append(xi(p) if p else "—")
+        procs = [p for p in ev.points if p.workload == "cpu_python" and p.pool.startswith("process")]
+        at = [p for p in procs if p.workers == ev.at]
+        cells.append(xi(max(at, key=lambda p: p.speedup)) if at else "—")
+        rows.append(cells)
+    lines += _table(
+        [
+            "build",
+            "GIL",
+            "cpu_python serial batch",
+            f"threads (w{evidence[builds[0]].at})",
+            "interpreter pool",
+            "processes",
+        ],
+        rows,
+    )
+    lines += [
+        "",
+        "Speedups are of cpu_python (pure Python, holds the GIL where there is one) at the recommended workers. "
+        "A free-threaded build runs it on threads in parallel; an interpreter pool (Python 3.14+) gives each "
+        "worker its own GIL; the serial batch shows what a build costs on one thread.",
+    ]
+    return lines
+
+
 def render(runs: list[list[Record]], figures: list[Path], out: Path) -> str:
     """The Markdown report. ``runs``: records per run, the run with the most CPUs first."""
     main = Evidence(runs[0])
@@ -252,6 +320,7 @@ def render(runs: list[list[Record]], figures: list[Path], out: Path) -> str:
         ev = Evidence(records)
         lines += ["", f"## Recommendation for this machine ({ev.run.label}, {ev.cpus:g} effective CPUs)", ""]
         lines += _table(["workload", "kind", "use", "speedup over serial"], recommend(ev))
+    lines += builds_section(runs)
     lines += cluster_section(runs[0])
     trap = default_workers([r for records in runs for r in records])
     if trap:

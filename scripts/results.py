@@ -11,6 +11,7 @@ whose message is one line naming the file, the problem and the fix.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 from collections.abc import Iterable, Mapping
@@ -266,15 +267,34 @@ def load(paths: Iterable[str | Path]) -> list[Record]:
         records.extend(load_file(path))
     if not records:
         raise ResultsError(f"{', '.join(map(str, paths))}: results hold no benchmarks; run `pytest bench` first")
-    return records
+    return with_builds_in_labels(records)
+
+
+def with_builds_in_labels(records: list[Record]) -> list[Record]:
+    """Records of several Python builds: each label names its build (``2 CPUs py3.13t``).
+
+    Every reader keys runs, curves and tables by label, so this one step keeps a 3.11 and a 3.13t
+    run of the same CPU limit apart everywhere (plots, report, agreement). Labels that already name
+    their build (``scripts.matrix --pythons``: ``cpus-1-py3.14``) are kept; one build: no change.
+    """
+    if len({r.run.python_build for r in records}) < 2:
+        return records
+    relabelled: dict[int, Run] = {}  # by identity: a Run holds a dict, so it does not hash
+    for r in records:
+        if id(r.run) not in relabelled:
+            tag = f"py{r.run.python_build}"
+            label = r.run.label if tag in r.run.label else f"{r.run.label} {tag}"
+            relabelled[id(r.run)] = dataclasses.replace(r.run, label=label)
+    return [dataclasses.replace(r, run=relabelled[id(r.run)]) for r in records]
 
 
 def latest_runs(records: Iterable[Record]) -> list[Record]:
-    """Keep, for each CPU-limit label, only the newest run (autosave folders hold a history)."""
+    """Keep, for each CPU-limit label and Python build, only the newest run (autosave folders hold a history)."""
     records = list(records)
-    newest: dict[str, Run] = {}
+    newest: dict[tuple[str, str], Run] = {}
     for r in records:
-        held = newest.get(r.run.label)
+        key = (r.run.label, r.run.python_build)
+        held = newest.get(key)
         if held is None or (r.run.datetime, r.run.source) > (held.datetime, held.source):
-            newest[r.run.label] = r.run
-    return [r for r in records if newest[r.run.label] == r.run]
+            newest[key] = r.run
+    return [r for r in records if newest[(r.run.label, r.run.python_build)] == r.run]
