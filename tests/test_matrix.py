@@ -5,8 +5,10 @@ The docker backend runs in .ci/run (it needs an engine, which these tests do not
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -197,3 +199,109 @@ def test_exit_code_2_is_an_interruption_only_when_the_suite_says_a_signal_stoppe
     assert broken.status == "failed" and "wrote no results (exit code 2" in broken.what
     by_driver = matrix.classify(lim, -15, "driver", out=out, log=log, timeout=60)
     assert by_driver.status == "interrupted" and "Ctrl-C or SIGTERM on the driver" in by_driver.what
+
+
+# --- the Python build axis (--pythons) -------------------------------------------------------------
+
+
+def test_python_builds_are_parsed_in_order_and_unknown_ones_refused():
+    assert matrix.parse_pythons("3.14, 3.11,3.14") == ("3.14", "3.11")
+    with pytest.raises(MatrixError, match=r"--pythons: unknown build '3.12'; choose from 3.11, 3.13, 3.13t"):
+        matrix.parse_pythons("3.11,3.12")
+    with pytest.raises(MatrixError, match="empty value"):
+        matrix.parse_pythons("3.11,")
+    assert matrix.requirements_for("3.13t") == "requirements-measure.txt"  # no free-threaded matplotlib wheels
+    assert matrix.requirements_for("3.14") == "requirements.txt requirements-cluster.txt"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--pythons", "3.12"], "unknown build '3.12'"),
+        (["--pythons", "3.14", "--backend", "affinity"], "--pythons needs the docker backend"),
+        (["--pythons", "3.14", "--cluster", "2xcpus-1"], "--pythons needs the docker backend"),
+        (["--pythons", "3.14", "--base-image", "python:3.14-slim"], "drop --base-image"),
+    ],
+)
+def test_bad_python_options_are_one_line_and_exit_2(args, message):
+    done = run_module("scripts.matrix", *args, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+
+
+def test_a_build_is_part_of_the_label_and_checked_in_the_results():
+    lim = dataclasses.replace(Limit.parse("cpus-1"), python="3.13t")
+    assert lim.label == "cpus-1-py3.13t" and lim.image == "poolbench:py3.13t"
+    assert Limit.parse("cpus-1").label == "cpus-1" and Limit.parse("cpus-1").image is None
+    recorded = {"label": "cpus-1-py3.13t", "cpu_quota": 1.0, "python_build": "3.13t"}
+    assert lim.problem(recorded) is None
+    assert lim.problem({**recorded, "python_build": "3.13"}) == "results record Python '3.13', expected 3.13t"
+    assert "labelled 'cpus-1'" in lim.problem({**recorded, "label": "cpus-1"})
+
+
+def test_a_free_threaded_run_says_whether_the_gil_stayed_off(tmp_path):
+    lim = dataclasses.replace(Limit.parse("unlimited"), python="3.13t")
+    data = json.loads((ROOT / "tests" / "fixtures" / "quick-2cpus.json").read_text())
+    info = data["machine_info"]["poolbench"]
+    info.update(label=lim.label, python_build="3.13t", free_threaded=True, gil_enabled=False)
+    out = tmp_path / lim.label / "run.json"
+    out.parent.mkdir()
+    out.write_text(json.dumps(data))
+    ok = matrix.classify(lim, 0, None, out=out, log=tmp_path / "log", timeout=60)
+    assert ok.status == "ok" and ok.what.endswith("free-threaded, the GIL off"), ok.what
+    info["gil_enabled"] = True  # an extension without free-threading support turned it back on
+    out.write_text(json.dumps(data))
+    on = matrix.classify(lim, 0, None, out=out, log=tmp_path / "log", timeout=60)
+    assert on.what.endswith("the GIL was turned back on by an import"), on.what
+    info["python_build"] = "3.13"
+    out.write_text(json.dumps(data))
+    wrong = matrix.classify(lim, 0, None, out=out, log=tmp_path / "log", timeout=60)
+    assert wrong.status == "failed" and "expected 3.13t" in wrong.what
+
+
+def test_a_build_that_cannot_be_had_is_left_out_and_the_others_go_on(monkeypatch, capsys):
+    def base(build):
+        if build == "3.14t":
+            raise MatrixError("python-image.sh: 3.14t: Debian serves no CPython 3.14 source here; set PYTHON_SOURCE")
+        return f"base:{build}"
+
+    built = []
+
+    def run(cmd, **kw):
+        built.append((kw["env"]["BASE_IMAGE"], kw["env"]["POOLBENCH_IMAGE"], kw["env"]["POOLBENCH_REQUIREMENTS"]))
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(matrix, "python_base", base)
+    monkeypatch.setattr(matrix, "_run", run)
+    limits = [Limit.parse("cpus-1"), Limit.parse("cpus-0.5")]
+    pairs, missing = matrix.build_python_images(("3.14t", "3.13t", "3.11"), limits, ["docker", "compose"], [], 0.0)
+    assert [p.label for p in pairs] == ["cpus-1-py3.13t", "cpus-0.5-py3.13t", "cpus-1-py3.11", "cpus-0.5-py3.11"]
+    assert missing == ["py3.14t"]
+    assert built == [
+        ("base:3.13t", "poolbench:py3.13t", "requirements-measure.txt"),
+        ("base:3.11", "poolbench:py3.11", "requirements.txt requirements-cluster.txt"),
+    ]
+    assert (
+        "matrix: Python 3.14t left out: python-image.sh: 3.14t: Debian serves no CPython 3.14"
+        in capsys.readouterr().out
+    )
+
+
+def test_python_image_script_names_what_it_cannot_make():
+    done = subprocess.run(
+        ["bash", str(ROOT / "docker" / "python-image.sh"), "2.7"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip() == "python-image.sh: no recipe for Python '2.7'; choose 3.11, 3.13, 3.13t, 3.14 or 3.14t"
+    env = {**os.environ, "PATH": "/usr/bin:/bin", "BASE_NAME": "poolbench-test-absent:3.14t"}
+    env.pop("PYTHON_SOURCE", None)
+    done = subprocess.run(
+        ["bash", str(ROOT / "docker" / "python-image.sh"), "3.14t"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 1
+    assert "3.14t: Debian serves no CPython 3.14 source here; set PYTHON_SOURCE" in done.stderr.strip().splitlines()[-1]
