@@ -32,7 +32,7 @@ import numpy as np
 
 from scripts import agreement, compare
 from scripts.cli import Parser, run, write_atomic
-from scripts.metrics import scaling_points
+from scripts.metrics import memory_per_worker, scaling_points
 from scripts.results import Record, ResultsError, load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +64,11 @@ def parse_args(argv: Sequence[str] | None = None):
 
 def trimmed(data: dict) -> dict:
     """A results file cut to what scripts/results.py reads: no CPU flags, no commit, samples only."""
+    if not isinstance(data, dict) or "machine_info" not in data or "benchmarks" not in data:
+        raise ResultsError(
+            "not a pytest-benchmark results file (no machine_info or benchmarks); give RAW the "
+            "folder evidence/measure.sh wrote"
+        )
     machine = {k: v for k, v in data["machine_info"].items() if k != "cpu"}
     return {
         "datetime": data["datetime"],
@@ -95,9 +100,17 @@ def trim(raw: Path) -> list[Path]:
         written.append(EVIDENCE / topic / src.name)
     for profile in ("quick", "default"):
         for src in sorted((raw / f"matrix-{profile}").glob("*/*.json")):
+            if src.parent.name == "report":
+                continue
             dest = EVIDENCE / "matrix" / profile / f"{src.parent.name}.json"
             _write_json(dest, trimmed(json.loads(src.read_text())))
             written.append(dest)
+    for src in sorted((raw / "builds").glob("*/*.json")):
+        if src.parent.name == "report":  # the matrix's own report (summary.json), not a run
+            continue
+        dest = EVIDENCE / "builds" / f"{src.parent.name}.json"
+        _write_json(dest, trimmed(json.loads(src.read_text())))
+        written.append(dest)
     times = raw / "interrupt-times.jsonl"
     if times.exists():
         dest = EVIDENCE / "interrupts" / "interrupt-times.jsonl"
@@ -388,6 +401,86 @@ def block_matrix() -> list[str]:
     ]
 
 
+def _build_order(build: str) -> tuple:
+    return (tuple(int(x) for x in build.rstrip("t").split(".")), build.endswith("t"))
+
+
+#: The physical-limit targets on 2 CPUs (issue 13), checked here against the evidence, never in tests.
+FREE_THREADED_TARGET = 1.7
+INTERPRETER_TARGET = 1.7
+PROCESS_EFFICIENCY_TARGET = 0.90
+
+
+def block_builds() -> list[str]:
+    runs = {rs[0].run.python_build: rs for rs in (_records(p) for p in _runs("builds/*.json"))}
+    builds = sorted(runs, key=_build_order)
+    rows, serial, targets = [], {}, []
+    for b in builds:
+        rs = runs[b]
+        info = rs[0].run.poolbench
+        pts = {p.pool: p for p in scaling_points(rs) if p.workload == "cpu_python" and p.workers == 2}
+        serial[b] = next(
+            r.median for r in rs if r.case == "scaling" and r.executor == "serial" and r.workload == "cpu_python"
+        )
+        mem = memory_per_worker(rs)
+        procs = [p for name, p in pts.items() if name.startswith("process")]
+        cells = [
+            f"py{b} ({info['versions']['python']})",
+            "off" if not info.get("gil_enabled", True) else "on",
+            f"{serial[b] * 1e3:.1f} ms",
+        ]
+        for pool in ("thread", "interpreter"):
+            cells.append(_xi(pts[pool]) if pool in pts else "—")
+        cells.append(", ".join(f"{_xi(p)} ({p.speedup / p.ideal:.0%})" for p in procs) or "—")
+        per_worker = {k: v for k, v in mem.items() if k == "interpreter" or k.startswith("process")}
+        cells.append(", ".join(f"{k} {v / 2**20:.1f}" for k, v in sorted(per_worker.items())) or "—")
+        rows.append(cells)
+        if b.endswith("t") and "thread" in pts:
+            targets.append(
+                f"py{b} threads {pts['thread'].speedup:.2f}× (target ≥ {FREE_THREADED_TARGET}: "
+                + ("met" if pts["thread"].speedup >= FREE_THREADED_TARGET else "NOT met")
+                + ")"
+            )
+        if "interpreter" in pts:
+            targets.append(
+                f"py{b} interpreter pool {pts['interpreter'].speedup:.2f}× (target ≥ {INTERPRETER_TARGET}: "
+                + ("met" if pts["interpreter"].speedup >= INTERPRETER_TARGET else "NOT met")
+                + ")"
+            )
+        for p in procs:
+            eff = p.speedup / p.ideal
+            targets.append(
+                f"py{b} {p.pool} efficiency {eff:.2f} (target ≥ {PROCESS_EFFICIENCY_TARGET}: "
+                + ("met" if eff >= PROCESS_EFFICIENCY_TARGET else "NOT met")
+                + ")"
+            )
+    costs = [
+        f"py{b} {serial[b] / serial[b.rstrip('t')]:.2f}× py{b.rstrip('t')}"
+        for b in builds
+        if b.endswith("t") and b.rstrip("t") in serial
+    ]
+    first = runs[builds[0]]
+    lines = [
+        "| build | GIL | cpu_python serial batch | threads, 2 workers | interpreter pool, 2 "
+        "| processes, 2 (efficiency) | MiB per added worker |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *("| " + " | ".join(r) + " |" for r in rows),
+        "",
+        f"Measured here (`bash evidence/measure.sh` topic `builds`: `scripts.matrix --pythons "
+        f"{','.join(builds)} --limits unlimited`, default profile, {first[0].run.effective_cpus:g} effective CPUs, "
+        "one container at a time). Single-thread cost of the free-threaded build: "
+        + ("; ".join(costs) if costs else "not measured (no build with the GIL of the same version)")
+        + ". Targets: "
+        + "; ".join(targets)
+        + ".",
+    ]
+    return lines
+
+
+def _xi(p) -> str:
+    return f"{p.speedup:.2f}× [{p.speedup_lo:.2f}–{p.speedup_hi:.2f}]"
+
+
 BLOCKS: dict[str, Callable[[], list[str]]] = {
     "profiles": block_profiles,
     "growth": block_growth,
@@ -397,6 +490,7 @@ BLOCKS: dict[str, Callable[[], list[str]]] = {
     "crash": block_crash,
     "faults": block_faults,
     "interrupts": block_interrupts,
+    "builds": block_builds,
 }
 
 _MARK = re.compile(r"(<!-- evidence:(?P<name>[a-z]+) -->\n)(?P<body>.*?)(<!-- /evidence:(?P=name) -->)", re.S)

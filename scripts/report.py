@@ -26,6 +26,7 @@ from scripts.metrics import (
     ScalingPoint,
     break_even_ms,
     default_workers,
+    memory_per_worker,
     payload_ms_per_mib,
     per_task_us,
     scaling_points,
@@ -275,6 +276,9 @@ def builds_section(runs: list[list[Record]]) -> list[str]:
         procs = [p for p in ev.points if p.workload == "cpu_python" and p.pool.startswith("process")]
         at = [p for p in procs if p.workers == ev.at]
         cells.append(xi(max(at, key=lambda p: p.speedup)) if at else "—")
+        mem = memory_per_worker(by_build[b], "uss_tree_bytes")
+        shown = {k: v for k, v in sorted(mem.items()) if k == "interpreter" or k.startswith("process")}
+        cells.append(", ".join(f"{k} {v / 2**20:.1f}" for k, v in shown.items()) or "—")
         rows.append(cells)
     lines += _table(
         [
@@ -284,6 +288,7 @@ def builds_section(runs: list[list[Record]]) -> list[str]:
             f"threads (w{evidence[builds[0]].at})",
             "interpreter pool",
             "processes",
+            "MiB (USS) per added worker",
         ],
         rows,
     )

@@ -186,3 +186,22 @@ def test_a_quick_run_measures_the_interpreter_pool(tmp_path):
     if records[0].run.poolbench["interpreter"]["imports"].get("numpy"):
         assert ("scaling", "numpy_ufunc") not in ran
         assert "interpreter pool leaves out numpy_ufunc" in done.stdout + done.stderr
+
+
+def test_results_of_two_builds_are_labelled_by_build_and_compared_side_by_side(tmp_path):
+    host = ROOT / "tests" / "fixtures" / "quick-2cpus.json"  # Python 3.11.7
+    records = load([host, FIXTURE])
+    assert {r.run.label for r in records} == {"2 CPUs py3.11", "2 CPUs py3.14"}
+    assert {r.run.label for r in load([FIXTURE])} == {"2 CPUs"}  # one build: labels unchanged
+    done = run_module("scripts.report", str(host), str(FIXTURE), "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    report = (tmp_path / "report.md").read_text()
+    section = report[report.index("## Across Python builds") : report.index("## The default-workers trap")]
+    assert "| topic | py3.11 | py3.14 |" in section
+    assert "| GIL | depends: confirmed for code that holds the GIL" in section
+    rows = [line for line in section.splitlines() if line.startswith("| py3.")]
+    assert [r.split(" | ")[0] for r in rows] == ["| py3.11", "| py3.14"]
+    assert rows[0].split(" | ")[4] == "—" and rows[1].split(" | ")[4].endswith("]")  # interpreter pool: 3.14 only
+    assert "interpreter " in rows[1].split(" | ")[6]  # memory per added subinterpreter, beside the process pool's
+    assert "## Recommendation for this machine (2 CPUs py3.14" in report
+    assert (tmp_path / "plots" / "scaling-cpu_python-by-limit.png").exists()  # one line per build and pool
