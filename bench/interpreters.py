@@ -67,9 +67,12 @@ def probe_imports(modules: Iterable[str]) -> dict[str, str | None]:
         return {}
     pool = make(1)
     try:
-        return {name: pool.submit(overhead.import_error, name).result(timeout=PROBE_TIMEOUT_S) for name in names}
-    finally:
-        pool.shutdown(wait=True)
+        found = {name: pool.submit(overhead.import_error, name).result(timeout=PROBE_TIMEOUT_S) for name in names}
+    except Exception as exc:  # the probe itself failed (its task could not run there): nothing counts as imported
+        pool.shutdown(wait=False, cancel_futures=True)
+        return dict.fromkeys(names, f"the import probe failed: {type(exc).__name__}: {exc}".splitlines()[0])
+    pool.shutdown(wait=True)
+    return found
 
 
 def runnable(needs: Iterable[str], imports: dict[str, str | None] | Any) -> str | None:

@@ -205,3 +205,20 @@ def test_results_of_two_builds_are_labelled_by_build_and_compared_side_by_side(t
     assert "interpreter " in rows[1].split(" | ")[6]  # memory per added subinterpreter, beside the process pool's
     assert "## Recommendation for this machine (2 CPUs py3.14" in report
     assert (tmp_path / "plots" / "scaling-cpu_python-by-limit.png").exists()  # one line per build and pool
+
+
+def test_a_probe_that_cannot_run_leaves_every_needing_workload_out(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    def broken(_task, name):
+        raise ModuleNotFoundError("No module named 'workloads'")  # as a subinterpreter without the suite's path
+
+    class Pool(ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            return super().submit(broken, fn, *args)
+
+    monkeypatch.setattr(interpreters, "available", lambda: True)
+    monkeypatch.setattr(interpreters, "make", Pool)
+    found = interpreters.probe_imports(["numpy", "numpy"])
+    assert found == {"numpy": "the import probe failed: ModuleNotFoundError: No module named 'workloads'"}
+    assert interpreters.runnable(("numpy",), found).startswith("numpy does not import in a subinterpreter (the import")
