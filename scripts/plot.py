@@ -135,6 +135,8 @@ def plot_by_limit(points: list[ScalingPoint], out: Path) -> list[Path]:
     executors = sorted({p.pool for p in points if p.pool != "serial"})
     labels = sorted({p.label for p in points})
     workers = sorted({p.workers for p in points})
+    # Runs of several Python builds carry the build in their labels (scripts.results.with_builds_in_labels).
+    what = "CPU limit and Python build" if any("py3." in p.label for p in points) else "CPU limit"
     fig, axes = plt.subplots(1, len(executors), figsize=(5.5 * len(executors), 4.2), squeeze=False)
     colours = plt.get_cmap("viridis")
     for ax, pool in zip(axes[0], executors, strict=True):
@@ -158,8 +160,8 @@ def plot_by_limit(points: list[ScalingPoint], out: Path) -> list[Path]:
         _workers_axis(ax, workers)
         ax.set_title(pool)
         ax.set_ylabel("speedup over serial (×)")
-        ax.legend(fontsize="small", title="CPU limit")
-    fig.suptitle(f"{first.workload}: speedup per CPU limit (dashed: each limit's ideal; bars: 95 % intervals)")
+        ax.legend(fontsize="small", title=what)
+    fig.suptitle(f"{first.workload}: speedup per {what} (dashed: each one's ideal; bars: 95 % intervals)")
     return save(fig, out, f"scaling-{first.workload}-by-limit")
 
 

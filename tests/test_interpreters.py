@@ -207,6 +207,19 @@ def test_results_of_two_builds_are_labelled_by_build_and_compared_side_by_side(t
     assert (tmp_path / "plots" / "scaling-cpu_python-by-limit.png").exists()  # one line per build and pool
 
 
+def test_the_figure_across_runs_says_its_lines_are_builds(tmp_path, monkeypatch):
+    from scripts import plot  # noqa: PLC0415
+
+    titles = []
+    monkeypatch.setattr(plot, "save", lambda fig, out, stem: titles.append(fig._suptitle.get_text()) or [])
+    records = load([ROOT / "tests" / "fixtures" / "quick-2cpus.json", FIXTURE])
+    by_workload = [p for p in plot.scaling_points(records) if p.workload == "cpu_python"]
+    plot.plot_by_limit(by_workload, tmp_path)
+    assert titles == [
+        "cpu_python: speedup per CPU limit and Python build (dashed: each one's ideal; bars: 95 % intervals)"
+    ]
+
+
 def test_a_probe_that_cannot_run_leaves_every_needing_workload_out(monkeypatch):
     from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
 
