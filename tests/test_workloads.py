@@ -50,8 +50,14 @@ def test_zlib_roundtrip_returns_the_input_crc_and_compresses():
     assert packed < 100_000 * 0.75  # 16-letter alphabet: about 4 bits per byte
 
 
-def test_sleep_for_sleeps_at_least_as_asked():
-    assert io_bound.sleep_for(0.01) >= 0.01
+def test_sleep_for_sleeps_as_asked_and_returns_the_time_it_measured(monkeypatch):
+    # Scripted clock readings, not a measured time: the task asks time.sleep for exactly what it was
+    # given and returns the difference of its two clock readings.
+    slept, readings = [], iter([100.0, 100.25])
+    monkeypatch.setattr(io_bound.time, "sleep", slept.append)
+    monkeypatch.setattr(io_bound.time, "perf_counter", lambda: next(readings))
+    assert io_bound.sleep_for(0.01) == 0.25
+    assert slept == [0.01]
 
 
 def test_file_roundtrip_reads_back_what_it_wrote_and_leaves_nothing(tmp_path, monkeypatch):
