@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor
 from typing import Any
 
@@ -75,7 +75,7 @@ def probe_imports(modules: Iterable[str]) -> dict[str, str | None]:
     return found
 
 
-def runnable(needs: Iterable[str], imports: dict[str, str | None] | Any) -> str | None:
+def runnable(needs: Iterable[str], imports: Mapping[str, str | None] | None) -> str | None:
     """None when every module in ``needs`` imported in a subinterpreter; else why not (one phrase)."""
     for name in needs:
         error = (imports or {}).get(name, "not probed")

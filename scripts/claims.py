@@ -162,10 +162,16 @@ def _thread_and_processes(by_pool: dict[str, float]) -> tuple[float | None, dict
     return by_pool.get("thread"), {k: v for k, v in by_pool.items() if k.startswith("process")}
 
 
-def _interpreter_note(by_pool: dict[str, float], show: Callable[[float], str]) -> str:
-    """``; interpreter pool …`` when an interpreter pool was measured too (Python 3.14+), else empty."""
-    value = by_pool.get("interpreter")
-    return "" if value is None else f"; interpreter pool {show(value)}"
+def _per_pool(
+    what: str, by_pool: dict[str, float], show_thread: Callable[[float], str], show: Callable[[float], str]
+) -> str:
+    """``what: threads …, process/fork …[; interpreter pool …]``: one per-pool figure as the claims show it."""
+    thread, procs = _thread_and_processes(by_pool)
+    text = f"{what}: threads {show_thread(thread or 0.0)}, " + ", ".join(
+        f"{k} {show(v)}" for k, v in sorted(procs.items())
+    )
+    value = by_pool.get("interpreter")  # measured where Python has the pool (3.14+)
+    return text if value is None else f"{text}; interpreter pool {show(value)}"
 
 
 def claim_memory(ev: Evidence) -> Verdict:
@@ -175,11 +181,8 @@ def claim_memory(ev: Evidence) -> Verdict:
     if thread is None or not procs:
         return Verdict("memory", claim, "", f"{NOT_MEASURED}: needs the memory case (`--cases memory`)")
     mib = 2**20
-    text = (
-        "memory (USS) per added worker: threads "
-        + f"{thread / mib:.2f} MiB, "
-        + ", ".join(f"{k} {v / mib:.1f} MiB" for k, v in sorted(procs.items()))
-        + _interpreter_note(uss, lambda v: f"{v / mib:.1f} MiB")
+    text = _per_pool(
+        "memory (USS) per added worker", uss, lambda v: f"{v / mib:.2f} MiB", lambda v: f"{v / mib:.1f} MiB"
     )
     ok = min(procs.values()) > max(thread, 0) + MEMORY_MARGIN_BYTES
     return Verdict("memory", claim, text, "confirmed" if ok else "refuted")
@@ -192,10 +195,7 @@ def claim_communication(ev: Evidence) -> Verdict:
     if thread is None or not procs:
         return Verdict("communication", claim, "", f"{NOT_MEASURED}: needs the payload case (`--cases payload`)")
     dispatch = per_task_us(ev.records, "dispatch")
-    text = f"round trip per MiB of payload: threads {thread:.3f} ms, " + ", ".join(
-        f"{k} {v:.2f} ms" for k, v in sorted(procs.items())
-    )
-    text += _interpreter_note(per_mib, lambda v: f"{v:.2f} ms")
+    text = _per_pool("round trip per MiB of payload", per_mib, lambda v: f"{v:.3f} ms", lambda v: f"{v:.2f} ms")
     chunk = {k: v for k, v in dispatch.items() if k[0].startswith("process")}
     if chunk:
         c1 = [v for (pool, c), v in chunk.items() if c == 1]
@@ -215,10 +215,7 @@ def claim_startup(ev: Evidence) -> Verdict:
     thread, procs = _thread_and_processes(cold)
     if thread is None or not procs:
         return Verdict("start-up", claim, "", f"{NOT_MEASURED}: needs the cold_start case (`--cases cold_start`)")
-    text = f"pool creation to first result: threads {thread:.2f} ms, " + ", ".join(
-        f"{k} {v:.1f} ms" for k, v in sorted(procs.items())
-    )
-    text += _interpreter_note(cold, lambda v: f"{v:.1f} ms")
+    text = _per_pool("pool creation to first result", cold, lambda v: f"{v:.2f} ms", lambda v: f"{v:.1f} ms")
     ok = min(procs.values()) > START_COST_RATIO * thread
     return Verdict("start-up", claim, text, "confirmed" if ok else "refuted")
 

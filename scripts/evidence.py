@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from scripts import agreement, compare
+from scripts.claims import xi
 from scripts.cli import Parser, run, write_atomic
-from scripts.metrics import memory_per_worker, scaling_points
+from scripts.metrics import build_rows, scaling_points
 from scripts.results import Record, ResultsError, load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -401,10 +402,6 @@ def block_matrix() -> list[str]:
     ]
 
 
-def _build_order(build: str) -> tuple:
-    return (tuple(int(x) for x in build.rstrip("t").split(".")), build.endswith("t"))
-
-
 #: The physical-limit targets on 2 CPUs (issue 13), checked here against the evidence, never in tests.
 FREE_THREADED_TARGET = 1.7
 INTERPRETER_TARGET = 1.7
@@ -413,52 +410,34 @@ PROCESS_EFFICIENCY_TARGET = 0.90
 
 def block_builds() -> list[str]:
     runs = {rs[0].run.python_build: rs for rs in (_records(p) for p in _runs("builds/*.json"))}
-    builds = sorted(runs, key=_build_order)
-    rows, serial, targets = [], {}, []
-    for b in builds:
-        rs = runs[b]
-        info = rs[0].run.poolbench
-        pts = {p.pool: p for p in scaling_points(rs) if p.workload == "cpu_python" and p.workers == 2}
-        serial[b] = next(
-            r.median for r in rs if r.case == "scaling" and r.executor == "serial" and r.workload == "cpu_python"
+    table = build_rows(runs, "cpu_python", workers=2)
+    builds = [row.build for row in table]
+    rows, targets = [], []
+    for row in table:
+        b = row.build
+        procs = row.processes
+        rows.append(
+            [
+                f"py{b} ({row.python})",
+                "on" if row.gil_enabled else "off",
+                f"{row.serial_s * 1e3:.1f} ms",
+                xi(row.thread) if row.thread else "—",
+                xi(row.interpreter) if row.interpreter else "—",
+                ", ".join(f"{xi(p)} ({p.speedup / p.ideal:.0%})" for p in procs) or "—",
+                ", ".join(f"{k} {v / 2**20:.1f}" for k, v in row.memory_per_worker.items()) or "—",
+            ]
         )
-        mem = memory_per_worker(rs)
-        procs = [p for name, p in pts.items() if name.startswith("process")]
-        cells = [
-            f"py{b} ({info['versions']['python']})",
-            "off" if not info.get("gil_enabled", True) else "on",
-            f"{serial[b] * 1e3:.1f} ms",
-        ]
-        for pool in ("thread", "interpreter"):
-            cells.append(_xi(pts[pool]) if pool in pts else "—")
-        cells.append(", ".join(f"{_xi(p)} ({p.speedup / p.ideal:.0%})" for p in procs) or "—")
-        per_worker = {k: v for k, v in mem.items() if k == "interpreter" or k.startswith("process")}
-        cells.append(", ".join(f"{k} {v / 2**20:.1f}" for k, v in sorted(per_worker.items())) or "—")
-        rows.append(cells)
-        if b.endswith("t") and "thread" in pts:
+        if b.endswith("t") and row.thread:
             targets.append(
-                f"py{b} threads {pts['thread'].speedup:.2f}× (target ≥ {FREE_THREADED_TARGET}: "
-                + ("met" if pts["thread"].speedup >= FREE_THREADED_TARGET else "NOT met")
-                + ")"
+                _target(f"py{b} threads {row.thread.speedup:.2f}×", row.thread.speedup, FREE_THREADED_TARGET)
             )
-        if "interpreter" in pts:
-            targets.append(
-                f"py{b} interpreter pool {pts['interpreter'].speedup:.2f}× (target ≥ {INTERPRETER_TARGET}: "
-                + ("met" if pts["interpreter"].speedup >= INTERPRETER_TARGET else "NOT met")
-                + ")"
-            )
+        if row.interpreter:
+            speed = row.interpreter.speedup
+            targets.append(_target(f"py{b} interpreter pool {speed:.2f}×", speed, INTERPRETER_TARGET))
         for p in procs:
             eff = p.speedup / p.ideal
-            targets.append(
-                f"py{b} {p.pool} efficiency {eff:.2f} (target ≥ {PROCESS_EFFICIENCY_TARGET}: "
-                + ("met" if eff >= PROCESS_EFFICIENCY_TARGET else "NOT met")
-                + ")"
-            )
-    costs = [
-        f"py{b} {serial[b] / serial[b.rstrip('t')]:.2f}× py{b.rstrip('t')}"
-        for b in builds
-        if b.endswith("t") and b.rstrip("t") in serial
-    ]
+            targets.append(_target(f"py{b} {p.pool} efficiency {eff:.2f}", eff, PROCESS_EFFICIENCY_TARGET))
+    costs = [f"py{r.build} {r.gil_twin_ratio:.2f}× py{r.build.rstrip('t')}" for r in table if r.gil_twin_ratio]
     first = runs[builds[0]]
     lines = [
         "| build | GIL | cpu_python serial batch | threads, 2 workers | interpreter pool, 2 "
@@ -477,8 +456,8 @@ def block_builds() -> list[str]:
     return lines
 
 
-def _xi(p) -> str:
-    return f"{p.speedup:.2f}× [{p.speedup_lo:.2f}–{p.speedup_hi:.2f}]"
+def _target(what: str, value: float, target: float) -> str:
+    return f"{what} (target ≥ {target}: {'met' if value >= target else 'NOT met'})"
 
 
 BLOCKS: dict[str, Callable[[], list[str]]] = {

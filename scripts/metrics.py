@@ -321,3 +321,61 @@ def short_rounds_under_quota(records: Iterable[Record]) -> float | None:
         return None
     periods = float(np.median([r.median for r in records])) / (period_us / 1e6)
     return periods if periods < MIN_PERIODS_PER_ROUND else None
+
+
+def build_order(build: str) -> tuple[tuple[int, ...], bool]:
+    """Sort key of a Python build: by version, the GIL build before the free-threaded one (3.13, 3.13t)."""
+    return tuple(int(x) for x in build.rstrip("t").split(".")), build.endswith("t")
+
+
+def serial_median_s(records: Iterable[Record], workload: str) -> float | None:
+    """Median round of the serial scaling case of ``workload`` (None: not measured)."""
+    for r in records:
+        if r.case == "scaling" and r.executor == "serial" and r.workload == workload:
+            return r.median
+    return None
+
+
+@dataclass(frozen=True)
+class BuildRow:
+    """One Python build's answer for one workload: what the cross-build tables show."""
+
+    build: str
+    python: str
+    gil_enabled: bool
+    serial_s: float | None
+    thread: ScalingPoint | None
+    interpreter: ScalingPoint | None
+    processes: list[ScalingPoint]  # one per start method
+    memory_per_worker: dict[str, float]  # USS bytes per added worker, interpreter and process pools
+    gil_twin_ratio: float | None = None  # a free-threaded build's serial time over its GIL twin's (3.13t / 3.13)
+
+
+def build_rows(by_build: dict[str, list[Record]], workload: str, workers: int | None = None) -> list[BuildRow]:
+    """Per build (one run each), in build order: ``workload``'s serial time and pools at ``workers``
+    (None: each run's recorded recommended workers)."""
+    rows = []
+    for b in sorted(by_build, key=build_order):
+        records = by_build[b]
+        info = records[0].run.poolbench
+        at = workers if workers is not None else int(info["recommended_workers"])
+        points = [p for p in scaling_points(records) if p.workload == workload and p.workers == at]
+        mem = memory_per_worker(records)
+        twin = by_build.get(b.rstrip("t")) if b.endswith("t") else None
+        serial, twin_serial = serial_median_s(records, workload), twin and serial_median_s(twin, workload)
+        rows.append(
+            BuildRow(
+                build=b,
+                python=str((info.get("versions") or {}).get("python", "?")),
+                gil_enabled=bool(info.get("gil_enabled", True)),
+                serial_s=serial,
+                thread=next((p for p in points if p.pool == "thread"), None),
+                interpreter=next((p for p in points if p.pool == "interpreter"), None),
+                processes=[p for p in points if p.pool.startswith("process")],
+                memory_per_worker={
+                    k: v for k, v in sorted(mem.items()) if k == "interpreter" or k.startswith("process")
+                },
+                gil_twin_ratio=serial / twin_serial if serial and twin_serial else None,
+            )
+        )
+    return rows

@@ -25,8 +25,9 @@ from scripts.metrics import (
     OVERHEAD_SHARE,
     ScalingPoint,
     break_even_ms,
+    build_order,
+    build_rows,
     default_workers,
-    memory_per_worker,
     payload_ms_per_mib,
     per_task_us,
     scaling_points,
@@ -229,11 +230,6 @@ def cluster_section(records: list[Record]) -> list[str]:
     return lines
 
 
-def _serial_ms(records: list[Record], workload: str) -> float | None:
-    serial = [r for r in records if r.case == "scaling" and r.executor == "serial" and r.workload == workload]
-    return serial[0].median * 1e3 if serial else None
-
-
 def builds_section(runs: list[list[Record]]) -> list[str]:
     """Across Python builds (runs of two or more): the claims' verdicts side by side, and what changes.
 
@@ -245,7 +241,7 @@ def builds_section(runs: list[list[Record]]) -> list[str]:
         by_build.setdefault(records[0].run.python_build, records)
     if len(by_build) < 2:
         return []
-    builds = sorted(by_build, key=lambda b: (tuple(int(x) for x in b.rstrip("t").split(".")), b.endswith("t")))
+    builds = sorted(by_build, key=build_order)
     evidence = {b: Evidence(by_build[b]) for b in builds}
     lines = ["", "## Across Python builds", ""]
     lines += [
@@ -262,24 +258,22 @@ def builds_section(runs: list[list[Record]]) -> list[str]:
     )
     lines += ["", "### What changes with the build", ""]
     rows = []
-    for b in builds:
-        ev, info = evidence[b], by_build[b][0].run.poolbench
-        serial = _serial_ms(by_build[b], "cpu_python")
-        gil_twin = by_build.get(b.rstrip("t")) if b.endswith("t") else None
-        twin_ms = _serial_ms(gil_twin, "cpu_python") if gil_twin else None
-        cost = f" ({serial / twin_ms:.2f}× py{b.rstrip('t')})" if serial and twin_ms else ""
-        gil = "off" if not info.get("gil_enabled", True) else ("on (re-enabled at import)" if b.endswith("t") else "on")
-        cells = [f"py{b}", gil, f"{serial:.1f} ms{cost}" if serial else "—"]
-        for pool in ("thread", "interpreter"):
-            p = ev.point("cpu_python", pool)
-            cells.append(xi(p) if p else "—")
-        procs = [p for p in ev.points if p.workload == "cpu_python" and p.pool.startswith("process")]
-        at = [p for p in procs if p.workers == ev.at]
-        cells.append(xi(max(at, key=lambda p: p.speedup)) if at else "—")
-        mem = memory_per_worker(by_build[b], "uss_tree_bytes")
-        shown = {k: v for k, v in sorted(mem.items()) if k == "interpreter" or k.startswith("process")}
-        cells.append(", ".join(f"{k} {v / 2**20:.1f}" for k, v in shown.items()) or "—")
-        rows.append(cells)
+    for row in build_rows(by_build, "cpu_python"):
+        b = row.build
+        cost = f" ({row.gil_twin_ratio:.2f}× py{b.rstrip('t')})" if row.gil_twin_ratio else ""
+        gil = "on (re-enabled at import)" if row.gil_enabled and b.endswith("t") else "on" if row.gil_enabled else "off"
+        best = max(row.processes, key=lambda p: p.speedup, default=None)
+        rows.append(
+            [
+                f"py{b}",
+                gil,
+                f"{row.serial_s * 1e3:.1f} ms{cost}" if row.serial_s else "—",
+                xi(row.thread) if row.thread else "—",
+                xi(row.interpreter) if row.interpreter else "—",
+                xi(best) if best else "—",
+                ", ".join(f"{k} {v / 2**20:.1f}" for k, v in row.memory_per_worker.items()) or "—",
+            ]
+        )
     lines += _table(
         [
             "build",
