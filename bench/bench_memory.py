@@ -35,9 +35,7 @@ def test_memory(benchmark, case, suite):
     answers, meter = run_pool_starts(
         benchmark,
         suite,
-        make=lambda: make_executor(
-            case.executor, case.workers, case.start_method, suite.blas_threads, suite.mmap_threshold
-        ),
+        make=lambda: make_executor(case.executor, case.workers, case.start_method, suite.blas_threads, suite.malloc),
         first=lambda pool: len(warm_up(pool, case.workers)),
         rounds=suite.settings["memory_rounds"],
         warmup_rounds=0,

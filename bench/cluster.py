@@ -55,15 +55,16 @@ def missing_line() -> str:
     return f"the dask executor needs `distributed`: pip install -r {REQUIREMENTS}"
 
 
-def init_dask_worker(blas_threads: int, mmap_threshold: int | None) -> int | None:
-    """Cap BLAS and fix the allocator in a dask worker process, as a process-pool worker does.
+def init_dask_worker(blas_threads: int, malloc: str | None) -> int | None:
+    """Cap BLAS and set the allocator policy in a dask worker process, as a process-pool worker does.
 
     Runs through ``Client.run`` (not in the worker's main thread, so no signal handling here: the
     nanny owns its worker's signals). Returns the BLAS thread count now in force.
     """
-    from bench import executors  # noqa: PLC0415  (the worker imports the suite by module name)
+    from bench import allocator, executors  # noqa: PLC0415  (the worker imports the suite by module name)
 
-    executors.fix_malloc(mmap_threshold)
+    if malloc is not None:
+        allocator.apply(malloc)  # process-wide: the worker's task thread allocates under it
     import numpy  # noqa: F401, PLC0415  (loads the BLAS library the limit applies to)
     from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
@@ -92,7 +93,7 @@ class DaskExecutor(Executor):
         *,
         scheduler: str | None = None,
         blas_threads: int | None = None,
-        mmap_threshold: int | None = None,
+        malloc: str | None = None,
     ) -> None:
         from distributed import Client, LocalCluster  # noqa: PLC0415
 
@@ -112,7 +113,7 @@ class DaskExecutor(Executor):
             self.client = Client(self.cluster, set_as_default=False, timeout=CONNECT_TIMEOUT_S)
         try:
             if blas_threads is not None:
-                self.client.run(init_dask_worker, blas_threads, mmap_threshold)
+                self.client.run(init_dask_worker, blas_threads, malloc)
             self._executor = self.client.get_executor(pure=False)
             self._max_workers = len(self.client.scheduler_info()["workers"])
         except BaseException:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from bench import cluster, interpreters
+from bench import allocator, cluster, interpreters
 from bench.cpus import CpuInfo
 from workloads import PROFILES, scaling_names
 from workloads.io_bound import IO_DIR_ENV
@@ -144,21 +144,12 @@ def parse_profile(text: str | None) -> str:
     return text
 
 
-#: glibc's default mmap threshold. Setting it explicitly turns off glibc's *dynamic* threshold,
-#: under which the main thread and worker threads allocate large arrays differently: measured
-#: here, a batch of NumPy element-wise tasks took 46 000 page faults in the main thread and none
-#: in a worker thread (main-arena heap trimmed and regrown each task, versus a thread arena that
-#: keeps its pages), making the serial baseline 1.3× slower than one pool thread. Fixed, every
-#: executor allocates alike and speedups measure the pool, not the allocator.
-MMAP_THRESHOLD = 128 * 1024
-MALLOC_MODES = ("fixed", "dynamic")
-
-
 def parse_malloc(text: str | None) -> str:
+    """``--malloc``: the allocator policy (bench/allocator.py says what each models)."""
     if text is None:
-        return "fixed"
-    if text not in MALLOC_MODES:
-        raise OptionError(f"--malloc: unknown {text!r}; choose fixed (the default) or dynamic")
+        return allocator.DEFAULT
+    if text not in allocator.POLICIES:
+        raise OptionError(f"--malloc: unknown {text!r}; choose neutral (the default), fixed or dynamic")
     return text
 
 
@@ -270,11 +261,6 @@ class SuiteConfig:
     #: subinterpreter (None: imported), read at start (bench.interpreters.probe_imports).
     interpreter_imports: Mapping[str, str | None] | None = None
     dask_cluster: Mapping[str, Any] | None = None  # the existing cluster's size and workers, read at start
-
-    @property
-    def mmap_threshold(self) -> int | None:
-        """The malloc mmap threshold to pin in the parent and every worker (None: glibc's dynamic one)."""
-        return MMAP_THRESHOLD if self.malloc == "fixed" else None
 
     def as_dict(self) -> dict:
         """The options as recorded in ``machine_info["poolbench"]["config"]``."""

@@ -16,10 +16,9 @@ from typing import Any
 
 import pytest
 
-from bench import cluster, cpus, interpreters, machine, stopping
+from bench import allocator, cluster, cpus, interpreters, machine, stopping
 from bench.cases import GENERATORS, left_out_lines
 from bench.config import CASES, DEFAULT_EXECUTORS, EXECUTORS, OptionError, SuiteConfig, build_config, missing_line
-from bench.executors import fix_malloc
 from bench.journal import Journal, journal_path
 from bench.saving import SaveError, make_saving_atomic, writable_folder
 from bench.terminal import speedup_table, tell, warn
@@ -30,7 +29,7 @@ from workloads.io_bound import IO_DIR_ENV
 from workloads.user import WorkloadFileError, load_files
 
 CONFIG_KEY = pytest.StashKey[SuiteConfig]()
-MALLOC_KEY = pytest.StashKey[bool]()
+MALLOC_KEY = pytest.StashKey[dict]()
 JOURNAL_KEY = pytest.StashKey["Journal | None"]()
 STATUS_KEY = pytest.StashKey[int]()
 USER_KEY = pytest.StashKey["list[tuple[str, str | None]]"]()
@@ -47,7 +46,8 @@ OPTIONS = {
     "profile": f"task sizes, batch sizes and rounds: {' | '.join(PROFILES)} (default: default)",
     "cases": f"comma list of {', '.join(CASES)} (default: all)",
     "blas_threads": "BLAS threads per worker, set with threadpoolctl (default: 1)",
-    "malloc": "glibc mmap threshold: fixed (same allocation behaviour in every executor; default) or dynamic",
+    "malloc": "allocator policy in the suite and every worker: neutral (no page faults per task once warm; "
+    "default), fixed (every buffer >= 128 KiB mapped per task) or dynamic (glibc as it ships)",
     "case_timeout": "seconds one case may run before it fails and its workers are stopped (default: 600; 0: none)",
     "journal": "JSON Lines file of finished cases (default: beside --benchmark-json or the autosave file)",
     "io_dir": f"folder io_file writes and fsyncs its files in (default: the temp folder; also {IO_DIR_ENV})",
@@ -106,7 +106,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[LOAD_KEY] = machine.load_average()
     config.stash[STARTED_KEY] = datetime.now(UTC).isoformat(timespec="seconds")
     os.environ[IO_DIR_ENV] = suite.io_dir  # io_file's workers (and serial runs) write there
-    config.stash[MALLOC_KEY] = fix_malloc(suite.mmap_threshold)
+    config.stash[MALLOC_KEY] = allocator.apply(suite.malloc)
     # SIGINT and SIGTERM (Ctrl-C, docker stop, a cancelled CI job) stop the run within a bound;
     # bench/stopping.py says how.
     stopping.install(where_saved=lambda: _journal_name(config), say=lambda text: tell(config, text))
@@ -276,7 +276,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     """Add what bounds the measurement (bench/machine.py): effective CPUs, BLAS, versions, options, load."""
     machine_info["poolbench"] = machine.poolbench_info(
         config.stash[CONFIG_KEY],
-        malloc_fixed=config.stash[MALLOC_KEY],
+        malloc=config.stash[MALLOC_KEY],
         user_workloads=config.stash[USER_KEY],
         loadavg_start=config.stash[LOAD_KEY],
         started_at=config.stash[STARTED_KEY],

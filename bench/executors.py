@@ -14,7 +14,6 @@ import ctypes
 import inspect
 import multiprocessing
 import os
-import platform
 import select
 import signal
 import sys
@@ -27,7 +26,7 @@ from typing import Any
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from bench import interpreters, stopping
+from bench import allocator, interpreters, stopping
 from bench.cluster import DaskExecutor
 from workloads import overhead
 
@@ -59,19 +58,6 @@ class SerialExecutor(Executor):
         self, fn: Callable[..., Any], *iterables: Iterable[Any], timeout: float | None = None, chunksize: int = 1
     ) -> Iterator[Any]:
         return iter([fn(*args) for args in zip(*iterables, strict=False)])
-
-
-_M_MMAP_THRESHOLD = -3  # mallopt parameter number, from glibc's malloc.h
-
-
-def fix_malloc(threshold: int | None) -> bool:
-    """Fix glibc's mmap threshold in this process; False where it is not glibc or ``threshold`` is None."""
-    if threshold is None or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        return bool(ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, threshold))
-    except (OSError, AttributeError):
-        return False
 
 
 _PR_SET_PDEATHSIG = 1  # prctl option, from linux/prctl.h
@@ -127,8 +113,8 @@ def die_with_owner(pid: int) -> None:
     threading.Thread(target=_exit_when_gone, args=(pid,), name="poolbench-owner-watch", daemon=True).start()
 
 
-def init_worker(blas_threads: int, mmap_threshold: int | None, owner_pid: int | None = None) -> None:
-    """Process-pool initializer: cap BLAS at ``blas_threads`` and fix the allocator, as in the parent.
+def init_worker(blas_threads: int, malloc: str | None, owner_pid: int | None = None) -> None:
+    """Process-pool initializer: cap BLAS at ``blas_threads`` and set the allocator policy, as in the parent.
 
     Also ties the worker's life to its parent's (:func:`die_with_parent`) and to the suite's
     (``owner_pid``, :func:`die_with_owner`), and ignores SIGINT: a terminal's Ctrl-C reaches the
@@ -142,7 +128,8 @@ def init_worker(blas_threads: int, mmap_threshold: int | None, owner_pid: int | 
     die_with_parent()
     if owner_pid is not None:
         die_with_owner(owner_pid)
-    fix_malloc(mmap_threshold)
+    if malloc is not None:
+        allocator.apply(malloc)  # forkserver and spawn workers start with glibc's own settings
     _WORKER_BLAS_LIMIT = threadpool_limits(limits=blas_threads, user_api="blas")
 
 
@@ -193,16 +180,17 @@ def make_executor(
     workers: int | None,
     start_method: str | None,
     blas_threads: int | None,
-    mmap_threshold: int | None = None,
+    malloc: str | None = None,
     *,
     scheduler: str | None = None,
 ) -> Executor:
     """A new executor of ``kind`` (see EXECUTORS in bench/config.py); ``workers=None`` keeps its default.
 
-    Process pools limit BLAS to ``blas_threads`` (and fix the allocator) in each worker through an
-    initializer; with ``blas_threads=None`` they get no initializer at all (the pool as users build
-    it, for start-up). dask workers get the same settings (bench/cluster.py); ``scheduler`` connects
-    to an existing cluster instead of starting a LocalCluster of ``workers`` processes.
+    Process pools limit BLAS to ``blas_threads`` and set the allocator policy ``malloc``
+    (bench/allocator.py; None: leave it) in each worker through an initializer; with
+    ``blas_threads=None`` they get no initializer at all (the pool as users build it, for start-up).
+    dask workers get the same settings (bench/cluster.py); ``scheduler`` connects to an existing
+    cluster instead of starting a LocalCluster of ``workers`` processes.
     """
     if kind == "serial":
         return SerialExecutor()
@@ -218,10 +206,10 @@ def make_executor(
             max_workers=workers,
             mp_context=context,
             initializer=init_worker,
-            initargs=(blas_threads, mmap_threshold, os.getpid()),
+            initargs=(blas_threads, malloc, os.getpid()),
         )
     if kind == "dask":
-        return DaskExecutor(workers, scheduler=scheduler, blas_threads=blas_threads, mmap_threshold=mmap_threshold)
+        return DaskExecutor(workers, scheduler=scheduler, blas_threads=blas_threads, malloc=malloc)
     raise ValueError(f"unknown executor kind {kind!r}")
 
 
@@ -308,7 +296,7 @@ def warm_pool(
     workers: int | None,
     start_method: str | None,
     blas_threads: int,
-    mmap_threshold: int | None = None,
+    malloc: str | None = None,
     *,
     scheduler: str | None = None,
 ) -> Iterator[Executor]:
@@ -316,7 +304,7 @@ def warm_pool(
 
     ``workers=None`` keeps the executor's own default size (read back from the pool to warm it).
     """
-    pool = make_executor(kind, workers, start_method, blas_threads, mmap_threshold, scheduler=scheduler)
+    pool = make_executor(kind, workers, start_method, blas_threads, malloc, scheduler=scheduler)
     with closing(pool), blas_limit_here(kind, blas_threads):
         warm_up(pool, getattr(pool, "_max_workers", 1) if workers is None else workers)
         yield pool

@@ -56,7 +56,7 @@ def case_pool(case: Case, suite: SuiteConfig) -> contextlib.AbstractContextManag
         case.workers,
         case.start_method,
         suite.blas_threads,
-        suite.mmap_threshold,
+        suite.malloc,
         scheduler=suite.dask_scheduler,
     )
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import psutil
 
-from bench import cluster, cpus, measure
+from bench import allocator, cluster, cpus, measure
 from bench.cases import left_out
 from bench.config import OptionError, SuiteConfig
 from bench.executors import blas_libraries, executor_defaults
@@ -36,6 +36,8 @@ RECORDED_ENV = (
     "MKL_NUM_THREADS",
     "PYTHONHASHSEED",
     "PYTHON_GIL",
+    "GLIBC_TUNABLES",  # malloc's own knobs, read at process start (bench/allocator.py)
+    "MALLOC_ARENA_MAX",
     cpus.OVERRIDE_ENV,
 )
 
@@ -91,7 +93,7 @@ def _version(dist: str) -> str | None:
 def poolbench_info(
     suite: SuiteConfig,
     *,
-    malloc_fixed: bool,
+    malloc: dict[str, Any],
     user_workloads: list[tuple[str, str | None]],
     loadavg_start: list[float] | None,
     started_at: str | None = None,
@@ -105,7 +107,8 @@ def poolbench_info(
         "default_start_method": suite.default_start_method,
         "blas_threads": suite.blas_threads,
         "blas": blas_libraries(),
-        "malloc_mmap_threshold": suite.mmap_threshold if malloc_fixed else None,
+        "malloc": malloc,
+        "malloc_mmap_threshold": allocator.pinned_threshold(malloc),
         "executor_defaults": executor_defaults(),
         "gil_switch_interval_s": sys.getswitchinterval(),
         # Read at the end of the run, after every workload module and NumPy were imported: on a

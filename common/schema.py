@@ -27,10 +27,14 @@ from collections.abc import Sequence
 #:    ``gil_enabled`` says whether the GIL was on at the end of the run, after every import), and
 #:    ``interpreter`` (for the interpreter pool: which modules imported in a subinterpreter, and the
 #:    workloads left out; null when it did not run); ``executor`` may be ``interpreter``.
-SCHEMA_VERSION = 3
+#: 4. machine_info adds ``malloc`` (the allocator policy: ``policy``, ``settings``, ``libc``,
+#:    ``applied``, ``note``; bench/allocator.py); the default policy is ``neutral`` (it was
+#:    ``fixed``, whose ``malloc_mmap_threshold`` was 131072), so task times of workloads that
+#:    allocate large buffers are not comparable with version 3 results made with the default.
+SCHEMA_VERSION = 4
 
 #: Schema versions the loader accepts.
-READABLE_VERSIONS = (1, 2, 3)
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 #: extra_info keys every poolbench benchmark carries.
 REQUIRED_EXTRA = (

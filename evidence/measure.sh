@@ -40,9 +40,10 @@ for topic in $ONLY; do
       for i in 1 2 3; do run "default-run$i"; done ;;
     crash)  # "Faults": what a crash in a worker does, per executor and start method
       run crash --cases crash --start-methods fork,spawn ;;
-    faults)  # "How measurements are kept honest": the allocator finding, dynamic against fixed
-      for m in dynamic fixed; do
-        run "malloc-$m" --cases scaling --workloads numpy_ufunc --executors serial,thread --workers 1,2 --malloc "$m"
+    faults)  # "The allocator is a condition of the measurement": the three policies, every executor
+      for m in neutral fixed dynamic; do
+        run "malloc-$m" --cases scaling --workloads hash_alloc,numpy_ufunc --executors serial,thread,process,dask \
+          --start-methods fork,forkserver,spawn --workers 1,2 --malloc "$m"
       done ;;
     interrupts)  # "Faults": from the stop signal to the end of the process, the whole sweep once
       echo "== interrupts ($(date -u +%T))"

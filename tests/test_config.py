@@ -160,6 +160,7 @@ def test_sweep_size_follows_the_options():
         ["--profile", "huge"],
         ["--cases", ""],
         ["--case-timeout", "-5"],
+        ["--malloc", "jemalloc"],
         ["--benchmark-json", "/no/such/folder/out.json"],
     ],
 )

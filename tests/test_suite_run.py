@@ -7,6 +7,7 @@ structure and behaviour only; no timing is asserted (the machines are shared and
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,7 @@ MACHINE_KEYS = {
     "python_build",
     "free_threaded",
     "dask",
+    "malloc",
 }
 
 pytestmark = pytest.mark.slow
@@ -237,6 +239,12 @@ def test_machine_info_records_cpus_blas_and_versions(smallest_run):
     assert info["versions"]["numpy"] and info["versions"]["pytest-benchmark"]
     assert info["config"]["workers"] == [1, 2]
     assert info["config"]["profile"] == "quick"
+    # The default allocator policy, recorded with what it set (bench/allocator.py).
+    assert info["malloc"]["policy"] == info["config"]["malloc"] == "neutral"
+    assert info["malloc"]["applied"] is (platform.libc_ver()[0] == "glibc")
+    assert info["malloc_mmap_threshold"] == (
+        info["malloc"]["settings"]["mmap_threshold"] if info["malloc"]["applied"] else None
+    )
     defaults = info["executor_defaults"]
     visible = info["process_cpu_count"] or info["cpu_count"]  # process_cpu_count from Python 3.13
     assert defaults["thread_max_workers"] == min(32, visible + 4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import pickle
@@ -50,6 +51,15 @@ def test_zlib_roundtrip_returns_the_input_crc_and_compresses():
     assert packed < 100_000 * 0.75  # 16-letter alphabet: about 4 bits per byte
 
 
+def test_hash_fresh_buffer_is_a_sha256_chain_over_the_buffer_and_the_last_digest():
+    data = bytes(range(256)) * 16
+    digest = b""
+    for _ in range(8):
+        digest = hashlib.sha256(data + digest).digest()
+    assert cpu_bound.hash_fresh_buffer(4096) == digest
+    assert workloads.get("hash_alloc").check(4096, digest)
+
+
 def test_sleep_for_sleeps_as_asked_and_returns_the_time_it_measured(monkeypatch):
     # Scripted clock readings, not a measured time: the task asks time.sleep for exactly what it was
     # given and returns the difference of its two clock readings.
@@ -86,6 +96,7 @@ def test_each_workload_passes_its_own_check_at_quick_size(work):
         ("numpy_ufunc", 1.0),
         ("numpy_matmul", 1.0),
         ("zlib", (0, 10)),
+        ("hash_alloc", b"\0" * 32),
         ("io_sleep", 0.0),
         ("io_file", 0),
     ],

@@ -10,8 +10,10 @@ Whether a task holds the GIL decides how it scales on threads:
   turns (switch interval 5 ms) and two threads do no more work than one.
 * :func:`object_square_sum` runs NumPy's C loops over ``dtype=object``: native code, yet every
   element is a Python int, so the GIL is held throughout. "Native" is not the same as "GIL-free".
-* :func:`ufunc_chain`, :func:`matmul_trace` and :func:`zlib_roundtrip` spend their time in C code
-  that releases the GIL (NumPy element-wise loops over large arrays, BLAS, zlib), so threads overlap.
+* :func:`ufunc_chain`, :func:`matmul_trace`, :func:`zlib_roundtrip` and :func:`hash_fresh_buffer`
+  spend their time in C code that releases the GIL (NumPy element-wise loops over large arrays,
+  BLAS, zlib, hashlib), so threads overlap. :func:`hash_fresh_buffer` also allocates its buffers
+  anew in every task, which is where the allocator policy (bench/allocator.py) decides the verdict.
 
 NumPy is imported inside the functions that use it, not at the top: this module is imported by
 every worker of every pool, and a subinterpreter (InterpreterPoolExecutor) cannot load NumPy 2.4
@@ -22,6 +24,7 @@ every worker of every pool, and a subinterpreter (InterpreterPoolExecutor) canno
 from __future__ import annotations
 
 import functools
+import hashlib
 import random
 import zlib
 from typing import TYPE_CHECKING
@@ -113,3 +116,23 @@ def zlib_roundtrip(size: int) -> tuple[int, int]:
     data = compressible_bytes(size)
     packed = zlib.compress(data, 6)
     return zlib.crc32(zlib.decompress(packed)), len(packed)
+
+
+#: Rounds of hashing per task: each round hashes the buffer with the previous digest appended.
+HASH_ROUNDS = 8
+
+
+def hash_fresh_buffer(n_bytes: int) -> bytes:
+    """Build an ``n_bytes`` buffer, then hash it 8 times, each time with the last digest appended.
+
+    Models a service that hashes or signs what it receives (uploads, messages): every task
+    allocates its own large buffers (the buffer, and ``data + digest`` each round), and hashlib
+    releases the GIL while it hashes them. Where those buffers come from is the allocator's choice,
+    so this workload shows what a page fault per 4 KiB costs each executor (README.md, "The
+    allocator is a condition of the measurement").
+    """
+    data = bytes(range(256)) * (n_bytes // 256)
+    digest = b""
+    for _ in range(HASH_ROUNDS):
+        digest = hashlib.sha256(data + digest).digest()
+    return digest

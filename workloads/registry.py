@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import math
 import zlib
 from collections.abc import Callable, Mapping
@@ -112,6 +113,26 @@ def crc_of_blocks(size: int, count: int) -> int:
     for _ in range(count):
         crc = zlib.crc32(cpu_bound.compressible_bytes(size), crc)
     return crc
+
+
+@functools.lru_cache(maxsize=16)
+def chained_digest(n_bytes: int) -> bytes:
+    """The digest :func:`cpu_bound.hash_fresh_buffer` should return, without concatenating buffers.
+
+    ``sha256(data + digest)`` is the hash of ``data`` followed by ``digest``: fed here to one hash
+    object in two updates, from a buffer built once.
+    """
+    data = bytes(range(256)) * (n_bytes // 256)
+    digest = b""
+    for _ in range(cpu_bound.HASH_ROUNDS):
+        h = hashlib.sha256(data)
+        h.update(digest)
+        digest = h.digest()
+    return digest
+
+
+def _check_hash(n_bytes: int, result: Any) -> bool:
+    return result == chained_digest(n_bytes)
 
 
 def _check_matmul(n: int, result: Any) -> bool:
@@ -228,6 +249,15 @@ SCALING: Mapping[str, Workload] = MappingProxyType(
                 _sizes((128 * 1024, 8), (512 * 1024, 16), (1024 * 1024, 32)),
                 _check_zlib,
                 "standard-library C code that releases the GIL (zlib compress + decompress)",
+            ),
+            Workload(
+                "hash_alloc",
+                cpu_bound.hash_fresh_buffer,
+                "cpu-native",
+                "releases",
+                _sizes((1 * 2**20, 8), (4 * 2**20, 16), (8 * 2**20, 32)),
+                _check_hash,
+                "C code that releases the GIL on buffers each task allocates anew (hashlib SHA-256)",
             ),
         )
     }
