@@ -39,6 +39,9 @@ the tunables are read once when a process starts, so they could not reach the su
 task in every executor. A ``GLIBC_TUNABLES`` the user sets is recorded with the run and still acts
 on anything the policy leaves alone (``dynamic``).
 
+A free-threaded CPython (3.13t) allocates its objects, ``bytes`` among them, with its own
+mimalloc (PEP 703), which these knobs do not reach; NumPy's arrays still come from malloc.
+
 On another C library (musl, as in Alpine images) nothing is set: musl's ``mallopt`` does nothing,
 and its allocator maps buffers above about 128 KiB fresh and unmaps them on free, like ``fixed``.
 The run records ``applied: false`` with the reason, and the report cautions.

@@ -16,13 +16,14 @@ from typing import Any
 
 import pytest
 
-from bench import allocator, cluster, cpus, interpreters, machine, stopping
+from bench import allocator, cluster, cpus, interpreters, machine, measure, stopping
 from bench.cases import GENERATORS, left_out_lines
 from bench.config import CASES, DEFAULT_EXECUTORS, EXECUTORS, OptionError, SuiteConfig, build_config, missing_line
 from bench.journal import Journal, journal_path
 from bench.saving import SaveError, make_saving_atomic, writable_folder
-from bench.terminal import speedup_table, tell, warn
+from bench.terminal import scaling_waits, speedup_table, tell, warn
 from bench.timeouts import case_deadline
+from common.schema import denied_line, denied_summary
 from workloads import PROFILES, scaling_names
 from workloads import get as get_workload
 from workloads.io_bound import IO_DIR_ENV
@@ -55,6 +56,12 @@ OPTIONS = {
     f"(default: a LocalCluster per case; also {cluster.SCHEDULER_ENV})",
 }
 
+
+#: Said once at start on a kernel that keeps no per-thread run-queue wait.
+NO_WAIT_LINE = (
+    "this kernel keeps no run-queue wait per thread (/proc/PID/task/TID/schedstat): CPU that other programs "
+    "took from the run cannot be measured here, and cpu_wait_s is recorded as null"
+)
 
 #: Environment variable naming workload files, ':'-separated (read before --workload-file).
 WORKLOAD_FILES_ENV = "POOLBENCH_WORKLOAD_FILES"
@@ -137,6 +144,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             warn(session.config, f"{name} executor skipped: {missing_line(name)}")
         for line in left_out_lines(suite):
             warn(session.config, line)
+        if measure.WAIT_SOURCE is None and not session.config.option.collectonly:
+            warn(session.config, NO_WAIT_LINE)
         saving = bench_session.json or bench_session.save or bench_session.autosave
         if not saving and not bench_session.disabled and not session.config.option.collectonly:
             warn(
@@ -272,6 +281,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
+def _finished(config: pytest.Config) -> list[Any]:
+    bench_session = getattr(config, "_benchmarksession", None)
+    return [b for b in getattr(bench_session, "benchmarks", []) if getattr(b.fixture, "poolbench_passed", False)]
+
+
+def _denied(config: pytest.Config) -> dict[str, Any]:
+    """Whether the finished scaling cases were denied CPU (common.schema.denied_summary)."""
+    suite = config.stash[CONFIG_KEY]
+    return denied_summary(scaling_waits(b.fixture for b in _finished(config)), suite.cpu.effective_cpus, os.cpu_count())
+
+
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     """Add what bounds the measurement (bench/machine.py): effective CPUs, BLAS, versions, options, load."""
     machine_info["poolbench"] = machine.poolbench_info(
@@ -280,6 +300,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
         user_workloads=config.stash[USER_KEY],
         loadavg_start=config.stash[LOAD_KEY],
         started_at=config.stash[STARTED_KEY],
+        cpu_denied=_denied(config),
     )
 
 
@@ -289,7 +310,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     suite = config.stash[CONFIG_KEY]
     bench_session = getattr(config, "_benchmarksession", None)
-    finished = [b for b in getattr(bench_session, "benchmarks", []) if getattr(b.fixture, "poolbench_passed", False)]
+    finished = _finished(config)
     workers = suite.cpu.recommended_workers
     table = speedup_table((b.fixture for b in finished), workers)
     if table or finished:
@@ -307,3 +328,5 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line("results: not saved (no --benchmark-autosave or --benchmark-json)")
     if busy := machine.busy_warning(config.stash[LOAD_KEY], machine.load_average(), suite.cpu.effective_cpus):
         warn(config, busy)
+    if denied := denied_line(_denied(config)):
+        warn(config, f"{denied}; re-run on an idle machine")

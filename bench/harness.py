@@ -46,6 +46,8 @@ def case_info(case: Case, suite: SuiteConfig) -> dict[str, Any]:
         "throttled_periods": None,
         "throttled_s": None,
         "minor_faults": None,
+        "cpu_wait_s": None,
+        "steal_s": None,
     }
 
 

@@ -97,6 +97,7 @@ def poolbench_info(
     user_workloads: list[tuple[str, str | None]],
     loadavg_start: list[float] | None,
     started_at: str | None = None,
+    cpu_denied: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``machine_info["poolbench"]``: every key is part of the results schema (README.md)."""
     return {
@@ -129,6 +130,10 @@ def poolbench_info(
         "io_fstype": fstype_of(suite.io_dir),
         "cpu_time_source": measure.CPU_TIME_SOURCE,
         "cpu_time_resolution_s": measure.CPU_TIME_RESOLUTION_S,
+        # Run-queue wait and steal over the timed rounds (extra_info cpu_wait_s, steal_s), summed over
+        # the finished scaling cases when the results were saved (common.schema.denied_summary).
+        "cpu_wait_source": measure.WAIT_SOURCE,
+        "cpu_denied": cpu_denied,
         "started_at": started_at,
         "loadavg_start": loadavg_start,
         "loadavg_end": load_average(),

@@ -28,13 +28,16 @@ def _tree(proc: psutil.Process) -> list[psutil.Process]:
         return [proc]
 
 
-def _task_ns(pid: int, root: str = "/proc") -> int | None:
-    """CPU nanoseconds of every live thread of ``pid``: the first field of each ``task/TID/schedstat``.
+def _task_schedstat(pid: int, root: str = "/proc") -> tuple[int, int] | None:
+    """(CPU ns, run-queue wait ns) summed over every live thread of ``pid``, from each ``task/TID/schedstat``.
 
-    The scheduler's own runtime counter (``sum_exec_runtime``), kept in nanoseconds; None where the
-    files are missing (not Linux, or a kernel without CONFIG_SCHED_INFO) or the process is gone.
+    The scheduler's own counters, in nanoseconds: the first field is the time a thread ran
+    (``sum_exec_runtime``), the second the time it was runnable but waiting for a CPU (``run_delay``:
+    another thread or program had the CPU). None where the files are missing (not Linux, or a kernel
+    without CONFIG_SCHED_INFO) or the process is gone.
     """
-    total, found = 0, False
+    ran = waited = 0
+    found = False
     try:
         tids = os.listdir(f"{root}/{pid}/task")
     except OSError:
@@ -42,11 +45,25 @@ def _task_ns(pid: int, root: str = "/proc") -> int | None:
     for tid in tids:
         try:
             with open(f"{root}/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
-                found = True
+                fields = f.read().split()
+            ran += int(fields[0])
+            waited += int(fields[1])
+            found = True
         except (OSError, ValueError, IndexError):  # a thread that ended between listing and reading
             continue
-    return total if found else None
+    return (ran, waited) if found else None
+
+
+def _task_ns(pid: int, root: str = "/proc") -> int | None:
+    """CPU nanoseconds of every live thread of ``pid`` (:func:`_task_schedstat`'s first field)."""
+    both = _task_schedstat(pid, root)
+    return None if both is None else both[0]
+
+
+def _task_wait_ns(pid: int, root: str = "/proc") -> int | None:
+    """Run-queue wait of every live thread of ``pid``, nanoseconds (:func:`_task_schedstat`'s second field)."""
+    both = _task_schedstat(pid, root)
+    return None if both is None else both[1]
 
 
 def _precise_clock_works() -> bool:
@@ -88,6 +105,48 @@ def tree_cpu_seconds(proc: psutil.Process | None = None) -> float:
         except psutil.Error:
             continue
     return total
+
+
+#: Where ``cpu_wait_s`` comes from: the scheduler's per-thread run-queue wait (``schedstat``), or
+#: None on a kernel that does not keep it; chosen once per run and recorded (``cpu_wait_source``).
+WAIT_SOURCE = "schedstat" if _task_wait_ns(os.getpid()) is not None else None
+
+
+def tree_wait_seconds(proc: psutil.Process | None = None, root: str = "/proc") -> float | None:
+    """Seconds the tree's live threads spent runnable but waiting for a CPU, summed; None where not kept.
+
+    A thread that waits on a lock, the GIL or I/O sleeps and does not count: only a thread that was
+    ready to run while the CPUs were taken. On an idle machine a pool of W <= C busy workers waits
+    next to nothing; beside another program, each waits for its share of the CPUs. Threads that ended
+    are not counted (the pools a case times keep their workers for the whole case).
+    """
+    proc = proc or psutil.Process()
+    total, found = 0, False
+    for p in _tree(proc):
+        ns = _task_wait_ns(p.pid, root)
+        if ns is not None:
+            total += ns
+            found = True
+    return total / 1e9 if found else None
+
+
+def host_steal_seconds(root: str = "/proc") -> float | None:
+    """CPU time the hypervisor gave to other guests while this VM's CPUs wanted it, all CPUs, since boot.
+
+    The ``steal`` column (the 8th number) of the ``cpu`` line of /proc/stat, in clock ticks; None
+    where the kernel does not report it (not Linux, or not a VM-aware kernel).
+    """
+    try:
+        with open(f"{root}/stat") as f:
+            first = f.readline().split()
+    except OSError:
+        return None
+    if len(first) < 9 or first[0] != "cpu":
+        return None
+    try:
+        return int(first[8]) / os.sysconf("SC_CLK_TCK")
+    except (ValueError, OSError):
+        return None
 
 
 def _tree_cpu_ticks(proc: psutil.Process) -> float:
@@ -257,8 +316,9 @@ class RoundMeter:
     """What a case records besides wall time, summed or maxed over its timed rounds only.
 
     ``start()`` and ``stop()`` bracket one round, outside the timed region (pytest-benchmark's
-    ``setup`` and the start of its ``teardown``): CPU seconds of the process tree, the cgroup's
-    throttling counters and the tree's peak RSS (reset at each start) are read then. The first
+    ``setup`` and the start of its ``teardown``): CPU seconds of the process tree, the time its
+    threads waited for a CPU (run-queue wait) and the host's steal time, the cgroup's throttling
+    counters and the tree's peak RSS (reset at each start) are read then. The first
     ``warmup_rounds`` rounds are read but not kept, so a warm-up round's page faults, throttling or
     one-off imports do not land in the record; neither does anything ``teardown`` does after
     ``stop()`` (a paired serial round, a pool's shutdown).
@@ -272,7 +332,11 @@ class RoundMeter:
     throttled_periods: int | None = None
     throttled_s: float | None = None
     minor_faults: int | None = None
+    cpu_wait_s: float | None = None
+    steal_s: float | None = None
     _cpu_start: float = 0.0
+    _wait_start: float | None = None
+    _steal_start: float | None = None
     _faults_start: int | None = None
     _throttle_start: dict[str, float] | None = field(default=None, repr=False)
 
@@ -288,12 +352,16 @@ class RoundMeter:
             reset_peak_rss(p.pid)
         self._throttle_start = read_throttling(self.cgroup) if self.cgroup else None
         self._faults_start = tree_minor_faults(me)
+        self._steal_start = host_steal_seconds()
+        self._wait_start = tree_wait_seconds(me) if WAIT_SOURCE else None
         self._cpu_start = tree_cpu_seconds(me)
 
     def stop(self) -> bool:
         """End the round; returns whether it was a timed round (its readings kept)."""
         me = psutil.Process()
         cpu = tree_cpu_seconds(me) - self._cpu_start
+        wait = tree_wait_seconds(me) if WAIT_SOURCE else None
+        steal = host_steal_seconds()
         faults = tree_minor_faults(me)
         timed = self.timing
         self.rounds_done += 1
@@ -302,6 +370,10 @@ class RoundMeter:
         self.cpu_time_s += cpu
         if faults is not None and self._faults_start is not None:
             self.minor_faults = (self.minor_faults or 0) + faults - self._faults_start
+        if wait is not None and self._wait_start is not None:
+            self.cpu_wait_s = round((self.cpu_wait_s or 0.0) + max(wait - self._wait_start, 0.0), 9)
+        if steal is not None and self._steal_start is not None:
+            self.steal_s = round((self.steal_s or 0.0) + steal - self._steal_start, 6)
         self.rss_peak_bytes = max(self.rss_peak_bytes, tree_peak_rss_bytes(me))
         after = read_throttling(self.cgroup) if self.cgroup else None
         if self._throttle_start and after:
@@ -321,6 +393,8 @@ class RoundMeter:
             "throttled_periods": self.throttled_periods,
             "throttled_s": self.throttled_s,
             "minor_faults": self.minor_faults,
+            "cpu_wait_s": self.cpu_wait_s,
+            "steal_s": self.steal_s,
         }
 
 

@@ -41,6 +41,24 @@ def _pool(extra: dict[str, Any]) -> str:
     return f"{extra['executor']}/{method}" if method else str(extra["executor"])
 
 
+def _samples(b: Any) -> list[float] | None:
+    data = getattr(getattr(b, "stats", None), "stats", None)
+    return getattr(data, "data", None)
+
+
+def scaling_waits(benchmarks: Iterable[Any]) -> list[tuple[float | None, float | None, float | None, float, int]]:
+    """``(cpu_wait_s, steal_s, cpu_time_s, wall_s, workers)`` per finished CPU-bound scaling case (denied_summary)."""
+    out = []
+    for b in benchmarks:
+        extra, samples = b.extra_info, _samples(b)
+        if extra.get("case") == "scaling" and extra.get("kind") != "io" and samples:
+            wall = float(sum(samples))
+            out.append(
+                (extra.get("cpu_wait_s"), extra.get("steal_s"), extra.get("cpu_time_s"), wall, int(extra["workers"]))
+            )
+    return out
+
+
 def speedup_table(benchmarks: Iterable[Any], workers: int) -> list[str]:
     """Rows of "workload  pool speedup ..." for the scaling cases of pools at ``workers`` workers.
 
@@ -51,8 +69,7 @@ def speedup_table(benchmarks: Iterable[Any], workers: int) -> list[str]:
     for b in benchmarks:
         extra = b.extra_info
         serial = extra.get("serial_samples_s")
-        data = getattr(getattr(b, "stats", None), "stats", None)
-        samples = getattr(data, "data", None)
+        samples = _samples(b)
         if extra.get("case") != "scaling" or extra.get("workers") != workers or not serial or not samples:
             continue
         cells.setdefault(str(extra["workload"]), {})[_pool(extra)] = speedup(serial, samples)

@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 RAW=${RAW:-/tmp/poolbench-evidence}
-ONLY=${ONLY:-"growth gate limits crash faults interrupts matrix builds"}
+ONLY=${ONLY:-"growth gate denied limits crash faults interrupts matrix builds"}
 mkdir -p "$RAW"
 
 # run NAME [taskset args --] pytest-bench-args...: one `pytest bench` run saved as $RAW/NAME.json
@@ -36,6 +36,16 @@ for topic in $ONLY; do
     gate)  # "Regression gate": six unchanged quick runs, then three confined to CPU 0
       for i in 1 2 3 4 5 6; do run "gate-run$i" --profile quick; done
       for i in 1 2 3; do run "gate-onecpu$i" taskset 0 -- --profile quick; done ;;
+    denied)  # "Regression gate": runs beside a busy loop, and a workload made 30 % slower on purpose
+      for i in 1 2 3; do
+        $PY -c "while True: pass" & busy=$!
+        sleep 3
+        run "gate-busy$i" --profile quick
+        kill "$busy"; wait "$busy" 2>/dev/null || true
+      done
+      slow=(--profile quick --workload-file evidence/slowable.py --workloads cpu_python,numpy_ufunc,slowable)
+      run gate-work-base "${slow[@]}"
+      POOLBENCH_SLOWDOWN=1.3 run gate-work-slowed "${slow[@]}" ;;
     limits)  # "Against the physical limits": three default runs, one after the other
       for i in 1 2 3; do run "default-run$i"; done ;;
     crash)  # "Faults": what a crash in a worker does, per executor and start method

@@ -65,6 +65,22 @@ def xi(p: ScalingPoint) -> str:
     return f"{p.speedup:.2f}× [{p.speedup_lo:.2f}–{p.speedup_hi:.2f}]"
 
 
+def why(p: ScalingPoint | None) -> str:
+    """`` (threads used 1.0 of 2 CPUs: the GIL)``: a point's measured cause, where it is off its ideal,
+    and a mark on a point that was denied CPU (another program took it) whatever its cause."""
+    if p is None:
+        return ""
+    parts = [p.cause.text] if p.cause is not None and p.cause.cause != "none" else []
+    if p.signals is not None and p.signals.denied and not (p.cause and p.cause.cause == "denied"):
+        parts.append("denied CPU: another program shared the CPUs")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def xiw(p: ScalingPoint) -> str:
+    """:func:`xi` followed by :func:`why`: a speedup, its interval, and why it falls short."""
+    return xi(p) + why(p)
+
+
 def _above(a: ScalingPoint, b: ScalingPoint) -> bool:
     """``a`` is faster than ``b`` beyond doubt: their 95 % intervals do not overlap."""
     return a.speedup_lo > b.speedup_hi
@@ -118,12 +134,12 @@ def claim_workload(ev: Evidence) -> Verdict:
         )
     text = (
         f"io_sleep at {io_t.workers} workers: threads {xi(io_t)}, processes {xi(io_p)}; "
-        f"cpu_python at {ev.at}: threads {xi(cpu_t)}, processes {xi(cpu_p)}"
+        f"cpu_python at {ev.at}: threads {xiw(cpu_t)}, processes {xiw(cpu_p)}"
     )
     io_ok = not _above(io_p, io_t)
     cpu_ok = _above(cpu_p, cpu_t) or ev.cpus < PARALLEL_CPUS
     if nat_t and nat_p:
-        text += f"; numpy_ufunc at {ev.at}: threads {xi(nat_t)}, processes {xi(nat_p)}"
+        text += f"; numpy_ufunc at {ev.at}: threads {xiw(nat_t)}, processes {xiw(nat_p)}"
         if io_ok and cpu_ok and not _above(nat_p, nat_t) and ev.cpus >= PARALLEL_CPUS:
             return Verdict(
                 "ideal workload", claim, text, "depends: threads also suit CPU-bound native code that releases the GIL"
@@ -138,7 +154,7 @@ def claim_gil(ev: Evidence) -> Verdict:
     for name in cpu_bound:
         t = ev.point(name, "thread")
         if t:
-            parts.append(f"{name} ({t.gil}) {xi(t)}")
+            parts.append(f"{name} ({t.gil}) {xiw(t)}")
             (holds if t.gil == "holds" else releases).append(t.speedup_lo)
     if not holds:
         return Verdict("GIL", claim, "", f"{NOT_MEASURED}: needs the scaling case of cpu_python on threads")
@@ -263,12 +279,14 @@ def claim_parallelism(ev: Evidence) -> Verdict:
     text = (
         f"cpu_python on processes at {p.workers} workers: speedup {xi(p)} of an ideal {p.ideal:g} "
         f"(efficiency {p.efficiency:.0%} [{p.efficiency_lo:.0%}–{p.efficiency_hi:.0%}]) with {ev.cpus:g} effective CPUs"
+        + why(p)
     )
     if ev.cpus < PARALLEL_CPUS:
         return Verdict("parallelism", claim, text, f"depends: {ev.cpus:g} effective CPUs leave nothing to parallelise")
     if p.efficiency_hi >= PARALLEL_EFFICIENCY:  # within the interval or below it
         return Verdict("parallelism", claim, text, "confirmed")
-    return Verdict("parallelism", claim, text, "depends: efficiency below 80 % here (overhead or a busy machine)")
+    cause = f" ({p.cause.text})" if p.cause is not None else ""
+    return Verdict("parallelism", claim, text, f"depends: efficiency below 80 % here{cause}")
 
 
 CLAIMS: tuple[Callable[[Evidence], Verdict], ...] = (
@@ -312,14 +330,15 @@ def corrections(ev: Evidence) -> list[str]:
     return out
 
 
-def recommend(ev: Evidence) -> list[tuple[str, str, str, str]]:
-    """Per workload: (workload, kind / GIL, choice, evidence). The cheapest choice as good as the best.
+def recommend(ev: Evidence) -> list[tuple[str, str, str, str, str]]:
+    """Per workload: (workload, kind, choice, evidence, what held it back); the cheapest choice as good as the best.
 
     "As good" means the two 95 % intervals overlap: the results cannot tell them apart, so the
     cheaper one wins: no pool (serial: a speedup of exactly 1), then threads before processes,
     fewer workers before more. Speedups and their intervals are capped at the ideal first: a
     CPU-bound case measured above min(workers, CPUs) is noise, not a reason to choose more
-    workers than CPUs.
+    workers than CPUs. What held it back: the measured cause of the chosen pool's shortfall from
+    its ideal (of the best pool's, when the choice is serial), or "at its ideal".
     """
     rows = []
     for workload in dict.fromkeys(p.workload for p in ev.points):
@@ -336,14 +355,21 @@ def recommend(ev: Evidence) -> list[tuple[str, str, str, str]]:
         pick = min(good, key=lambda p: (COST_RANK.get(p.pool.split("/")[0], len(COST_RANK)), p.workers))
         if floor <= 1.0:
             choice = "no pool (serial): no executor beat serial beyond its 95 % interval"
+            held = best
         else:
             choice = f"`{pick.pool}`, max_workers={pick.workers}"
+            held = pick
+        if held.cause is None:
+            back = f"{held.pool} w{held.workers}: within 10 % of its ideal"
+        else:
+            back = f"{held.pool} w{held.workers} at {held.efficiency:.0%} of its ideal: {held.cause.text}"
         rows.append(
             (
                 workload,
                 f"{pick.kind}, {pick.gil} the GIL",
                 choice,
                 f"{xi(pick)} (best measured: {best.pool} w{best.workers} {xi(best)})",
+                back,
             )
         )
     return rows

@@ -1,4 +1,4 @@
-"""Regression gate: ``python -m scripts.compare BASELINE CURRENT``. Exit 0: no regression, 1: regression, 2: unusable.
+"""Regression gate: ``python -m scripts.compare BASELINE CURRENT``; exit 0 pass, 1 regression, 3 inconclusive.
 
 Compares two runs of the same sweep case by case, from their per-round samples:
 
@@ -9,7 +9,19 @@ Compares two runs of the same sweep case by case, from their per-round samples:
 * a **scaling index** per pool and worker count (2 and more): the geometric mean speedup over
   the CPU-bound workloads that can scale there (on threads, only those that release the GIL).
   One case's speedup swings with the machine; the index averages that out, while a lost CPU or a
-  slower pool moves every term the same way.
+  slower pool moves every term the same way;
+* a **work index** per workload, on the same machine only: the geometric mean time ratio over the
+  workload's scaling cases (serial and every pool). Speedups cannot see code that got slower
+  everywhere alike (serial too); times can, where the machine is the same. It is held to the
+  single-case bar (``--case-min-effect``): on a shared host a whole run's times move together,
+  by up to 42 % between idle quick runs here (README.md, "Regression gate").
+
+A run that was **denied CPU** (its CPU-bound cases' threads waited for a CPU, beyond their own
+turns, more than a stated share of what they could use, or the hypervisor stole CPU, judged over
+the whole run: common.schema.denied_summary, from the run-queue wait recorded per case) cannot
+tell a slower code from a busy neighbour: a regression found against or by such a run is
+**inconclusive** (exit 3: re-run), never blamed on the code. A changed effective
+CPU count, CPU limit or Python build stays a regression, named as one of the configuration.
 
 A change counts as a regression only when it is both **significant** and **large**: the bootstrap
 interval of the ratio current / baseline (resampling the rounds of every side, medians, a fixed
@@ -36,15 +48,26 @@ from dataclasses import dataclass
 import numpy as np
 
 from scripts.cli import Parser, run
-from scripts.metrics import CONFIDENCE, boot_medians, ideal_speedup, interval, speedup_draws, speedup_point
-from scripts.results import Record, ResultsError, latest_runs, load
+from scripts.metrics import (
+    CONFIDENCE,
+    boot_medians,
+    ideal_speedup,
+    interval,
+    run_denied,
+    speedup_draws,
+    speedup_point,
+)
+from scripts.results import Record, ResultsError, Run, latest_runs, load
 
-EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE = 0, 1, 2
+EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+#: The gate's outcomes and their exit statuses (exit 2 is for input it cannot compare at all).
+OUTCOMES = {"pass": EXIT_OK, "regression": EXIT_REGRESSION, "inconclusive": EXIT_INCONCLUSIVE}
 FORMATS = ("text", "markdown", "json")
-#: Version of the ``--format json`` layout (README.md, "Regression gate").
-COMPARE_SCHEMA = 1
-METRICS = ("index", "speedup", "efficiency", "time")
-DEFAULT_FAIL_ON = ("index", "speedup")
+#: Version of the ``--format json`` layout (README.md, "Regression gate"). 2 added ``outcome``,
+#: ``denied`` (each side's CPU-denial summary) and the ``work`` metric.
+COMPARE_SCHEMA = 2
+METRICS = ("index", "work", "speedup", "efficiency", "time")
+DEFAULT_FAIL_ON = ("index", "work", "speedup")
 #: Defaults set above the noise of unchanged quick runs on a shared 2-core machine: README.md,
 #: "Regression gate", generated from evidence/gate/ (python -m scripts.evidence).
 DEFAULT_MIN_EFFECT = 0.25
@@ -179,6 +202,12 @@ def check_same_sweep(
             "itself (the GIL, the interpreter's speed, the default start method), so a change there is not a "
             "regression of the same thing; pass --across-builds to compare them anyway"
         )
+    b_malloc, c_malloc = malloc_policy(base[0].run), malloc_policy(cur[0].run)
+    if b_malloc != c_malloc:
+        raise ResultsError(
+            f"{names[0]} ran with --malloc {b_malloc} but {names[1]} with --malloc {c_malloc}: the allocator changes "
+            "every allocating task's time; save a baseline with the same --malloc (results before schema 4 used fixed)"
+        )
     b_cfg = base[0].run.poolbench.get("config", {})
     c_cfg = cur[0].run.poolbench.get("config", {})
     if b_cfg.get("profile") != c_cfg.get("profile"):
@@ -194,6 +223,14 @@ def check_same_sweep(
                 f"{names[0]} and {names[1]} ran {b.name} with different task sizes; save a baseline from the same "
                 "poolbench version and options"
             )
+
+
+def malloc_policy(run: Run) -> str:
+    """The allocator policy a run measured under: recorded since schema 4; before, fixed unless --malloc dynamic."""
+    malloc = run.poolbench.get("malloc")
+    if isinstance(malloc, dict) and malloc.get("policy"):
+        return str(malloc["policy"])
+    return "fixed" if run.poolbench.get("malloc_mmap_threshold") else "dynamic"
 
 
 def same_machine(base: Record, cur: Record) -> bool:
@@ -283,6 +320,9 @@ def compare(base: list[Record], cur: list[Record], args) -> tuple[list[Row], lis
             )
         )
 
+    if absolute:
+        rows += _work_rows(base, cur, rng, args)
+
     for name in sorted(set(b_by) & set(c_by)):
         b, c = b_by[name], c_by[name]
         if absolute:
@@ -316,8 +356,39 @@ def compare(base: list[Record], cur: list[Record], args) -> tuple[list[Row], lis
     return rows, only_base, only_cur, absolute
 
 
+def _work_rows(base: list[Record], cur: list[Record], rng: np.random.Generator, args) -> list[Row]:
+    """A ``work[workload]`` row per workload: the geometric mean current / baseline time of its scaling cases."""
+    # I/O workloads are left out, as from the scaling index: their times are the disk's and the sleep's
+    b_by = {r.name: r for r in base if r.case == "scaling" and r.kind != "io"}
+    c_by = {r.name: r for r in cur if r.case == "scaling" and r.kind != "io"}
+    by_workload: dict[str, list[tuple[Record, Record]]] = {}
+    for name in sorted(set(b_by) & set(c_by)):
+        by_workload.setdefault(b_by[name].workload, []).append((b_by[name], c_by[name]))
+    rows = []
+    for workload, pairs in sorted(by_workload.items()):
+        point = math.exp(sum(math.log(c.median / b.median) for b, c in pairs) / len(pairs))
+        draws = _geomean(
+            [boot_medians(c.samples, rng, BOOTSTRAP_RESAMPLES) / boot_medians(b.samples, rng, BOOTSTRAP_RESAMPLES)
+             for b, c in pairs]
+        )  # fmt: skip
+        lo, hi = interval(draws, args.confidence)
+        b_time = math.exp(sum(math.log(b.median) for b, _ in pairs) / len(pairs))
+        rows.append(
+            Row(
+                f"work[{workload}] ({len(pairs)} case{'s' if len(pairs) > 1 else ''})",
+                "work",
+                b_time,
+                b_time * point,
+                lo,
+                hi,
+                judge(point, lo, hi, False, args.case_min_effect),
+            )
+        )
+    return rows
+
+
 def _fmt(metric: str, value: float, ci: tuple[float, float] | None = None) -> str:
-    if metric == "time":
+    if metric in ("time", "work"):
         return f"{value * 1e3:.3f} ms"
     if ci is None:
         return f"{value:.3f}"
@@ -359,7 +430,14 @@ class Gate:
     notes: list[str]
     regressions: list[Row]  # regressions of the metrics in --fail-on
     shown: list[Row]  # regressions of other metrics: shown, not failing
-    fails: bool
+    fails: bool  # a regression (or a missing case) was found
+    outcome: str = "pass"  # pass, regression or inconclusive (OUTCOMES)
+    verdict: str = ""  # the one line that says which, and why
+    denied: tuple[dict, dict] | None = None  # each side's denied_summary (baseline, current)
+
+    @property
+    def exit_code(self) -> int:
+        return OUTCOMES[self.outcome]
 
     @property
     def fell(self) -> list[str]:
@@ -377,12 +455,53 @@ def decide(args, base: list[Record], cur: list[Record]) -> Gate:
             "absolute times not compared: different machine or CPU limit "
             f"({base[0].run.label} vs {cur[0].run.label}); --absolute always to force"
         )
-    if base[0].run.effective_cpus != cur[0].run.effective_cpus:
-        notes.append(f"effective CPUs changed: {base[0].run.effective_cpus:g} -> {cur[0].run.effective_cpus:g}")
+    changed = configuration_changes(base[0].run, cur[0].run)
+    notes += changed
     regressions = [r for r in rows if r.verdict == "regression" and r.metric in args.fail_on]
     shown = [r for r in rows if r.verdict == "regression" and r.metric not in args.fail_on]
     missing_fails = bool(only_base) and not args.allow_missing
-    return Gate(rows, only_base, only_cur, notes, regressions, shown, bool(regressions) or missing_fails)
+    fails = bool(regressions) or missing_fails
+    denied = (run_denied(base), run_denied(cur))
+    outcome, verdict = outcome_of(fails, changed, denied, regressions)
+    return Gate(rows, only_base, only_cur, notes, regressions, shown, fails, outcome, verdict, denied)
+
+
+def configuration_changes(base: Run, cur: Run) -> list[str]:
+    """What changed in the configuration between the runs: effective CPUs, CPU limit, Python build."""
+    out = []
+    if base.effective_cpus != cur.effective_cpus:
+        out.append(f"effective CPUs changed: {base.effective_cpus:g} -> {cur.effective_cpus:g}")
+    b_quota, c_quota = base.poolbench.get("cpu_quota"), cur.poolbench.get("cpu_quota")
+    if b_quota != c_quota:
+        shown = ["none" if q is None else f"{q:g}" for q in (b_quota, c_quota)]
+        out.append(f"CPU quota changed: {shown[0]} -> {shown[1]}")
+    if base.python_build != cur.python_build:
+        out.append(f"Python build changed: {base.python_build} -> {cur.python_build}")
+    return out
+
+
+def outcome_of(fails: bool, changed: list[str], denied: tuple[dict, dict], regressions: list[Row]) -> tuple[str, str]:
+    """The gate's outcome and its one line (module doc): pass, regression (of the code or of the
+    configuration) or inconclusive (a side was denied CPU, so a regression, or a pass against a
+    slowed baseline, says nothing about the code)."""
+    base_denied, cur_denied = (bool(d.get("denied")) for d in denied)
+    what = ", ".join(sorted({r.name for r in regressions})[:4]) or "a case is missing"
+    if fails and changed:
+        return "regression", f"regression of the configuration ({'; '.join(changed)}): {what}"
+    if (fails and (base_denied or cur_denied)) or base_denied:
+        sides = [name for name, d in (("the baseline", base_denied), ("this run", cur_denied)) if d]
+        share = max((d.get("wait_share") or 0.0) for d in denied)
+        return (
+            "inconclusive",
+            f"inconclusive: {' and '.join(sides)} {'was' if len(sides) == 1 else 'were'} denied CPU (waited for a CPU "
+            f"up to {share:.0%} of the CPU time the cases could use; another program shared the machine); re-run "
+            "on an idle machine",
+        )
+    if fails:
+        return "regression", f"regression: {what}"
+    return "pass", "pass: no regression beyond noise" + (
+        "; this run was denied CPU and passed anyway" if cur_denied else ""
+    )
 
 
 def _tally(args, gate: Gate) -> str:
@@ -398,13 +517,18 @@ def render_text(args, gate: Gate) -> str:
     text = render(gate.rows, gate.only_base, gate.only_cur, gate.notes) + "\n\n" + _tally(args, gate)
     if gate.fell:
         text += "\nspeedup fell: " + ", ".join(gate.fell)
-    return text
+    return text + "\n" + gate.verdict
 
 
 def render_markdown(args, gate: Gate) -> str:
     """A pull-request comment or job summary: the verdict first, what changed, then every row folded."""
-    head = "❌ **poolbench gate: regression**" if gate.fails else "✅ **poolbench gate: no regression**"
-    lines = [head, "", _tally(args, gate), ""]
+    mark = {"pass": "✅", "regression": "❌", "inconclusive": "⚠️"}[gate.outcome]
+    lines = [
+        f"{mark} **poolbench gate: {gate.outcome}** ({gate.exit_code}): {gate.verdict}",
+        "",
+        _tally(args, gate),
+        "",
+    ]
     changed = [r for r in gate.rows if r.verdict != "same"]
     header = ["case", "metric", "baseline", "current", "change", "ratio interval", "verdict"]
 
@@ -463,8 +587,11 @@ def render_json(args, gate: Gate) -> str:
             "compare_schema": COMPARE_SCHEMA,
             "baseline": args.baseline,
             "current": args.current,
-            "passed": not gate.fails,
-            "exit_code": EXIT_REGRESSION if gate.fails else EXIT_OK,
+            "passed": gate.outcome == "pass",
+            "outcome": gate.outcome,
+            "verdict": gate.verdict,
+            "exit_code": gate.exit_code,
+            "denied": {"baseline": gate.denied[0], "current": gate.denied[1]} if gate.denied else None,
             "fail_on": list(args.fail_on),
             "min_effect": args.min_effect,
             "case_min_effect": args.case_min_effect,
@@ -485,7 +612,7 @@ RENDERERS = {"text": render_text, "markdown": render_markdown, "json": render_js
 def work(args, base: list[Record], cur: list[Record]) -> int:
     gate = decide(args, base, cur)
     print(RENDERERS[getattr(args, "format", "text")](args, gate))
-    return EXIT_REGRESSION if gate.fails else EXIT_OK
+    return gate.exit_code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

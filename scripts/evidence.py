@@ -30,10 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+from common.schema import DENIED_SHARE
 from scripts import agreement, compare
 from scripts.claims import xi
 from scripts.cli import Parser, run, write_atomic
-from scripts.metrics import build_rows, scaling_points
+from scripts.metrics import ScalingPoint, build_rows, find, run_denied, scaling_points
 from scripts.results import Record, ResultsError, load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,7 +200,9 @@ def _sweep(option: str, note: str) -> list[tuple[str, int, int, float]]:
 
 
 def block_growth() -> list[str]:
-    by_workers = _sweep("workers", "7 workloads")
+    first = _records(_runs("growth/growth-workers-*.json")[0])
+    n_workloads = len(first[0].run.poolbench["config"]["workloads"])
+    by_workers = _sweep("workers", f"{n_workloads} workloads")
     rows = [(name, n, w) for name, _, n, w in [*by_workers, *_sweep("workloads", "workers 1, 2, 4, 8")]]
     xs_w, ys_w = [k for _, k, _, _ in by_workers], [w for _, _, _, w in by_workers]
     cases, walls = [n for _, n, _ in rows], [w for _, _, w in rows]
@@ -211,8 +214,8 @@ def block_growth() -> list[str]:
     lines += [
         "",
         f"Fitted (least squares): each worker count added to `--workers` adds {bw:.1f} s (wall ≈ {aw:.1f} s + "
-        f"{bw:.1f} s × worker counts, 7 workloads); over all {len(rows)} runs, wall ≈ {ac:.1f} s + {bc:.2f} s × "
-        f"cases (r² = {r2:.2f}).",
+        f"{bw:.1f} s × worker counts, {n_workloads} workloads); over all {len(rows)} runs, wall ≈ {ac:.1f} s + "
+        f"{bc:.2f} s × cases (r² = {r2:.2f}).",
     ]
     return lines
 
@@ -241,10 +244,12 @@ def block_limits() -> list[str]:
         within_err = statistics.mean(statistics.stdev(x) / math.sqrt(len(x)) for x in logs)
         if within_err > 0:
             ratios.append(between / within_err)
-    header = "| goal (issue #10) | " + " | ".join(f"run {i + 1}" for i in range(n)) + " | met? |"
+    header = "| goal (issues #10, #18) | " + " | ".join(f"run {i + 1}" for i in range(n)) + " | met? |"
     lines = [
         header,
         "| --- | " + " | ".join("---" for _ in range(n)) + " | --- |",
+        *_physics_rows([scaling_points(_records(p)) for p in paths]),
+        _denied_row([_records(p) for p in paths]),
         f"| `cpu_python`, processes, 2 workers: efficiency ≥ 0.90 in every run | {' | '.join(effs)} | "
         f"{'yes' if met == n else 'no'}, {met} of {n} |",
         f"| every CPU-bound pool case at W = C: the runs' speedups within 5 % of their mean |{' |' * n} "
@@ -264,6 +269,59 @@ def block_limits() -> list[str]:
     return lines
 
 
+def _denied_row(runs: list[list[Record]]) -> str:
+    """Whether each run had the CPU it asked for (issue #23): its denied run-queue wait, run-wide."""
+    summaries = [run_denied(r) for r in runs]
+    cells = [f"{(d['wait_share'] or 0.0):.1%} ({d['denied_cases']} of {d['cases']} cases)" for d in summaries]
+    ok = sum(not d["denied"] for d in summaries)
+    return (
+        f"| the run had the CPU it asked for: denied run-queue wait ≤ {DENIED_SHARE:.0%} | "
+        + " | ".join(cells)
+        + f" | {'yes' if ok == len(runs) else 'no'}, {ok} of {len(runs)} |"
+    )
+
+
+def _physics_rows(runs: list[list[ScalingPoint]]) -> list[str]:
+    """The 2-CPU targets of the physics, per run, at 2 workers (issue #18 keeps them)."""
+
+    def row(goal: str, cells: list[tuple[str, bool]]) -> str:
+        met = sum(ok for _, ok in cells)
+        return (
+            f"| {goal} | "
+            + " | ".join(c for c, _ in cells)
+            + f" | {'yes' if met == len(cells) else 'no'}, {met} of {len(cells)} |"
+        )
+
+    def at2(points: list[ScalingPoint], workload: str, pool: str) -> ScalingPoint:
+        found = find(points, workload, pool, 2)
+        if found is None:
+            raise ResultsError(f"evidence/limits: no {workload} on {pool} at 2 workers; re-run evidence/measure.sh")
+        return found
+
+    def pair(points: list[ScalingPoint]) -> tuple[str, bool]:
+        t, p = at2(points, "hash_alloc", "thread"), at2(points, "hash_alloc", "process")
+        apart = abs(t.speedup - p.speedup) / max(t.speedup, p.speedup)
+        return f"{t.speedup:.2f}× / {p.speedup:.2f}× ({apart:.0%} apart)", apart <= 0.10 and min(
+            t.speedup, p.speedup
+        ) >= 1.6
+
+    return [
+        row(
+            "`cpu_python`, threads, 2 workers: ≤ 1.1× (the GIL)",
+            [(xi(q), q.speedup <= 1.1) for q in (at2(r, "cpu_python", "thread") for r in runs)],
+        ),
+        row(
+            "`cpu_python`, processes, 2 workers: ≥ 1.8×",
+            [(xi(q), q.speedup >= 1.8) for q in (at2(r, "cpu_python", "process") for r in runs)],
+        ),
+        row(
+            "`numpy_ufunc`, threads, 2 workers: ≥ 1.6×",
+            [(xi(q), q.speedup >= 1.6) for q in (at2(r, "numpy_ufunc", "thread") for r in runs)],
+        ),
+        row("`hash_alloc`, threads / processes, 2 workers: within 10 %, both ≥ 1.6×", [pair(r) for r in runs]),
+    ]
+
+
 def _gate(base: Path, cur: Path) -> compare.Gate:
     args = compare.parse_args([str(base), str(cur)])
     return compare.decide(args, compare.one_run(str(base)), compare.one_run(str(cur)))
@@ -273,36 +331,78 @@ def _index_changes(gate: compare.Gate) -> list[float]:
     return [r.change for r in gate.rows if r.metric == "index"]
 
 
+def _outcomes(gates: list[compare.Gate]) -> str:
+    counts = {o: sum(g.outcome == o for g in gates) for o in compare.OUTCOMES}
+    return ", ".join(f"{n} {o}" for o, n in counts.items() if n) or "none"
+
+
+def _work_changes(gate: compare.Gate) -> list[float]:
+    return [r.change for r in gate.rows if r.metric == "work"]
+
+
+def _span(values: list[float]) -> str:
+    return f"{min(values):+.1%} to {max(values):+.1%}" if values else "not compared"
+
+
 def block_gate() -> list[str]:
     runs = _runs("gate/gate-run*.json")
     onecpu = _runs("gate/gate-onecpu*.json")
+    busy = _runs("gate/gate-busy*.json")
     same = [_gate(runs[0], p) for p in runs[1:]]
     lost = [_gate(runs[0], p) for p in onecpu]
+    loud = [_gate(runs[0], p) for p in busy]
+    slowed = _gate(_runs("gate/gate-work-base.json")[0], _runs("gate/gate-work-slowed.json")[0])
     same_index = [x for g in same for x in _index_changes(g)]
     lost_index = [x for g in lost for x in _index_changes(g)]
     case_drops = [r.change for g in same for r in g.rows if r.metric == "speedup" and "io_file" not in r.name]
     io_drops = [r.change for g in same for r in g.rows if r.metric == "speedup" and "io_file" in r.name]
-    alarms = sum(g.fails for g in same)
-    caught = sum(g.fails for g in lost)
+    alarms = sum(g.outcome != "pass" for g in same)
+    shares = [g.denied[1]["wait_share"] or 0.0 for g in loud if g.denied]
+    idle_shares = [g.denied[1]["wait_share"] or 0.0 for g in same if g.denied]
+    slowed_row = next(r for r in slowed.rows if r.metric == "work" and r.name.startswith("work[slowable]"))
 
     def short(name: str) -> str:
         return f"`{name.removeprefix('test_scaling[').rstrip(']')}`"
 
     fell = ["; ".join(f"{', '.join(map(short, g.fell)) or 'none'} (run {i + 1})" for i, g in enumerate(lost))]
+    met = {
+        "busy": all(g.outcome == "inconclusive" for g in loud),
+        "idle": alarms == 0,
+        "onecpu": all(g.outcome == "regression" for g in lost),
+        "slowed": slowed.outcome == "regression" and slowed_row.verdict == "regression",
+    }
     return [
-        "| runs | scaling index change (each pool × worker count ≥ 2) | single-case speedup change | gate |",
-        "| --- | --- | --- | --- |",
-        f"| unchanged, {len(same)} comparisons | {min(same_index):+.1%} to {max(same_index):+.1%} (standard "
-        f"deviation {statistics.pstdev(same_index):.1%}) | {min(case_drops):+.1%} to {max(case_drops):+.1%} "
-        f"(`io_file`, disk-bound, {min(io_drops):+.1%} to {max(io_drops):+.1%}: excluded from the index) | "
-        f"{alarms} false alarm(s) |",
-        f"| one CPU, {len(lost)} comparisons | {min(lost_index):+.1%} to {max(lost_index):+.1%} | see below | "
-        f"{caught} of {len(lost)} detected |",
+        "| runs | scaling index change (each pool × worker count ≥ 2) | work index change (same machine) "
+        "| single-case speedup change | outcome |",
+        "| --- | --- | --- | --- | --- |",
+        f"| unchanged, {len(same)} comparisons | {_span(same_index)} (standard deviation "
+        f"{statistics.pstdev(same_index):.1%}) | {_span([x for g in same for x in _work_changes(g)])} | "
+        f"{_span(case_drops)} (`io_file`, disk-bound, {_span(io_drops)}: excluded from the index) | "
+        f"{_outcomes(same)} |",
+        f"| one CPU (`taskset -c 0`), {len(lost)} comparisons | {_span(lost_index)} | "
+        f"{_span([x for g in lost for x in _work_changes(g)])} | see below | {_outcomes(lost)} |",
+        f"| a busy loop on one of the CPUs, {len(loud)} comparisons | "
+        f"{_span([x for g in loud for x in _index_changes(g)])} | {_span([x for g in loud for x in _work_changes(g)])} "
+        f"| | {_outcomes(loud)} |",
+        f"| `slowable` made 30 % slower (`POOLBENCH_SLOWDOWN=1.3`), 1 comparison | "
+        f"{_span(_index_changes(slowed))} | `{slowed_row.name}` {slowed_row.change:+.1%} | | {_outcomes([slowed])} |",
+        "",
+        "Targets (issue #23): a busy loop beside the run, "
+        f"{sum(g.outcome == 'inconclusive' for g in loud)} of {len(loud)} inconclusive and "
+        f"{sum(g.outcome == 'regression' for g in loud)} regression (met: {'yes' if met['busy'] else 'no'}); "
+        f"idle reruns, {alarms} false alarm(s) in {len(same)} (met: {'yes' if met['idle'] else 'no'}); one CPU, "
+        f"{sum(g.outcome == 'regression' for g in lost)} of {len(lost)} regression (met: "
+        f"{'yes' if met['onecpu'] else 'no'}); code made 30 % slower on an idle machine, "
+        f"{'caught' if met['slowed'] else 'NOT caught'}. Run-queue wait of the scaling cases, as a share of the "
+        f"CPU time they could use: busy runs {_span(shares).replace('+', '')}, idle reruns "
+        f"{_span(idle_shares).replace('+', '')}.",
         "",
         f"What fell past the gate in the one-CPU runs (scaling indexes and single cases): {fell[0]}. "
         f"{_machine(_records(runs[0]))}; "
-        "`bash evidence/measure.sh` (six `pytest bench --profile quick` runs, then three under `taskset -c 0`, "
-        "each gated against the first with the default bars).",
+        "`bash evidence/measure.sh` (topic `gate`: six `pytest bench --profile quick` runs, three under "
+        "`taskset -c 0`, each gated against the first with the default bars; topic `denied`: three quick runs "
+        "beside a `while True: pass` loop, gated against the first; a quick run with `--workload-file "
+        "evidence/slowable.py`, then the same with `POOLBENCH_SLOWDOWN=1.3`, gated against it).",
     ]
 
 
@@ -328,26 +428,90 @@ def block_crash() -> list[str]:
     ]
 
 
+#: The executors of the allocator runs (evidence/measure.sh, topic faults), as results name their pools.
+FAULT_POOLS = ("thread", "process/fork", "process/forkserver", "process/spawn", "dask")
+MALLOC_POLICIES = ("neutral", "fixed", "dynamic")
+
+
+def _per_task_faults(r: Record) -> float:
+    return float(r.extra["minor_faults"]) / (r.tasks * len(r.samples))
+
+
 def block_faults() -> list[str]:
-    parts = []
-    for mode in ("dynamic", "fixed"):
-        recs = {(r.executor, r.workers): r for r in _records(_runs(f"faults/malloc-{mode}.json")[0])}
-        serial, t1 = recs[("serial", 1)], recs[("thread", 1)]
-
-        def per_round(r: Record) -> float:
-            return float(r.extra["minor_faults"]) / len(r.samples)
-
-        points = {(p.pool, p.workers): p for p in scaling_points(list(recs.values()))}
-        parts.append(
-            f"`--malloc {mode}`: {per_round(serial):,.0f} minor page faults per serial round against "
-            f"{per_round(t1):,.0f} per round on one pool thread; serial took {serial.median / t1.median:.2f}× "
-            f"the time of one pool thread, and 2 threads reached {points[('thread', 2)].speedup:.2f}× "
-            f"[{points[('thread', 2)].speedup_lo:.2f}–{points[('thread', 2)].speedup_hi:.2f}] over serial"
-        )
+    runs = {m: _records(_runs(f"faults/malloc-{m}.json")[0]) for m in MALLOC_POLICIES}
+    workloads = list(dict.fromkeys(r.workload for r in runs["neutral"] if r.case == "scaling"))
+    faults: dict[tuple[str, str, str], float] = {}
+    speed: dict[tuple[str, str, str], ScalingPoint] = {}
+    rows_f, rows_s = [], []
+    for m, recs in runs.items():
+        at = {(r.workload, r.pool, r.workers): r for r in recs if r.case == "scaling"}
+        points = {(p.workload, p.pool, p.workers): p for p in scaling_points(recs)}
+        for w in workloads:
+            for pool in ("serial", *FAULT_POOLS):
+                rec = at.get((w, pool, 1 if pool == "serial" else 2))
+                if rec is not None:
+                    faults[(m, w, pool)] = _per_task_faults(rec)
+                if (w, pool, 2) in points:
+                    speed[(m, w, pool)] = points[(w, pool, 2)]
+            cells = [f"{faults[(m, w, p)]:,.1f}" if (m, w, p) in faults else "—" for p in ("serial", *FAULT_POOLS)]
+            rows_f.append(f"| `{m}` | `{w}` | " + " | ".join(cells) + " |")
+            serial_ms = at[(w, "serial", 1)].median * 1e3
+            rows_s.append(
+                f"| `{m}` | `{w}` | {serial_ms:.0f} ms | "
+                + " | ".join(xi(speed[(m, w, p)]) if (m, w, p) in speed else "—" for p in FAULT_POOLS)
+                + " |"
+            )
+    pools = " | ".join(FAULT_POOLS)
+    t, pr = speed[("neutral", "hash_alloc", "thread")], speed[("neutral", "hash_alloc", "process/fork")]
+    apart = abs(t.speedup - pr.speedup) / max(t.speedup, pr.speedup)
+    close = apart <= 0.10 and min(t.speedup, pr.speedup) >= 1.6
+    shares = {
+        p: max(faults[("neutral", w, p)] / faults[("fixed", w, p)] for w in workloads if ("fixed", w, p) in faults)
+        for p in ("serial", *FAULT_POOLS)
+        if all(("neutral", w, p) in faults and faults.get(("fixed", w, p)) for w in workloads)
+    }
+    worst = max(shares.values())
     return [
-        "Measured here (`pytest bench --cases scaling --workloads numpy_ufunc --executors serial,thread "
-        "--workers 1,2 --malloc dynamic`, then `fixed`): " + "; ".join(parts) + "."
+        "Minor page faults per task (serial: its own case; pools at 2 workers):",
+        "",
+        f"| policy | workload | serial | {pools} |",
+        "| --- | --- | --- | " + " | ".join("---" for _ in FAULT_POOLS) + " |",
+        *rows_f,
+        "",
+        "Speedup over serial at 2 workers, and the serial batch it divides:",
+        "",
+        f"| policy | workload | serial batch | {pools} |",
+        "| --- | --- | --- | " + " | ".join("---" for _ in FAULT_POOLS) + " |",
+        *rows_s,
+        "",
+        f"Targets (issue #18), `neutral`: `hash_alloc` at 2 workers, threads {xi(t)} and processes (fork) {xi(pr)}, "
+        f"{apart:.0%} apart (target: within 10 %, both ≥ 1.6×: {'met' if close else 'NOT met'}); steady-state "
+        "faults per task as a share of `fixed`'s, worst of the workloads: "
+        + ", ".join(f"{p} {v:.2%}" for p, v in shares.items())
+        + f" (target ≤ 1 % for every executor: {'met' if worst <= 0.01 else 'NOT met'}).",
+        "",
+        f"Measured here ({_machine(runs['neutral'])}; `bash evidence/measure.sh`, topic `faults`: `pytest bench "
+        f"--cases scaling --workloads {','.join(workloads)} --executors serial,thread,process,dask --start-methods "
+        "fork,forkserver,spawn --workers 1,2 --malloc POLICY`, default profile, one run per policy).",
     ]
+
+
+def block_causes() -> list[str]:
+    """What the report names beside each recommendation, for run 1 of the three default runs."""
+    path = _runs("limits/default-run*.json")[0]
+    recs = _records(path)
+    at = int(recs[0].run.poolbench["recommended_workers"])
+    lines = [
+        f"| workload | pool | speedup at {at} workers | of its ideal | what held it back (measured) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for p in scaling_points(recs):
+        if p.workers != at or p.pool == "serial":
+            continue
+        held = p.cause.text if p.cause else "— (within 10 % of its ideal)"
+        lines.append(f"| `{p.workload}` | {p.pool} | {xi(p)} | {p.efficiency:.0%} | {held} |")
+    lines += ["", f"From `{path.relative_to(ROOT).as_posix()}` ({_machine(recs)}), as `scripts.report` reads it."]
+    return lines
 
 
 def block_interrupts() -> list[str]:
@@ -468,6 +632,7 @@ BLOCKS: dict[str, Callable[[], list[str]]] = {
     "matrix": block_matrix,
     "crash": block_crash,
     "faults": block_faults,
+    "causes": block_causes,
     "interrupts": block_interrupts,
     "builds": block_builds,
 }

@@ -11,11 +11,12 @@ number in the report is computed from the results given; none is typed in.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from common.schema import MEMORY_FILESYSTEMS, busy_line
+from common.schema import MEMORY_FILESYSTEMS, busy_line, denied_line
 from scripts import plot
 from scripts.claims import CLAIMS, Evidence, corrections, recommend, times, xi
 from scripts.cli import Parser, prepare_out, run, write_atomic
@@ -30,13 +31,15 @@ from scripts.metrics import (
     default_workers,
     payload_ms_per_mib,
     per_task_us,
+    run_denied,
     scaling_points,
     short_rounds_under_quota,
 )
 from scripts.results import Record, ResultsError, Run, latest_runs, load
 
-#: Version of summary.json's layout (README.md, "Results schema").
-SUMMARY_SCHEMA = 1
+#: Version of summary.json's layout (README.md, "Results schema"). 2 added ``signals`` and ``cause``
+#: (where a point's time went, and the largest measured reason it is off its ideal).
+SUMMARY_SCHEMA = 2
 
 
 def parse_args(argv: Sequence[str] | None = None):
@@ -71,6 +74,8 @@ def summary(points: Sequence[ScalingPoint], runs: Sequence[Run]) -> dict:
                 "ideal": round(p.ideal, 6),
                 "rounds": p.rounds,
                 "paired": p.paired,
+                "signals": p.signals.as_dict() if p.signals else None,
+                "cause": dataclasses.asdict(p.cause) if p.cause else None,
                 "effective_cpus": p.effective_cpus,
                 "run": {
                     "source": p.source,
@@ -122,6 +127,11 @@ def _machine_lines(run: Run, records: list[Record] | None = None) -> list[str]:
             else []
         ),
         *_cautions(info),
+        *(
+            [f"- **caution:** {denied}; re-run on an idle machine"]
+            if (denied := denied_line(run_denied(records or [])))
+            else []
+        ),
     ]
 
 
@@ -144,9 +154,38 @@ def _cautions(info: dict) -> list[str]:
             f"- **caution:** CPU time was read in clock ticks of {tick * 1e3:g} ms (no per-thread scheduler "
             f"counters here): CPUs-busy figures of rounds shorter than {TICKS_PER_READING * tick:g} s are coarse"
         )
+    if allocator := _allocator_caution(info):
+        out.append(f"- **caution:** {allocator}")
     if busy := busy_line(info.get("loadavg_start"), info.get("loadavg_end"), info.get("effective_cpus")):
         out.append(f"- **caution:** {busy}")
     return out
+
+
+def _allocator_caution(info: dict) -> str | None:
+    """What the allocator policy of a run means for its allocating workloads (None: neutral and applied)."""
+    malloc = info.get("malloc")
+    if not isinstance(malloc, dict):  # schema 3 and older: the policy was not recorded by name
+        if info.get("malloc_mmap_threshold"):
+            malloc = {"policy": "fixed", "applied": True}
+        else:
+            return None
+    policy = malloc.get("policy")
+    if not malloc.get("applied"):
+        return (
+            f"the allocator policy `{policy}` was not applied ({malloc.get('note')}); workloads that allocate "
+            "large buffers may take page faults per task that a long-running program would not"
+        )
+    if policy == "fixed":
+        return (
+            "`--malloc fixed`: every buffer of 128 KiB or more was mapped and faulted in anew per task, in every "
+            "executor; threads take such faults in turn, so verdicts on allocating workloads favour processes"
+        )
+    if policy == "dynamic":
+        return (
+            "`--malloc dynamic`: glibc's own threshold let the serial baseline pay page faults that pool threads "
+            "did not, so thread speedups of allocating workloads can read above the CPU count"
+        )
+    return None
 
 
 def cluster_section(records: list[Record]) -> list[str]:
@@ -190,16 +229,14 @@ def cluster_section(records: list[Record]) -> list[str]:
                 f"{even_mib:.1f} ms" if even_mib is not None else "—",
             )
         )
-    lines += _table(
-        [
-            "pool",
-            "empty task (dispatch, chunksize 1)",
-            "round trip per MiB",
-            f"task length for < {OVERHEAD_SHARE:.0%} overhead",
-            "… with 1 MiB in and out",
-        ],
-        rows,
-    )
+    header = [
+        "pool",
+        "empty task (dispatch, chunksize 1)",
+        "round trip per MiB",
+        f"task length for < {OVERHEAD_SHARE:.0%} overhead",
+        "… with 1 MiB in and out",
+    ]
+    lines += _table(header, rows) if rows else ["Not measured: run the `dispatch` and `payload` cases with dask."]
     crashes = [r for r in records if r.case == "crash" and r.executor == "dask"]
     if crashes:
         parts = []
@@ -318,7 +355,9 @@ def render(runs: list[list[Record]], figures: list[Path], out: Path) -> str:
     for records in runs:
         ev = Evidence(records)
         lines += ["", f"## Recommendation for this machine ({ev.run.label}, {ev.cpus:g} effective CPUs)", ""]
-        lines += _table(["workload", "kind", "use", "speedup over serial"], recommend(ev))
+        lines += _table(
+            ["workload", "kind", "use", "speedup over serial", "what held it back (measured)"], recommend(ev)
+        )
     lines += builds_section(runs)
     lines += cluster_section(runs[0])
     trap = default_workers([r for records in runs for r in records])

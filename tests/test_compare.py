@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from scripts import compare
-from scripts.compare import EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE
+from scripts.compare import EXIT_INCONCLUSIVE, EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE
 from tests.clirun import run_module
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,7 +167,9 @@ def test_other_machine_compares_dimensionless_metrics_only(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "absolute times not compared" in out
     assert " time " not in out
-    assert gate(base, cur, "--absolute", "always") == EXIT_OK  # times shown, not failing by default
+    # times forced: the work index (a time) fails; the per-case times are shown, failing only when named
+    assert gate(base, cur, "--absolute", "always") == EXIT_REGRESSION
+    assert gate(base, cur, "--absolute", "always", "--fail-on", "index,speedup") == EXIT_OK
     assert "REGRESSION" in capsys.readouterr().out
     assert gate(base, cur, "--absolute", "always", "--fail-on", "time") == EXIT_REGRESSION
 
@@ -194,6 +196,22 @@ def test_baseline_with_other_task_sizes_is_refused(tmp_path):
                 b["extra_info"]["task_param"] = 1
 
     _refused(tmp_path, synthetic(tmp_path, "b", edit=other), synthetic(tmp_path, "c"), "different task sizes")
+
+
+def test_baseline_under_another_allocator_policy_is_refused(tmp_path):
+    def neutral(data: dict) -> None:
+        data["machine_info"]["poolbench"]["malloc"] = {"policy": "neutral", "applied": True}
+
+    def fixed_before_schema_4(data: dict) -> None:
+        data["machine_info"]["poolbench"].pop("malloc", None)
+        data["machine_info"]["poolbench"]["malloc_mmap_threshold"] = 131072
+
+    _refused(
+        tmp_path,
+        synthetic(tmp_path, "b", edit=fixed_before_schema_4),
+        synthetic(tmp_path, "c", edit=neutral),
+        "ran with --malloc fixed but",
+    )
 
 
 def test_unusable_inputs_exit_2(tmp_path):
@@ -231,21 +249,21 @@ def test_markdown_and_json_formats_carry_the_same_decision(tmp_path, capsys):
     assert gate(base, cur, "--format", "json") == EXIT_REGRESSION
     data = json.loads(capsys.readouterr().out)  # the whole output is one JSON document
     assert data["compare_schema"] == compare.COMPARE_SCHEMA
-    assert data["passed"] is False and data["exit_code"] == EXIT_REGRESSION
+    assert data["passed"] is False and data["exit_code"] == EXIT_REGRESSION and data["outcome"] == "regression"
     failing = {r["name"] for r in data["rows"] if r["fails_gate"]}
     assert "test_scaling[cpu_python-process-fork-w2]" in failing
     assert all(r["verdict"] == "regression" for r in data["rows"] if r["fails_gate"])
-    assert set(data["speedup_fell"]) >= failing - {r["name"] for r in data["rows"] if r["metric"] == "time"}
+    assert set(data["speedup_fell"]) >= failing - {r["name"] for r in data["rows"] if r["metric"] in ("time", "work")}
 
     assert gate(base, cur, "--format", "markdown") == EXIT_REGRESSION
     md = capsys.readouterr().out
-    assert md.startswith("❌ **poolbench gate: regression**")
+    assert md.startswith("❌ **poolbench gate: regression** (1): regression: ")
     assert "| `test_scaling[cpu_python-process-fork-w2]` | speedup |" in md
     assert "<details><summary>all " in md
 
     same = synthetic(tmp_path, "same", seed=3)
     assert gate(base, same, "--format", "markdown") == EXIT_OK
-    assert capsys.readouterr().out.startswith("✅ **poolbench gate: no regression**")
+    assert capsys.readouterr().out.startswith("✅ **poolbench gate: pass** (0): pass: no regression beyond noise")
 
 
 def test_unknown_format_is_one_line(tmp_path):
@@ -274,3 +292,99 @@ def test_python_build_names():
     assert python_build("3.11.7") == "3.11"
     assert python_build("3.13.5", free_threaded=True) == "3.13t"
     assert python_build("3.14.0rc1") == "3.14"
+
+
+# --- the work index, and a machine that was busy (issue #23) ---------------------------------------
+
+
+def test_code_slower_everywhere_is_caught_by_the_work_index_on_the_same_machine(tmp_path, capsys):
+    # Serial and every pool 60 % slower: speedups do not move, the workload's time does. The work
+    # index is held to the single-case bar (50 %): whole-run time shifts on a shared host are that large.
+    def slower_code(by: float) -> Callable[[dict], float]:
+        return lambda info: by if info["workload"] == "cpu_python" and info["case"] == "scaling" else 1.0
+
+    base = synthetic(tmp_path, "base", seed=1)
+    cur = synthetic(tmp_path, "cur", slower_code(1.6), seed=2)
+    assert gate(base, synthetic(tmp_path, "small", slower_code(1.3), seed=3)) == EXIT_OK  # under the bar
+    capsys.readouterr()
+    assert gate(base, cur) == EXIT_REGRESSION
+    out = capsys.readouterr().out
+    assert "work[cpu_python]" in out and "regression: work[cpu_python]" in out
+    assert "speedup fell" not in out  # the pools scaled as before
+
+
+def _waited(share: float, cpus: float = 2.0) -> Callable[[dict], None]:
+    """An edit that records run-queue wait: each scaling case waited ``share`` of the CPU time it could use."""
+
+    def edit(data: dict) -> None:
+        for bench in data["benchmarks"]:
+            info = bench["extra_info"]
+            wall = sum(bench["stats"]["data"])
+            denied = share * wall * min(info["workers"], cpus)  # common.schema.denied_wait_share's numerator
+            info["cpu_wait_s"] = wall * max(0.0, info["workers"] - cpus) + denied
+            info["cpu_time_s"] = cpus * wall - denied
+            info["steal_s"] = 0.0
+
+    return edit
+
+
+def _busy_and_slower(tmp_path: Path, name: str, share: float, seed: int) -> str:
+    # what a busy loop on one of 2 CPUs does: pools of 2+ workers get 2/3 of their CPUs and take 1.5×
+    def slowed(info: dict) -> float:
+        parallel = info["case"] == "scaling" and info["executor"] != "serial" and info["workers"] >= 2
+        return (
+            1.5
+            if parallel and info["kind"] != "io" and not (info["executor"] == "thread" and info["gil"] == "holds")
+            else 1.0
+        )
+
+    return synthetic(tmp_path, name, slowed, seed=seed, edit=_waited(share))
+
+
+def test_a_run_denied_cpu_is_inconclusive_not_a_regression(tmp_path, capsys):
+    base = synthetic(tmp_path, "base", seed=1, edit=_waited(0.01))
+    busy = _busy_and_slower(tmp_path, "busy", 0.33, seed=2)
+    assert gate(base, busy) == EXIT_INCONCLUSIVE
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1].startswith("inconclusive: this run was denied CPU (waited for a CPU up to 33%")
+    assert gate(base, busy, "--format", "json") == EXIT_INCONCLUSIVE
+    data = json.loads(capsys.readouterr().out)
+    assert data["outcome"] == "inconclusive" and data["denied"]["current"]["denied"] is True
+    assert data["denied"]["baseline"]["denied"] is False
+    assert gate(base, busy, "--format", "markdown") == EXIT_INCONCLUSIVE
+    assert capsys.readouterr().out.startswith("⚠️ **poolbench gate: inconclusive** (3)")
+
+
+def test_a_baseline_denied_cpu_makes_the_gate_inconclusive_even_without_a_regression(tmp_path, capsys):
+    busy = _busy_and_slower(tmp_path, "busy", 0.33, seed=1)
+    idle = synthetic(tmp_path, "idle", seed=2, edit=_waited(0.01))
+    assert gate(busy, idle) == EXIT_INCONCLUSIVE  # a slowed baseline could hide a regression
+    assert "inconclusive: the baseline was denied CPU" in capsys.readouterr().out
+
+
+def test_neither_side_denied_cpu_keeps_a_regression_a_regression(tmp_path, capsys):
+    base = synthetic(tmp_path, "base", seed=1, edit=_waited(0.01))
+    slowed = _busy_and_slower(tmp_path, "slowed", 0.02, seed=2)  # slower, yet its threads did not wait
+    assert gate(base, slowed) == EXIT_REGRESSION
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("regression: ")
+    calm = synthetic(tmp_path, "calm", seed=3, edit=_waited(0.3))  # denied, and passed all the same
+    assert gate(base, calm) == EXIT_OK
+    assert "this run was denied CPU and passed anyway" in capsys.readouterr().out
+
+
+def test_a_lost_cpu_stays_a_regression_of_the_configuration_even_when_busy(tmp_path, capsys):
+    def one_cpu(data: dict) -> None:
+        data["machine_info"]["poolbench"].update(effective_cpus=1.0, recommended_workers=1)
+        _waited(0.3, cpus=1.0)(data)
+
+    base = synthetic(tmp_path, "base", seed=1, edit=_waited(0.01))
+    cur = synthetic(
+        tmp_path,
+        "cur",
+        lambda info: 2.0 if info["workers"] >= 2 and info["case"] == "scaling" else 1.0,
+        seed=2,
+        edit=one_cpu,
+    )
+    assert gate(base, cur) == EXIT_REGRESSION
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("regression of the configuration (effective CPUs changed: 2 -> 1)")

@@ -42,6 +42,8 @@ EXTRA_INFO_KEYS = {
     "profile",
     "task_param",
     "minor_faults",
+    "cpu_wait_s",
+    "steal_s",
 }
 #: Documented too, recorded by scaling cases of pools only.
 SCALING_POOL_KEYS = {"serial_samples_s"}
@@ -72,6 +74,8 @@ MACHINE_KEYS = {
     "free_threaded",
     "dask",
     "malloc",
+    "cpu_wait_source",
+    "cpu_denied",
 }
 
 pytestmark = pytest.mark.slow
