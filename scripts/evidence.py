@@ -340,8 +340,9 @@ def _work_changes(gate: compare.Gate) -> list[float]:
     return [r.change for r in gate.rows if r.metric == "work"]
 
 
-def _span(values: list[float]) -> str:
-    return f"{min(values):+.1%} to {max(values):+.1%}" if values else "not compared"
+def _span(values: list[float], sign: str = "+") -> str:
+    """``-4.2% to +41.9%`` (``sign=""``: shares, which have none)."""
+    return f"{min(values):{sign}.1%} to {max(values):{sign}.1%}" if values else "not compared"
 
 
 def block_gate() -> list[str]:
@@ -394,8 +395,8 @@ def block_gate() -> list[str]:
         f"{sum(g.outcome == 'regression' for g in lost)} of {len(lost)} regression (met: "
         f"{'yes' if met['onecpu'] else 'no'}); code made 30 % slower on an idle machine, "
         f"{'caught' if met['slowed'] else 'NOT caught'}. Run-queue wait of the scaling cases, as a share of the "
-        f"CPU time they could use: busy runs {_span(shares).replace('+', '')}, idle reruns "
-        f"{_span(idle_shares).replace('+', '')}.",
+        f"CPU time they could use: busy runs {_span(shares, sign='')}, idle reruns "
+        f"{_span(idle_shares, sign='')}.",
         "",
         f"What fell past the gate in the one-CPU runs (scaling indexes and single cases): {fell[0]}. "
         f"{_machine(_records(runs[0]))}; "
