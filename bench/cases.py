@@ -6,11 +6,12 @@ Every value in a case is a string or a number (as in asv's ``params``), so test 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench import interpreters
-from bench.config import DISPATCH_CHUNKSIZES, PAYLOAD_BYTES, SuiteConfig
+from bench.config import DEFAULT_WORKERS_WORKLOADS, DISPATCH_CHUNKSIZES, PAYLOAD_BYTES, SuiteConfig
 from bench.executors import executor_defaults
 from workloads import get
 from workloads.faults import CRASHES
@@ -28,6 +29,8 @@ class Case:
     chunksize: int = 1
     payload: str | None = None  # a key of PAYLOAD_BYTES for payload cases
     sizing: str | None = None  # default_workers cases: "default" (max_workers=None) or "recommended"
+    tasks: int | None = None  # tasks per batch of a workload's batch (bench/plan.batch_tasks); None: the probe's own
+    pass_no: int = 1  # which pass of the scaling sweep (bench/plan.py): pass 2 on is a repeat on fresh pools
 
     @property
     def id(self) -> str:
@@ -41,6 +44,8 @@ class Case:
             parts.append(f"c{self.chunksize}")
         if self.payload:
             parts.append(self.payload)
+        if self.pass_no > 1:
+            parts.append(f"p{self.pass_no}")
         return "-".join(parts)
 
 
@@ -95,19 +100,31 @@ def left_out_lines(cfg: SuiteConfig) -> list[str]:
 
 
 def scaling_cases(cfg: SuiteConfig) -> list[Case]:
-    """Each workload on the serial baseline, then every pool at every worker count.
+    """Each workload on the serial baseline, then every pool at every worker count; then again per pass.
 
+    A batch holds ``cfg.batch(W)`` tasks (bench/plan.batch_tasks). Pass 2 and on repeat the sweep
+    on fresh pools after the whole of the pass before, each workload's cases in reverse order (so
+    no case always follows the same one); scripts/results.py joins a point's passes into one record.
     A pool whose workers cannot import what a workload needs (NumPy in a subinterpreter) leaves
     that workload out; the run names it at start (:func:`left_out`).
     """
-    out = []
+    first: list[list[Case]] = []
     for name in cfg.workloads:
+        cases = []
         if "serial" in cfg.executors:
-            out.append(Case("scaling", name, "serial", 1))
+            cases.append(Case("scaling", name, "serial", 1, tasks=cfg.batch(1)))
         for w in cfg.workers:
             pools = _pools(cfg, w, with_serial=False)
-            out.extend(Case("scaling", name, ex, n, m) for ex, n, m in pools if runs_under(cfg, name, ex))
-    return list(dict.fromkeys(out))  # an existing cluster's one size appears once
+            cases.extend(
+                Case("scaling", name, ex, n, m, tasks=cfg.batch(n)) for ex, n, m in pools if runs_under(cfg, name, ex)
+            )
+        first.append(list(dict.fromkeys(cases)))  # an existing cluster's one size appears once
+    out = [c for cases in first for c in cases]
+    for p in range(2, int(cfg.settings["passes"]) + 1):
+        for cases in first:
+            order = cases[::-1] if p % 2 == 0 else cases
+            out.extend(dataclasses.replace(c, pass_no=p) for c in order)
+    return out
 
 
 def cold_start_cases(cfg: SuiteConfig) -> list[Case]:
@@ -149,10 +166,6 @@ def memory_cases(cfg: SuiteConfig) -> list[Case]:
     return out
 
 
-#: The default-workers trap is shown on one CPU-bound and one I/O-bound workload, in every run.
-DEFAULT_WORKERS_WORKLOADS = ("cpu_python", "io_sleep")
-
-
 def default_workers_cases(cfg: SuiteConfig) -> list[Case]:
     """Each executor at ``max_workers=None`` against ``max_workers=recommended_workers``.
 
@@ -161,11 +174,13 @@ def default_workers_cases(cfg: SuiteConfig) -> list[Case]:
     """
     defaults = executor_defaults()
     chosen = {ex: defaults.get(f"{ex}_max_workers") for ex in ("thread", "interpreter", "process")}
+    rec = cfg.cpu.recommended_workers
     out = []
     for name in DEFAULT_WORKERS_WORKLOADS:
         for ex, _, m in _pools(cfg, 1, with_serial=False, dask=False):  # dask has no max_workers=None
-            out.append(Case("default_workers", name, ex, chosen[ex], m, sizing="default"))
-            out.append(Case("default_workers", name, ex, cfg.cpu.recommended_workers, m, sizing="recommended"))
+            tasks = cfg.batch(max(chosen[ex] or rec, rec))  # one batch for both sizings: the larger's
+            out.append(Case("default_workers", name, ex, chosen[ex], m, sizing="default", tasks=tasks))
+            out.append(Case("default_workers", name, ex, rec, m, sizing="recommended", tasks=tasks))
     return out
 
 

@@ -7,6 +7,8 @@ error (one line, exit code 4).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import multiprocessing
 import os
 import re
@@ -16,9 +18,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from bench import allocator, cluster, interpreters
+from bench import allocator, cluster, interpreters, plan
 from bench.cpus import CpuInfo
-from workloads import PROFILES, scaling_names
+from workloads import PROFILES, get, scaling_names
 from workloads.io_bound import IO_DIR_ENV
 
 EXECUTORS = ("serial", "thread", "interpreter", "process", "dask")
@@ -28,19 +30,12 @@ EXECUTORS = ("serial", "thread", "interpreter", "process", "dask")
 #: ``distributed`` is an optional dependency.
 DEFAULT_EXECUTORS = ("serial", "thread", "interpreter", "process")
 CASES = ("scaling", "cold_start", "dispatch", "payload", "memory", "default_workers", "crash")
-DEFAULT_WORKERS = (1, 2, 4, 8)  # plus the effective CPU count, added at run time
+SIZES = ("calibrated", "fixed")
+#: The default-workers trap is shown on one CPU-bound and one I/O-bound workload, in every run.
+DEFAULT_WORKERS_WORKLOADS = ("cpu_python", "io_sleep")
 
-#: What each profile changes besides task sizes (those live in the workload registry).
-#: Rounds are few because every round is a whole batch of tens of tasks (hundreds of ms), and a
-#: case's first round is a warm-up that is not timed (a process pool's first batch still pays for
-#: imports and page faults in fresh workers).
-PROFILE_SETTINGS = MappingProxyType(
-    {
-        "quick": {"rounds": 3, "warmup_rounds": 1, "cold_rounds": 3, "memory_rounds": 1, "payload_rounds": 3},
-        "default": {"rounds": 5, "warmup_rounds": 1, "cold_rounds": 7, "memory_rounds": 2, "payload_rounds": 5},
-        "full": {"rounds": 10, "warmup_rounds": 2, "cold_rounds": 15, "memory_rounds": 3, "payload_rounds": 10},
-    }
-)
+#: Rounds, passes and tasks per busy CPU per profile (common/plan.py).
+PROFILE_SETTINGS = plan.PROFILE_SETTINGS
 DISPATCH_CHUNKSIZES = (1, 16, 256)
 PAYLOAD_BYTES = MappingProxyType({"1KiB": 1024, "1MiB": 1024**2, "16MiB": 16 * 1024**2})
 
@@ -62,9 +57,9 @@ def _items(option: str, text: str | None) -> list[str]:
 
 
 def parse_workers(text: str | None, recommended: int) -> tuple[int, ...]:
-    """``--workers``: positive whole numbers, comma-separated; default 1,2,4,8 and the effective CPUs."""
+    """``--workers``: positive whole numbers, comma-separated; default bench/plan.sweep (1,2,4,8 on 2 CPUs)."""
     if text is None:
-        return tuple(sorted({*DEFAULT_WORKERS, recommended}))
+        return plan.sweep(recommended)
     values = []
     for item in _items("--workers", text):
         try:
@@ -151,6 +146,61 @@ def parse_malloc(text: str | None) -> str:
     if text not in allocator.POLICIES:
         raise OptionError(f"--malloc: unknown {text!r}; choose neutral (the default), fixed or dynamic")
     return text
+
+
+def parse_sizes(text: str | None, sizes_from: str | None) -> str:
+    """``--sizes``: calibrated (the default) or fixed; ``--sizes-from`` replaces both."""
+    if text is not None and text not in SIZES:
+        raise OptionError(f"--sizes: unknown {text!r}; choose calibrated (the default) or fixed, or use --sizes-from")
+    if text is not None and sizes_from is not None:
+        raise OptionError(f"--sizes {text} and --sizes-from: choose one (--sizes-from reuses a run's sizes exactly)")
+    return "from" if sizes_from is not None else (text or "calibrated")
+
+
+def read_sizes_from(path: str, profile: str, names: tuple[str, ...]) -> dict[str, plan.Sizing]:
+    """``--sizes-from RESULT``: the task parameters a saved run used, for every workload of this run.
+
+    One line (an :class:`OptionError`) when the file is missing, is not JSON, is not a poolbench
+    result that recorded its sizes (schema 5), was another profile, or lacks a workload.
+    """
+    where = f"--sizes-from {path}"
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise OptionError(
+            f"{where}: no such file; give a results .json saved by `pytest bench --benchmark-autosave`"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OptionError(f"{where}: cannot be read ({exc}); check the path and its permissions") from None
+    except json.JSONDecodeError as exc:
+        raise OptionError(
+            f"{where}: not valid JSON (line {exc.lineno}: {exc.msg}); give a results file saved by pytest bench"
+        ) from None
+    info = data.get("machine_info", {}).get("poolbench") if isinstance(data, dict) else None
+    sizes = info.get("sizes") if isinstance(info, dict) else None
+    if not isinstance(sizes, dict) or not all(isinstance(v, dict) and "param" in v for v in sizes.values()):
+        raise OptionError(
+            f"{where}: not a poolbench result that recorded its task sizes (schema 5 or newer); "
+            "give a results file of this poolbench version, or leave --sizes-from out to calibrate"
+        )
+    ran = (info.get("config") or {}).get("profile")
+    if ran != profile:
+        raise OptionError(f"{where}: that run was profile {ran!r}, this one is {profile!r}; pass --profile {ran}")
+    lacking = [name for name in names if name not in sizes]
+    if lacking:
+        raise OptionError(
+            f"{where}: holds no size for workload {lacking[0]!r}; leave it out of --workloads, "
+            "or leave --sizes-from out to calibrate"
+        )
+    return {
+        name: plan.Sizing(_as_saved(sizes[name]["param"]), f"from {path}", sizes[name].get("task_s")) for name in names
+    }
+
+
+def _as_saved(param: Any) -> Any:
+    """A parameter read back from JSON: a list was a tuple when it was saved (``io_file``'s (KiB, files))."""
+    return tuple(param) if isinstance(param, list) else param
 
 
 #: Per-case time limit: far above any case of the full profile here (the longest took about a
@@ -261,6 +311,23 @@ class SuiteConfig:
     #: subinterpreter (None: imported), read at start (bench.interpreters.probe_imports).
     interpreter_imports: Mapping[str, str | None] | None = None
     dask_cluster: Mapping[str, Any] | None = None  # the existing cluster's size and workers, read at start
+    #: How task sizes are chosen: "calibrated" (at start, bench/plan.py), "fixed" (the registry's)
+    #: or "from" (``--sizes-from``, read into ``sizes`` by :func:`build_config`).
+    sizes_mode: str = "calibrated"
+    sizes_from: str | None = None
+    #: Each selected scaling workload's task parameter, filled in before the first case
+    #: (bench/conftest.py calibrates); None until then.
+    sizes: Mapping[str, plan.Sizing] | None = None
+
+    def param(self, workload: str) -> Any:
+        """The task parameter ``workload`` runs at in this run."""
+        if self.sizes and workload in self.sizes:
+            return self.sizes[workload].param
+        return get(workload).size(self.profile).param
+
+    def batch(self, workers: int) -> int:
+        """Tasks in one scaling batch at ``workers`` workers (bench/plan.batch_tasks)."""
+        return plan.batch_tasks(workers, self.cpu.recommended_workers, self.settings["tasks_per_cpu"])
 
     def as_dict(self) -> dict:
         """The options as recorded in ``machine_info["poolbench"]["config"]``."""
@@ -274,8 +341,20 @@ class SuiteConfig:
             "blas_threads": self.blas_threads,
             "malloc": self.malloc,
             "case_timeout_s": self.case_timeout,
+            "sizes": self.sizes_mode,
+            "sizes_from": self.sizes_from,
+            "target_task_s": plan.TARGET_TASK_S[self.profile],
+            "probe_tasks": plan.PROBE_TASKS,
             **dict(self.settings),
         }
+
+
+def sized_workloads(cfg: SuiteConfig) -> tuple[str, ...]:
+    """The workloads this run times in batches, whose task sizes are chosen at start."""
+    names = list(cfg.workloads) if "scaling" in cfg.cases else []
+    if "default_workers" in cfg.cases:
+        names += [n for n in DEFAULT_WORKERS_WORKLOADS if n not in names]
+    return tuple(names)
 
 
 def build_config(
@@ -297,11 +376,16 @@ def build_config(
     methods = tuple(multiprocessing.get_all_start_methods())
     default_method = default_start_method()
     profile = parse_profile(options.get("profile"))
-    return SuiteConfig(
+    names = parse_names("--workloads", options.get("workloads"), scaling_names(), scaling_names())
+    sizes_from = options.get("sizes_from")
+    if sizes_from is not None and not sizes_from.strip():
+        raise OptionError("--sizes-from: empty path; give a results .json file of an earlier run")
+    sizes_mode = parse_sizes(options.get("sizes"), sizes_from)
+    cfg = SuiteConfig(
         profile=profile,
         workers=parse_workers(options.get("workers"), cpu.recommended_workers),
         executors=executors,
-        workloads=parse_names("--workloads", options.get("workloads"), scaling_names(), scaling_names()),
+        workloads=names,
         start_methods=parse_names("--start-methods", options.get("start_methods"), methods, (default_method,)),
         cases=parse_names("--cases", options.get("cases"), CASES, CASES),
         blas_threads=parse_blas_threads(options.get("blas_threads")),
@@ -316,4 +400,9 @@ def build_config(
         io_dir=parse_io_dir(options.get("io_dir") or environ.get(IO_DIR_ENV)),
         dask_scheduler=scheduler,
         skipped_executors=skipped,
+        sizes_mode=sizes_mode,
+        sizes_from=sizes_from,
     )
+    if sizes_from is not None:
+        cfg = dataclasses.replace(cfg, sizes=read_sizes_from(sizes_from, profile, sized_workloads(cfg)))
+    return cfg

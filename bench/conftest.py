@@ -10,16 +10,18 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench import allocator, cluster, cpus, interpreters, machine, measure, stopping
+from bench import allocator, cluster, cpus, interpreters, machine, measure, sizing, stopping
 from bench.cases import GENERATORS, left_out_lines
 from bench.config import CASES, DEFAULT_EXECUTORS, EXECUTORS, OptionError, SuiteConfig, build_config, missing_line
 from bench.journal import Journal, journal_path
+from bench.plan import size_line
 from bench.saving import SaveError, make_saving_atomic, writable_folder
 from bench.terminal import scaling_waits, speedup_table, tell, warn
 from bench.timeouts import case_deadline
@@ -49,6 +51,9 @@ OPTIONS = {
     "blas_threads": "BLAS threads per worker, set with threadpoolctl (default: 1)",
     "malloc": "allocator policy in the suite and every worker: neutral (no page faults per task once warm; "
     "default), fixed (every buffer >= 128 KiB mapped per task) or dynamic (glibc as it ships)",
+    "sizes": "task sizes: calibrated (each workload's serial task takes the profile's target time on this host; "
+    "default) or fixed (the registry's sizes, the same work on every host)",
+    "sizes_from": "a results .json of an earlier run: reuse its task sizes exactly (a CI gate compares equal work)",
     "case_timeout": "seconds one case may run before it fails and its workers are stopped (default: 600; 0: none)",
     "journal": "JSON Lines file of finished cases (default: beside --benchmark-json or the autosave file)",
     "io_dir": f"folder io_file writes and fsyncs its files in (default: the temp folder; also {IO_DIR_ENV})",
@@ -146,6 +151,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             warn(session.config, line)
         if measure.WAIT_SOURCE is None and not session.config.option.collectonly:
             warn(session.config, NO_WAIT_LINE)
+    if not session.config.option.collectonly:
+        suite = session.config.stash[CONFIG_KEY]
+        sized = sizing.size_workloads(suite)
+        if sized:
+            session.config.stash[CONFIG_KEY] = dataclasses.replace(suite, sizes=sized)
+        if line := size_line(sized, suite):
+            warn(session.config, line)
         saving = bench_session.json or bench_session.save or bench_session.autosave
         if not saving and not bench_session.disabled and not session.config.option.collectonly:
             warn(
@@ -158,10 +170,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
-    """Fail a case that runs past --case-timeout; its pools' workers are stopped on the way out."""
+    """Fail a case that runs past --case-timeout (its pools are stopped on the way out); record its wall time."""
     stopping.checkpoint()  # a stop signal held somewhere (a fork) stops the run before the next case
+    started = time.perf_counter()
     with case_deadline(item.config.stash[CONFIG_KEY].case_timeout):
-        return (yield)
+        result = yield
+    bench = getattr(item, "funcargs", {}).get("benchmark")
+    if bench is not None:  # the whole case: pool start, warm-up, rounds, probes, checks, shutdown
+        bench.extra_info["case_wall_s"] = round(time.perf_counter() - started, 6)
+    return result
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -231,7 +231,8 @@ def warm_up(pool: Executor, workers: int, attempts: int = 4) -> set[int]:
     repeated with a longer hold, up to ``attempts`` times, and the ids seen are pooled.
     """
     seen: set[int] = set()
-    hold = WARMUP_HOLD_S
+    # More workers than CPUs start in turns: hold each task long enough for the last to come up.
+    hold = WARMUP_HOLD_S * max(1.0, workers / (os.cpu_count() or 1))
     for _ in range(attempts):
         stopping.checkpoint()  # pool start-up forks: a stop signal held there is raised here
         futures = [pool.submit(overhead.whoami, hold) for _ in range(workers)]

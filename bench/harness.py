@@ -14,11 +14,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import workloads
+from bench import plan
 from bench.cases import Case
 from bench.config import SuiteConfig
 from bench.cpus import read_memory_cgroup
 from bench.executors import blas_limit_here, blas_threads_of, terminate, warm_pool
-from bench.measure import BatchRounds, RoundMeter
+from bench.measure import BatchRounds, RoundMeter, WrongAnswer
 from common.schema import SCHEMA_VERSION
 
 
@@ -40,6 +41,9 @@ def case_info(case: Case, suite: SuiteConfig) -> dict[str, Any]:
         "recommended_workers": suite.cpu.recommended_workers,
         "tasks": None,
         "task_param": None,
+        "task_s": None,
+        "pass": case.pass_no,
+        "passes": 1,
         "blas_threads": None,
         "rss_peak_bytes": None,
         "cpu_time_s": None,
@@ -97,31 +101,44 @@ def run_batches(
     check: Callable[[int, Any], bool],
     rounds: int,
     warmup_rounds: int,
-    paired_serial: bool = False,
-    least_batch_s: Callable[[int], float] | None = None,
+    probe_args: Sequence[Any] | None = None,
+    warm_args: Sequence[Any] | None = None,
+    least_batch_s: Callable[[int, int], float] | None = None,
 ) -> dict[str, Any]:
     """Time ``pool.map(func, args)`` once per round on a warm pool; check every answer of every round.
 
-    ``paired_serial``: after each round, also time the same batch run serially in this thread, with
-    BLAS capped as for the serial case (extra_info ``serial_samples_s``, one per timed round).
-    ``least_batch_s(workers)``: the least wall time a right batch can take on that many workers;
-    a round (or paired serial round) that ends sooner fails the case.
+    ``probe_args``: after each timed round, also time ``func`` over these serially in this thread,
+    with BLAS capped as for the serial case (extra_info ``serial_samples_s``, one per timed round,
+    and ``serial_tasks``): the drift-cancelling serial reference (bench/plan.py).
+    ``warm_args``: before the first round, one untimed batch of these (one task per worker: every
+    worker's first task pays its imports, page faults and caches), its answers checked; with it, a
+    scaling case needs no warm-up round of a whole batch.
+    ``least_batch_s(tasks, workers)``: the least wall time that many right tasks can take on that
+    many workers; a round (or serial probe) that ends sooner fails the case.
     Returns the extra_info it recorded (also set on ``benchmark``).
     """
+    probe = list(probe_args) if probe_args else None
     batch = BatchRounds(
         run_batch=lambda: list(pool.map(func, args, chunksize=case.chunksize)),
         check=check,
         label=case.id,
         tasks=len(args),
         warmup_rounds=warmup_rounds,
-        paired=(lambda: [func(a) for a in args]) if paired_serial else None,
+        paired=(lambda: [func(a) for a in probe]) if probe else None,
+        paired_tasks=len(probe) if probe else 0,
         cgroup=suite.cpu.cgroup,
-        floor_s=least_batch_s(1 if case.executor == "serial" else case.workers) if least_batch_s else None,
-        paired_floor_s=least_batch_s(1) if least_batch_s and paired_serial else None,
+        floor_s=least_batch_s(len(args), 1 if case.executor == "serial" else case.workers) if least_batch_s else None,
+        paired_floor_s=least_batch_s(len(probe), 1) if least_batch_s and probe else None,
     )
     blas = blas_threads_of(pool, case.executor)
-    serial_blas = blas_limit_here("serial", suite.blas_threads) if paired_serial else contextlib.nullcontext()
+    serial_blas = blas_limit_here("serial", suite.blas_threads) if probe else contextlib.nullcontext()
     with explain_dead_workers(case), serial_blas:
+        if warm_args:
+            warm = list(warm_args)
+            answers = list(pool.map(func, warm, chunksize=case.chunksize))
+            for i, answer in enumerate(answers):
+                if not check(i, answer):
+                    raise WrongAnswer(f"{case.id} (warm-up batch): task {i} returned a wrong answer: {answer!r:.200}")
         benchmark.pedantic(
             batch.target, setup=batch.setup, teardown=batch.teardown, rounds=rounds, warmup_rounds=warmup_rounds
         )
@@ -132,31 +149,46 @@ def run_batches(
         blas_threads=blas,
         **batch.meter.as_info(),
     )
-    if paired_serial:
+    if probe:
         info["serial_samples_s"] = [round(t, 9) for t in batch.paired_samples]
+        info["serial_tasks"] = len(probe)
     benchmark.extra_info.update(info)
     return info
 
 
 def run_workload(benchmark: Any, suite: SuiteConfig, case: Case, pool: Executor) -> dict[str, Any]:
-    """The strong-scaling batch of ``case.workload`` at the profile's size, every answer checked."""
+    """A batch of ``case.workload`` at this run's task size (bench/sizing.py), every answer checked.
+
+    The pool is warmed by one task per worker, then every round is timed (bench/plan.py); scaling
+    cases of pools time a serial probe after each round; every batch case records its pass.
+    """
     work = workloads.get(case.workload)
-    size = work.size(suite.profile)
+    param = suite.param(case.workload)
+    tasks = case.tasks or work.size(suite.profile).tasks
+    workers = 1 if case.executor == "serial" else case.workers
     info = run_batches(
         benchmark,
         suite,
         case,
         pool,
         func=work.func,
-        args=[size.param] * size.tasks,
-        check=lambda _, result: work.accepts(size.param, result),
+        args=[param] * tasks,
+        check=lambda _, result: work.accepts(param, result),
         rounds=suite.settings["rounds"],
-        warmup_rounds=suite.settings["warmup_rounds"],
-        paired_serial=case.case == "scaling" and case.executor != "serial",
-        least_batch_s=(lambda w: work.least_batch_s(size.param, size.tasks, w)) if work.least_batch_s else None,
+        warmup_rounds=0,
+        warm_args=[param] * workers,
+        probe_args=[param] * plan.PROBE_TASKS if case.case == "scaling" and case.executor != "serial" else None,
+        least_batch_s=(lambda n, w: work.least_batch_s(param, n, w)) if work.least_batch_s else None,
     )
-    info["task_param"] = size.param
-    benchmark.extra_info["task_param"] = size.param
+    sized = suite.sizes.get(case.workload) if suite.sizes else None
+    extra = {
+        "task_param": param,
+        "task_s": None if sized is None or sized.task_s is None else round(sized.task_s, 6),
+        "pass": case.pass_no,
+        "passes": int(suite.settings["passes"]) if case.case == "scaling" else 1,
+    }
+    info.update(extra)
+    benchmark.extra_info.update(extra)
     return info
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import psutil
 
-from bench import allocator, cluster, cpus, measure
+from bench import allocator, cluster, cpus, measure, plan
 from bench.cases import left_out
 from bench.config import OptionError, SuiteConfig
 from bench.executors import blas_libraries, executor_defaults
@@ -140,6 +140,23 @@ def poolbench_info(
         "dask": dask_info(suite),
         "interpreter": interpreter_info(suite),
         "config": suite.as_dict(),
+        # The task size each batched workload ran at, how it was chosen and one serial task's time
+        # (bench/plan.py); what --sizes-from reads back.
+        "sizes": {name: s.as_dict() for name, s in (suite.sizes or {}).items()},
+        "plan": plan_info(suite),
+    }
+
+
+def plan_info(suite: SuiteConfig) -> dict[str, Any]:
+    """The sampling plan's rules as this run applied them (bench/plan.py)."""
+    return {
+        "target_task_s": plan.TARGET_TASK_S[suite.profile],
+        "tasks_per_cpu": suite.settings["tasks_per_cpu"],
+        "batch_rule": "W * ceil(k * min(W, C) / W) tasks, k per busy CPU",
+        "batch_tasks": {str(w): suite.batch(w) for w in suite.workers},
+        "sweep_rule": f"powers of two up to min(4 * C, {plan.SWEEP_CAP}), and C",
+        "passes": suite.settings["passes"],
+        "probe_tasks": plan.PROBE_TASKS,
     }
 
 

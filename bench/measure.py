@@ -20,12 +20,33 @@ import psutil
 from bench import stopping
 from bench.cpus import CgroupCpu, read_throttling
 
+#: The tree listed once for a whole reading (:func:`one_listing`): psutil finds children by reading
+#: every process's /proc entry, about 2 ms per listing here, and a reading asks five times. Each
+#: process's schedstat sums are read once per reading too, for CPU time and wait alike.
+_listed: list[psutil.Process] | None = None
+_stats: dict[tuple[int, str], tuple[int, int] | None] | None = None
+
 
 def _tree(proc: psutil.Process) -> list[psutil.Process]:
+    if _listed is not None and _listed[0].pid == proc.pid:
+        return _listed
     try:
         return [proc, *proc.children(recursive=True)]
     except psutil.Error:
         return [proc]
+
+
+@contextmanager
+def one_listing(proc: psutil.Process) -> Iterator[None]:
+    """Within the block, every reading of ``proc``'s tree uses one listing of its processes."""
+    global _listed, _stats
+    _listed = None
+    _listed = _tree(proc)
+    _stats = {}
+    try:
+        yield
+    finally:
+        _listed, _stats = None, None
 
 
 def _task_schedstat(pid: int, root: str = "/proc") -> tuple[int, int] | None:
@@ -36,6 +57,15 @@ def _task_schedstat(pid: int, root: str = "/proc") -> tuple[int, int] | None:
     another thread or program had the CPU). None where the files are missing (not Linux, or a kernel
     without CONFIG_SCHED_INFO) or the process is gone.
     """
+    if _stats is not None and (pid, root) in _stats:
+        return _stats[(pid, root)]
+    result = _read_schedstat(pid, root)
+    if _stats is not None:
+        _stats[(pid, root)] = result
+    return result
+
+
+def _read_schedstat(pid: int, root: str) -> tuple[int, int] | None:
     ran = waited = 0
     found = False
     try:
@@ -347,26 +377,37 @@ class RoundMeter:
 
     def start(self) -> None:
         stopping.checkpoint()  # a stop signal held during a fork stops the run before this round
+        if not self.timing:
+            return  # a warm-up round: nothing of it is kept
         me = psutil.Process()
-        for p in _tree(me):
-            reset_peak_rss(p.pid)
-        self._throttle_start = read_throttling(self.cgroup) if self.cgroup else None
-        self._faults_start = tree_minor_faults(me)
-        self._steal_start = host_steal_seconds()
-        self._wait_start = tree_wait_seconds(me) if WAIT_SOURCE else None
-        self._cpu_start = tree_cpu_seconds(me)
+        with one_listing(me):
+            for p in _tree(me):
+                reset_peak_rss(p.pid)
+            self._throttle_start = read_throttling(self.cgroup) if self.cgroup else None
+            self._faults_start = tree_minor_faults(me)
+            self._steal_start = host_steal_seconds()
+            self._wait_start = tree_wait_seconds(me) if WAIT_SOURCE else None
+            self._cpu_start = tree_cpu_seconds(me)
 
     def stop(self) -> bool:
         """End the round; returns whether it was a timed round (its readings kept)."""
         me = psutil.Process()
-        cpu = tree_cpu_seconds(me) - self._cpu_start
-        wait = tree_wait_seconds(me) if WAIT_SOURCE else None
-        steal = host_steal_seconds()
-        faults = tree_minor_faults(me)
         timed = self.timing
         self.rounds_done += 1
         if not timed:
             return False
+        with one_listing(me):
+            cpu = tree_cpu_seconds(me) - self._cpu_start
+            wait = tree_wait_seconds(me) if WAIT_SOURCE else None
+            steal = host_steal_seconds()
+            faults = tree_minor_faults(me)
+            self._keep(me, cpu, wait, steal, faults)
+        return True
+
+    def _keep(
+        self, me: psutil.Process, cpu: float, wait: float | None, steal: float | None, faults: int | None
+    ) -> None:
+        """Add one timed round's readings (``stop`` read them with one listing of the tree)."""
         self.cpu_time_s += cpu
         if faults is not None and self._faults_start is not None:
             self.minor_faults = (self.minor_faults or 0) + faults - self._faults_start
@@ -383,7 +424,6 @@ class RoundMeter:
             self.throttled_s = round(
                 (self.throttled_s or 0.0) + after["throttled_s"] - self._throttle_start["throttled_s"], 6
             )
-        return True
 
     def as_info(self) -> dict[str, Any]:
         """The extra_info keys this meter fills (README.md, "Results schema")."""
@@ -406,9 +446,9 @@ class BatchRounds:
     CPU time, throttling and peak RSS around each round (timed rounds only), and every answer of the
     round just run is checked, warm-up rounds included.
 
-    With ``paired`` (a function that runs the same batch serially), ``teardown`` also times one
-    serial batch right after each pool round, warm-up included, and keeps the times of the timed
-    rounds in ``paired_samples``: round i of the pool and serial round i are seconds apart, so a slow
+    With ``paired`` (a function that runs ``paired_tasks`` of the same tasks serially: the serial
+    probe, bench/plan.py), ``teardown`` also times it right after each timed pool round and keeps
+    the times in ``paired_samples``: round i of the pool and probe i are moments apart, so a slow
     phase of a shared host hits both (scripts/metrics.py divides them). Its answers are checked too.
 
     With ``floor_s`` (the least wall time a right batch can take, e.g. ceil(N / W) sleeps), a round
@@ -421,6 +461,7 @@ class BatchRounds:
     tasks: int
     warmup_rounds: int = 0
     paired: Callable[[], list[Any]] | None = None
+    paired_tasks: int = 0
     cgroup: CgroupCpu | None = None
     floor_s: float | None = None
     paired_floor_s: float | None = None
@@ -453,14 +494,13 @@ class BatchRounds:
         timed = self.meter.stop()
         self._check_floor(took, self.floor_s)
         self.verify()
-        if self.paired is not None:
+        if self.paired is not None and timed:
             started = time.perf_counter()
             self._results = self.paired()
             took = time.perf_counter() - started
-            self._check_floor(took, self.paired_floor_s, "serial round paired with this case")
-            self.verify("serial round paired with this case")
-            if timed:
-                self.paired_samples.append(took)
+            self._check_floor(took, self.paired_floor_s, "serial probe paired with this case")
+            self.verify("serial probe paired with this case", self.paired_tasks)
+            self.paired_samples.append(took)
 
     def _check_floor(self, took: float, floor: float | None, what: str | None = None) -> None:
         if floor is not None and self._results is not None and took < floor:
@@ -470,14 +510,15 @@ class BatchRounds:
                 f"({floor * 1e3:.2f} ms at least): the tasks did not do what their answers claim"
             )
 
-    def verify(self, what: str | None = None) -> None:
+    def verify(self, what: str | None = None, tasks: int | None = None) -> None:
         """Check every answer of the last round (also called once when pytest-benchmark is disabled)."""
         if self._results is None:
             return
         results = self._results
         label = f"{self.label} ({what})" if what else self.label
-        if len(results) != self.tasks:
-            raise WrongAnswer(f"{label}: {len(results)} results for {self.tasks} tasks")
+        expected = self.tasks if tasks is None else tasks
+        if len(results) != expected:
+            raise WrongAnswer(f"{label}: {len(results)} results for {expected} tasks")
         for i, result in enumerate(results):
             if not self.check(i, result):
                 raise WrongAnswer(f"{label}: task {i} returned a wrong answer: {result!r:.200}")

@@ -62,17 +62,25 @@ def scaling_waits(benchmarks: Iterable[Any]) -> list[tuple[float | None, float |
 def speedup_table(benchmarks: Iterable[Any], workers: int) -> list[str]:
     """Rows of "workload  pool speedup ..." for the scaling cases of pools at ``workers`` workers.
 
-    ``benchmarks`` are pytest-benchmark fixtures that finished; a pool's speedup uses its paired
-    serial rounds (``serial_samples_s``), as scripts/metrics.py does. Empty when nothing qualifies.
+    ``benchmarks`` are pytest-benchmark fixtures that finished; a pool's speedup divides its paired
+    serial probes, scaled to its batch (serial time per task × tasks), by its rounds, every pass's
+    rounds together, as scripts/metrics.py does. Empty when nothing qualifies.
     """
-    cells: dict[str, dict[str, float]] = {}
+    joined: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
     for b in benchmarks:
         extra = b.extra_info
         serial = extra.get("serial_samples_s")
         samples = _samples(b)
         if extra.get("case") != "scaling" or extra.get("workers") != workers or not serial or not samples:
             continue
-        cells.setdefault(str(extra["workload"]), {})[_pool(extra)] = speedup(serial, samples)
+        probe = extra.get("serial_tasks") or extra.get("tasks") or 1
+        scale = float(extra.get("tasks") or probe) / float(probe)
+        serial_all, pool_all = joined.setdefault((str(extra["workload"]), _pool(extra)), ([], []))
+        serial_all.extend(t * scale for t in serial)
+        pool_all.extend(samples)
+    cells: dict[str, dict[str, float]] = {}
+    for (workload, pool), (serial_all, pool_all) in joined.items():
+        cells.setdefault(workload, {})[pool] = speedup(serial_all, pool_all)
     if not cells:
         return []
     pools = sorted({p for row in cells.values() for p in row})

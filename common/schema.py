@@ -34,10 +34,18 @@ from collections.abc import Sequence
 #:    extra_info adds ``cpu_wait_s`` (run-queue wait of the tree's threads over the timed rounds) and
 #:    ``steal_s`` (the host's steal time over them); machine_info adds ``cpu_wait_source`` and
 #:    ``cpu_denied`` (denied_summary of the run's scaling cases).
-SCHEMA_VERSION = 4
+#: 5. the sampling plan (bench/plan.py): task sizes are calibrated per host, recorded per workload
+#:    in machine_info ``sizes`` ({param, method, task_s, target_s, tries}) with the rules in
+#:    ``plan``; a scaling batch holds k tasks per busy CPU (``tasks`` grows with the worker count);
+#:    ``serial_samples_s`` times a serial probe of ``serial_tasks`` tasks after each timed round
+#:    (it timed the whole batch, after every round); extra_info adds ``serial_tasks``, ``task_s``
+#:    (the workload's serial task time at start), ``pass`` and ``passes``: every scaling point is
+#:    measured in ``passes`` records, one per pass, that the loader joins into one; every case adds
+#:    ``case_wall_s`` (its whole wall time: pool start, warm-up, rounds, probes, checks, shutdown).
+SCHEMA_VERSION = 5
 
 #: Schema versions the loader accepts.
-READABLE_VERSIONS = (1, 2, 3, 4)
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 
 #: extra_info keys every poolbench benchmark carries.
 REQUIRED_EXTRA = (

@@ -33,19 +33,22 @@ for topic in $ONLY; do
       for wl in cpu_python cpu_python,io_sleep cpu_python,io_sleep,zlib,numpy_ufunc; do
         run "growth-workloads-$wl" --profile quick --workers 1,2,4,8 --workloads "$wl"
       done ;;
-    gate)  # "Regression gate": six unchanged quick runs, then three confined to CPU 0
-      for i in 1 2 3 4 5 6; do run "gate-run$i" --profile quick; done
-      for i in 1 2 3; do run "gate-onecpu$i" taskset 0 -- --profile quick; done ;;
+    gate)  # "Regression gate": six unchanged quick runs, then three confined to CPU 0, all with run 1's sizes
+      run gate-run1 --profile quick
+      for i in 2 3 4 5 6; do run "gate-run$i" --profile quick --sizes-from "$RAW/gate-run1.json"; done
+      for i in 1 2 3; do
+        run "gate-onecpu$i" taskset 0 -- --profile quick --sizes-from "$RAW/gate-run1.json"
+      done ;;
     denied)  # "Regression gate": runs beside a busy loop, and a workload made 30 % slower on purpose
       for i in 1 2 3; do
         $PY -c "while True: pass" & busy=$!
         sleep 3
-        run "gate-busy$i" --profile quick
+        run "gate-busy$i" --profile quick --sizes-from "$RAW/gate-run1.json"
         kill "$busy"; wait "$busy" 2>/dev/null || true
       done
       slow=(--profile quick --workload-file evidence/slowable.py --workloads cpu_python,numpy_ufunc,slowable)
       run gate-work-base "${slow[@]}"
-      POOLBENCH_SLOWDOWN=1.3 run gate-work-slowed "${slow[@]}" ;;
+      POOLBENCH_SLOWDOWN=1.3 run gate-work-slowed "${slow[@]}" --sizes-from "$RAW/gate-work-base.json" ;;
     limits)  # "Against the physical limits": three default runs, one after the other
       for i in 1 2 3; do run "default-run$i"; done ;;
     crash)  # "Faults": what a crash in a worker does, per executor and start method

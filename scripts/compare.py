@@ -50,9 +50,9 @@ import numpy as np
 from scripts.cli import Parser, run
 from scripts.metrics import (
     CONFIDENCE,
-    boot_medians,
     ideal_speedup,
     interval,
+    record_medians,
     run_denied,
     speedup_draws,
     speedup_point,
@@ -137,6 +137,12 @@ def parse_args(argv: Sequence[str] | None = None):
         action="store_true",
         help="compare runs of different Python builds (3.11 against 3.13t, say); refused by default",
     )
+    parser.add_argument(
+        "--allow-size-change",
+        action="store_true",
+        help="compare runs whose task sizes differ (each calibrated on its own host): speedups and efficiency "
+        "only, absolute times left out; refused by default (run the current side with --sizes-from BASELINE)",
+    )
     parser.add_argument("--seed", type=int, default=12345, help="bootstrap seed (default: 12345)")
     parser.add_argument(
         "--format",
@@ -192,7 +198,11 @@ def one_run(path: str) -> list[Record]:
 
 
 def check_same_sweep(
-    base: list[Record], cur: list[Record], names: tuple[str, str], across_builds: bool = False
+    base: list[Record],
+    cur: list[Record],
+    names: tuple[str, str],
+    across_builds: bool = False,
+    allow_size_change: bool = False,
 ) -> None:
     """Refuse runs whose task sizes differ (their speedups measure different work), or builds unless told."""
     b_build, c_build = base[0].run.python_build, cur[0].run.python_build
@@ -215,14 +225,34 @@ def check_same_sweep(
             f"{names[0]} is profile {b_cfg.get('profile')!r} but {names[1]} is {c_cfg.get('profile')!r}; "
             "save a baseline with the same --profile"
         )
+    changed = size_changes(base, cur)
+    if changed and not allow_size_change:
+        raise ResultsError(
+            f"{names[0]} and {names[1]} ran different task sizes ({changed[0]}): each calibrated its own "
+            "(bench/plan.py), so their times measure different work; run the current side with "
+            f"--sizes-from {names[0]}, or pass --allow-size-change to compare speedups only"
+        )
+
+
+def size_changes(base: list[Record], cur: list[Record]) -> list[str]:
+    """Each workload whose task parameter, or each case whose batch, differs between the runs.
+
+    A batch that differs because the effective CPU count did (bench/plan.batch_tasks) is the
+    configuration change configuration_changes names, not a size change.
+    """
+    out = []
     current = {r.name: r for r in cur}
+    seen = set()
     for b in base:
         c = current.get(b.name)
-        if c and (b.extra.get("task_param") != c.extra.get("task_param") or b.tasks != c.tasks):
-            raise ResultsError(
-                f"{names[0]} and {names[1]} ran {b.name} with different task sizes; save a baseline from the same "
-                "poolbench version and options"
-            )
+        if c is None:
+            continue
+        if b.extra.get("task_param") != c.extra.get("task_param") and b.workload not in seen:
+            seen.add(b.workload)
+            out.append(f"{b.workload}: {b.extra.get('task_param')!r} against {c.extra.get('task_param')!r}")
+        elif b.tasks != c.tasks and b.run.effective_cpus == c.run.effective_cpus:
+            out.append(f"{b.name}: {b.tasks} tasks against {c.tasks}")
+    return out
 
 
 def malloc_policy(run: Run) -> str:
@@ -292,6 +322,7 @@ def compare(base: list[Record], cur: list[Record], args) -> tuple[list[Row], lis
     only_cur = sorted(set(c_by) - set(b_by))
     bs, cs = Sampler(base, rng), Sampler(cur, rng)
     absolute = args.absolute == "always" or (args.absolute == "auto" and same_machine(base[0], cur[0]))
+    absolute = absolute and not size_changes(base, cur)  # other work: its time is no regression
     rows = []
 
     b_groups, c_groups = _index_members(base), _index_members(cur)
@@ -326,8 +357,8 @@ def compare(base: list[Record], cur: list[Record], args) -> tuple[list[Row], lis
     for name in sorted(set(b_by) & set(c_by)):
         b, c = b_by[name], c_by[name]
         if absolute:
-            bd = boot_medians(b.samples, rng, BOOTSTRAP_RESAMPLES)
-            cd = boot_medians(c.samples, rng, BOOTSTRAP_RESAMPLES)
+            bd = record_medians(b, rng, BOOTSTRAP_RESAMPLES)
+            cd = record_medians(c, rng, BOOTSTRAP_RESAMPLES)
             lo, hi = interval(cd / bd, args.confidence)
             verdict = judge(c.median / b.median, lo, hi, False, args.case_min_effect)
             rows.append(Row(name, "time", b.median, c.median, lo, hi, verdict))
@@ -368,7 +399,7 @@ def _work_rows(base: list[Record], cur: list[Record], rng: np.random.Generator, 
     for workload, pairs in sorted(by_workload.items()):
         point = math.exp(sum(math.log(c.median / b.median) for b, c in pairs) / len(pairs))
         draws = _geomean(
-            [boot_medians(c.samples, rng, BOOTSTRAP_RESAMPLES) / boot_medians(b.samples, rng, BOOTSTRAP_RESAMPLES)
+            [record_medians(c, rng, BOOTSTRAP_RESAMPLES) / record_medians(b, rng, BOOTSTRAP_RESAMPLES)
              for b, c in pairs]
         )  # fmt: skip
         lo, hi = interval(draws, args.confidence)
@@ -445,12 +476,20 @@ class Gate:
 
 
 def decide(args, base: list[Record], cur: list[Record]) -> Gate:
-    check_same_sweep(base, cur, (args.baseline, args.current), getattr(args, "across_builds", False))
+    check_same_sweep(
+        base,
+        cur,
+        (args.baseline, args.current),
+        getattr(args, "across_builds", False),
+        getattr(args, "allow_size_change", False),
+    )
     rows, only_base, only_cur, absolute = compare(base, cur, args)
     if not rows and not only_base:
         raise ResultsError(f"{args.baseline} and {args.current} share no case to compare; run the same sweep")
     notes = []
-    if not absolute:
+    if size_changes(base, cur):
+        notes.append("absolute times not compared: the task sizes differ (--allow-size-change)")
+    elif not absolute:
         notes.append(
             "absolute times not compared: different machine or CPU limit "
             f"({base[0].run.label} vs {cur[0].run.label}); --absolute always to force"

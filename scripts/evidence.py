@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.plan import PROFILE_SETTINGS, SWEEP_CAP, TARGET_TASK_S, batch_tasks, main_job_seconds, sweep
 from common.schema import DENIED_SHARE
 from scripts import agreement, compare
 from scripts.claims import xi
@@ -160,26 +161,41 @@ def _machine(records: list[Record]) -> str:
 # --- the blocks -----------------------------------------------------------------------------------------
 
 
+def cases_run(records: list[Record]) -> int:
+    """Cases pytest ran: a point measured in several passes (joined by the loader) counts once per pass."""
+    return sum(max(len(r.passes), 1) for r in records)
+
+
+def _task_range(records: list[Record]) -> str:
+    """The calibrated workloads' serial task times at start (machine_info sizes), fastest–slowest."""
+    sizes = records[0].run.poolbench.get("sizes") or {}
+    times = [v["task_s"] * 1e3 for v in sizes.values() if v.get("method") == "calibrated" and v.get("task_s")]
+    return f"{min(times):.1f}–{max(times):.1f} ms" if times else "not recorded"
+
+
 def block_profiles() -> list[str]:
     quick = _records(_runs("gate/gate-run1.json")[0])
     defaults = [_records(p) for p in _runs("limits/default-run*.json")]
     rows = []
     for name, runs in (("quick", [quick]), ("default", defaults)):
         cfg = runs[0][0].run.poolbench["config"]
-        serial = [r for r in runs[0] if r.case == "scaling" and r.executor == "serial"]
-        per_task = [r.median / r.tasks * 1e3 for r in serial]
+        plan_ = runs[0][0].run.poolbench["plan"]
+        batches = plan_["batch_tasks"]
         walls = sorted(wall_s(rs) for rs in runs)
         wall = _s(walls[0]) if len(walls) == 1 else f"{walls[0]:.0f}–{_s(walls[-1])} ({len(walls)} runs)"
         rows.append(
-            f"| `{name}` | {serial[0].tasks} | {min(per_task):.0f}–{max(per_task):.0f} ms | "
-            f"{cfg['rounds']} (+{cfg['warmup_rounds']}) | {wall}, {len(runs[0])} cases |"
+            f"| `{name}` | {cfg['target_task_s'] * 1e3:g} ms ({_task_range(runs[0])}) | "
+            f"{cfg['tasks_per_cpu']} ({', '.join(f'W={w}: {n}' for w, n in batches.items())}) | "
+            f"{cfg['rounds']} × {cfg['passes']} | {wall}, {cases_run(runs[0])} cases |"
         )
+    full = PROFILE_SETTINGS["full"]
     rows.append(
-        "| `full` | 32 | about 2× default | 10 (+2) | not measured here (4× the work per round of default, "
-        "2× the rounds) |"
+        f"| `full` | {TARGET_TASK_S['full'] * 1e3:g} ms | {full['tasks_per_cpu']} | {full['rounds']} "
+        f"× {full['passes']} | not measured here |"
     )
     return [
-        "| profile | tasks per batch | one task, serial, here (fastest–slowest workload) | timed rounds (+ warm-up) "
+        "| profile | one serial task: target (calibrated here, fastest–slowest workload) | tasks per busy CPU "
+        "(batch at each W here) | timed rounds × passes (after one warm-up task per worker) "
         "| wall time of `pytest bench` here |",
         "| --- | --- | --- | --- | --- |",
         *rows,
@@ -187,6 +203,103 @@ def block_profiles() -> list[str]:
         f"Measured with {_machine(quick)} (`bash evidence/measure.sh`: `pytest bench --profile quick` and three "
         "`pytest bench` runs; wall time = the run's `started_at` to its save).",
     ]
+
+
+def _fit_line(xs: list[float], ys: list[float]) -> tuple[float, float]:
+    """Least-squares a + b·x (b = 0 when every x is the same)."""
+    if len(set(xs)) < 2:
+        return statistics.mean(ys), 0.0
+    b, a = np.polyfit(xs, ys, 1)
+    return float(a), float(b)
+
+
+def cost_model(records: list[Record]) -> dict:
+    """The constants of bench/plan.main_job_seconds, fitted to one measured run (module bench/plan.py).
+
+    Per scaling case of a pool, what its wall time (``case_wall_s``) held beyond its rounds and
+    probes (pool start, warm-up, checks, shutdown, the meter's readings) is fitted as a + b·W per pool
+    type; memory cases as a + b·W; everything else (the other case types, the session's start,
+    calibration and save) is the rest of the run's wall time.
+    """
+    run = records[0].run
+    cfg = run.poolbench["config"]
+    sizes = run.poolbench.get("sizes") or {}
+    scaling = [r for r in records if r.case == "scaling"]
+    task_s = {}
+    for r in scaling:
+        if r.executor == "serial":
+            t = (sizes.get(r.workload) or {}).get("task_s") or r.median / r.tasks
+            task_s[r.workload] = -t if r.kind == "io" else t
+    fits = {}
+    for pool in sorted({r.pool for r in scaling if r.executor != "serial"}):
+        xs, ys = [], []
+        for r in scaling:
+            if r.pool != pool or "case_wall_s" not in r.extra:
+                continue
+            passes = max(len(r.passes), 1)
+            probes = sum(r.extra.get("serial_samples_s") or [])
+            per_task = abs(task_s.get(r.workload, r.median / r.tasks))
+            warm = per_task * (1 if r.kind == "io" else r.workers / min(r.workers, r.run.effective_cpus))
+            timed = sum(r.samples) + probes + warm * passes
+            xs.append(r.workers)
+            ys.append((r.extra["case_wall_s"] - timed) / passes)
+        fits[pool] = _fit_line(xs, ys)
+    memory = [r for r in records if r.case == "memory" and r.executor != "serial" and "case_wall_s" in r.extra]
+    mem = _fit_line([r.workers for r in memory], [r.extra["case_wall_s"] for r in memory]) if memory else (0.0, 0.0)
+    counted = sum(r.extra.get("case_wall_s", 0.0) for r in records if r.case in ("scaling", "memory"))
+    return {
+        "task_s": task_s,
+        "pools": len(fits),
+        "rounds": cfg["rounds"],
+        "passes": cfg["passes"],
+        "per_cpu": cfg["tasks_per_cpu"],
+        "case_overhead_s": statistics.mean(a for a, _ in fits.values()),
+        "start_per_worker_s": statistics.mean(b for _, b in fits.values()),
+        "memory_case_s": mem,
+        "memory_pools": len({r.pool for r in memory}),
+        "other_s": wall_s(records) - counted,
+    }
+
+
+def block_plan() -> list[str]:
+    runs = [_records(p) for p in _runs("limits/default-run*.json")]
+    models = [cost_model(r) for r in runs]
+    measured = [wall_s(r) for r in runs]
+    k = models[0]["per_cpu"]
+    lines = [
+        "| effective CPUs C | workers swept | batch at W = 1 / W = C / W = 4C | scaling cases | main job |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for c in (2, 16, 64, 128):
+        ws = sweep(c)
+        m = models[0]
+        cases = m["passes"] * len(m["task_s"]) * (1 + m["pools"] * len(ws))
+        est = [main_job_seconds(c, **mod) for mod in models]
+        top = min(4 * c, SWEEP_CAP)
+        cost = (
+            f"measured {min(measured):.0f}–{_s(max(measured))} (model {min(est):.0f}–{max(est):.0f} s)"
+            if c == 2
+            else f"model {min(est) / 60:.1f}–{max(est) / 60:.1f} min"
+        )
+        lines.append(
+            f"| {c} | {', '.join(map(str, ws))} | {batch_tasks(1, c, k)} / {batch_tasks(c, c, k)} / "
+            f"{batch_tasks(top, c, k)} | {cases} | {cost} |"
+        )
+    m = models[0]
+    lines += [
+        "",
+        f"Model (bench/plan.main_job_seconds), its constants fitted to each of the three default runs here: "
+        f"a scaling case of a pool costs a warm-up of one task per worker and {m['rounds']} timed rounds (about "
+        f"k = {k} task times each, and a one-task probe after each) plus "
+        f"{m['case_overhead_s'] * 1e3:.0f} ms + {m['start_per_worker_s'] * 1e3:.1f} ms per worker (pool start, "
+        f"warm-up, readings, shutdown: fitted per pool type, W ≤ 8, and extrapolated linearly), "
+        f"× {m['passes']} passes; memory cases {m['memory_case_s'][0] * 1e3:.0f} ms + "
+        f"{m['memory_case_s'][1] * 1e3:.1f} ms per worker; the other case types and the session "
+        f"{m['other_s']:.0f} s as measured (they run at fixed sizes). Task times are the calibrated ones, which "
+        "any host matches by construction; a real many-core host's pool start and memory per worker may "
+        "differ. Same pools as here (serial, thread, process/fork; 3.14 adds the interpreter pool).",
+    ]
+    return lines
 
 
 def _sweep(option: str, note: str) -> list[tuple[str, int, int, float]]:
@@ -232,19 +345,9 @@ def block_limits() -> list[str]:
     widest = sorted(at_c, key=lambda c: -c.spread)[:3]
     held = sum(c.held()[0] for c in cases)
     pairs = sum(c.held()[1] for c in cases)
-    # Between-run spread against within-run error, per pool case: the sd of log speedup across runs
-    # against the mean (over runs) of the standard error of the mean log paired ratio within a run.
-    by_name = [{r.name: r for r in _records(p)} for p in paths]
-    ratios = []
-    for name, first in by_name[0].items():
-        if first.case != "scaling" or not first.paired_serial or not all(name in b for b in by_name):
-            continue
-        logs = [[math.log(s / p) for s, p in zip(b[name].paired_serial, b[name].samples, strict=True)] for b in by_name]
-        between = statistics.stdev(statistics.median(x) for x in logs)
-        within_err = statistics.mean(statistics.stdev(x) / math.sqrt(len(x)) for x in logs)
-        if within_err > 0:
-            ratios.append(between / within_err)
-    header = "| goal (issues #10, #18) | " + " | ".join(f"run {i + 1}" for i in range(n)) + " | met? |"
+    half = agreement.median_half_width(at_c)
+    levels = variance_levels([_records(p) for p in paths])
+    header = "| goal (issues #10, #18, #19) | " + " | ".join(f"run {i + 1}" for i in range(n)) + " | met? |"
     lines = [
         header,
         "| --- | " + " | ".join("---" for _ in range(n)) + " | --- |",
@@ -258,15 +361,50 @@ def block_limits() -> list[str]:
         + " |",
         f"| each run's 95 % interval holds the other runs' points, ≥ 90 % of (case, run pair) |{' |' * n} "
         f"{'yes' if held / pairs >= agreement.AGREEMENT_GOAL else 'no'}: {held} of {pairs} = {held / pairs:.0%} |",
+        f"| ... with intervals this narrow: median half-width ≤ 5 % (CPU-bound pool cases at W = C) |{' |' * n} "
+        f"{'yes' if half <= agreement.HALF_WIDTH_GOAL else 'no'}: {half:.1%} |",
         "",
-        f"Between runs against within a run ({len(ratios)} pool cases; the spread of each case's log speedup "
-        "across the runs over the standard error of its mean log paired ratio within a run): the between-run "
-        f"spread is larger in {_pct(sum(r > 1 for r in ratios) / len(ratios))} of cases (median "
-        f"{statistics.median(ratios):.2f}×, 75th percentile {float(np.quantile(ratios, 0.75)):.2f}×, "
-        f"largest {max(ratios):.1f}×). {_machine(_records(paths[0]))}; "
-        f"`bash evidence/measure.sh` (three `pytest bench` runs, one after the other).",
+        *levels,
+        f"{_machine(_records(paths[0]))}; `bash evidence/measure.sh` (three `pytest bench` runs, one after the other).",
     ]
     return lines
+
+
+def variance_levels(runs: list[list[Record]]) -> list[str]:
+    """Where the variance of a pool case's log speedup lives: rounds, passes within a run, or runs.
+
+    Kalibera & Jones' question, per pool scaling case measured in every run: the standard error of a
+    pass's median log ratio from its rounds (rounds), the spread of the passes' log speedups within
+    a run (passes), and of the runs' log speedups (runs), as standard deviations; medians over cases.
+    """
+    by_name = [{r.name: r for r in rs if r.case == "scaling" and r.paired_serial} for rs in runs]
+    rounds_sd, passes_sd, runs_sd = [], [], []
+    for name in set(by_name[0]).intersection(*by_name[1:]):
+        per_run = []
+        for b in by_name:
+            r = b[name]
+            sizes = list(r.passes) or [len(r.samples)]
+            logs = [math.log(s / p) for s, p in zip(r.paired_serial, r.samples, strict=True)]
+            chunks, at = [], 0
+            for size in sizes:
+                chunks.append(logs[at : at + size])
+                at += size
+            if len(chunks) > 1:
+                passes_sd.append(statistics.stdev(statistics.median(c) for c in chunks))
+            rounds_sd.extend(statistics.stdev(c) / math.sqrt(len(c)) for c in chunks if len(c) > 1)
+            per_run.append(math.log(statistics.median(r.paired_serial) / statistics.median(r.samples)))
+        runs_sd.append(statistics.stdev(per_run))
+    if not runs_sd:
+        return []
+    parts = [f"rounds (a pass's standard error) {statistics.median(rounds_sd):.1%}"]
+    if passes_sd:
+        parts.append(f"passes within a run {statistics.median(passes_sd):.1%}")
+    parts.append(f"runs {statistics.median(runs_sd):.1%}")
+    return [
+        f"Where the spread lives ({len(runs_sd)} pool cases, log speedup, standard deviations, median over cases): "
+        + ", ".join(parts)
+        + "."
+    ]
 
 
 def _denied_row(runs: list[list[Record]]) -> str:
@@ -627,6 +765,7 @@ def _target(what: str, value: float, target: float) -> str:
 
 BLOCKS: dict[str, Callable[[], list[str]]] = {
     "profiles": block_profiles,
+    "plan": block_plan,
     "growth": block_growth,
     "limits": block_limits,
     "gate": block_gate,

@@ -1,17 +1,22 @@
 """Derived numbers, computed from loaded records only: speedup, efficiency, and per-unit pool costs.
 
 Speedup = serial median / pool median. Since schema 2 each scaling case of a pool times a serial
-round of the same batch right after each of its own rounds (``serial_samples_s``), so a slow phase
-of a shared host hits both sides alike: the speedup is the median of those paired serial rounds
-over the median of the pool's rounds. Older results (and the serial case itself) fall back to the
-run's separate serial case, measured seconds or minutes apart.
+reference right after each of its own rounds (``serial_samples_s``: the whole batch in schema 2-4,
+a probe of ``serial_tasks`` tasks since 5, scaled to the batch by the loader), so a slow phase of
+a shared host hits both sides alike: the speedup is the median of those paired serial times over
+the median of the pool's rounds. Older results (and the serial case itself) fall back to the run's
+separate serial case, measured seconds or minutes apart.
 
 Every speedup carries a 95 % interval: a bootstrap over rounds (:data:`RESAMPLES` resamples of the
 rounds with replacement, the median of each side, the 2.5th and 97.5th percentiles of the ratios).
-Paired rounds are resampled together (the same round indices on both sides), so drift that hits a
-pair alike stays out of the interval; unpaired sides are resampled independently. Each case's
-resampling uses its own fixed seed (from its name), so the same results always give the same
-interval. Efficiency and its interval are the speedup's divided by the ideal.
+A point measured in several passes (schema 5, bench/plan.py) is resampled hierarchically, as
+Kalibera & Jones advise for repeated levels: passes with replacement first, then rounds within
+each chosen pass, so a shift between passes (a host phase, a pool that drew a slow layout) widens
+the interval as much as it moves a rerun. Paired rounds are resampled together (the same round
+indices on both sides), so drift that hits a pair alike stays out of the interval; unpaired sides
+are resampled independently. Each case's resampling uses its own fixed seed (from its name), so
+the same results always give the same interval. Efficiency and its interval are the speedup's
+divided by the ideal.
 
 The ideal a speedup is held against:
 
@@ -52,11 +57,35 @@ CONFIDENCE = 0.95
 RESAMPLES = 4000
 
 
-def boot_medians(samples: Sequence[float], rng: np.random.Generator, resamples: int = RESAMPLES) -> np.ndarray:
-    """Medians of ``resamples`` bootstrap resamples of ``samples`` (with replacement)."""
+def resample_index(
+    count: int, passes: Sequence[int], rng: np.random.Generator, resamples: int = RESAMPLES
+) -> np.ndarray:
+    """Bootstrap indices into ``count`` samples, one row per resample.
+
+    One pass (``passes`` empty or a single entry): rounds drawn with replacement. Several (rounds
+    per pass, in sample order): a two-level draw, the passes with replacement, then as many rounds
+    as the largest pass holds from within each chosen pass.
+    """
+    if len(passes) < 2 or sum(passes) != count:
+        return rng.integers(0, count, size=(resamples, count))
+    sizes = np.asarray(passes, dtype=int)
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    chosen = rng.integers(0, len(sizes), size=(resamples, len(sizes)))
+    within = np.floor(rng.random((resamples, len(sizes), int(sizes.max()))) * sizes[chosen][..., None]).astype(int)
+    return (starts[chosen][..., None] + within).reshape(resamples, -1)
+
+
+def boot_medians(
+    samples: Sequence[float], rng: np.random.Generator, resamples: int = RESAMPLES, passes: Sequence[int] = ()
+) -> np.ndarray:
+    """Medians of ``resamples`` bootstrap resamples of ``samples`` (with replacement; by pass when given)."""
     data = np.asarray(samples, dtype=float)
-    idx = rng.integers(0, len(data), size=(resamples, len(data)))
-    return np.median(data[idx], axis=1)
+    return np.median(data[resample_index(len(data), passes, rng, resamples)], axis=1)
+
+
+def record_medians(record: Record, rng: np.random.Generator, resamples: int = RESAMPLES) -> np.ndarray:
+    """:func:`boot_medians` of a record's rounds, by pass when it has several."""
+    return boot_medians(record.samples, rng, resamples, record.passes)
 
 
 def interval(draws: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
@@ -81,9 +110,9 @@ def speedup_draws(pool: Record, serial: Record, rng: np.random.Generator, resamp
     paired = pool.paired_serial
     if paired:
         p, s = np.asarray(pool.samples, dtype=float), np.asarray(paired, dtype=float)
-        idx = rng.integers(0, len(p), size=(resamples, len(p)))
+        idx = resample_index(len(p), pool.passes, rng, resamples)
         return np.median(s[idx], axis=1) / np.median(p[idx], axis=1)
-    return boot_medians(serial.samples, rng, resamples) / boot_medians(pool.samples, rng, resamples)
+    return record_medians(serial, rng, resamples) / record_medians(pool, rng, resamples)
 
 
 def ideal_speedup(kind: str, workers: int, tasks: int, cpus: float) -> float:
@@ -114,8 +143,9 @@ class ScalingPoint:
     speedup_hi: float
     ideal: float
     cpu_busy: float | None  # CPUs kept busy on average: tree CPU time / timed wall time
-    rounds: int = 0  # timed rounds of the pool
-    paired: bool = False  # serial rounds interleaved with the pool's (schema 2)
+    rounds: int = 0  # timed rounds of the pool, all passes
+    passes: int = 1  # passes the rounds came from (bench/plan.py)
+    paired: bool = False  # serial references interleaved with the pool's rounds (schema 2)
     start_method: str | None = None
     python: str | None = None  # the Python version that ran it
     recommended_workers: int = 1  # as the run recorded it (machine_info), never re-derived
@@ -437,6 +467,7 @@ def scaling_points(records: Iterable[Record]) -> list[ScalingPoint]:
                     ideal=ideal,
                     cpu_busy=_cpu_busy(r),
                     rounds=len(r.samples),
+                    passes=max(len(r.passes), 1),
                     paired=paired is not None,
                     start_method=r.start_method,
                     python=(r.run.poolbench.get("versions") or {}).get("python"),

@@ -71,16 +71,28 @@ def _workers_axis(ax, workers: Sequence[int]) -> None:
     ax.grid(True, alpha=0.3)
 
 
-def _ideal_curve(ax, kind: str, tasks: int, cpus: float, workers: Sequence[int], *, colour: str = "black", label=None):
+def _ideal_curve(
+    ax, kind: str, tasks: dict[int, int], cpus: float, workers: Sequence[int], *, colour: str = "black", label=None
+):
+    """The ideal at each worker count for the batch that count ran (``tasks``: workers → batch)."""
     xs = sorted(workers)
+    fallback = max(tasks.values())
     ax.plot(
         xs,
-        [ideal_speedup(kind, w, tasks, cpus) for w in xs],
+        [ideal_speedup(kind, w, tasks.get(w, fallback), cpus) for w in xs],
         linestyle="--",
         color=colour,
         linewidth=1,
         label=label or ("ideal: N / ceil(N / W)" if kind == "io" else "ideal: min(W, CPUs)"),
     )
+
+
+def _batches(points: Sequence[ScalingPoint]) -> str:
+    """ "16 tasks per batch", or "8-16 tasks per batch (by workers)" when the batch follows the sweep."""
+    sizes = sorted({p.tasks for p in points if p.pool != "serial"} or {p.tasks for p in points})
+    if len(sizes) == 1:
+        return f"{sizes[0]} tasks per batch"
+    return f"{sizes[0]}-{sizes[-1]} tasks per batch (by workers)"
 
 
 def _yerr(points: Sequence[ScalingPoint], attr: str = "speedup") -> list[list[float]]:
@@ -109,7 +121,7 @@ def plot_workload(points: list[ScalingPoint], out: Path, suffix: str = "") -> li
         for ax, attr in ((ax_s, "speedup"), (ax_e, "efficiency")):
             mid = [getattr(p, attr) for p in series]
             ax.errorbar(xs, mid, yerr=_yerr(series, attr), color=colour, marker=marker, capsize=3, label=pool)
-    _ideal_curve(ax_s, first.kind, first.tasks, first.effective_cpus, workers)
+    _ideal_curve(ax_s, first.kind, {p.workers: p.tasks for p in points}, first.effective_cpus, workers)
     ax_e.axhline(1.0, linestyle="--", color="black", linewidth=1, label="ideal")
     for ax in (ax_s, ax_e):
         _workers_axis(ax, workers)
@@ -122,7 +134,7 @@ def plot_workload(points: list[ScalingPoint], out: Path, suffix: str = "") -> li
     ax_e.set_title("efficiency")
     ax_s.legend(fontsize="small")
     fig.suptitle(
-        f"{first.workload} ({first.kind}, {first.gil} the GIL): {first.tasks} tasks per batch, "
+        f"{first.workload} ({first.kind}, {first.gil} the GIL): {_batches(points)}, "
         f"serial {first.serial_s * 1e3:.0f} ms; {first.label}; bars: 95 % intervals"
         + (" (serial rounds paired)" if any(p.paired for p in points) else "")
     )
@@ -155,7 +167,13 @@ def plot_by_limit(points: list[ScalingPoint], out: Path) -> list[Path]:
                 label=label,
             )
             _ideal_curve(
-                ax, first.kind, first.tasks, series[0].effective_cpus, workers, colour=colour, label="_nolegend_"
+                ax,
+                first.kind,
+                {p.workers: p.tasks for p in series},
+                series[0].effective_cpus,
+                workers,
+                colour=colour,
+                label="_nolegend_",
             )
         _workers_axis(ax, workers)
         ax.set_title(pool)

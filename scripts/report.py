@@ -38,8 +38,10 @@ from scripts.metrics import (
 from scripts.results import Record, ResultsError, Run, latest_runs, load
 
 #: Version of summary.json's layout (README.md, "Results schema"). 2 added ``signals`` and ``cause``
-#: (where a point's time went, and the largest measured reason it is off its ideal).
-SUMMARY_SCHEMA = 2
+#: (where a point's time went, and the largest measured reason it is off its ideal); 3 added
+#: ``tasks`` (the batch, which grows with the worker count since results schema 5) and ``passes``
+#: (how many passes the rounds came from; the interval resamples passes, then rounds).
+SUMMARY_SCHEMA = 3
 
 
 def parse_args(argv: Sequence[str] | None = None):
@@ -72,7 +74,9 @@ def summary(points: Sequence[ScalingPoint], runs: Sequence[Run]) -> dict:
                 "efficiency_low": round(p.efficiency_lo, 6),
                 "efficiency_high": round(p.efficiency_hi, 6),
                 "ideal": round(p.ideal, 6),
+                "tasks": p.tasks,
                 "rounds": p.rounds,
+                "passes": p.passes,
                 "paired": p.paired,
                 "signals": p.signals.as_dict() if p.signals else None,
                 "cause": dataclasses.asdict(p.cause) if p.cause else None,
@@ -88,8 +92,8 @@ def summary(points: Sequence[ScalingPoint], runs: Sequence[Run]) -> dict:
     return {
         "summary_schema": SUMMARY_SCHEMA,
         "confidence": CONFIDENCE,
-        "interval": "bootstrap over rounds, medians, percentile method; serial rounds paired with the pool's "
-        "where recorded (paired: true)",
+        "interval": "bootstrap over passes, then rounds within each (one pass: rounds), medians, percentile "
+        "method; serial probes paired with the pool's rounds where recorded (paired: true)",
         "records": records,
     }
 
@@ -394,20 +398,35 @@ def render(runs: list[list[Record]], figures: list[Path], out: Path) -> str:
             ["limit", "workload", "executor", "default", "recommended", "default / recommended", "throttled periods"],
             rows,
         )
-    paired = any(p.paired for records in runs for p in scaling_points(records))
+    points = [p for records in runs for p in scaling_points(records)]
+    paired = any(p.paired for p in points)
+    probed = any(r.extra.get("serial_tasks") for records in runs for r in records if r.case == "scaling")
+    passes = max((p.passes for p in points), default=1)
+    if probed:
+        serial_side = (
+            "each timed round of a pool was followed by a serial probe of one task, scaled to the batch (serial "
+            "time per task × tasks), so a slow phase of the machine hits both sides of the ratio alike. "
+        )
+    elif paired:
+        serial_side = (
+            "each pool's rounds were interleaved with serial rounds of the same batch, so a slow phase of the "
+            "machine hits both sides of the ratio alike. "
+        )
+    else:
+        serial_side = "the serial side is the run's serial case (these results predate paired serial rounds). "
+    resampled = (
+        f"a bootstrap over the {passes} passes and then the rounds within each (4000 resamples, each round drawn "
+        "with its serial partner)"
+        if passes > 1
+        else "a bootstrap over the rounds (4000 resamples, the paired rounds resampled together)"
+    )
     lines += [
         "",
         "How to read the numbers: a speedup is the serial median over the pool's median of the timed rounds; "
-        + (
-            "each pool's rounds were interleaved with serial rounds of the same batch, so a slow phase of the "
-            "machine hits both sides of the ratio alike. "
-            if paired
-            else "the serial side is the run's serial case (these results predate paired serial rounds). "
-        )
-        + f"[low–high] is its {CONFIDENCE:.0%} interval: a bootstrap over the rounds (4000 resamples, the "
-        "paired rounds resampled together), the 2.5th and 97.5th percentiles. Rule for a recommendation: the "
-        "cheapest choice whose interval overlaps the best one's (no pool, then threads, subinterpreters, "
-        "processes, a dask cluster; fewer workers before more), speedups capped at their ideal.",
+        + serial_side
+        + f"[low–high] is its {CONFIDENCE:.0%} interval: {resampled}, the 2.5th and 97.5th percentiles. Rule for "
+        "a recommendation: the cheapest choice whose interval overlaps the best one's (no pool, then threads, "
+        "subinterpreters, processes, a dask cluster; fewer workers before more), speedups capped at their ideal.",
         "",
         "## Scaling curves",
         "",

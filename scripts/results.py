@@ -71,6 +71,9 @@ class Record:
     chunksize: int
     samples: tuple[float, ...]
     extra: Mapping[str, Any] = field(repr=False)
+    #: Rounds per pass, in the order of ``samples`` (schema 5: a point measured in several passes,
+    #: :func:`join_passes`); empty for one pass.
+    passes: tuple[int, ...] = ()
 
     @property
     def median(self) -> float:
@@ -86,13 +89,20 @@ class Record:
 
     @property
     def paired_serial(self) -> tuple[float, ...] | None:
-        """Serial round times paired with this case's rounds (schema 2, scaling cases of pools), or None."""
+        """Serial time of this case's batch, paired with each of its rounds (scaling cases of pools), or None.
+
+        Schema 2-4 timed the whole batch serially after each round; schema 5 times a probe of
+        ``serial_tasks`` tasks, scaled here to the batch (serial time per task × tasks), so every
+        reader divides the same two quantities.
+        """
         data = self.extra.get("serial_samples_s")
         if not isinstance(data, list) or len(data) != len(self.samples):
             return None
         if not all(isinstance(x, int | float) and x > 0 for x in data):
             return None
-        return tuple(float(x) for x in data)
+        probe = self.extra.get("serial_tasks")
+        scale = self.tasks / probe if isinstance(probe, int) and probe > 0 else 1.0
+        return tuple(float(x) * scale for x in data)
 
     @property
     def pool(self) -> str:
@@ -257,7 +267,73 @@ def _records(path: Path, data: Any, part: str = "") -> list[Record]:
             )
         except (TypeError, ValueError):
             raise _fail(path, f"benchmark {bench.get('name')!r} has a malformed extra_info", "re-run it") from None
-    return records
+    return join_passes(records)
+
+
+#: Extra_info keys that add up over a point's passes (the rest are the first pass's).
+_SUMMED = (
+    "cpu_time_s",
+    "minor_faults",
+    "cpu_wait_s",
+    "steal_s",
+    "throttled_periods",
+    "throttled_s",
+    "case_wall_s",
+)
+
+
+def pass_of(record: Record) -> int:
+    value = record.extra.get("pass")
+    return value if isinstance(value, int) and value >= 1 else 1
+
+
+def base_name(name: str) -> str:
+    """A benchmark's name without its pass (``test_scaling[cpu_python-thread-w2-p2]`` → ``...-w2]``)."""
+    head, sep, tail = name.rpartition("-p")
+    if sep and tail.endswith("]") and tail[:-1].isdigit():
+        return head + "]"
+    return name
+
+
+def join_passes(records: list[Record]) -> list[Record]:
+    """One record per point of one run: the records of its passes (schema 5) joined, in pass order.
+
+    Samples and paired serial probes are concatenated, ``passes`` holds each pass's rounds, the
+    counters that add up over rounds are summed and the peak RSS is the largest; the name is the
+    first pass's. Records of one pass are returned unchanged.
+    """
+    groups: dict[str, list[Record]] = {}
+    for r in records:
+        groups.setdefault(base_name(r.name) if pass_of(r) > 1 else r.name, []).append(r)
+    out = []
+    for name, group in groups.items():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        group.sort(key=pass_of)
+        first = group[0]
+        extra = dict(first.extra)
+        for key in _SUMMED:
+            values = [g.extra.get(key) for g in group]
+            extra[key] = None if any(v is None for v in values) else sum(values)
+        peaks = [g.extra.get("rss_peak_bytes") for g in group if g.extra.get("rss_peak_bytes") is not None]
+        extra["rss_peak_bytes"] = max(peaks) if peaks else None
+        serial = [g.extra.get("serial_samples_s") for g in group]
+        if all(isinstance(x, list) and len(x) == len(g.samples) for x, g in zip(serial, group, strict=True)):
+            extra["serial_samples_s"] = [v for x in serial for v in x]
+        else:
+            extra.pop("serial_samples_s", None)
+        extra["pass"] = [pass_of(g) for g in group]
+        out.append(
+            dataclasses.replace(
+                first,
+                name=name,
+                samples=tuple(v for g in group for v in g.samples),
+                extra=extra,
+                passes=tuple(len(g.samples) for g in group),
+            )
+        )
+    return out
 
 
 def load(paths: Iterable[str | Path]) -> list[Record]:

@@ -33,9 +33,10 @@ def test_defaults():
     assert cfg.default_start_method == cfg.start_methods[0]
 
 
-def test_default_workers_include_the_effective_cpu_count():
-    assert build_config({}, SIX_CPUS).workers == (1, 2, 4, 6, 8)
-    assert build_config({}, HALF_CPU).workers == (1, 2, 4, 8)
+def test_default_workers_follow_the_effective_cpu_count():
+    # bench/plan.sweep: powers of two up to 4 × C, and C itself
+    assert build_config({}, SIX_CPUS).workers == (1, 2, 4, 6, 8, 16)
+    assert build_config({}, HALF_CPU).workers == (1, 2, 4)
 
 
 def test_values_are_parsed_sorted_and_deduplicated():
@@ -139,8 +140,8 @@ def test_sweep_size_follows_the_options():
         {"workers": "1,2,4", "start_methods": "fork,spawn", "executors": "serial,thread,process"}, TWO_CPUS
     )
     scaling = cases.scaling_cases(cfg)
-    # per workload: serial + 3 thread + 3 × 2 process
-    assert len(scaling) == len(cfg.workloads) * (1 + 3 + 6)
+    # per workload and pass: serial + 3 thread + 3 × 2 process
+    assert len(scaling) == cfg.settings["passes"] * len(cfg.workloads) * (1 + 3 + 6)
     only_threads = build_config({"executors": "thread", "workers": "2"}, TWO_CPUS)
     assert {c.executor for c in cases.scaling_cases(only_threads)} == {"thread"}
     assert cases.cold_start_cases(only_threads)[0].workers == 2

@@ -123,6 +123,8 @@ def test_interrupted_run_saves_finished_cases_and_leaves_no_worker(tmp_path, sig
     cmd, env = bench(
         tmp_path,
         "hang:cpu_python",
+        "--sizes",
+        "fixed",  # a hanging task would hang its calibration too (bounded by --case-timeout, here none)
         "--case-timeout",
         "0",
         "--cases",
@@ -157,6 +159,8 @@ def test_killed_run_keeps_finished_cases_in_the_journal_and_leaves_no_worker(tmp
     cmd, env = bench(
         tmp_path,
         "hang:cpu_python",
+        "--sizes",
+        "fixed",  # a hanging task would hang its calibration too (bounded by --case-timeout, here none)
         "--case-timeout",
         "0",
         "--cases",
@@ -269,6 +273,8 @@ def test_a_case_over_its_memory_limit_fails_with_the_reason_and_the_run_goes_on(
         cmd, env = bench(
             tmp_path,
             "hog:cpu_python",
+            "--sizes",
+            "fixed",  # calibration would run the 1 GiB task in the suite's own process
             "--cases",
             "scaling",
             "--workloads",

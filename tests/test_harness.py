@@ -56,7 +56,8 @@ def test_batch_rounds_fail_on_missing_results():
 
 def test_batch_rounds_leave_warmup_cpu_out(monkeypatch):
     # Scripted CPU readings, one pair per round: two warm-up rounds of 1 s each, then a timed one of 0.5 s.
-    readings = iter([0.0, 1.0, 1.0, 2.0, 2.0, 2.5])
+    # Warm-up rounds read nothing at all, so only the timed round's two readings are scripted.
+    readings = iter([2.0, 2.5])
     monkeypatch.setattr(measure, "tree_cpu_seconds", lambda proc=None: next(readings))
     warm = BatchRounds(lambda: [0], lambda i, r: True, label="w", tasks=1, warmup_rounds=2)
     run_rounds(warm, 2)

@@ -306,6 +306,7 @@ def test_a_wrong_answer_fails_its_case_and_leaves_no_number(tmp_path, monkeypatc
         str(out),
     )
     assert done.returncode == 1
-    assert "WrongAnswer: cpu_python-serial-w1: task 0 returned a wrong answer" in done.stdout
+    # the warm-up batch (one task per worker) is checked first
+    assert "WrongAnswer: cpu_python-serial-w1 (warm-up batch): task 0 returned a wrong answer" in done.stdout
     names = {b["name"] for b in json.loads(out.read_text())["benchmarks"]}
     assert names == {"test_scaling[io_sleep-serial-w1]", "test_scaling[io_sleep-thread-w1]"}

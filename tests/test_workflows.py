@@ -41,3 +41,12 @@ def test_ci_checks_every_workflow_against_the_schema():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "check-jsonschema==" in ci
     assert "--builtin-schema vendor.github-workflows .github/workflows/*.yml" in ci
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_each_gate_runs_the_baselines_task_sizes(path):
+    # calibrating the current side afresh would size a slowed task back to the target time
+    text = path.read_text()
+    assert "--sizes-from baseline" in text
+    if path.name == "env-gate.yml":  # the baseline is restored before the run that reuses its sizes
+        assert text.index("Restore the newest main baseline") < text.index("--sizes-from baseline")

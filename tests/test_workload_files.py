@@ -36,7 +36,9 @@ def test_the_example_runs_under_every_start_method_and_reaches_report_export_and
         assert f"test_scaling[sha256-process-{method}-w2]" in names
     assert {"test_scaling[sha256-serial-w1]", "test_scaling[sha256-thread-w2]"} <= names
     sha = next(b["extra_info"] for b in data["benchmarks"] if b["name"] == "test_scaling[sha256-thread-w2]")
-    assert (sha["kind"], sha["gil"], sha["task_param"]) == ("cpu-native", "releases", 8 * 2**20)
+    sized = data["machine_info"]["poolbench"]["sizes"]["sha256"]
+    assert sized["method"] == "calibrated" and sized["task_s"] > 0  # scale=1: sized to this host
+    assert (sha["kind"], sha["gil"], sha["task_param"]) == ("cpu-native", "releases", sized["param"])
     (recorded,) = data["machine_info"]["poolbench"]["workload_files"]
     assert recorded["workload"] == "sha256" and recorded["file"] == str(EXAMPLE)
     assert len(recorded["sha256"]) == 64
@@ -113,6 +115,7 @@ def test_a_workload_whose_check_fails_fails_its_cases_and_one_without_a_check_ru
     done = bench("--cases", "scaling", "--workloads", "summing,adding", "--executors", "serial,thread",
                  "--workers", "2", "--benchmark-json", str(out), env=env)  # fmt: skip
     assert done.returncode == 1, done.stdout[-3000:]
-    assert "WrongAnswer: summing-serial-w1: task 0 returned a wrong answer" in done.stdout
+    # the warm-up batch (one task per worker) is checked first
+    assert "WrongAnswer: summing-serial-w1 (warm-up batch): task 0 returned a wrong answer" in done.stdout
     saved = {b["name"] for b in json.loads(out.read_text())["benchmarks"]}
     assert saved == {"test_scaling[adding-serial-w1]", "test_scaling[adding-thread-w2]"}

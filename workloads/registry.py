@@ -4,10 +4,11 @@ A record names a task function, what it models (``kind``), whether it holds the 
 one task and the number of tasks per batch in each profile, and a check of each task's answer that
 does not trust the task function (a fast wrong answer is no result).
 
-Sizes were chosen so that one task takes tens of milliseconds in the ``default`` profile on a
-2-core x86-64 machine (Python 3.11, NumPy 2.4); the ``quick`` profile shrinks tasks about 4× and
-halves the batch, ``full`` doubles both. Task sizes are fixed rather than calibrated at run time,
-so that one profile does the same work on every machine and speedups compare across machines.
+The sizes here are where calibration starts (bench/plan.py): at start each scaling workload whose
+``Size`` names how its parameter scales is moved until one serial task takes the profile's target
+time on this host; ``--sizes fixed`` runs these values as they are. A scaling workload's batch is
+sized by the sweep (bench/plan.batch_tasks), so ``Size.tasks`` counts only for the probes
+(``noop``, ``echo``, ``whoami``, the crashes), which measure the executor rather than the work.
 """
 
 from __future__ import annotations
@@ -30,10 +31,18 @@ GIL = ("holds", "releases")
 
 @dataclass(frozen=True)
 class Size:
-    """One task's argument and the number of tasks in one batch (strong scaling: fixed total work)."""
+    """One task's argument, the tasks in one batch of a probe, and how the argument scales.
+
+    ``scale``: None keeps ``param`` as it is on every host (a sleep, a file of fixed size); a
+    number ``e`` says the work grows as ``param ** e`` (1 for a byte count, 1.5 for trial division
+    up to ``param``, 3 for an n × n matrix product); or a function ``(param, factor) -> param``
+    that returns the parameter doing ``factor`` times the work. Calibration (bench/plan.py) uses it
+    to size a task to the host.
+    """
 
     param: Any
     tasks: int
+    scale: Any = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,8 +72,17 @@ class Workload:
         return True if self.check is None else bool(self.check(param, result))
 
 
-def _sizes(quick: tuple[Any, int], default: tuple[Any, int], full: tuple[Any, int]) -> Mapping[str, Size]:
-    return MappingProxyType({"quick": Size(*quick), "default": Size(*default), "full": Size(*full)})
+def _sizes(
+    quick: tuple[Any, int], default: tuple[Any, int], full: tuple[Any, int], scale: Any = None
+) -> Mapping[str, Size]:
+    return MappingProxyType(
+        {"quick": Size(*quick, scale), "default": Size(*default, scale), "full": Size(*full, scale)}
+    )
+
+
+def _whole_kib(n_bytes: int, factor: float) -> int:
+    """A byte count ``factor`` times larger, in whole KiB (hash_alloc builds its buffer 256 bytes at a time)."""
+    return max(1, round(n_bytes * factor / 1024)) * 1024
 
 
 # --- checks: each recomputes the answer another way --------------------------------------------------
@@ -207,7 +225,7 @@ SCALING: Mapping[str, Workload] = MappingProxyType(
                 cpu_bound.count_primes,
                 "cpu-python",
                 "holds",
-                _sizes((8_000, 8), (25_000, 16), (50_000, 32)),
+                _sizes((8_000, 8), (25_000, 16), (50_000, 32), scale=1.5),
                 _check_primes,
                 "pure-Python computation (primes by trial division)",
             ),
@@ -216,7 +234,7 @@ SCALING: Mapping[str, Workload] = MappingProxyType(
                 cpu_bound.object_square_sum,
                 "cpu-native",
                 "holds",
-                _sizes((60_000, 8), (300_000, 16), (600_000, 32)),
+                _sizes((60_000, 8), (300_000, 16), (600_000, 32), scale=1),
                 _check_square_sum,
                 "native code that holds the GIL (NumPy dtype=object arithmetic)",
                 needs=("numpy",),
@@ -226,7 +244,7 @@ SCALING: Mapping[str, Workload] = MappingProxyType(
                 cpu_bound.ufunc_chain,
                 "cpu-native",
                 "releases",
-                _sizes((1_000_000, 8), (1_500_000, 16), (3_000_000, 32)),
+                _sizes((1_000_000, 8), (1_500_000, 16), (3_000_000, 32), scale=1),
                 _check_ufunc,
                 "vectorised NumPy element-wise math on >= 1 M elements",
                 needs=("numpy",),
@@ -236,7 +254,7 @@ SCALING: Mapping[str, Workload] = MappingProxyType(
                 cpu_bound.matmul_trace,
                 "cpu-native",
                 "releases",
-                _sizes((450, 8), (900, 16), (1200, 32)),
+                _sizes((450, 8), (900, 16), (1200, 32), scale=3),
                 _check_matmul,
                 "dense linear algebra through BLAS (one BLAS thread per worker unless asked)",
                 needs=("numpy",),
@@ -246,7 +264,7 @@ SCALING: Mapping[str, Workload] = MappingProxyType(
                 cpu_bound.zlib_roundtrip,
                 "cpu-native",
                 "releases",
-                _sizes((128 * 1024, 8), (512 * 1024, 16), (1024 * 1024, 32)),
+                _sizes((128 * 1024, 8), (512 * 1024, 16), (1024 * 1024, 32), scale=_whole_kib),
                 _check_zlib,
                 "standard-library C code that releases the GIL (zlib compress + decompress)",
             ),
@@ -255,7 +273,7 @@ SCALING: Mapping[str, Workload] = MappingProxyType(
                 cpu_bound.hash_fresh_buffer,
                 "cpu-native",
                 "releases",
-                _sizes((1 * 2**20, 8), (4 * 2**20, 16), (8 * 2**20, 32)),
+                _sizes((1 * 2**20, 8), (4 * 2**20, 16), (8 * 2**20, 32), scale=_whole_kib),
                 _check_hash,
                 "C code that releases the GIL on buffers each task allocates anew (hashlib SHA-256)",
             ),

@@ -7,9 +7,14 @@
     def check_sha(n: int, result) -> bool: ...
 
     WORKLOADS = [Workload(name="sha", func=sha_task, kind="cpu-native", gil="releases",
-                          sizes={"quick": Size(8 << 20, 8), "default": Size(32 << 20, 16),
-                                 "full": Size(64 << 20, 32)},
+                          sizes={"quick": Size(8 << 20, 8, scale=1), "default": Size(32 << 20, 16, scale=1),
+                                 "full": Size(64 << 20, 32, scale=1)},
                           check=check_sha, models="hashing")]
+
+``Size(param, tasks, scale)``: with ``scale`` (the exponent of work ~ param**scale, or a function
+``(param, factor) -> param``) the parameter is calibrated so one serial task takes the profile's
+target time on the host (bench/plan.py); without it the parameter runs as given. A scaling batch
+holds k tasks per busy CPU whatever ``tasks`` says (bench/plan.batch_tasks).
 
 ``pytest bench --workload-file mytasks.py`` (or ``POOLBENCH_WORKLOAD_FILES=a.py:b.py``) loads it
 before anything else: its workloads join the sweep under their own names, exactly as the built-ins.
@@ -105,6 +110,25 @@ def _picklable(path: Path, workload: str, what: str, obj: Any) -> None:
         raise _fail(path, f"workload {workload!r}: its {what} does not pickle to itself", "define it at module level")
 
 
+def _check_scale(path: Path, workload: str, profile: str, size: registry.Size) -> None:
+    """``Size.scale``: None, a positive exponent of a numeric parameter, or a function (param, factor) -> param."""
+    scale = size.scale
+    numeric = isinstance(scale, int | float) and not isinstance(scale, bool)
+    if scale is not None and not callable(scale) and not (numeric and scale > 0):
+        raise _fail(
+            path,
+            f"workload {workload!r}: sizes[{profile!r}].scale is {scale!r}",
+            "leave it None (a fixed size), give the exponent e of work ~ param**e (1 for a byte count), "
+            "or a function (param, factor) -> param",
+        )
+    if numeric and not isinstance(size.param, int | float):
+        raise _fail(
+            path,
+            f"workload {workload!r}: sizes[{profile!r}] scales a {type(size.param).__name__} parameter by a number",
+            "use a numeric parameter, or give scale as a function (param, factor) -> param",
+        )
+
+
 def _validate(path: Path, w: Any, index: int, taken: Mapping[str, str]) -> registry.Workload:
     if not isinstance(w, registry.Workload):
         raise _fail(
@@ -137,6 +161,7 @@ def _validate(path: Path, w: Any, index: int, taken: Mapping[str, str]) -> regis
                 "give Size(param, tasks) with a whole number of tasks, 1 or more",
             )
         _picklable(path, w.name, f"{profile} parameter", size.param)
+        _check_scale(path, w.name, profile, size)
     if w.check is not None and not callable(w.check):
         raise _fail(path, f"workload {w.name!r}: check is not callable", "give a function (param, result) -> bool")
     if not isinstance(w.models, str):

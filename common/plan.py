@@ -1,0 +1,98 @@
+"""The sampling plan's rules, shared by the suite (which applies them) and the scripts (which model their cost).
+
+bench/plan.py says why each rule is what it is, and calibrates task sizes to the host; README.md,
+"The sampling plan", states them for users.
+"""
+
+from __future__ import annotations
+
+import math
+from types import MappingProxyType
+
+#: One serial task's target time per profile (seconds). Measured here (2-vCPU AMD EPYC, Python
+#: 3.11): a process pool's empty-task dispatch is about 135 µs per task at chunksize 1, so 20 ms
+#: keeps it under 1 % of a task in the default profile (0.7 %); quick trades that for speed (1.4 %).
+TARGET_TASK_S = {"quick": 0.010, "default": 0.020, "full": 0.040}
+#: Most workers the default sweep reaches, whatever the CPU count (memory: a process worker costs
+#: 10 to 30 MiB of its own; 256 of them fit a 64-CPU server many times over).
+SWEEP_CAP = 256
+#: Serial tasks timed after each timed round of a pool (the drift-cancelling reference).
+PROBE_TASKS = 1
+
+#: What each profile changes besides the target task time. Every round of a scaling case is a
+#: batch of ``tasks_per_cpu`` tasks per busy CPU (:func:`batch_tasks`), about that many task times
+#: long at every worker count, and every round is timed: the pool is warmed first by one untimed
+#: task per worker (a fresh worker's first task pays its imports and page faults), not by a whole
+#: batch. ``warmup_rounds``: the untimed first rounds of the dispatch and payload cases.
+#: ``passes``: how many times every scaling point is measured, each time on a fresh pool, one pass
+#: after the other; its interval resamples passes, then rounds (scripts/metrics.py).
+PROFILE_SETTINGS = MappingProxyType(
+    {
+        "quick": {
+            "rounds": 3, "warmup_rounds": 1, "passes": 1, "tasks_per_cpu": 4,
+            "cold_rounds": 3, "memory_rounds": 1, "payload_rounds": 3,
+        },
+        "default": {
+            "rounds": 5, "warmup_rounds": 1, "passes": 2, "tasks_per_cpu": 6,
+            "cold_rounds": 7, "memory_rounds": 2, "payload_rounds": 5,
+        },
+        "full": {
+            "rounds": 6, "warmup_rounds": 1, "passes": 3, "tasks_per_cpu": 8,
+            "cold_rounds": 15, "memory_rounds": 3, "payload_rounds": 10,
+        },
+    }
+)  # fmt: skip
+
+
+def sweep(cpus: int, cap: int = SWEEP_CAP) -> tuple[int, ...]:
+    """The default ``--workers``: powers of two up to ``min(4 × cpus, cap)``, and ``cpus`` itself."""
+    cpus = max(int(cpus), 1)
+    top = min(4 * cpus, cap)
+    powers = [2**i for i in range(int(math.log2(top)) + 1)]
+    return tuple(sorted({*powers, min(cpus, cap)}))
+
+
+def batch_tasks(workers: int, cpus: int, per_cpu: int) -> int:
+    """Tasks in one batch at ``workers`` workers on ``cpus`` effective CPUs (module doc)."""
+    workers, cpus = max(int(workers), 1), max(int(cpus), 1)
+    return workers * math.ceil(per_cpu * min(workers, cpus) / workers)
+
+
+def main_job_seconds(
+    cpus: int,
+    *,
+    task_s: dict[str, float],
+    pools: int,
+    rounds: int,
+    passes: int,
+    per_cpu: int,
+    case_overhead_s: float,
+    start_per_worker_s: float,
+    other_s: float,
+    memory_case_s: tuple[float, float] = (0.0, 0.0),
+    memory_pools: int = 0,
+) -> float:
+    """The main job's cost on ``cpus`` CPUs under these rules (README's cost table).
+
+    Per scaling case of a pool: a warm-up batch of one task per worker, ``rounds`` timed rounds of
+    about ``k`` task times each (the batch rule: k tasks per busy CPU; for I/O, waits of ceil(N / W)
+    tasks), a probe task after each, the pool's start (``start_per_worker_s`` per worker) and a
+    fixed per-case cost; per workload a serial case of k tasks per round; all of it ``passes``
+    times. Memory cases start every swept pool size: ``memory_case_s`` = (a, b) costs a + b × W
+    each, for ``memory_pools`` pools and a serial one. ``other_s``: the other case types and the
+    session's own start and save, taken as measured (they run at fixed sizes). ``task_s``: each
+    workload's serial task time; a negative value marks an I/O workload whose task time is a wait.
+    """
+    total = 0.0
+    for signed in task_s.values():
+        io, t = signed < 0, abs(signed)
+        for w in sweep(cpus):
+            n = batch_tasks(w, cpus, per_cpu)
+            round_s = math.ceil(n / w) * t if io else n * t / min(w, cpus)
+            warm_s = t if io else w * t / min(w, cpus)
+            case_s = warm_s + rounds * (round_s + PROBE_TASKS * t)
+            total += pools * (case_s + w * start_per_worker_s + case_overhead_s)
+        total += (1 + rounds * per_cpu) * t + case_overhead_s
+    a, b = memory_case_s
+    memory = a + sum(memory_pools * (a + b * w) for w in sweep(cpus))
+    return passes * total + memory + other_s
