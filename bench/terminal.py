@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from common.schema import speedup
+from common.schema import paired_speedup
 
 
 def tell(config: pytest.Config, text: str) -> None:
@@ -62,9 +62,9 @@ def scaling_waits(benchmarks: Iterable[Any]) -> list[tuple[float | None, float |
 def speedup_table(benchmarks: Iterable[Any], workers: int) -> list[str]:
     """Rows of "workload  pool speedup ..." for the scaling cases of pools at ``workers`` workers.
 
-    ``benchmarks`` are pytest-benchmark fixtures that finished; a pool's speedup divides its paired
-    serial probes, scaled to its batch (serial time per task × tasks), by its rounds, every pass's
-    rounds together, as scripts/metrics.py does. Empty when nothing qualifies.
+    ``benchmarks`` are pytest-benchmark fixtures that finished; a pool's speedup is the median over
+    its rounds (every pass's together) of its paired serial probe, scaled to its batch (serial time
+    per task × tasks), over the round, as scripts/metrics.py does. Empty when nothing qualifies.
     """
     joined: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
     for b in benchmarks:
@@ -80,7 +80,7 @@ def speedup_table(benchmarks: Iterable[Any], workers: int) -> list[str]:
         pool_all.extend(samples)
     cells: dict[str, dict[str, float]] = {}
     for (workload, pool), (serial_all, pool_all) in joined.items():
-        cells.setdefault(workload, {})[pool] = speedup(serial_all, pool_all)
+        cells.setdefault(workload, {})[pool] = paired_speedup(serial_all, pool_all)
     if not cells:
         return []
     pools = sorted({p for row in cells.values() for p in row})

@@ -33,7 +33,7 @@ PROFILE_SETTINGS = MappingProxyType(
             "cold_rounds": 3, "memory_rounds": 1, "payload_rounds": 3,
         },
         "default": {
-            "rounds": 5, "warmup_rounds": 1, "passes": 2, "tasks_per_cpu": 6,
+            "rounds": 3, "warmup_rounds": 1, "passes": 3, "tasks_per_cpu": 6,
             "cold_rounds": 7, "memory_rounds": 2, "payload_rounds": 5,
         },
         "full": {

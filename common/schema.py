@@ -80,12 +80,23 @@ def recommended_workers(effective_cpus: float) -> int:
 
 
 def speedup(serial_samples: Sequence[float], pool_samples: Sequence[float]) -> float:
-    """Speedup of a pool: the median serial round over the median pool round.
+    """Speedup of a pool against a serial case measured apart: the median serial round over the median pool round.
 
-    Medians, not means: one round slowed by the host moves a mean, not a median. With paired
-    rounds (``serial_samples_s``), ``serial_samples`` are those; scripts/metrics.py adds intervals.
+    Medians, not means: one round slowed by the host moves a mean, not a median.
     """
     return statistics.median(serial_samples) / statistics.median(pool_samples)
+
+
+def paired_speedup(serial_samples: Sequence[float], pool_samples: Sequence[float]) -> float:
+    """Speedup of a pool from paired rounds: the median over rounds of serial reference / pool round.
+
+    Each round and the serial reference timed right after it share the host's phase of the moment;
+    their ratio cancels it, and the median over rounds drops the pairs a phase change split. A
+    ratio of the two medians would mix the phases of different rounds on each side, and spreads
+    more between runs (README.md, "Against the physical limits", measures both). scripts/metrics.py
+    adds intervals.
+    """
+    return statistics.median(s / p for s, p in zip(serial_samples, pool_samples, strict=True))
 
 
 #: File systems whose fsync reaches no disk: ``io_file`` there measures memory, not I/O

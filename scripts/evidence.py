@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from common.plan import PROFILE_SETTINGS, SWEEP_CAP, TARGET_TASK_S, batch_tasks, main_job_seconds, sweep
-from common.schema import DENIED_SHARE
+from common.schema import DENIED_SHARE, paired_speedup
 from scripts import agreement, compare
 from scripts.claims import xi
 from scripts.cli import Parser, run, write_atomic
@@ -266,6 +266,9 @@ def block_plan() -> list[str]:
     models = [cost_model(r) for r in runs]
     measured = [wall_s(r) for r in runs]
     k = models[0]["per_cpu"]
+    # The model times every round at its ideal; this host's runs took longer (GIL-bound work on
+    # threads, contention): each run's measured / modelled wall time, carried to the other C as is.
+    factors = [w / main_job_seconds(2, **mod) for w, mod in zip(measured, models, strict=True)]
     lines = [
         "| effective CPUs C | workers swept | batch at W = 1 / W = C / W = 4C | scaling cases | main job |",
         "| --- | --- | --- | --- | --- |",
@@ -279,7 +282,9 @@ def block_plan() -> list[str]:
         cost = (
             f"measured {min(measured):.0f}–{_s(max(measured))} (model {min(est):.0f}–{max(est):.0f} s)"
             if c == 2
-            else f"model {min(est) / 60:.1f}–{max(est) / 60:.1f} min"
+            else f"model {min(est) / 60:.1f}–{max(est) / 60:.1f} min; at this host's measured/model "
+            f"{min(e * f for e, f in zip(est, factors, strict=True)) / 60:.1f}–"
+            f"{max(e * f for e, f in zip(est, factors, strict=True)) / 60:.1f} min"
         )
         lines.append(
             f"| {c} | {', '.join(map(str, ws))} | {batch_tasks(1, c, k)} / {batch_tasks(c, c, k)} / "
@@ -297,7 +302,10 @@ def block_plan() -> list[str]:
         f"{m['memory_case_s'][1] * 1e3:.1f} ms per worker; the other case types and the session "
         f"{m['other_s']:.0f} s as measured (they run at fixed sizes). Task times are the calibrated ones, which "
         "any host matches by construction; a real many-core host's pool start and memory per worker may "
-        "differ. Same pools as here (serial, thread, process/fork; 3.14 adds the interpreter pool).",
+        f"differ. The model times every round at its ideal speed; here each run took {min(factors):.2f}–"
+        f"{max(factors):.2f}× the model (GIL-bound work on threads runs on one CPU, contention), the factor "
+        "the last column carries to larger C. Same pools as here (serial, thread, process/fork; 3.14 adds "
+        "the interpreter pool).",
     ]
     return lines
 
@@ -378,7 +386,7 @@ def variance_levels(runs: list[list[Record]]) -> list[str]:
     a run (passes), and of the runs' log speedups (runs), as standard deviations; medians over cases.
     """
     by_name = [{r.name: r for r in rs if r.case == "scaling" and r.paired_serial} for rs in runs]
-    rounds_sd, passes_sd, runs_sd = [], [], []
+    rounds_sd, passes_sd, runs_sd, medians_sd = [], [], [], []
     for name in set(by_name[0]).intersection(*by_name[1:]):
         per_run = []
         for b in by_name:
@@ -392,8 +400,13 @@ def variance_levels(runs: list[list[Record]]) -> list[str]:
             if len(chunks) > 1:
                 passes_sd.append(statistics.stdev(statistics.median(c) for c in chunks))
             rounds_sd.extend(statistics.stdev(c) / math.sqrt(len(c)) for c in chunks if len(c) > 1)
-            per_run.append(math.log(statistics.median(r.paired_serial) / statistics.median(r.samples)))
+            per_run.append(math.log(paired_speedup(r.paired_serial, r.samples)))
         runs_sd.append(statistics.stdev(per_run))
+        medians_sd.append(
+            statistics.stdev(
+                math.log(statistics.median(b[name].paired_serial) / statistics.median(b[name].samples)) for b in by_name
+            )
+        )
     if not runs_sd:
         return []
     parts = [f"rounds (a pass's standard error) {statistics.median(rounds_sd):.1%}"]
@@ -403,7 +416,8 @@ def variance_levels(runs: list[list[Record]]) -> list[str]:
     return [
         f"Where the spread lives ({len(runs_sd)} pool cases, log speedup, standard deviations, median over cases): "
         + ", ".join(parts)
-        + "."
+        + f". The runs' spread is that of the paired median (common.schema.paired_speedup); a ratio of the two "
+        f"medians spreads {statistics.median(medians_sd):.1%} between the same runs."
     ]
 
 

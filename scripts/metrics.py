@@ -1,14 +1,14 @@
 """Derived numbers, computed from loaded records only: speedup, efficiency, and per-unit pool costs.
 
-Speedup = serial median / pool median. Since schema 2 each scaling case of a pool times a serial
-reference right after each of its own rounds (``serial_samples_s``: the whole batch in schema 2-4,
-a probe of ``serial_tasks`` tasks since 5, scaled to the batch by the loader), so a slow phase of
-a shared host hits both sides alike: the speedup is the median of those paired serial times over
-the median of the pool's rounds. Older results (and the serial case itself) fall back to the run's
-separate serial case, measured seconds or minutes apart.
+Since schema 2 each scaling case of a pool times a serial reference right after each of its own
+rounds (``serial_samples_s``: the whole batch in schema 2-4, a probe of ``serial_tasks`` tasks
+since 5, scaled to the batch by the loader), so a slow phase of a shared host hits both alike: the
+speedup is the median over rounds of serial reference / pool round (common.schema.paired_speedup).
+Older results (and the serial case itself) fall back to the run's separate serial case, measured
+seconds or minutes apart: serial median / pool median.
 
 Every speedup carries a 95 % interval: a bootstrap over rounds (:data:`RESAMPLES` resamples of the
-rounds with replacement, the median of each side, the 2.5th and 97.5th percentiles of the ratios).
+rounds with replacement, the estimate of each, the 2.5th and 97.5th percentiles).
 A point measured in several passes (schema 5, bench/plan.py) is resampled hierarchically, as
 Kalibera & Jones advise for repeated levels: passes with replacement first, then rounds within
 each chosen pass, so a shift between passes (a host phase, a pool that drew a slow layout) widens
@@ -45,6 +45,7 @@ from common.schema import (
     STEAL_SHARE,
     denied_summary,
     denied_wait_share,
+    paired_speedup,
     speedup,
     steal_share,
 )
@@ -102,16 +103,19 @@ def seeded(name: str) -> np.random.Generator:
 
 def speedup_point(pool: Record, serial: Record) -> float:
     """Serial median / pool median, the serial side from the paired rounds when the case has them."""
-    return speedup(pool.paired_serial or serial.samples, pool.samples)
+    paired = pool.paired_serial
+    if paired:
+        return paired_speedup(paired, pool.samples)
+    return speedup(serial.samples, pool.samples)
 
 
 def speedup_draws(pool: Record, serial: Record, rng: np.random.Generator, resamples: int = RESAMPLES) -> np.ndarray:
     """Bootstrap draws of :func:`speedup_point`: paired rounds resampled together, else each side alone."""
     paired = pool.paired_serial
     if paired:
-        p, s = np.asarray(pool.samples, dtype=float), np.asarray(paired, dtype=float)
-        idx = resample_index(len(p), pool.passes, rng, resamples)
-        return np.median(s[idx], axis=1) / np.median(p[idx], axis=1)
+        ratios = np.asarray(paired, dtype=float) / np.asarray(pool.samples, dtype=float)
+        idx = resample_index(len(ratios), pool.passes, rng, resamples)
+        return np.median(ratios[idx], axis=1)
     return record_medians(serial, rng, resamples) / record_medians(pool, rng, resamples)
 
 

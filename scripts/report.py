@@ -422,7 +422,12 @@ def render(runs: list[list[Record]], figures: list[Path], out: Path) -> str:
     )
     lines += [
         "",
-        "How to read the numbers: a speedup is the serial median over the pool's median of the timed rounds; "
+        "How to read the numbers: "
+        + (
+            "a speedup is the median over the timed rounds of serial reference / pool round; "
+            if paired
+            else "a speedup is the serial median over the pool's median of the timed rounds; "
+        )
         + serial_side
         + f"[low–high] is its {CONFIDENCE:.0%} interval: {resampled}, the 2.5th and 97.5th percentiles. Rule for "
         "a recommendation: the cheapest choice whose interval overlaps the best one's (no pool, then threads, "
