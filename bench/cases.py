@@ -29,7 +29,7 @@ class Case:
     chunksize: int = 1
     payload: str | None = None  # a key of PAYLOAD_BYTES for payload cases
     sizing: str | None = None  # default_workers cases: "default" (max_workers=None) or "recommended"
-    tasks: int | None = None  # tasks per batch of a workload's batch (bench/plan.batch_tasks); None: the probe's own
+    tasks: int | None = None  # tasks per batch of a workload's batch (common/plan.batch_tasks); None: the probe's own
     pass_no: int = 1  # which pass of the scaling sweep (bench/plan.py): pass 2 on is a repeat on fresh pools
 
     @property
@@ -102,7 +102,7 @@ def left_out_lines(cfg: SuiteConfig) -> list[str]:
 def scaling_cases(cfg: SuiteConfig) -> list[Case]:
     """Each workload on the serial baseline, then every pool at every worker count; then again per pass.
 
-    A batch holds ``cfg.batch(W)`` tasks (bench/plan.batch_tasks). Pass 2 and on repeat the sweep
+    A batch holds ``cfg.batch(W)`` tasks (common/plan.batch_tasks). Pass 2 and on repeat the sweep
     on fresh pools after the whole of the pass before, each workload's cases in reverse order (so
     no case always follows the same one); scripts/results.py joins a point's passes into one record.
     A pool whose workers cannot import what a workload needs (NumPy in a subinterpreter) leaves

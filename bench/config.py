@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from bench import allocator, cluster, interpreters, plan
+from bench import allocator, cluster, interpreters
 from bench.cpus import CpuInfo
+from bench.plan import Sizing
+from common import plan
 from workloads import PROFILES, get, scaling_names
 from workloads.io_bound import IO_DIR_ENV
 
@@ -57,7 +59,7 @@ def _items(option: str, text: str | None) -> list[str]:
 
 
 def parse_workers(text: str | None, recommended: int) -> tuple[int, ...]:
-    """``--workers``: positive whole numbers, comma-separated; default bench/plan.sweep (1,2,4,8 on 2 CPUs)."""
+    """``--workers``: positive whole numbers, comma-separated; default common/plan.sweep (1,2,4,8 on 2 CPUs)."""
     if text is None:
         return plan.sweep(recommended)
     values = []
@@ -157,7 +159,7 @@ def parse_sizes(text: str | None, sizes_from: str | None) -> str:
     return "from" if sizes_from is not None else (text or "calibrated")
 
 
-def read_sizes_from(path: str, profile: str, names: tuple[str, ...]) -> dict[str, plan.Sizing]:
+def read_sizes_from(path: str, profile: str, names: tuple[str, ...]) -> dict[str, Sizing]:
     """``--sizes-from RESULT``: the task parameters a saved run used, for every workload of this run.
 
     One line (an :class:`OptionError`) when the file is missing, is not JSON, is not a poolbench
@@ -193,9 +195,7 @@ def read_sizes_from(path: str, profile: str, names: tuple[str, ...]) -> dict[str
             f"{where}: holds no size for workload {lacking[0]!r}; leave it out of --workloads, "
             "or leave --sizes-from out to calibrate"
         )
-    return {
-        name: plan.Sizing(_as_saved(sizes[name]["param"]), f"from {path}", sizes[name].get("task_s")) for name in names
-    }
+    return {name: Sizing(_as_saved(sizes[name]["param"]), f"from {path}", sizes[name].get("task_s")) for name in names}
 
 
 def _as_saved(param: Any) -> Any:
@@ -317,7 +317,7 @@ class SuiteConfig:
     sizes_from: str | None = None
     #: Each selected scaling workload's task parameter, filled in before the first case
     #: (bench/conftest.py calibrates); None until then.
-    sizes: Mapping[str, plan.Sizing] | None = None
+    sizes: Mapping[str, Sizing] | None = None
 
     def param(self, workload: str) -> Any:
         """The task parameter ``workload`` runs at in this run."""
@@ -326,7 +326,7 @@ class SuiteConfig:
         return get(workload).size(self.profile).param
 
     def batch(self, workers: int) -> int:
-        """Tasks in one scaling batch at ``workers`` workers (bench/plan.batch_tasks)."""
+        """Tasks in one scaling batch at ``workers`` workers (common/plan.batch_tasks)."""
         return plan.batch_tasks(workers, self.cpu.recommended_workers, self.settings["tasks_per_cpu"])
 
     def as_dict(self) -> dict:

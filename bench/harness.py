@@ -14,12 +14,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import workloads
-from bench import plan
 from bench.cases import Case
 from bench.config import SuiteConfig
 from bench.cpus import read_memory_cgroup
 from bench.executors import blas_limit_here, blas_threads_of, terminate, warm_pool
 from bench.measure import BatchRounds, RoundMeter, WrongAnswer
+from common import plan
 from common.schema import SCHEMA_VERSION
 
 

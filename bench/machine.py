@@ -21,10 +21,11 @@ from typing import Any
 
 import psutil
 
-from bench import allocator, cluster, cpus, measure, plan
+from bench import allocator, cluster, cpus, measure
 from bench.cases import left_out
 from bench.config import OptionError, SuiteConfig
 from bench.executors import blas_libraries, executor_defaults
+from common import plan
 from common.schema import MEMORY_FILESYSTEMS, SCHEMA_VERSION, busy_line, python_build
 
 #: Environment variables that change what a measurement means; recorded with every run.

@@ -3,6 +3,9 @@
 Four rules, each chosen so an answer carries to the next machine and the next run (README.md,
 "The sampling plan"):
 
+The rules other than calibration live in common/plan.py, which the scripts read too (the cost
+model of README's table).
+
 * **Task size is calibrated to the host.** At start, each workload's task parameter is moved along
   a ladder of steps of 2^(1/8) (9 %) of work until one serial task takes the profile's target time
   (:data:`TARGET_TASK_S`; CPU time for CPU-bound work, so a quota or a neighbour does not shrink
@@ -11,20 +14,21 @@ Four rules, each chosen so an answer carries to the next machine and the next ru
   anchored at the registry's fixed size, so two calibrations on one machine usually land on the
   same step; ``--sizes-from RESULT`` reuses a run's sizes exactly, ``--sizes fixed`` keeps the
   registry's.
-* **A batch is sized to the worker count** (:func:`batch_tasks`): ``W × ceil(k × min(W, C) / W)``
-  tasks, ``k`` per busy CPU (the profile's ``tasks_per_cpu``). Every W up to C gets k tasks per
-  worker (throughput scaling, as CPython's ftscalingbench sizes work by thread count), so each
-  worker count's ideal is W exactly, with no uneven last wave, at any C; past C the batch keeps k
-  tasks per CPU and stays a whole number per worker. A round then costs about k task times at
-  every W, whatever C: strong scaling's fixed batch made the one-worker round cost C times more on
-  a big machine, and could not show a speedup above its own task count.
-* **The sweep follows the machine** (:func:`sweep`): powers of two up to 4 × C, capped at
-  :data:`SWEEP_CAP` workers, plus C itself. On 2 CPUs: 1, 2, 4, 8.
-* **The serial reference is a probe**: after each timed round of a pool, :data:`PROBE_TASKS` serial
-  task(s) in the suite's thread right after the round, so drift hits both; speedup =
-  serial time per task × tasks / pool time. The passes (the profile's ``passes``) repeat every
-  scaling point on fresh pools, one pass after another, so what moves a whole pass lands in the
-  interval (scripts/metrics.py resamples passes, then rounds).
+* **A batch is sized to the worker count** (``common.plan.batch_tasks``): ``W × ceil(k × min(W,
+  C) / W)`` tasks, ``k`` per busy CPU (the profile's ``tasks_per_cpu``). Every W up to C gets k
+  tasks per worker (throughput scaling, as CPython's ftscalingbench sizes work by thread count),
+  so each worker count's ideal is W exactly, with no uneven last wave, at any C; past C the
+  batch keeps k tasks per CPU and stays a whole number per worker. A round then costs about k
+  task times at every W, whatever C: strong scaling's fixed batch made the one-worker round cost
+  C times more on a big machine, and could not show a speedup above its own task count.
+* **The sweep follows the machine** (``common.plan.sweep``): powers of two up to 4 × C, capped
+  at ``SWEEP_CAP`` workers, plus C itself. On 2 CPUs: 1, 2, 4, 8.
+* **The serial reference is a probe**: after each timed round of a pool, ``PROBE_TASKS`` serial
+  task(s) in the suite's thread right after the round, so drift hits both; speedup = the median
+  over rounds of serial time per task × tasks / round time (common.schema.paired_speedup). The
+  passes (the profile's ``passes``) repeat every scaling point on fresh pools, one pass after
+  another, so what moves a whole pass lands in the interval (scripts/metrics.py resamples
+  passes, then rounds).
 """
 
 from __future__ import annotations
@@ -35,27 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from common.plan import (
-    PROBE_TASKS,
-    PROFILE_SETTINGS,
-    SWEEP_CAP,
-    TARGET_TASK_S,
-    batch_tasks,
-    main_job_seconds,
-    sweep,
-)
-
-__all__ = [
-    "PROBE_TASKS",
-    "PROFILE_SETTINGS",
-    "SWEEP_CAP",
-    "TARGET_TASK_S",
-    "Sizing",
-    "batch_tasks",
-    "calibrate",
-    "main_job_seconds",
-    "sweep",
-]
+from common.plan import TARGET_TASK_S
 
 #: A calibration stops once a measured task is within these factors of the target.
 BAND = (0.87, 1.15)

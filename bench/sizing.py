@@ -19,6 +19,7 @@ from bench import plan, stopping
 from bench.config import SuiteConfig, sized_workloads
 from bench.executors import blas_limit_here
 from bench.timeouts import CaseTimeout, case_deadline
+from common.plan import TARGET_TASK_S
 from workloads import get
 
 
@@ -35,7 +36,7 @@ def size_workloads(suite: SuiteConfig, clock: Callable[[], float] | None = None)
     the sizes ``--sizes-from`` read. Only calibration runs a task here. ``clock``: one
     clock for every workload (a test's scripted clock); default :func:`clock_for` its kind.
     """
-    target = plan.TARGET_TASK_S[suite.profile]
+    target = TARGET_TASK_S[suite.profile]
     fixed_clock = clock
     out: dict[str, plan.Sizing] = {}
     with blas_limit_here("serial", suite.blas_threads):

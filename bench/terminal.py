@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from common.schema import paired_speedup
+from common.schema import paired_speedup, serial_batch_times
 
 
 def tell(config: pytest.Config, text: str) -> None:
@@ -73,10 +73,8 @@ def speedup_table(benchmarks: Iterable[Any], workers: int) -> list[str]:
         samples = _samples(b)
         if extra.get("case") != "scaling" or extra.get("workers") != workers or not serial or not samples:
             continue
-        probe = extra.get("serial_tasks") or extra.get("tasks") or 1
-        scale = float(extra.get("tasks") or probe) / float(probe)
         serial_all, pool_all = joined.setdefault((str(extra["workload"]), _pool(extra)), ([], []))
-        serial_all.extend(t * scale for t in serial)
+        serial_all.extend(serial_batch_times(serial, int(extra.get("tasks") or 1), extra.get("serial_tasks")))
         pool_all.extend(samples)
     cells: dict[str, dict[str, float]] = {}
     for (workload, pool), (serial_all, pool_all) in joined.items():

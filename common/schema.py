@@ -87,6 +87,13 @@ def speedup(serial_samples: Sequence[float], pool_samples: Sequence[float]) -> f
     return statistics.median(serial_samples) / statistics.median(pool_samples)
 
 
+def serial_batch_times(serial_samples: Sequence[float], tasks: int, serial_tasks: object) -> list[float]:
+    """``serial_samples_s`` as serial times of the whole batch: a probe of ``serial_tasks`` tasks
+    (schema 5) scaled by tasks / serial_tasks; without ``serial_tasks`` (schema 2-4) they timed the batch."""
+    scale = tasks / serial_tasks if isinstance(serial_tasks, int) and serial_tasks > 0 else 1.0
+    return [float(x) * scale for x in serial_samples]
+
+
 def paired_speedup(serial_samples: Sequence[float], pool_samples: Sequence[float]) -> float:
     """Speedup of a pool from paired rounds: the median over rounds of serial reference / pool round.
 

@@ -237,7 +237,7 @@ def check_same_sweep(
 def size_changes(base: list[Record], cur: list[Record]) -> list[str]:
     """Each workload whose task parameter, or each case whose batch, differs between the runs.
 
-    A batch that differs because the effective CPU count did (bench/plan.batch_tasks) is the
+    A batch that differs because the effective CPU count did (common/plan.batch_tasks) is the
     configuration change configuration_changes names, not a size change.
     """
     out = []

@@ -214,7 +214,7 @@ def _fit_line(xs: list[float], ys: list[float]) -> tuple[float, float]:
 
 
 def cost_model(records: list[Record]) -> dict:
-    """The constants of bench/plan.main_job_seconds, fitted to one measured run (module bench/plan.py).
+    """The constants of common/plan.main_job_seconds, fitted to one measured run (common/plan.py).
 
     Per scaling case of a pool, what its wall time (``case_wall_s``) held beyond its rounds and
     probes (pool start, warm-up, checks, shutdown, the meter's readings) is fitted as a + b·W per pool
@@ -293,7 +293,7 @@ def block_plan() -> list[str]:
     m = models[0]
     lines += [
         "",
-        f"Model (bench/plan.main_job_seconds), its constants fitted to each of the three default runs here: "
+        f"Model (common/plan.main_job_seconds), its constants fitted to each of the three default runs here: "
         f"a scaling case of a pool costs a warm-up of one task per worker and {m['rounds']} timed rounds (about "
         f"k = {k} task times each, and a one-task probe after each) plus "
         f"{m['case_overhead_s'] * 1e3:.0f} ms + {m['start_per_worker_s'] * 1e3:.1f} ms per worker (pool start, "

@@ -37,6 +37,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -448,7 +449,8 @@ def scaling_points(records: Iterable[Record]) -> list[ScalingPoint]:
                 speedup, lo, hi = 1.0, 1.0, 1.0
             else:
                 speedup = speedup_point(r, serial)
-                lo, hi = interval(speedup_draws(r, serial, seeded(f"{r.run.source}:{r.name}")))
+                # seeded by the file's name, not its path: the same file gives the same interval in any checkout
+                lo, hi = interval(speedup_draws(r, serial, seeded(f"{Path(r.run.source).name}:{r.name}")))
             paired = r.paired_serial
             ideal = ideal_speedup(r.kind, r.workers, r.tasks, cpus)
             sig = signals_of(r, serial, dispatch.get(r.run.source, {}), denied.get(r.run.source, False))

@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.schema import READABLE_VERSIONS, REQUIRED_EXTRA, REQUIRED_MACHINE, SCHEMA_VERSION, python_build
+from common.schema import (
+    READABLE_VERSIONS,
+    REQUIRED_EXTRA,
+    REQUIRED_MACHINE,
+    SCHEMA_VERSION,
+    python_build,
+    serial_batch_times,
+)
 
 # The schema (its version history, the keys every record carries) lives in common/schema.py.
 
@@ -100,9 +107,7 @@ class Record:
             return None
         if not all(isinstance(x, int | float) and x > 0 for x in data):
             return None
-        probe = self.extra.get("serial_tasks")
-        scale = self.tasks / probe if isinstance(probe, int) and probe > 0 else 1.0
-        return tuple(float(x) * scale for x in data)
+        return tuple(serial_batch_times(data, self.tasks, self.extra.get("serial_tasks")))
 
     @property
     def pool(self) -> str:

@@ -34,7 +34,7 @@ def test_defaults():
 
 
 def test_default_workers_follow_the_effective_cpu_count():
-    # bench/plan.sweep: powers of two up to 4 × C, and C itself
+    # common/plan.sweep: powers of two up to 4 × C, and C itself
     assert build_config({}, SIX_CPUS).workers == (1, 2, 4, 6, 8, 16)
     assert build_config({}, HALF_CPU).workers == (1, 2, 4)
 

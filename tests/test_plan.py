@@ -15,6 +15,7 @@ from bench import cases, plan
 from bench.config import OptionError, build_config
 from bench.cpus import CgroupCpu, CpuInfo
 from bench.sizing import size_workloads
+from common import plan as rules
 from scripts import compare, metrics
 from scripts.results import load
 from tests.clirun import run_module
@@ -114,7 +115,7 @@ def test_the_suite_calibrates_what_scales_and_records_how(scripted_workload):
     sizes = size_workloads(cfg, scripted_workload)
     assert list(sizes) == ["scripted"]
     s = sizes["scripted"]
-    assert s.method == "calibrated" and s.target_s == plan.TARGET_TASK_S["default"] == 0.020
+    assert s.method == "calibrated" and s.target_s == rules.TARGET_TASK_S["default"] == 0.020
     assert plan.BAND[0] <= s.task_s / s.target_s <= plan.BAND[1]
     assert s.as_dict()["param"] == s.param and s.as_dict()["tries"] == s.tries
     fixed = size_workloads(build_config({"workloads": "scripted", "cases": "scaling", "sizes": "fixed"}, TWO_CPUS),
@@ -219,7 +220,7 @@ def test_pytest_bench_with_a_broken_sizes_file_stops_before_any_case(tmp_path):
     ],
 )
 def test_the_sweep_is_powers_of_two_to_four_times_the_cpus_and_the_cpus(cpus, expected):
-    assert plan.sweep(cpus) == expected
+    assert rules.sweep(cpus) == expected
     cfg = build_config({}, CpuInfo(cpus, cpus, None, CgroupCpu()))  # a pretended CPU count
     assert cfg.workers == expected
 
@@ -227,14 +228,14 @@ def test_the_sweep_is_powers_of_two_to_four_times_the_cpus_and_the_cpus(cpus, ex
 @pytest.mark.parametrize("cpus", [2, 16, 64])
 @pytest.mark.parametrize("per_cpu", [4, 8])
 def test_every_swept_worker_count_can_reach_its_ideal_at_a_bounded_round_cost(cpus, per_cpu):
-    for w in plan.sweep(cpus):
-        n = plan.batch_tasks(w, cpus, per_cpu)
+    for w in rules.sweep(cpus):
+        n = rules.batch_tasks(w, cpus, per_cpu)
         assert n % w == 0  # a whole number of tasks per worker: no uneven last wave
         assert metrics.ideal_speedup("cpu-python", w, n, cpus) == min(w, cpus)
         assert metrics.ideal_speedup("io", w, n, cpus) == w
         assert n >= per_cpu * min(w, cpus)  # at least k tasks per busy CPU
         assert n / min(w, cpus) <= per_cpu + 4  # a round lasts about k task times, whatever W
-    assert plan.batch_tasks(1, cpus, per_cpu) == per_cpu  # the serial baseline: k tasks
+    assert rules.batch_tasks(1, cpus, per_cpu) == per_cpu  # the serial baseline: k tasks
 
 
 def test_cases_carry_their_batch_and_repeat_per_pass():
@@ -244,7 +245,7 @@ def test_cases_carry_their_batch_and_repeat_per_pass():
     assert passes >= 2
     assert len(scaling) == passes * (1 + len(cfg.workers))
     for c in scaling:
-        assert c.tasks == plan.batch_tasks(c.workers, 16, cfg.settings["tasks_per_cpu"])
+        assert c.tasks == rules.batch_tasks(c.workers, 16, cfg.settings["tasks_per_cpu"])
     second = [c for c in scaling if c.pass_no == 2]
     assert [c.id for c in second][-1] == "cpu_python-serial-w1-p2"  # each workload's cases in reverse
     assert all(c.id.endswith("-p2") for c in second)
@@ -255,7 +256,7 @@ def test_cost_model_arithmetic():
     # W=1: warm 1 task (10) + 2 tasks (20) + probe 10; W=2: warm 2 on 2 CPUs (10) + 4 tasks on 2 (20) + 10;
     # W=4: warm 4 on 2 (20) + 4 tasks (20) + 10; W=8: warm 8 on 2 (40) + 8 tasks (40) + 10;
     # serial case: warm 1 + 2 tasks (30) -> 250 ms
-    cost = plan.main_job_seconds(
+    cost = rules.main_job_seconds(
         2,
         task_s={"a": 0.010},
         pools=1,
@@ -267,7 +268,7 @@ def test_cost_model_arithmetic():
         other_s=0.0,
     )
     assert cost == pytest.approx(0.250)
-    io = plan.main_job_seconds(
+    io = rules.main_job_seconds(
         2, task_s={"a": -0.010}, pools=1, rounds=1, passes=2, per_cpu=2,
         case_overhead_s=0.0, start_per_worker_s=0.0, other_s=1.0,
     )  # fmt: skip
