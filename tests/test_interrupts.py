@@ -35,14 +35,15 @@ ROOT = Path(__file__).resolve().parents[1]
 HANG_CAP_S = 120
 
 #: How each case type is selected, and how many pytest-benchmark rounds (warm-up included) one of
-#: its cases runs in the quick profile.
+#: its cases runs in the quick profile (scaling and default_workers: no warm-up round, the pool is
+#: warmed by one task per worker before the first timed round).
 SELECT = {
-    "scaling": (["--cases", "scaling", "--workloads", "cpu_python,io_sleep", "--workers", "2"], 4),
+    "scaling": (["--cases", "scaling", "--workloads", "cpu_python,io_sleep", "--workers", "2"], 3),
     "cold_start": (["--cases", "cold_start"], 4),
     "dispatch": (["--cases", "dispatch"], 4),
     "payload": (["--cases", "payload"], 4),
     "memory": (["--cases", "memory", "--workers", "1,2"], 1),
-    "default_workers": (["--cases", "default_workers"], 4),
+    "default_workers": (["--cases", "default_workers"], 3),
     "crash": (["--cases", "crash"], 1),
 }
 
