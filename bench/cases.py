@@ -25,7 +25,7 @@ class Case:
     workload: str
     executor: str
     workers: int
-    start_method: str | None = None  # None for serial and thread executors
+    start_method: str | None = None  # process pools: the start method; dask: its configuration; else None
     chunksize: int = 1
     payload: str | None = None  # a key of PAYLOAD_BYTES for payload cases
     sizing: str | None = None  # default_workers cases: "default" (max_workers=None) or "recommended"
@@ -65,7 +65,8 @@ def _pools(cfg: SuiteConfig, workers: int, with_serial: bool, dask: bool = True)
     if "process" in cfg.executors:
         out.extend(("process", workers, m) for m in cfg.start_methods)
     if dask and "dask" in cfg.executors:
-        out.append(("dask", int(cfg.dask_cluster["workers"]) if cfg.dask_cluster else workers, None))
+        size = int(cfg.dask_cluster["workers"]) if cfg.dask_cluster else workers
+        out.extend(("dask", size, name) for name in cfg.dask_configs)
     return out
 
 

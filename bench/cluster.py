@@ -8,6 +8,22 @@ scheduler and workers; poolbench measures it as it measures thread and process p
 * an existing cluster (``--dask-scheduler ADDRESS`` or ``POOLBENCH_DASK_SCHEDULER``): the suite
   connects as a client; the cluster's size is the ``workers`` axis, read from the scheduler.
 
+Two configurations of the embedded cluster, both measured (``--dask-configs``; the records carry
+the name where process pools carry their start method, so pools read ``dask/default`` and
+``dask/tuned``):
+
+* ``default``: dask as it ships: ``LocalCluster()`` with its settings, results taken through
+  ``get_executor().map``, which asks for each future's result in turn;
+* ``tuned``: what dask's documentation advises for many CPU-bound tasks, each item a cost measured
+  by hand (evidence/dask_parts.py, README "dask: where a task's time goes"): every task sent to the
+  workers at once (``distributed.scheduler.worker-saturation: inf``, the scheduler's queue off),
+  the worker's statistical profiler off (``distributed.worker.profile.enabled: False``: it samples
+  the task thread's stack every 10 ms and takes the GIL to do so), and a batch's results fetched in
+  one ``Client.gather`` instead of one round trip per future.
+
+An existing cluster runs as it was started (configuration ``external``): its scheduler and
+workers read their own settings.
+
 Two traps measured here (shared/ANCHORS.md) shape the code:
 
 * ``get_executor()`` submits with ``pure=True`` by default, so a batch of identical tasks (same
@@ -45,6 +61,22 @@ WORKERS_ENV = "POOLBENCH_DASK_WORKERS"
 #: The requirements file that installs the optional dependency.
 REQUIREMENTS = "requirements-cluster.txt"
 
+#: The embedded cluster's configurations (``--dask-configs``): dask settings in force while the
+#: cluster starts (its scheduler reads them, its nannies pass them to their workers), and how a
+#: batch's results are fetched. Recorded per case (extra_info ``dask_config``).
+CONFIGS: dict[str, dict[str, Any]] = {
+    "default": {"settings": {}, "gather": "per future"},
+    "tuned": {
+        "settings": {
+            "distributed.scheduler.worker-saturation": "inf",
+            "distributed.worker.profile.enabled": False,
+        },
+        "gather": "one call",
+    },
+}
+#: The configuration name an existing cluster's cases carry: it runs as it was started.
+EXTERNAL = "external"
+
 
 def available() -> bool:
     """Whether ``distributed`` can be imported here (checked without importing it)."""
@@ -76,6 +108,18 @@ def init_dask_worker(blas_threads: int, malloc: str | None) -> int | None:
 _DASK_BLAS_LIMIT: Any = None
 
 
+def _scheduler_settings(dask_scheduler: Any = None) -> dict[str, Any]:
+    """On the scheduler (Client.run_on_scheduler): the queueing setting as the scheduler took it at start."""
+    saturation = getattr(dask_scheduler, "WORKER_SATURATION", None)
+    return {"distributed.scheduler.worker-saturation": str(saturation) if saturation == float("inf") else saturation}
+
+
+def _worker_settings(dask_worker: Any = None) -> dict[str, Any]:
+    """In a worker (Client.run): whether its statistical profiler runs (a periodic callback it set up at start)."""
+    callbacks = getattr(dask_worker, "periodic_callbacks", {})
+    return {"distributed.worker.profile.enabled": "profile" in callbacks}
+
+
 def _worker_cpus() -> dict[str, Any]:
     """What one worker process sees: its effective CPUs (cgroup quota, affinity) and its pid."""
     from bench import cpus  # noqa: PLC0415
@@ -94,23 +138,29 @@ class DaskExecutor(Executor):
         scheduler: str | None = None,
         blas_threads: int | None = None,
         malloc: str | None = None,
+        config: str = "default",
     ) -> None:
+        import dask  # noqa: PLC0415
         from distributed import Client, LocalCluster  # noqa: PLC0415
 
         self.cluster = None
+        self.config = EXTERNAL if scheduler else config
+        spec = CONFIGS.get(config, CONFIGS["default"])
+        self._gather_once = spec["gather"] == "one call"
         if scheduler:
             self.client = Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
         else:
-            self.cluster = LocalCluster(
-                n_workers=workers or 1,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-                scheduler_port=0,
-                host="127.0.0.1",
-            )
-            self.client = Client(self.cluster, set_as_default=False, timeout=CONNECT_TIMEOUT_S)
+            with dask.config.set(spec["settings"]):  # read by the scheduler here and by each nanny's worker
+                self.cluster = LocalCluster(
+                    n_workers=workers or 1,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                    scheduler_port=0,
+                    host="127.0.0.1",
+                )
+                self.client = Client(self.cluster, set_as_default=False, timeout=CONNECT_TIMEOUT_S)
         try:
             if blas_threads is not None:
                 self.client.run(init_dask_worker, blas_threads, malloc)
@@ -126,7 +176,29 @@ class DaskExecutor(Executor):
     def map(
         self, fn: Callable[..., Any], *iterables: Iterable[Any], timeout: float | None = None, chunksize: int = 1
     ) -> Iterator[Any]:
-        return self._executor.map(fn, *iterables, timeout=timeout)  # dask has no chunksize
+        if not self._gather_once:
+            return self._executor.map(fn, *iterables, timeout=timeout)  # dask has no chunksize
+        futures = self.client.map(fn, *iterables, pure=False)
+        try:
+            return iter(self.client.gather(futures))  # raises the first task error, as map's iterator would
+        except BaseException:
+            self.client.cancel(futures)  # a task failed or the run is stopping: drop the rest
+            raise
+
+    def settings_in_force(self) -> dict[str, Any]:
+        """This configuration as the cluster holds it: each setting as the scheduler and a worker read it."""
+        import dask  # noqa: PLC0415
+
+        per_worker = self.client.run(_worker_settings)
+        return {
+            "name": self.config,
+            "gather": "one call" if self._gather_once else "per future",
+            "settings": {
+                **self.client.run_on_scheduler(_scheduler_settings),
+                **(next(iter(per_worker.values())) if per_worker else {}),
+            },
+            "dask": dask.__version__,
+        }
 
     def workers_info(self) -> list[dict[str, Any]]:
         """Per worker: threads and memory limit as the scheduler knows them, CPUs as the worker sees them."""

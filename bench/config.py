@@ -121,6 +121,22 @@ def parse_executors(
     return tuple(keep), tuple(skipped)
 
 
+def parse_dask_configs(text: str | None, scheduler: str | None) -> tuple[str, ...]:
+    """``--dask-configs``: which configurations of the embedded cluster run (default: all).
+
+    An existing cluster (``--dask-scheduler``) runs as it was started: naming a configuration then
+    is an error, since the suite cannot change a running scheduler's settings.
+    """
+    if scheduler:
+        if text is not None:
+            raise OptionError(
+                f"--dask-configs {text}: an existing cluster ({scheduler}) runs with its own settings; "
+                "leave --dask-configs out, or drop --dask-scheduler to compare the embedded configurations"
+            )
+        return (cluster.EXTERNAL,)
+    return parse_names("--dask-configs", text, tuple(cluster.CONFIGS), tuple(cluster.CONFIGS))
+
+
 def parse_dask_scheduler(text: str | None) -> str | None:
     """``--dask-scheduler`` / ``POOLBENCH_DASK_SCHEDULER``: an existing scheduler's address, or None."""
     if text is None or text.strip() == "":
@@ -304,6 +320,9 @@ class SuiteConfig:
     journal: str | None = None
     io_dir: str = field(default_factory=lambda: os.path.realpath(tempfile.gettempdir()))
     dask_scheduler: str | None = None  # an existing cluster; None: an embedded LocalCluster per case
+    #: The embedded cluster's configurations (bench/cluster.py CONFIGS); an existing cluster runs
+    #: as started (``external``).
+    dask_configs: tuple[str, ...] = tuple(cluster.CONFIGS)
     #: Executors the default set or ``all`` asked for that cannot run here (no ``distributed``;
     #: a Python without InterpreterPoolExecutor); the run says so at start.
     skipped_executors: tuple[str, ...] = ()
@@ -337,6 +356,7 @@ class SuiteConfig:
             "executors": list(self.executors),
             "workloads": list(self.workloads),
             "start_methods": list(self.start_methods),
+            "dask_configs": list(self.dask_configs),
             "cases": list(self.cases),
             "blas_threads": self.blas_threads,
             "malloc": self.malloc,
@@ -399,6 +419,7 @@ def build_config(
         backend=parse_backend(environ.get(BACKEND_ENV)),
         io_dir=parse_io_dir(options.get("io_dir") or environ.get(IO_DIR_ENV)),
         dask_scheduler=scheduler,
+        dask_configs=parse_dask_configs(options.get("dask_configs"), scheduler),
         skipped_executors=skipped,
         sizes_mode=sizes_mode,
         sizes_from=sizes_from,

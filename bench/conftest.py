@@ -46,6 +46,8 @@ OPTIONS = {
     "one this Python or install lacks is skipped with a line)",
     "workloads": f"comma list of {', '.join(scaling_names())} (default: all)",
     "start_methods": "comma list of process start methods: fork, forkserver, spawn (default: the platform's)",
+    "dask_configs": "comma list of the embedded dask cluster's configurations: default (as dask ships), "
+    "tuned (scheduler queue off, worker profiler off, results gathered in one call) (default: both)",
     "profile": f"task sizes, batch sizes and rounds: {' | '.join(PROFILES)} (default: default)",
     "cases": f"comma list of {', '.join(CASES)} (default: all)",
     "blas_threads": "BLAS threads per worker, set with threadpoolctl (default: 1)",

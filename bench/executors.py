@@ -209,7 +209,9 @@ def make_executor(
             initargs=(blas_threads, malloc, os.getpid()),
         )
     if kind == "dask":
-        return DaskExecutor(workers, scheduler=scheduler, blas_threads=blas_threads, malloc=malloc)
+        return DaskExecutor(
+            workers, scheduler=scheduler, blas_threads=blas_threads, malloc=malloc, config=start_method or "default"
+        )
     raise ValueError(f"unknown executor kind {kind!r}")
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import workloads
 from bench.cases import Case
+from bench.cluster import DaskExecutor
 from bench.config import SuiteConfig
 from bench.cpus import read_memory_cgroup
 from bench.executors import blas_limit_here, blas_threads_of, terminate, warm_pool
@@ -149,6 +150,8 @@ def run_batches(
         blas_threads=blas,
         **batch.meter.as_info(),
     )
+    if isinstance(pool, DaskExecutor):
+        info["dask_config"] = pool.settings_in_force()
     if probe:
         info["serial_samples_s"] = [round(t, 9) for t in batch.paired_samples]
         info["serial_tasks"] = len(probe)

@@ -177,7 +177,7 @@ def dask_info(suite: SuiteConfig) -> dict[str, Any] | None:
     if "dask" not in suite.executors:
         return None
     if suite.dask_cluster:
-        return dict(suite.dask_cluster)
+        return {**suite.dask_cluster, "configs": {cluster.EXTERNAL: None}}  # its own settings
     import distributed  # noqa: PLC0415
 
     return {
@@ -185,6 +185,7 @@ def dask_info(suite: SuiteConfig) -> dict[str, Any] | None:
         "scheduler": None,  # a LocalCluster per case: W single-threaded worker processes on this machine
         "workers": None,
         "threads_per_worker": 1,
+        "configs": {name: cluster.CONFIGS[name] for name in suite.dask_configs},
     }
 
 

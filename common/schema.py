@@ -42,10 +42,16 @@ from collections.abc import Sequence
 #:    (the workload's serial task time at start), ``pass`` and ``passes``: every scaling point is
 #:    measured in ``passes`` records, one per pass, that the loader joins into one; every case adds
 #:    ``case_wall_s`` (its whole wall time: pool start, warm-up, rounds, probes, checks, shutdown).
-SCHEMA_VERSION = 5
+#: 6. dask runs in named configurations (bench/cluster.py CONFIGS): a dask case's ``start_method``
+#:    holds its configuration (``default``, ``tuned``; ``external`` for an existing cluster; it was
+#:    null), so its pool reads ``dask/default``; dask cases add ``dask_config`` (name, how results
+#:    are gathered, the settings as the scheduler and a worker hold them); machine_info ``dask``
+#:    adds ``configs``; dispatch cases at chunksize 1 add ``latency_samples_s`` (one ``map`` of an
+#:    empty task per worker, timed after the rounds).
+SCHEMA_VERSION = 6
 
 #: Schema versions the loader accepts.
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 
 #: extra_info keys every poolbench benchmark carries.
 REQUIRED_EXTRA = (

@@ -529,6 +529,117 @@ def break_even_ms(dispatch_us: float, serial_us: float, mib_ms: float = 0.0, mib
     return cost_ms * (1 - OVERHEAD_SHARE) / OVERHEAD_SHARE
 
 
+#: How far the overhead model may sit from the scaling case's measured cost per task before the
+#: report says the two disagree (issue #20's bar).
+MODEL_TOLERANCE = 0.25
+
+
+@dataclass(frozen=True)
+class OverheadModel:
+    """A pool's own cost per task, modelled from its empty tasks and checked against a real batch.
+
+    From the dispatch case (chunksize 1, W workers): ``latency_ms``, the median ``map`` of one empty
+    task per worker (what one call costs however few its tasks); ``cpu_ms``, the CPU time the whole
+    process tree spent per empty task (scheduler, client, event loops, pickling), less serial's;
+    ``wall_ms``, the empty task's wall time per task less serial's (the long-batch figure the
+    report once used alone). A batch of n real tasks on W = C busy workers then pays, per task,
+    ``W × latency / n + cpu``: the call's fixed cost spread over the batch, and CPU time every
+    task's overhead takes from the CPUs the tasks need (``model_ms``).
+
+    ``measured_ms`` (95 % interval ``measured_lo``..``measured_hi``) is what the scaling case of
+    ``workload`` at the same W shows: serial task time × (ideal / speedup − 1), the time each task
+    took beyond its serial time on one of the busy workers. Beyond the model lies what the task
+    itself lost in the pool (GIL hand-offs to a worker's event loop, caches, a busy host).
+    """
+
+    pool: str
+    workers: int
+    latency_ms: float
+    cpu_ms: float | None
+    wall_ms: float
+    workload: str | None = None
+    tasks: int | None = None
+    task_ms: float | None = None
+    model_ms: float | None = None
+    measured_ms: float | None = None
+    measured_lo: float | None = None
+    measured_hi: float | None = None
+
+    @property
+    def gap(self) -> float | None:
+        """measured / model − 1 (None without both; inf when the model is zero)."""
+        if self.model_ms is None or self.measured_ms is None:
+            return None
+        return self.measured_ms / self.model_ms - 1 if self.model_ms > 0 else math.inf
+
+    @property
+    def within(self) -> bool | None:
+        """The model within MODEL_TOLERANCE of the measured cost, or inside its interval."""
+        if self.gap is None:
+            return None
+        inside = self.measured_lo is not None and self.measured_hi is not None
+        if inside and self.measured_lo <= self.model_ms <= self.measured_hi:
+            return True
+        return abs(self.gap) <= MODEL_TOLERANCE
+
+    def break_even_ms(self, tasks_per_worker: float | None = None) -> float | None:
+        """Task length from which the modelled cost is at most OVERHEAD_SHARE of a task's time,
+        in batches of ``tasks_per_worker`` tasks per worker (None: a batch so long that only the
+        CPU cost counts)."""
+        if self.cpu_ms is None:
+            return None
+        cost = self.cpu_ms + (self.latency_ms / tasks_per_worker if tasks_per_worker else 0.0)
+        return cost * (1 - OVERHEAD_SHARE) / OVERHEAD_SHARE
+
+
+def _cpu_per_task_ms(r: Record) -> float | None:
+    cpu = r.extra.get("cpu_time_s")
+    if not isinstance(cpu, int | float) or not r.samples or r.tasks <= 0:
+        return None
+    return cpu / (len(r.samples) * r.tasks) * 1e3
+
+
+def overhead_model(records: Iterable[Record], workload: str = "cpu_python") -> list[OverheadModel]:
+    """Per pool with a dispatch case at chunksize 1 that timed its latency (schema 6): the model
+    of :class:`OverheadModel`, with the scaling case of ``workload`` at the same worker count."""
+    records = list(records)
+    serial = next((r for r in records if r.case == "dispatch" and r.executor == "serial"), None)
+    serial_wall = serial.median / serial.tasks * 1e3 if serial else 0.0
+    serial_cpu = (_cpu_per_task_ms(serial) or 0.0) if serial else 0.0
+    points = {(p.pool, p.workers): p for p in scaling_points(records) if p.workload == workload}
+    out = []
+    for r in records:
+        latency = r.extra.get("latency_samples_s")
+        if r.case != "dispatch" or r.chunksize != 1 or r.executor == "serial" or not isinstance(latency, list):
+            continue
+        if not latency:
+            continue
+        cpu = _cpu_per_task_ms(r)
+        model = OverheadModel(
+            pool=r.pool,
+            workers=r.workers,
+            latency_ms=float(np.median(latency)) * 1e3,
+            cpu_ms=None if cpu is None else max(cpu - serial_cpu, 0.0),
+            wall_ms=max(r.median / r.tasks * 1e3 - serial_wall, 0.0),
+        )
+        p = points.get((r.pool, r.workers))
+        if p is not None and p.speedup > 0:
+            task_ms = p.serial_s / p.tasks * 1e3
+            model = dataclasses.replace(
+                model,
+                workload=workload,
+                tasks=p.tasks,
+                task_ms=task_ms,
+                model_ms=(None if model.cpu_ms is None else p.workers * model.latency_ms / p.tasks + model.cpu_ms),
+                measured_ms=task_ms * (p.ideal / p.speedup - 1),
+                # a cost cannot be negative: an interval reaching past the ideal speedup is noise
+                measured_lo=max(task_ms * (p.ideal / p.speedup_hi - 1), 0.0),
+                measured_hi=max(task_ms * (p.ideal / p.speedup_lo - 1), 0.0),
+            )
+        out.append(model)
+    return sorted(out, key=lambda m: m.pool)
+
+
 def cold_start_ms(records: Iterable[Record]) -> dict[str, float]:
     """Median time from pool creation to the first result, in ms, per pool."""
     return {r.pool: r.median * 1e3 for r in records if r.case == "cold_start"}

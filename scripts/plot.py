@@ -35,6 +35,8 @@ POOL_STYLE = {
     "dask": ("tab:brown", "D"),
 }
 PROCESS_COLOURS = {"fork": "tab:orange", "forkserver": "tab:green", "spawn": "tab:red"}
+#: dask's configurations (bench/cluster.py CONFIGS; ``external``: an existing cluster)
+DASK_COLOURS = {"default": "tab:brown", "tuned": "tab:olive", "external": "tab:cyan"}
 
 
 def parse_args(argv: Sequence[str] | None = None):
@@ -50,6 +52,8 @@ def parse_args(argv: Sequence[str] | None = None):
 def style(pool: str) -> tuple[str, str]:
     if pool.startswith("process"):
         return PROCESS_COLOURS.get(pool.partition("/")[2], "tab:purple"), "^"
+    if pool.startswith("dask/"):
+        return DASK_COLOURS.get(pool.partition("/")[2], "tab:brown"), "D"
     return POOL_STYLE.get(pool, ("black", "x"))
 
 

@@ -52,10 +52,24 @@ def test_an_existing_cluster_joins_at_its_own_size_and_is_never_crashed():
     )
     cfg = dataclasses.replace(cfg, dask_cluster={"workers": 3})
     scaling = [c.id for c in cases.scaling_cases(cfg) if c.workload == "cpu_python" and c.pass_no == 1]
-    assert [i for i in scaling if "dask" in i] == ["cpu_python-dask-w3"]  # once per pass, at the cluster's size
+    # once per pass, at the cluster's size, as it was started (no configuration of the suite's own)
+    assert [i for i in scaling if "dask" in i] == ["cpu_python-dask-external-w3"]
     for gen in (cases.cold_start_cases, cases.memory_cases, cases.crash_cases, cases.default_workers_cases):
         assert not [c for c in gen(cfg) if c.executor == "dask"], gen.__name__
-    assert [c.id for c in cases.dispatch_cases(cfg) if c.executor == "dask"] == ["noop-dask-w3-c1"]
+    assert [c.id for c in cases.dispatch_cases(cfg) if c.executor == "dask"] == ["noop-dask-external-w3-c1"]
+    with pytest.raises(OptionError, match=r"--dask-configs tuned: an existing cluster \(tcp://s:8786\) runs with"):
+        build_config({"dask_scheduler": "tcp://s:8786", "dask_configs": "tuned"}, TWO_CPUS, missing=DASK_OK)
+
+
+def test_both_configurations_join_the_same_axis_and_can_be_chosen():
+    cfg = build_config({"executors": "serial,dask", "workers": "2"}, TWO_CPUS, missing=DASK_OK)
+    assert cfg.dask_configs == ("default", "tuned")
+    ids = [c.id for c in cases.scaling_cases(cfg) if c.workload == "cpu_python" and c.pass_no == 1]
+    assert ids == ["cpu_python-serial-w1", "cpu_python-dask-default-w2", "cpu_python-dask-tuned-w2"]
+    one = build_config({"executors": "dask", "dask_configs": "tuned"}, TWO_CPUS, missing=DASK_OK)
+    assert {c.start_method for c in cases.dispatch_cases(one)} == {"tuned"}
+    with pytest.raises(OptionError, match=r"--dask-configs: unknown 'fast'; choose from default, tuned"):
+        build_config({"executors": "dask", "dask_configs": "fast"}, TWO_CPUS, missing=DASK_OK)
 
 
 def test_an_embedded_cluster_joins_every_case_but_default_workers():
@@ -83,6 +97,28 @@ def test_local_cluster_runs_every_task_spreads_them_and_limits_blas():
 
 
 @needs_dask
+@pytest.mark.parametrize("config", ["default", "tuned"])
+def test_each_configuration_starts_runs_records_its_settings_and_leaves_no_process(config):
+    pool = executors.make_executor("dask", 2, config, blas_threads=1)
+    try:
+        workers = {w["pid"] for w in pool.client.run(cluster._worker_cpus).values()}
+        pids = list(pool.map(executors.overhead.whoami, [0.05] * 8))
+        assert len(pids) == 8 and set(pids) == workers  # every task ran once, on the cluster's two workers
+        with pytest.raises(ZeroDivisionError):  # a task's error reaches the caller, in either gathering
+            list(pool.map(divmod, [1, 2], [1, 0]))
+        held = pool.settings_in_force()
+    finally:
+        pool.shutdown()
+    assert held["name"] == config and held["dask"]
+    tuned = config == "tuned"
+    assert held["gather"] == ("one call" if tuned else "per future")
+    # read from the running scheduler and worker, not from the configuration asked for
+    assert held["settings"]["distributed.scheduler.worker-saturation"] == ("inf" if tuned else 1.1)
+    assert held["settings"]["distributed.worker.profile.enabled"] is (not tuned)
+    assert not workers & {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+@needs_dask
 @pytest.mark.slow
 def test_dask_cases_run_end_to_end_and_the_report_has_its_section(tmp_path):
     out = tmp_path / "run.json"
@@ -96,17 +132,23 @@ def test_dask_cases_run_end_to_end_and_the_report_has_its_section(tmp_path):
     info = data["machine_info"]["poolbench"]["dask"]
     assert info["version"] and info["threads_per_worker"] == 1
     names = {b["name"] for b in data["benchmarks"]}
-    assert {"test_scaling[cpu_python-dask-w2]", "test_dispatch[noop-dask-w2-c1]"} <= names
+    assert set(info["configs"]) == {"default", "tuned"}
+    for config in ("default", "tuned"):
+        assert {f"test_scaling[cpu_python-dask-{config}-w2]", f"test_dispatch[noop-dask-{config}-w2-c1]"} <= names
+    by_name = {b["name"]: b["extra_info"] for b in data["benchmarks"]}
+    assert by_name["test_scaling[cpu_python-dask-tuned-w2]"]["dask_config"]["gather"] == "one call"
+    assert len(by_name["test_dispatch[noop-dask-tuned-w2-c1]"]["latency_samples_s"]) > 0
     crashes = [b["extra_info"] for b in data["benchmarks"] if b["extra_info"]["case"] == "crash"]
     dask_crashes = [c for c in crashes if c["executor"] == "dask"]
-    assert len(dask_crashes) == 3
+    assert len(dask_crashes) == 6  # three crash kinds under each configuration
     for c in dask_crashes:  # the client survives a worker's death: what it sees is the finding
         assert c["parent_survived"] and c["recovered"] and c["allowed_failures"] is not None
     report = run_module("scripts.report", str(out), "--out", str(tmp_path / "report"))
     assert report.returncode == 0, report.stderr
     text = (tmp_path / "report" / "report.md").read_text()
     assert "## One machine or a cluster" in text
-    assert "| dask |" in text and "Crash isolation on dask" in text
+    assert "| dask/default |" in text and "| dask/tuned |" in text and "Crash isolation on dask" in text
+    assert "model: cost per task in the scaling batch" in text
 
 
 def test_cluster_shapes_are_parsed_and_their_results_checked():

@@ -1,0 +1,235 @@
+"""By hand, outside the suite: where a dask task's time goes (issue #20).
+
+A LocalCluster of one-thread worker processes, as bench/cluster.py builds it, runs batches of the
+pure-Python ``cpu_python`` task (and of empty tasks) through ``Client.get_executor(pure=False).map``.
+For each batch it reads, by an independent method (the kernel's CPU accounting per process and per
+thread, psutil), how many CPU milliseconds each part of the cluster spent per task:
+
+* the worker's task thread beyond the task's own serial CPU time (GIL hand-offs, cache),
+* the worker's other threads (its event loop: messages, heartbeats, the system monitor, profiling),
+* the nanny,
+* the client's process: the client's event loop and, in a LocalCluster, the scheduler too.
+
+Then the same batches with one thing changed at a time (knock-outs): results gathered in one call,
+the scheduler in a process of its own, the worker's monitors quieted, every task sent to the
+workers at once, work stealing off, a longer switch interval in the worker. Serial time is the same
+task in this process between batches. Prints one JSON line per configuration and W.
+
+    .venv/bin/python evidence/dask_parts.py [--rounds 5] [--target-ms 20] [--only ships,gather,...]
+
+It imports nothing from bench/ (the measurement must not share the suite's code) except the
+workload function itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])  # a subprocess scheduler unpickles tasks too
+
+import dask
+from distributed import Client, LocalCluster
+
+from workloads.cpu_bound import count_primes
+
+QUIET = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.system-monitor.interval": "1h",
+    "distributed.admin.tick.interval": "1h",
+    "distributed.worker.memory.monitor-interval": "1h",
+}
+CONFIGS = {
+    "ships": {},
+    "gather": {"gather": True},
+    "subsched": {"subsched": True},
+    "quiet": {"cfg": QUIET},
+    "saturate": {"cfg": {"distributed.scheduler.worker-saturation": "inf"}},
+    "nosteal": {"cfg": {"distributed.scheduler.work-stealing": False}},
+    "switch50": {"switch": 0.05},
+    "tuned": {"gather": True, "cfg": {**QUIET, "distributed.scheduler.worker-saturation": "inf"}},
+    "tuned+subsched": {
+        "gather": True,
+        "subsched": True,
+        "cfg": {**QUIET, "distributed.scheduler.worker-saturation": "inf"},
+    },
+}
+
+
+def noop(x: int) -> int:
+    return x
+
+
+def size_task(target_s: float) -> int:
+    """The count_primes limit whose serial task takes target_s of CPU time (median of 3)."""
+    limit = 20_000
+    for _ in range(8):
+        ts = []
+        for _ in range(3):
+            t = time.process_time()
+            count_primes(limit)
+            ts.append(time.process_time() - t)
+        took = statistics.median(ts)
+        if 0.9 < took / target_s < 1.1:
+            break
+        limit = int(limit * (target_s / took) ** (1 / 1.5))
+    return limit
+
+
+def serial_s(limit: int) -> float:
+    t = time.perf_counter()
+    count_primes(limit)
+    return time.perf_counter() - t
+
+
+def thread_ids(role: str) -> dict[str, int]:
+    """In a worker (via Client.run): its threads' names and kernel ids; 'task' is the executor thread."""
+    return {t.name: t.native_id for t in threading.enumerate() if t.native_id is not None}
+
+
+def cpu_ms(proc: psutil.Process, tids: set[int] | None = None) -> float:
+    """Time on a CPU (ms) of a process's threads, or of the given ones: /proc/PID/task/TID/schedstat, in ns.
+
+    psutil's cpu_times counts in clock ticks (10 ms), too coarse for a few tasks; schedstat's first
+    field is the scheduler's own runtime in nanoseconds.
+    """
+    total = 0
+    for task in Path(f"/proc/{proc.pid}/task").iterdir():
+        if tids is not None and int(task.name) not in tids:
+            continue
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # a thread that ended between the listing and the read
+    return total / 1e6
+
+
+def start(workers: int, spec: dict):
+    with dask.config.set(spec.get("cfg", {})):
+        if spec.get("subsched"):
+            from distributed.deploy.subprocess import SubprocessCluster  # noqa: PLC0415
+
+            cluster = SubprocessCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+                host="127.0.0.1",
+                worker_kwargs={},
+            )
+        else:
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+                host="127.0.0.1",
+                scheduler_port=0,
+            )
+        client = Client(cluster, set_as_default=False)
+    if spec.get("switch"):
+        client.run(sys.setswitchinterval, spec["switch"])
+    return cluster, client
+
+
+def measure(name: str, spec: dict, workers: int, *, limit: int, tasks: int, rounds: int) -> dict:
+    cluster, client = start(workers, spec)
+    try:
+        ex = client.get_executor(pure=False)
+
+        def batch(fn, args):
+            if spec.get("gather"):
+                return client.gather(client.map(fn, args, pure=False))
+            return list(ex.map(fn, args))
+
+        batch(count_primes, [limit] * workers)  # warm
+        pids = client.run(os.getpid)
+        # every worker's task thread exists before its threads are read: one task pinned to each
+        client.gather([client.submit(count_primes, limit, workers=[a], pure=False) for a in pids])
+        worker_procs = {a: psutil.Process(p) for a, p in pids.items()}
+        task_tids = {}
+        for a, names in client.run(thread_ids, "worker").items():
+            task_tids[a] = {tid for n, tid in names.items() if "Dask-Default-Threads" in n}
+            assert task_tids[a], f"no task thread among {sorted(names)}"
+        me = psutil.Process()
+        # a LocalCluster's nannies live in this process (they start the worker processes); a
+        # SubprocessCluster's each in a process of its own
+        nannies = list({p.ppid(): p.parent() for p in worker_procs.values() if p.ppid() != me.pid}.values())
+        sched = None
+        if spec.get("subsched"):
+            sched = psutil.Process(cluster.scheduler.process.pid)
+            sched = next((c for c in sched.children(recursive=True)), sched) if not sched.cmdline()[1:2] else sched
+        out: dict[str, list[float]] = {
+            k: [] for k in ("speedup", "over_ms", "task_x", "loop_ms", "nanny_ms", "client_ms", "sched_ms", "noop_ms")
+        }
+        for _ in range(rounds):
+            before = {
+                "task": sum(cpu_ms(p, task_tids[a]) for a, p in worker_procs.items()),
+                "worker": sum(cpu_ms(p) for p in worker_procs.values()),
+                "nanny": sum(cpu_ms(p) for p in nannies),
+                "client": cpu_ms(me),
+                "sched": cpu_ms(sched) if sched else 0.0,
+            }
+            t0 = time.perf_counter()
+            answers = batch(count_primes, [limit] * tasks)
+            wall = time.perf_counter() - t0
+            after = {
+                "task": sum(cpu_ms(p, task_tids[a]) for a, p in worker_procs.items()),
+                "worker": sum(cpu_ms(p) for p in worker_procs.values()),
+                "nanny": sum(cpu_ms(p) for p in nannies),
+                "client": cpu_ms(me),
+                "sched": cpu_ms(sched) if sched else 0.0,
+            }
+            assert len(set(answers)) == 1 and len(answers) == tasks
+            t_cpu0 = cpu_ms(me, {threading.get_native_id()})
+            s = statistics.median(serial_s(limit) for _ in range(3))
+            serial_cpu_ms = (cpu_ms(me, {threading.get_native_id()}) - t_cpu0) / 3
+            d = {k: (after[k] - before[k]) / tasks for k in after}
+            out["speedup"].append(s * tasks / wall)
+            out["over_ms"].append((wall * min(workers, os.cpu_count() or 1) / tasks - s) * 1e3)
+            out["task_x"].append(d["task"] / serial_cpu_ms)
+            out["loop_ms"].append(d["worker"] - d["task"])
+            out["nanny_ms"].append(d["nanny"])
+            out["client_ms"].append(d["client"])
+            out["sched_ms"].append(d["sched"])
+            t0 = time.perf_counter()
+            batch(noop, list(range(200)))
+            out["noop_ms"].append((time.perf_counter() - t0) * 1e3 / 200)
+        row = {"config": name, "W": workers, "tasks": tasks, "serial_ms": round(s * 1e3, 1)}
+        row.update({k: round(statistics.median(v), 3) for k, v in out.items()})
+        return row
+    finally:
+        client.close()
+        cluster.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--target-ms", type=float, default=20.0)
+    ap.add_argument("--tasks-per-worker", type=int, default=6)
+    ap.add_argument("--only", default=",".join(CONFIGS))
+    ap.add_argument("--workers", default="1,2")
+    a = ap.parse_args()
+    limit = size_task(a.target_ms / 1e3)
+    print(json.dumps({"limit": limit, "cpus": os.cpu_count(), "distributed": __import__("distributed").__version__}))
+    for w in (int(x) for x in a.workers.split(",")):
+        for name in a.only.split(","):
+            row = measure(name, CONFIGS[name], w, limit=limit, tasks=a.tasks_per_worker * max(w, 1), rounds=a.rounds)
+            print(json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
