@@ -1,7 +1,8 @@
 """By hand, outside the suite: where a dask task's time goes (issue #20).
 
 A LocalCluster of one-thread worker processes, as bench/cluster.py builds it, runs batches of the
-pure-Python ``cpu_python`` task (and of empty tasks) through ``Client.get_executor(pure=False).map``.
+pure-Python ``cpu_python`` task and of the GIL-releasing ``numpy_ufunc`` task (each about 20 ms of
+CPU, and empty tasks) through ``Client.get_executor(pure=False).map``.
 For each batch it reads, by an independent method (the kernel's CPU accounting per process and per
 thread, psutil), how many CPU milliseconds each part of the cluster spent per task:
 
@@ -10,15 +11,17 @@ thread, psutil), how many CPU milliseconds each part of the cluster spent per ta
 * the nanny,
 * the client's process: the client's event loop and, in a LocalCluster, the scheduler too.
 
-Then the same batches with one thing changed at a time (knock-outs): results gathered in one call,
-the scheduler in a process of its own, the worker's monitors quieted, every task sent to the
-workers at once, work stealing off, a longer switch interval in the worker. Serial time is the same
-task in this process between batches. Prints one JSON line per configuration and W.
+Then the same batches with one thing changed at a time (knock-outs, CONFIGS): results gathered in
+one call, the scheduler's queue off, the worker's profiler off, its monitors quieted, work stealing
+off, a longer switch interval in the worker, the scheduler in a process of its own; then the
+suite's ``tuned`` configuration, and tuned with the scheduler apart. Serial time is the same task in
+this process right after each batch. Prints one JSON line per workload, configuration and W
+(evidence/measure.sh, topic ``dask``, keeps them in evidence/dask/parts.jsonl).
 
-    .venv/bin/python evidence/dask_parts.py [--rounds 5] [--target-ms 20] [--only ships,gather,...]
+    .venv/bin/python evidence/dask_parts.py [--rounds 5] [--target-ms 20] [--only "default,queue off"]
 
-It imports nothing from bench/ (the measurement must not share the suite's code) except the
-workload function itself.
+It shares no measuring code with bench/: it imports only the workload functions and the suite's
+``tuned`` settings (so that the two measure the same configuration).
 """
 
 from __future__ import annotations
@@ -41,28 +44,33 @@ os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])  # a subproc
 import dask
 from distributed import Client, LocalCluster
 
-from workloads.cpu_bound import count_primes
+from bench.cluster import CONFIGS as SUITE  # the suite's configurations: their settings only, no code
+from workloads.cpu_bound import count_primes, ufunc_chain
 
-QUIET = {
-    "distributed.worker.profile.enabled": False,
+TUNED = SUITE["tuned"]["settings"]
+MONITORS = {
     "distributed.admin.system-monitor.interval": "1h",
     "distributed.admin.tick.interval": "1h",
     "distributed.worker.memory.monitor-interval": "1h",
 }
+#: One thing changed at a time from dask as it ships, then the suite's ``tuned`` and tuned with the
+#: scheduler in a process of its own.
 CONFIGS = {
-    "ships": {},
-    "gather": {"gather": True},
-    "subsched": {"subsched": True},
-    "quiet": {"cfg": QUIET},
-    "saturate": {"cfg": {"distributed.scheduler.worker-saturation": "inf"}},
-    "nosteal": {"cfg": {"distributed.scheduler.work-stealing": False}},
-    "switch50": {"switch": 0.05},
-    "tuned": {"gather": True, "cfg": {**QUIET, "distributed.scheduler.worker-saturation": "inf"}},
-    "tuned+subsched": {
-        "gather": True,
-        "subsched": True,
-        "cfg": {**QUIET, "distributed.scheduler.worker-saturation": "inf"},
-    },
+    "default": {},
+    "gather once": {"gather": True},
+    "queue off": {"cfg": {"distributed.scheduler.worker-saturation": "inf"}},
+    "profiler off": {"cfg": {"distributed.worker.profile.enabled": False}},
+    "monitors off": {"cfg": MONITORS},
+    "stealing off": {"cfg": {"distributed.scheduler.work-stealing": False}},
+    "switch 50 ms": {"switch": 0.05},
+    "scheduler apart": {"subsched": True},
+    "tuned": {"gather": True, "cfg": TUNED},
+    "tuned, scheduler apart": {"gather": True, "subsched": True, "cfg": TUNED},
+}
+#: The workloads: a task function, how its parameter scales its work, a first guess.
+WORKLOADS = {
+    "cpu_python": (count_primes, 1.5, 20_000),  # pure Python: holds the GIL
+    "numpy_ufunc": (ufunc_chain, 1.0, 200_000),  # NumPy loops over large arrays: releases it
 }
 
 
@@ -70,25 +78,24 @@ def noop(x: int) -> int:
     return x
 
 
-def size_task(target_s: float) -> int:
-    """The count_primes limit whose serial task takes target_s of CPU time (median of 3)."""
-    limit = 20_000
+def size_task(func, exponent: float, param: int, target_s: float) -> int:
+    """The parameter whose serial task takes target_s of CPU time (median of 3), by the work's exponent."""
     for _ in range(8):
         ts = []
         for _ in range(3):
             t = time.process_time()
-            count_primes(limit)
+            func(param)
             ts.append(time.process_time() - t)
         took = statistics.median(ts)
         if 0.9 < took / target_s < 1.1:
             break
-        limit = int(limit * (target_s / took) ** (1 / 1.5))
-    return limit
+        param = int(param * (target_s / took) ** (1 / exponent))
+    return param
 
 
-def serial_s(limit: int) -> float:
+def serial_s(func, param: int) -> float:
     t = time.perf_counter()
-    count_primes(limit)
+    func(param)
     return time.perf_counter() - t
 
 
@@ -143,7 +150,7 @@ def start(workers: int, spec: dict):
     return cluster, client
 
 
-def measure(name: str, spec: dict, workers: int, *, limit: int, tasks: int, rounds: int) -> dict:
+def measure(name: str, spec: dict, workers: int, *, func, limit: int, tasks: int, rounds: int) -> dict:
     cluster, client = start(workers, spec)
     try:
         ex = client.get_executor(pure=False)
@@ -153,10 +160,10 @@ def measure(name: str, spec: dict, workers: int, *, limit: int, tasks: int, roun
                 return client.gather(client.map(fn, args, pure=False))
             return list(ex.map(fn, args))
 
-        batch(count_primes, [limit] * workers)  # warm
+        batch(func, [limit] * workers)  # warm
         pids = client.run(os.getpid)
         # every worker's task thread exists before its threads are read: one task pinned to each
-        client.gather([client.submit(count_primes, limit, workers=[a], pure=False) for a in pids])
+        client.gather([client.submit(func, limit, workers=[a], pure=False) for a in pids])
         worker_procs = {a: psutil.Process(p) for a, p in pids.items()}
         task_tids = {}
         for a, names in client.run(thread_ids, "worker").items():
@@ -169,7 +176,6 @@ def measure(name: str, spec: dict, workers: int, *, limit: int, tasks: int, roun
         sched = None
         if spec.get("subsched"):
             sched = psutil.Process(cluster.scheduler.process.pid)
-            sched = next((c for c in sched.children(recursive=True)), sched) if not sched.cmdline()[1:2] else sched
         out: dict[str, list[float]] = {
             k: [] for k in ("speedup", "over_ms", "task_x", "loop_ms", "nanny_ms", "client_ms", "sched_ms", "noop_ms")
         }
@@ -182,7 +188,7 @@ def measure(name: str, spec: dict, workers: int, *, limit: int, tasks: int, roun
                 "sched": cpu_ms(sched) if sched else 0.0,
             }
             t0 = time.perf_counter()
-            answers = batch(count_primes, [limit] * tasks)
+            answers = batch(func, [limit] * tasks)
             wall = time.perf_counter() - t0
             after = {
                 "task": sum(cpu_ms(p, task_tids[a]) for a, p in worker_procs.items()),
@@ -193,7 +199,7 @@ def measure(name: str, spec: dict, workers: int, *, limit: int, tasks: int, roun
             }
             assert len(set(answers)) == 1 and len(answers) == tasks
             t_cpu0 = cpu_ms(me, {threading.get_native_id()})
-            s = statistics.median(serial_s(limit) for _ in range(3))
+            s = statistics.median(serial_s(func, limit) for _ in range(3))
             serial_cpu_ms = (cpu_ms(me, {threading.get_native_id()}) - t_cpu0) / 3
             d = {k: (after[k] - before[k]) / tasks for k in after}
             out["speedup"].append(s * tasks / wall)
@@ -206,7 +212,7 @@ def measure(name: str, spec: dict, workers: int, *, limit: int, tasks: int, roun
             t0 = time.perf_counter()
             batch(noop, list(range(200)))
             out["noop_ms"].append((time.perf_counter() - t0) * 1e3 / 200)
-        row = {"config": name, "W": workers, "tasks": tasks, "serial_ms": round(s * 1e3, 1)}
+        row = {"workload": func.__name__, "config": name, "W": workers, "tasks": tasks, "serial_ms": round(s * 1e3, 1)}
         row.update({k: round(statistics.median(v), 3) for k, v in out.items()})
         return row
     finally:
@@ -219,15 +225,24 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--target-ms", type=float, default=20.0)
     ap.add_argument("--tasks-per-worker", type=int, default=6)
-    ap.add_argument("--only", default=",".join(CONFIGS))
+    ap.add_argument("--only", default=",".join(CONFIGS), help="configurations for cpu_python")
+    ap.add_argument("--gil-free-only", default="default,tuned", help="configurations for numpy_ufunc")
     ap.add_argument("--workers", default="1,2")
     a = ap.parse_args()
-    limit = size_task(a.target_ms / 1e3)
-    print(json.dumps({"limit": limit, "cpus": os.cpu_count(), "distributed": __import__("distributed").__version__}))
-    for w in (int(x) for x in a.workers.split(",")):
-        for name in a.only.split(","):
-            row = measure(name, CONFIGS[name], w, limit=limit, tasks=a.tasks_per_worker * max(w, 1), rounds=a.rounds)
-            print(json.dumps(row), flush=True)
+    import distributed  # noqa: PLC0415
+
+    print(
+        json.dumps({"cpus": os.cpu_count(), "distributed": distributed.__version__, "python": sys.version.split()[0]})
+    )
+    for workload, only in (("cpu_python", a.only), ("numpy_ufunc", a.gil_free_only)):
+        func, exponent, guess = WORKLOADS[workload]
+        limit = size_task(func, exponent, guess, a.target_ms / 1e3)
+        for w in (int(x) for x in a.workers.split(",")):
+            for name in only.split(","):
+                row = measure(
+                    name, CONFIGS[name], w, func=func, limit=limit, tasks=a.tasks_per_worker * w, rounds=a.rounds
+                )
+                print(json.dumps({"workload_name": workload, "param": limit, **row}), flush=True)
     return 0
 
 

@@ -51,6 +51,12 @@ for topic in $ONLY; do
       POOLBENCH_SLOWDOWN=1.3 run gate-work-slowed "${slow[@]}" --sizes-from "$RAW/gate-work-base.json" ;;
     limits)  # "Against the physical limits": three default runs, one after the other
       for i in 1 2 3; do run "default-run$i"; done ;;
+    dask)  # "dask: where a task's time goes": both configurations in three default runs, then by hand
+      for i in 1 2 3; do
+        run "dask-run$i" --cases scaling,dispatch --workloads cpu_python,numpy_ufunc --executors serial,process,dask
+      done
+      echo "== dask parts ($(date -u +%T))"
+      $PY evidence/dask_parts.py --rounds 9 > "$RAW/dask-parts.jsonl" 2> "$RAW/dask-parts.log" ;;
     crash)  # "Faults": what a crash in a worker does, per executor and start method
       run crash --cases crash --start-methods fork,spawn ;;
     faults)  # "The allocator is a condition of the measurement": the three policies, every executor

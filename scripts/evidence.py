@@ -47,6 +47,7 @@ TOPICS = {
     "default-run": "limits",
     "crash": "crash",
     "malloc-": "faults",
+    "dask-run": "dask",
 }
 
 
@@ -113,6 +114,12 @@ def trim(raw: Path) -> list[Path]:
             continue
         dest = EVIDENCE / "builds" / f"{src.parent.name}.json"
         _write_json(dest, trimmed(json.loads(src.read_text())))
+        written.append(dest)
+    parts = raw / "dask-parts.jsonl"
+    if parts.exists():  # evidence/dask_parts.py: one JSON line per workload, configuration and W
+        dest = EVIDENCE / "dask" / "parts.jsonl"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(dest, parts.read_text())
         written.append(dest)
     times = raw / "interrupt-times.jsonl"
     if times.exists():

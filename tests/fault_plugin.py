@@ -121,7 +121,9 @@ def _install_phases() -> None:
     for module in list(sys.modules.values()):  # modules that imported warm_up by name
         if module is not None and getattr(module, "warm_up", None) is original_warm_up:
             module.warm_up = bench.executors.warm_up
-    for cls in (ThreadPoolExecutor, ProcessPoolExecutor):
+    import bench.cluster  # noqa: PLC0415  (imports no dask until a DaskExecutor is made)
+
+    for cls in (ThreadPoolExecutor, ProcessPoolExecutor, bench.cluster.DaskExecutor):
         _wrap(cls, "shutdown", "shutdown", when=lambda self, wait=True, **k: wait)
 
     original_pedantic = BenchmarkFixture.pedantic

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import cluster
 from tests.test_faults import no_survivors
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,15 +48,16 @@ SELECT = {
     "crash": (["--cases", "crash"], 1),
 }
 
-#: Executors each case type runs under in the sweep, with the number of cases it then holds.
+#: Executors each case type runs under in the sweep, with the number of cases it then holds
+#: (``dask-default``, ``dask-tuned``: the embedded cluster in that configuration, bench/cluster.py).
 EXECUTORS = {
-    "scaling": {"serial": 2, "thread": 2, "fork": 2, "forkserver": 2, "spawn": 2},
-    "cold_start": {"thread": 1, "fork": 1, "forkserver": 1, "spawn": 1},
-    "dispatch": {"serial": 1, "thread": 1, "fork": 3},
+    "scaling": {"serial": 2, "thread": 2, "fork": 2, "forkserver": 2, "spawn": 2, "dask-default": 2, "dask-tuned": 2},
+    "cold_start": {"thread": 1, "fork": 1, "forkserver": 1, "spawn": 1, "dask-default": 1},
+    "dispatch": {"serial": 1, "thread": 1, "fork": 3, "dask-tuned": 1},
     "payload": {"serial": 3, "thread": 3, "fork": 3, "spawn": 3},
     "memory": {"serial": 1, "thread": 2, "fork": 2, "forkserver": 2, "spawn": 2},
     "default_workers": {"thread": 4, "fork": 4},
-    "crash": {"thread": 3, "fork": 3, "spawn": 3},
+    "crash": {"thread": 3, "fork": 3, "spawn": 3, "dask-default": 3},
 }
 
 
@@ -79,6 +81,8 @@ class Point:
         args = list(SELECT[self.case][0])
         if self.executor in ("serial", "thread"):
             return [*args, "--executors", self.executor]
+        if self.executor.startswith("dask-"):
+            return [*args, "--executors", "dask", "--dask-configs", self.executor.removeprefix("dask-")]
         return [*args, "--executors", "process", "--start-methods", self.executor]
 
 
@@ -126,6 +130,7 @@ DEFAULT = {
     "dispatch-thread-mid-round-SIGTERM",
     "scaling-serial-saving-SIGINT",
     "crash-thread-saving-SIGTERM",
+    "scaling-dask-default-mid-round-SIGINT",
 }
 
 
@@ -133,6 +138,8 @@ def _params() -> list:
     out = []
     for point in points():
         marks = [] if point.id in DEFAULT else [pytest.mark.interrupt_sweep]
+        if point.executor.startswith("dask-") and not cluster.available():
+            marks.append(pytest.mark.skip(reason=cluster.missing_line()))
         out.append(pytest.param(point, id=point.id, marks=marks))
     return out
 
