@@ -130,6 +130,7 @@ def run_batches(
         cgroup=suite.cpu.cgroup,
         floor_s=least_batch_s(len(args), 1 if case.executor == "serial" else case.workers) if least_batch_s else None,
         paired_floor_s=least_batch_s(len(probe), 1) if least_batch_s and probe else None,
+        settle=pool.settle if isinstance(pool, DaskExecutor) and probe else None,
     )
     blas = blas_threads_of(pool, case.executor)
     serial_blas = blas_limit_here("serial", suite.blas_threads) if probe else contextlib.nullcontext()
@@ -155,6 +156,8 @@ def run_batches(
     if probe:
         info["serial_samples_s"] = [round(t, 9) for t in batch.paired_samples]
         info["serial_tasks"] = len(probe)
+    if batch.settle_samples:
+        info["settle_samples_s"] = [round(t, 6) for t in batch.settle_samples]
     benchmark.extra_info.update(info)
     return info
 

@@ -466,6 +466,11 @@ class BatchRounds:
     floor_s: float | None = None
     paired_floor_s: float | None = None
     paired_samples: list[float] = field(default_factory=list)
+    #: Called after each timed round, before its probe: waits until the pool's own clean-up of the
+    #: round is done (a dask cluster frees the round's results in this process's event loop, which
+    #: would slow the probe; bench/cluster.py ``DaskExecutor.settle``) and returns the seconds waited.
+    settle: Callable[[], float] | None = None
+    settle_samples: list[float] = field(default_factory=list)
     meter: RoundMeter = field(init=False)
     _results: list[Any] | None = field(default=None, repr=False)
     _started: float = 0.0
@@ -495,6 +500,8 @@ class BatchRounds:
         self._check_floor(took, self.floor_s)
         self.verify()
         if self.paired is not None and timed:
+            if self.settle is not None:
+                self.settle_samples.append(self.settle())
             started = time.perf_counter()
             self._results = self.paired()
             took = time.perf_counter() - started

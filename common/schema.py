@@ -47,7 +47,9 @@ from collections.abc import Sequence
 #:    null), so its pool reads ``dask/default``; dask cases add ``dask_config`` (name, how results
 #:    are gathered, the settings as the scheduler and a worker hold them); machine_info ``dask``
 #:    adds ``configs``; dispatch cases at chunksize 1 add ``latency_samples_s`` (one ``map`` of an
-#:    empty task per worker, timed after the rounds).
+#:    empty task per worker, timed after the rounds); scaling cases of dask pools add
+#:    ``settle_samples_s`` (the wait, before each serial probe, for the cluster to finish releasing
+#:    the round: bench/cluster.py ``DaskExecutor.settle``).
 SCHEMA_VERSION = 6
 
 #: Schema versions the loader accepts.

@@ -15,8 +15,8 @@ Then the same batches with one thing changed at a time (knock-outs, CONFIGS): re
 one call, the scheduler's queue off, the worker's profiler off, its monitors quieted, work stealing
 off, a longer switch interval in the worker, the scheduler in a process of its own; then the
 suite's ``tuned`` configuration, and tuned with the scheduler apart. Serial time is the same task in
-this process right after each batch. Prints one JSON line per workload, configuration and W
-(evidence/measure.sh, topic ``dask``, keeps them in evidence/dask/parts.jsonl).
+this process after each batch, once the cluster has released the batch (SETTLE_S). Prints one JSON
+line per workload, configuration and W (evidence/measure.sh, topic ``dask``, keeps them in evidence/dask/parts.jsonl).
 
     .venv/bin/python evidence/dask_parts.py [--rounds 5] [--target-ms 20] [--only "default,queue off"]
 
@@ -65,13 +65,19 @@ CONFIGS = {
     "switch 50 ms": {"switch": 0.05},
     "scheduler apart": {"subsched": True},
     "tuned": {"gather": True, "cfg": TUNED},
-    "tuned, scheduler apart": {"gather": True, "subsched": True, "cfg": TUNED},
+    "tuned + scheduler apart": {"gather": True, "subsched": True, "cfg": TUNED},
 }
 #: The workloads: a task function, how its parameter scales its work, a first guess.
 WORKLOADS = {
     "cpu_python": (count_primes, 1.5, 20_000),  # pure Python: holds the GIL
     "numpy_ufunc": (ufunc_chain, 1.0, 200_000),  # NumPy loops over large arrays: releases it
 }
+
+
+#: Seconds to let the cluster finish with a batch (release its results) before the next step: a
+#: serial task timed while the client's event loop frees the batch's results runs slower (bench/
+#: cluster.py ``DaskExecutor.settle`` waits for quiet instead; this waits a fixed time).
+SETTLE_S = 0.3
 
 
 def noop(x: int) -> int:
@@ -180,6 +186,7 @@ def measure(name: str, spec: dict, workers: int, *, func, limit: int, tasks: int
             k: [] for k in ("speedup", "over_ms", "task_x", "loop_ms", "nanny_ms", "client_ms", "sched_ms", "noop_ms")
         }
         for _ in range(rounds):
+            time.sleep(SETTLE_S)  # the last batch's clean-up (releases, frees) done before this one starts
             before = {
                 "task": sum(cpu_ms(p, task_tids[a]) for a, p in worker_procs.items()),
                 "worker": sum(cpu_ms(p) for p in worker_procs.values()),
@@ -190,6 +197,7 @@ def measure(name: str, spec: dict, workers: int, *, func, limit: int, tasks: int
             t0 = time.perf_counter()
             answers = batch(func, [limit] * tasks)
             wall = time.perf_counter() - t0
+            time.sleep(SETTLE_S)  # this batch's clean-up counts to it, and does not slow the serial task below
             after = {
                 "task": sum(cpu_ms(p, task_tids[a]) for a, p in worker_procs.items()),
                 "worker": sum(cpu_ms(p) for p in worker_procs.values()),

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Re-measures every figure README.md quotes, on this machine, then trims the result files into
 # evidence/ (python -m scripts.evidence trim) and rewrites README.md's generated blocks from them
-# (python -m scripts.evidence write). Keep the machine otherwise idle while it runs: about 40
-# minutes on a 2-core VM. Needs .venv (README.md, "Two commands") and, for the container matrix,
-# a Docker engine (scripts/docker-engine.sh starts one on a Debian host as root).
+# (python -m scripts.evidence write). Keep the machine otherwise idle while it runs: about 50
+# minutes on a 2-core VM (topic dask: about 10). Needs .venv (README.md, "Two commands") and, for
+# the container matrix, a Docker engine (scripts/docker-engine.sh starts one on a Debian host as root).
 #
 #   bash evidence/measure.sh            # everything
 #   ONLY="crash faults" bash evidence/measure.sh    # some topics (see the case below)
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 RAW=${RAW:-/tmp/poolbench-evidence}
-ONLY=${ONLY:-"growth gate denied limits crash faults interrupts matrix builds"}
+ONLY=${ONLY:-"growth gate denied limits dask crash faults interrupts matrix builds"}
 mkdir -p "$RAW"
 
 # run NAME [taskset args --] pytest-bench-args...: one `pytest bench` run saved as $RAW/NAME.json

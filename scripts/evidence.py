@@ -35,7 +35,15 @@ from common.schema import DENIED_SHARE, paired_speedup
 from scripts import agreement, compare
 from scripts.claims import xi
 from scripts.cli import Parser, run, write_atomic
-from scripts.metrics import ScalingPoint, build_rows, find, run_denied, scaling_points
+from scripts.metrics import (
+    MODEL_TOLERANCE,
+    ScalingPoint,
+    build_rows,
+    find,
+    overhead_model,
+    run_denied,
+    scaling_points,
+)
 from scripts.results import Record, ResultsError, load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -588,8 +596,10 @@ def block_crash() -> list[str]:
     ]
 
 
-#: The executors of the allocator runs (evidence/measure.sh, topic faults), as results name their pools.
-FAULT_POOLS = ("thread", "process/fork", "process/forkserver", "process/spawn", "dask")
+#: The local pools of the allocator runs (evidence/measure.sh, topic faults), as results name them;
+#: the dask pools follow as the runs name them (``dask`` before schema 6, ``dask/default`` and
+#: ``dask/tuned`` after).
+LOCAL_FAULT_POOLS = ("thread", "process/fork", "process/forkserver", "process/spawn")
 MALLOC_POLICIES = ("neutral", "fixed", "dynamic")
 
 
@@ -599,6 +609,8 @@ def _per_task_faults(r: Record) -> float:
 
 def block_faults() -> list[str]:
     runs = {m: _records(_runs(f"faults/malloc-{m}.json")[0]) for m in MALLOC_POLICIES}
+    dask_pools = sorted({r.pool for recs in runs.values() for r in recs if r.executor == "dask"})
+    fault_pools = (*LOCAL_FAULT_POOLS, *dask_pools)
     workloads = list(dict.fromkeys(r.workload for r in runs["neutral"] if r.case == "scaling"))
     faults: dict[tuple[str, str, str], float] = {}
     speed: dict[tuple[str, str, str], ScalingPoint] = {}
@@ -607,27 +619,27 @@ def block_faults() -> list[str]:
         at = {(r.workload, r.pool, r.workers): r for r in recs if r.case == "scaling"}
         points = {(p.workload, p.pool, p.workers): p for p in scaling_points(recs)}
         for w in workloads:
-            for pool in ("serial", *FAULT_POOLS):
+            for pool in ("serial", *fault_pools):
                 rec = at.get((w, pool, 1 if pool == "serial" else 2))
                 if rec is not None:
                     faults[(m, w, pool)] = _per_task_faults(rec)
                 if (w, pool, 2) in points:
                     speed[(m, w, pool)] = points[(w, pool, 2)]
-            cells = [f"{faults[(m, w, p)]:,.1f}" if (m, w, p) in faults else "—" for p in ("serial", *FAULT_POOLS)]
+            cells = [f"{faults[(m, w, p)]:,.1f}" if (m, w, p) in faults else "—" for p in ("serial", *fault_pools)]
             rows_f.append(f"| `{m}` | `{w}` | " + " | ".join(cells) + " |")
             serial_ms = at[(w, "serial", 1)].median * 1e3
             rows_s.append(
                 f"| `{m}` | `{w}` | {serial_ms:.0f} ms | "
-                + " | ".join(xi(speed[(m, w, p)]) if (m, w, p) in speed else "—" for p in FAULT_POOLS)
+                + " | ".join(xi(speed[(m, w, p)]) if (m, w, p) in speed else "—" for p in fault_pools)
                 + " |"
             )
-    pools = " | ".join(FAULT_POOLS)
+    pools = " | ".join(fault_pools)
     t, pr = speed[("neutral", "hash_alloc", "thread")], speed[("neutral", "hash_alloc", "process/fork")]
     apart = abs(t.speedup - pr.speedup) / max(t.speedup, pr.speedup)
     close = apart <= 0.10 and min(t.speedup, pr.speedup) >= 1.6
     shares = {
         p: max(faults[("neutral", w, p)] / faults[("fixed", w, p)] for w in workloads if ("fixed", w, p) in faults)
-        for p in ("serial", *FAULT_POOLS)
+        for p in ("serial", *fault_pools)
         if all(("neutral", w, p) in faults and faults.get(("fixed", w, p)) for w in workloads)
     }
     worst = max(shares.values())
@@ -635,13 +647,13 @@ def block_faults() -> list[str]:
         "Minor page faults per task (serial: its own case; pools at 2 workers):",
         "",
         f"| policy | workload | serial | {pools} |",
-        "| --- | --- | --- | " + " | ".join("---" for _ in FAULT_POOLS) + " |",
+        "| --- | --- | --- | " + " | ".join("---" for _ in fault_pools) + " |",
         *rows_f,
         "",
         "Speedup over serial at 2 workers, and the serial batch it divides:",
         "",
         f"| policy | workload | serial batch | {pools} |",
-        "| --- | --- | --- | " + " | ".join("---" for _ in FAULT_POOLS) + " |",
+        "| --- | --- | --- | " + " | ".join("---" for _ in fault_pools) + " |",
         *rows_s,
         "",
         f"Targets (issue #18), `neutral`: `hash_alloc` at 2 workers, threads {xi(t)} and processes (fork) {xi(pr)}, "
@@ -780,6 +792,101 @@ def block_builds() -> list[str]:
     return lines
 
 
+#: The pools of the dask runs (evidence/measure.sh, topic dask), as results name them.
+DASK_POOLS = ("dask/default", "dask/tuned", "process/fork")
+#: Issue #20's bars: the tuned configuration's cpu_python speedup at W = C; the model's distance
+#: from the scaling case (scripts/metrics.py MODEL_TOLERANCE).
+DASK_SPEEDUP_TARGET = 1.5
+
+
+def _parts_rows(rows: list[dict], workload: str) -> list[str]:
+    """evidence/dask_parts.py's lines of one workload as table rows, one per configuration (W = 1 and 2)."""
+    by = {(r["config"], r["W"]): r for r in rows if r.get("workload_name") == workload}
+    out = []
+    for config in dict.fromkeys(r["config"] for r in rows if r.get("workload_name") == workload):
+        one, two = by.get((config, 1)), by.get((config, 2))
+        if one is None or two is None:
+            continue
+        apart = f"{two['sched_ms']:.2f}" if two["sched_ms"] else "—"
+        out.append(
+            f"| {config} | {one['speedup']:.2f}× | {two['speedup']:.2f}× | {two['over_ms']:.1f} | "
+            f"{two['task_x']:.2f} | {two['loop_ms']:.2f} | {two['client_ms'] + two['nanny_ms']:.2f} | {apart} | "
+            f"{two['noop_ms']:.2f} |"
+        )
+    return out
+
+
+def block_dask() -> list[str]:
+    """dask's two configurations in three default runs, the overhead model against each, and the parts by hand."""
+    paths = _runs("dask/dask-run*.json")
+    runs = [_records(p) for p in paths]
+    at = int(runs[0][0].run.poolbench["recommended_workers"])
+    lines = [
+        f"| workload | pool | speedup at {at} workers, runs 1–{len(runs)} |",
+        "| --- | --- | --- |",
+    ]
+    points = [{(p.workload, p.pool): p for p in scaling_points(recs) if p.workers == at} for recs in runs]
+    for workload in ("cpu_python", "numpy_ufunc"):
+        for pool in DASK_POOLS:
+            got = [pts.get((workload, pool)) for pts in points]
+            if any(g is None for g in got):
+                continue
+            lines.append(f"| `{workload}` | {pool} | " + "; ".join(xi(g) for g in got) + " |")
+    tuned = [pts[("cpu_python", "dask/tuned")].speedup for pts in points if ("cpu_python", "dask/tuned") in pts]
+    held = sum(s >= DASK_SPEEDUP_TARGET for s in tuned)
+    lines += [
+        "",
+        f"Target (issue #20): `dask/tuned` `cpu_python` at {at} workers ≥ {DASK_SPEEDUP_TARGET}× in "
+        f"{held} of {len(tuned)} runs ({'met' if held == len(tuned) else 'NOT met in every run'}; "
+        + ", ".join(f"{s:.2f}×" for s in tuned)
+        + ").",
+        "",
+        "| run | pool | one map call | CPU per empty task | model per task | measured per task (`cpu_python`) "
+        "| measured vs model |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    checks = []
+    for i, recs in enumerate(runs, 1):
+        for m in overhead_model(recs):
+            if m.measured_ms is None or m.model_ms is None:
+                continue
+            lines.append(
+                f"| {i} | {m.pool} | {m.latency_ms:.2f} ms | {m.cpu_ms:.2f} ms | {m.model_ms:.2f} ms ({m.tasks} tasks) "
+                f"| {m.measured_ms:.2f} ms [{m.measured_lo:.2f}, {m.measured_hi:.2f}] | {m.gap:+.0%} |"
+            )
+            if m.pool.startswith("dask/"):
+                checks.append(bool(m.within))
+    lines += [
+        "",
+        f"Target (issue #20): the model within {MODEL_TOLERANCE:.0%} of the scaling case's cost per task (or inside "
+        f"its interval) for both dask configurations: {sum(checks)} of {len(checks)} "
+        f"({'met' if checks and all(checks) else 'NOT met in every run'}).",
+    ]
+    parts_path = _runs("dask/parts.jsonl")[0]
+    rows = [json.loads(line) for line in parts_path.read_text().splitlines() if line.strip()]
+    head = rows[0]
+    header = [
+        "| configuration | speedup, 1 worker | 2 workers | cost per task at 2 (ms) | task thread's CPU / serial "
+        "| worker's other threads (ms CPU per task) | suite's process: client, scheduler, nannies | scheduler "
+        "apart | empty task (ms, 200 in one map) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    intro = (
+        f"By hand (`evidence/dask_parts.py --rounds 9`, Python {head['python']}, distributed {head['distributed']}, "
+        f"{head['cpus']} CPUs; medians of 9 batches of 6 tasks per worker; CPU per part read from each thread's "
+        "schedstat). `cpu_python` (holds the GIL):"
+    )
+    lines += ["", intro, "", *header, *_parts_rows(rows, "cpu_python")]
+    lines += ["", "`numpy_ufunc` (releases the GIL):", "", *header, *_parts_rows(rows, "numpy_ufunc")]
+    lines += [
+        "",
+        f"From `{'`, `'.join(p.relative_to(ROOT).as_posix() for p in [*paths, parts_path])}` ({_machine(runs[0])}; "
+        "`bash evidence/measure.sh`, topic `dask`: `pytest bench --cases scaling,dispatch --workloads "
+        "cpu_python,numpy_ufunc --executors serial,process,dask`, default profile, three runs).",
+    ]
+    return lines
+
+
 def _target(what: str, value: float, target: float) -> str:
     return f"{what} (target ≥ {target}: {'met' if value >= target else 'NOT met'})"
 
@@ -796,6 +903,7 @@ BLOCKS: dict[str, Callable[[], list[str]]] = {
     "causes": block_causes,
     "interrupts": block_interrupts,
     "builds": block_builds,
+    "dask": block_dask,
 }
 
 _MARK = re.compile(r"(<!-- evidence:(?P<name>[a-z]+) -->\n)(?P<body>.*?)(<!-- /evidence:(?P=name) -->)", re.S)

@@ -54,8 +54,8 @@ EXECUTORS = {
     "scaling": {"serial": 2, "thread": 2, "fork": 2, "forkserver": 2, "spawn": 2, "dask-default": 2, "dask-tuned": 2},
     "cold_start": {"thread": 1, "fork": 1, "forkserver": 1, "spawn": 1, "dask-default": 1},
     "dispatch": {"serial": 1, "thread": 1, "fork": 3, "dask-tuned": 1},
-    "payload": {"serial": 3, "thread": 3, "fork": 3, "spawn": 3},
-    "memory": {"serial": 1, "thread": 2, "fork": 2, "forkserver": 2, "spawn": 2},
+    "payload": {"serial": 3, "thread": 3, "fork": 3, "spawn": 3, "dask-tuned": 3},
+    "memory": {"serial": 1, "thread": 2, "fork": 2, "forkserver": 2, "spawn": 2, "dask-default": 2},
     "default_workers": {"thread": 4, "fork": 4},
     "crash": {"thread": 3, "fork": 3, "spawn": 3, "dask-default": 3},
 }
