@@ -223,10 +223,11 @@ class DaskExecutor(Executor):
         After a batch returns, dask is not finished with it: the client tells the scheduler that
         its results are released, the scheduler forgets them and tells the workers to free them,
         all in event loops, one of which (client and, embedded, scheduler) shares this process's
-        GIL. Measured by hand: a serial probe right after a round ran 11 % slower than one 0.3 s
-        later (a process pool's: no slower), which raised dask's paired speedup by 8 %. So the
-        suite's serial probe waits for this: until the cluster's threads go quiet (QUIET_SHARE of
-        a CPU over SETTLE_WINDOW_S, read from each thread's schedstat), SETTLE_MAX_S at most.
+        GIL. Measured by hand (evidence/dask_parts.py ``probe_check``; README, "dask: where a
+        task's time goes"): a serial task timed right after a round ran slower than one timed 0.3 s
+        later, and a process pool's did not, which raised dask's paired speedup. So the suite's
+        serial probe waits for this: until the cluster's threads go quiet (QUIET_SHARE of a CPU
+        over SETTLE_WINDOW_S, read from each thread's schedstat), SETTLE_MAX_S at most.
         Without per-thread schedstat (not Linux) it waits SETTLE_WINDOW_S × 5.
         """
         started = time.perf_counter()

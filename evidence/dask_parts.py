@@ -2,9 +2,9 @@
 
 A LocalCluster of one-thread worker processes, as bench/cluster.py builds it, runs batches of the
 pure-Python ``cpu_python`` task and of the GIL-releasing ``numpy_ufunc`` task (each about 20 ms of
-CPU, and empty tasks) through ``Client.get_executor(pure=False).map``.
-For each batch it reads, by an independent method (the kernel's CPU accounting per process and per
-thread, psutil), how many CPU milliseconds each part of the cluster spent per task:
+CPU, and empty tasks) through ``Client.get_executor(pure=False).map``. For each batch it reads, by
+a method of its own (the kernel's CPU accounting per thread, /proc/PID/task/TID/schedstat, of every
+process psutil finds), how many CPU milliseconds each part of the cluster spent per task:
 
 * the worker's task thread beyond the task's own serial CPU time (GIL hand-offs, cache),
 * the worker's other threads (its event loop: messages, heartbeats, the system monitor, profiling),
@@ -14,9 +14,11 @@ thread, psutil), how many CPU milliseconds each part of the cluster spent per ta
 Then the same batches with one thing changed at a time (knock-outs, CONFIGS): results gathered in
 one call, the scheduler's queue off, the worker's profiler off, its monitors quieted, work stealing
 off, a longer switch interval in the worker, the scheduler in a process of its own; then the
-suite's ``tuned`` configuration, and tuned with the scheduler apart. Serial time is the same task in
-this process after each batch, once the cluster has released the batch (SETTLE_S). Prints one JSON
-line per workload, configuration and W (evidence/measure.sh, topic ``dask``, keeps them in evidence/dask/parts.jsonl).
+suite's ``tuned`` configuration, and tuned with the scheduler apart. Serial time is the same task
+in this process after each batch, once the cluster has released the batch (SETTLE_S). Last, a
+check of the suite's pairing: a serial task timed right after a batch and again SETTLE_S later, on
+dask and on a process pool. Prints one JSON line per workload, configuration and W, then the
+check (evidence/measure.sh, topic ``dask``, keeps them in evidence/dask/parts.jsonl).
 
     .venv/bin/python evidence/dask_parts.py [--rounds 5] [--target-ms 20] [--only "default,queue off"]
 
@@ -185,31 +187,34 @@ def measure(name: str, spec: dict, workers: int, *, func, limit: int, tasks: int
         out: dict[str, list[float]] = {
             k: [] for k in ("speedup", "over_ms", "task_x", "loop_ms", "nanny_ms", "client_ms", "sched_ms", "noop_ms")
         }
-        for _ in range(rounds):
-            time.sleep(SETTLE_S)  # the last batch's clean-up (releases, frees) done before this one starts
-            before = {
+
+        def snapshot() -> dict[str, float]:
+            return {
                 "task": sum(cpu_ms(p, task_tids[a]) for a, p in worker_procs.items()),
                 "worker": sum(cpu_ms(p) for p in worker_procs.values()),
                 "nanny": sum(cpu_ms(p) for p in nannies),
                 "client": cpu_ms(me),
                 "sched": cpu_ms(sched) if sched else 0.0,
             }
+
+        for _ in range(rounds):
+            time.sleep(SETTLE_S)  # the last batch's clean-up (releases, frees) done before this one starts
+            # the cluster's housekeeping while idle (heartbeats, monitors, profiler) over SETTLE_S: the
+            # batch below is read over its own time plus SETTLE_S, so this much is taken off it again
+            quiet = snapshot()
+            time.sleep(SETTLE_S)
+            idle = {k: v - quiet[k] for k, v in snapshot().items()}
+            before = snapshot()
             t0 = time.perf_counter()
             answers = batch(func, [limit] * tasks)
             wall = time.perf_counter() - t0
             time.sleep(SETTLE_S)  # this batch's clean-up counts to it, and does not slow the serial task below
-            after = {
-                "task": sum(cpu_ms(p, task_tids[a]) for a, p in worker_procs.items()),
-                "worker": sum(cpu_ms(p) for p in worker_procs.values()),
-                "nanny": sum(cpu_ms(p) for p in nannies),
-                "client": cpu_ms(me),
-                "sched": cpu_ms(sched) if sched else 0.0,
-            }
+            after = snapshot()
             assert len(set(answers)) == 1 and len(answers) == tasks
             t_cpu0 = cpu_ms(me, {threading.get_native_id()})
             s = statistics.median(serial_s(func, limit) for _ in range(3))
             serial_cpu_ms = (cpu_ms(me, {threading.get_native_id()}) - t_cpu0) / 3
-            d = {k: (after[k] - before[k]) / tasks for k in after}
+            d = {k: (after[k] - before[k] - idle[k]) / tasks for k in after}
             out["speedup"].append(s * tasks / wall)
             out["over_ms"].append((wall * min(workers, os.cpu_count() or 1) / tasks - s) * 1e3)
             out["task_x"].append(d["task"] / serial_cpu_ms)
@@ -226,6 +231,39 @@ def measure(name: str, spec: dict, workers: int, *, func, limit: int, tasks: int
     finally:
         client.close()
         cluster.close()
+
+
+def probe_check(func, param: int, rounds: int) -> dict:
+    """A serial task timed right after a batch, and again SETTLE_S later: for dask (as it ships) and
+    a process pool, both of two workers, batches of 12. The suite pairs each round with a serial
+    probe; if the pool's own clean-up slows the probe, the pairing biases the speedup."""
+    from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
+
+    cluster, client = start(2, {})
+    pools = {"dask/default": client.get_executor(pure=False), "process": ProcessPoolExecutor(2)}
+    out = {}
+    try:
+        for name, pool in pools.items():
+            list(pool.map(func, [param] * 2))
+            now, later, walls = [], [], []
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                list(pool.map(func, [param] * 12))
+                walls.append(time.perf_counter() - t0)
+                now.append(serial_s(func, param))
+                time.sleep(SETTLE_S)
+                later.append(serial_s(func, param))
+            out[name] = {
+                "probe_now_ms": round(statistics.median(now) * 1e3, 2),
+                "probe_later_ms": round(statistics.median(later) * 1e3, 2),
+                "speedup_now": round(statistics.median(n * 12 / w for n, w in zip(now, walls, strict=True)), 3),
+                "speedup_later": round(statistics.median(x * 12 / w for x, w in zip(later, walls, strict=True)), 3),
+            }
+    finally:
+        pools["process"].shutdown()
+        client.close()
+        cluster.close()
+    return out
 
 
 def main() -> int:
@@ -251,6 +289,9 @@ def main() -> int:
                     name, CONFIGS[name], w, func=func, limit=limit, tasks=a.tasks_per_worker * w, rounds=a.rounds
                 )
                 print(json.dumps({"workload_name": workload, "param": limit, **row}), flush=True)
+    func, exponent, guess = WORKLOADS["cpu_python"]
+    limit = size_task(func, exponent, guess, a.target_ms / 1e3)
+    print(json.dumps({"probe_check": probe_check(func, limit, 12), "param": limit}), flush=True)
     return 0
 
 

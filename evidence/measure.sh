@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 RAW=${RAW:-/tmp/poolbench-evidence}
-ONLY=${ONLY:-"growth gate denied limits dask crash faults interrupts matrix builds"}
+ONLY=${ONLY:-"growth gate denied limits dask crash faults interrupts matrix cluster builds"}
 mkdir -p "$RAW"
 
 # run NAME [taskset args --] pytest-bench-args...: one `pytest bench` run saved as $RAW/NAME.json
@@ -57,6 +57,12 @@ for topic in $ONLY; do
       done
       echo "== dask parts ($(date -u +%T))"
       $PY evidence/dask_parts.py --rounds 9 > "$RAW/dask-parts.jsonl" 2> "$RAW/dask-parts.log" ;;
+    cluster)  # "dask: where a task's time goes": the same figures on a cluster of containers (2 workers of 1 CPU)
+      bash scripts/docker-engine.sh
+      echo "== cluster ($(date -u +%T))"
+      rm -rf "$RAW/cluster"
+      $PY -m scripts.matrix --cluster 2xcpus-1 --profile default --results "$RAW/cluster" --no-report \
+        -- --cases scaling,dispatch --workloads cpu_python > "$RAW/cluster.log" 2>&1 ;;
     crash)  # "Faults": what a crash in a worker does, per executor and start method
       run crash --cases crash --start-methods fork,spawn ;;
     faults)  # "The allocator is a condition of the measurement": the three policies, every executor

@@ -536,60 +536,73 @@ MODEL_TOLERANCE = 0.25
 
 @dataclass(frozen=True)
 class OverheadModel:
-    """A pool's own cost per task, modelled from its empty tasks and checked against a real batch.
-
-    From the dispatch case (chunksize 1, W workers): ``latency_ms``, the median ``map`` of one empty
-    task per worker (what one call costs however few its tasks); ``cpu_ms``, the CPU time the whole
-    process tree spent per empty task (scheduler, client, event loops, pickling), less serial's;
-    ``wall_ms``, the empty task's wall time per task less serial's (the long-batch figure the
-    report once used alone). A batch of n real tasks on W = C busy workers then pays, per task,
-    ``W × latency / n + cpu``: the call's fixed cost spread over the batch, and CPU time every
-    task's overhead takes from the CPUs the tasks need (``model_ms``).
+    """A pool's own cost per task at W = C busy workers: measured by the clock, modelled by CPU time.
 
     ``measured_ms`` (95 % interval ``measured_lo``..``measured_hi``) is what the scaling case of
-    ``workload`` at the same W shows: serial task time × (ideal / speedup − 1), the time each task
-    took beyond its serial time on one of the busy workers. Beyond the model lies what the task
-    itself lost in the pool (GIL hand-offs to a worker's event loop, caches, a busy host).
+    ``workload`` shows on the wall clock: serial task time × (ideal / speedup − 1), the time each task
+    took beyond its serial time on one of the busy workers.
+
+    ``model_ms`` explains it by the other clock, CPU time: with every CPU busy, a round's wall time
+    × C is the CPU time it used, so each task's cost beyond its serial time is the CPU time the whole
+    process tree spent per task in the pool's case (the task itself, slowed or not; the pool's
+    threads, scheduler, client, event loops, pickling) less what the serial case spent per task.
+    Read from the kernel's per-thread counters (``cpu_time_s``), not from any timer of the round.
+    None for an existing dask cluster: its scheduler and workers spend their CPU outside the tree.
+
+    Beside them, the empty task's figures from the dispatch case (chunksize 1, same W): ``wall_ms``,
+    its wall time per task in a long batch less serial's, the figure the report once extrapolated
+    from alone; ``empty_cpu_ms``, the CPU every process spent per empty task; ``latency_ms``, one
+    ``map`` call of one empty task per worker (what a call costs however few its tasks).
+    ``empty_model_ms`` is what they predict for the scaling batch: W × latency / n + empty CPU. A real
+    task can cost more than an empty one (a batch of empty tasks finishes in bursts that dask's
+    messages carry many at a time; real tasks finish one by one), which ``model_ms`` measures and
+    ``empty_model_ms`` cannot.
     """
 
     pool: str
     workers: int
-    latency_ms: float
-    cpu_ms: float | None
-    wall_ms: float
-    workload: str | None = None
-    tasks: int | None = None
-    task_ms: float | None = None
+    workload: str
+    tasks: int
+    task_ms: float
+    measured_ms: float
+    measured_lo: float
+    measured_hi: float
     model_ms: float | None = None
-    measured_ms: float | None = None
-    measured_lo: float | None = None
-    measured_hi: float | None = None
+    latency_ms: float | None = None
+    empty_cpu_ms: float | None = None
+    wall_ms: float | None = None
+    empty_model_ms: float | None = None
 
     @property
     def gap(self) -> float | None:
-        """measured / model − 1 (None without both; inf when the model is zero)."""
-        if self.model_ms is None or self.measured_ms is None:
+        """measured / model − 1 (None without a model, or with a model of no cost: the pool's case
+        spent no more CPU per task than the serial case, which only noise between the two can do)."""
+        if self.model_ms is None or self.model_ms <= 0:
             return None
-        return self.measured_ms / self.model_ms - 1 if self.model_ms > 0 else math.inf
+        return self.measured_ms / self.model_ms - 1
 
     @property
     def within(self) -> bool | None:
         """The model within MODEL_TOLERANCE of the measured cost, or inside its interval."""
         if self.gap is None:
             return None
-        inside = self.measured_lo is not None and self.measured_hi is not None
-        if inside and self.measured_lo <= self.model_ms <= self.measured_hi:
-            return True
-        return abs(self.gap) <= MODEL_TOLERANCE
+        return self.measured_lo <= self.model_ms <= self.measured_hi or abs(self.gap) <= MODEL_TOLERANCE
 
-    def break_even_ms(self, tasks_per_worker: float | None = None) -> float | None:
-        """Task length from which the modelled cost is at most OVERHEAD_SHARE of a task's time,
-        in batches of ``tasks_per_worker`` tasks per worker (None: a batch so long that only the
-        CPU cost counts)."""
-        if self.cpu_ms is None:
+    @property
+    def empty_ratio(self) -> float | None:
+        """The measured cost per task over the empty-task prediction (how far that figure under-states it)."""
+        if self.empty_model_ms is None or self.empty_model_ms <= 0:
             return None
-        cost = self.cpu_ms + (self.latency_ms / tasks_per_worker if tasks_per_worker else 0.0)
-        return cost * (1 - OVERHEAD_SHARE) / OVERHEAD_SHARE
+        return self.measured_ms / self.empty_model_ms
+
+    def break_even_ms(self, long_batch: bool = False) -> float | None:
+        """Task length from which the pool's cost is at most OVERHEAD_SHARE of a task's time: from the
+        measured cost in this batch, or (``long_batch``) from the CPU cost alone, a call's latency
+        spread over so many tasks that it no longer counts."""
+        cost = self.model_ms if long_batch else self.measured_ms
+        if cost is None:
+            return None
+        return max(cost, 0.0) * (1 - OVERHEAD_SHARE) / OVERHEAD_SHARE
 
 
 def _cpu_per_task_ms(r: Record) -> float | None:
@@ -600,41 +613,66 @@ def _cpu_per_task_ms(r: Record) -> float | None:
 
 
 def overhead_model(records: Iterable[Record], workload: str = "cpu_python") -> list[OverheadModel]:
-    """Per pool with a dispatch case at chunksize 1 that timed its latency (schema 6): the model
-    of :class:`OverheadModel`, with the scaling case of ``workload`` at the same worker count."""
+    """Per pool with a scaling case of ``workload`` at the recommended size (every CPU busy): the
+    cost per task by the clock and by CPU time, with the dispatch case's empty-task figures at
+    that size when they were measured (:class:`OverheadModel`)."""
     records = list(records)
-    serial = next((r for r in records if r.case == "dispatch" and r.executor == "serial"), None)
-    serial_wall = serial.median / serial.tasks * 1e3 if serial else 0.0
-    serial_cpu = (_cpu_per_task_ms(serial) or 0.0) if serial else 0.0
-    points = {(p.pool, p.workers): p for p in scaling_points(records) if p.workload == workload}
-    out = []
-    for r in records:
-        latency = r.extra.get("latency_samples_s")
-        if r.case != "dispatch" or r.chunksize != 1 or r.executor == "serial" or not isinstance(latency, list):
-            continue
-        if not latency:
-            continue
-        cpu = _cpu_per_task_ms(r)
-        model = OverheadModel(
-            pool=r.pool,
-            workers=r.workers,
-            latency_ms=float(np.median(latency)) * 1e3,
-            cpu_ms=None if cpu is None else max(cpu - serial_cpu, 0.0),
-            wall_ms=max(r.median / r.tasks * 1e3 - serial_wall, 0.0),
+
+    def of(case: str, pool: str, workers: int, chunksize: int | None = None) -> Record | None:
+        return next(
+            (
+                r
+                for r in records
+                if r.case == case
+                and r.pool == pool
+                and r.workers == workers
+                and (case != "scaling" or r.workload == workload)
+                and (chunksize is None or r.chunksize == chunksize)
+            ),
+            None,
         )
-        p = points.get((r.pool, r.workers))
-        if p is not None and p.speedup > 0:
-            task_ms = p.serial_s / p.tasks * 1e3
+
+    serial_run = next(
+        (r for r in records if r.case == "scaling" and r.executor == "serial" and r.workload == workload), None
+    )
+    serial_cpu = _cpu_per_task_ms(serial_run) if serial_run else None
+    serial_dispatch = next((r for r in records if r.case == "dispatch" and r.executor == "serial"), None)
+    out = []
+    for p in scaling_points(records):
+        external = p.pool.endswith("/external")  # an existing cluster: its size is the only one, its CPU elsewhere
+        if p.workload != workload or p.pool == "serial" or p.speedup <= 0:
+            continue
+        if p.workers != p.recommended_workers and not external:
+            continue
+        task_ms = p.serial_s / p.tasks * 1e3
+        pool_run = of("scaling", p.pool, p.workers)
+        pool_cpu = _cpu_per_task_ms(pool_run) if pool_run else None
+        model = OverheadModel(
+            pool=p.pool,
+            workers=p.workers,
+            workload=workload,
+            tasks=p.tasks,
+            task_ms=task_ms,
+            measured_ms=task_ms * (p.ideal / p.speedup - 1),
+            # a cost cannot be negative: an interval reaching past the ideal speedup is noise
+            measured_lo=max(task_ms * (p.ideal / p.speedup_hi - 1), 0.0),
+            measured_hi=max(task_ms * (p.ideal / p.speedup_lo - 1), 0.0),
+            model_ms=None if pool_cpu is None or serial_cpu is None or external else pool_cpu - serial_cpu,
+        )
+        empty = of("dispatch", p.pool, p.workers, chunksize=1)
+        latency = empty.extra.get("latency_samples_s") if empty else None
+        if empty is not None and isinstance(latency, list) and latency:
+            base_wall = serial_dispatch.median / serial_dispatch.tasks * 1e3 if serial_dispatch else 0.0
+            base_cpu = (_cpu_per_task_ms(serial_dispatch) or 0.0) if serial_dispatch else 0.0
+            cpu = _cpu_per_task_ms(empty)
+            latency_ms = float(np.median(latency)) * 1e3
+            empty_cpu = None if cpu is None else max(cpu - base_cpu, 0.0)
             model = dataclasses.replace(
                 model,
-                workload=workload,
-                tasks=p.tasks,
-                task_ms=task_ms,
-                model_ms=(None if model.cpu_ms is None else p.workers * model.latency_ms / p.tasks + model.cpu_ms),
-                measured_ms=task_ms * (p.ideal / p.speedup - 1),
-                # a cost cannot be negative: an interval reaching past the ideal speedup is noise
-                measured_lo=max(task_ms * (p.ideal / p.speedup_hi - 1), 0.0),
-                measured_hi=max(task_ms * (p.ideal / p.speedup_lo - 1), 0.0),
+                latency_ms=latency_ms,
+                empty_cpu_ms=empty_cpu,
+                wall_ms=max(empty.median / empty.tasks * 1e3 - base_wall, 0.0),
+                empty_model_ms=None if empty_cpu is None else p.workers * latency_ms / p.tasks + empty_cpu,
             )
         out.append(model)
     return sorted(out, key=lambda m: m.pool)

@@ -197,65 +197,64 @@ def _ms(value: float | None, digits: int = 2) -> str:
 
 
 def model_lines(records: list[Record]) -> list[str]:
-    """The overhead model (scripts/metrics.py ``overhead_model``) per pool, checked against the scaling case."""
+    """The cost per task of each pool at W = C (scripts/metrics.py ``overhead_model``): by the clock, by
+    CPU time, and as the empty tasks would predict it."""
     models = overhead_model(records)
     if not models:
         return []
     rows = []
     for m in models:
-        per_worker = m.tasks / m.workers if m.tasks else None
         rows.append(
             (
-                m.pool,
-                f"{m.wall_ms * 1e3:.0f} µs",
-                _ms(m.latency_ms),
-                _ms(m.cpu_ms),
-                _ms(m.model_ms) + (f" ({m.tasks} tasks)" if m.tasks else ""),
-                (
-                    f"{m.measured_ms:.2f} ms [{m.measured_lo:.2f}, {m.measured_hi:.2f}]"
-                    if m.measured_ms is not None
-                    else "not measured"
-                ),
+                f"{m.pool} w{m.workers}",
+                f"{m.measured_ms:.2f} ms [{m.measured_lo:.2f}, {m.measured_hi:.2f}] "
+                f"({m.tasks} tasks of {m.task_ms:.1f} ms)",
+                _ms(m.model_ms),
                 "—" if m.gap is None else f"{m.gap:+.0%}" + ("" if m.within else " (off)"),
-                _ms(m.break_even_ms(per_worker), 1) if per_worker else "—",
+                "—" if m.wall_ms is None else f"{m.wall_ms * 1e3:.0f} µs",
+                _ms(m.latency_ms),
+                _ms(m.empty_cpu_ms),
+                _ms(m.empty_model_ms) + ("" if m.empty_ratio is None else f" (measured {m.empty_ratio:.1f}×)"),
                 _ms(m.break_even_ms(), 1),
+                _ms(m.break_even_ms(long_batch=True), 1),
             )
         )
     header = [
         "pool",
-        "empty task, long batch",
-        "one map call (latency)",
-        "CPU per task, all processes",
-        "model: cost per task in the scaling batch",
-        f"measured there (`{models[0].workload or 'cpu_python'}`, {CONFIDENCE:.0%} interval)",
+        f"cost per task, measured (`{models[0].workload}`, {CONFIDENCE:.0%} interval)",
+        "model: CPU per task beyond serial's",
         "measured vs model",
+        "empty task, long batch",
+        "one map call",
+        "CPU per empty task",
+        "empty tasks predict",
         f"task length for < {OVERHEAD_SHARE:.0%}, this batch",
         "… a long batch",
     ]
     lines = [
         "",
-        "What a pool costs per task, modelled from its empty tasks and checked against a real batch. The "
-        "dispatch case gives one `map` call's latency (one empty task per worker) and the CPU time every "
-        "process of the tree spends per empty task; a batch of n tasks on W busy workers then pays, per task, "
-        "W × latency / n plus that CPU time (scripts/metrics.py `overhead_model`). The scaling case measures "
-        "the same cost directly: serial task time × (ideal / speedup − 1). The empty task's wall time per "
-        "task in a long batch (first column) leaves out both the call's latency and the CPU the overhead "
-        "takes from busy workers, which is why it alone under-states what a short batch of real tasks pays.",
+        "What a pool costs per task with every CPU busy. Measured by the clock: serial task time × (ideal / "
+        "speedup − 1) in the scaling case. Modelled by CPU time, read from the kernel's counters: with every CPU "
+        "busy, a round's wall time × C is the CPU time it used, so the cost is the CPU time the whole process "
+        "tree spent per task in the pool's case less the serial case's (scripts/metrics.py `overhead_model`). "
+        "Beside them, the dispatch case's empty tasks: their wall time per task in a long batch, one `map` "
+        "call's latency, their CPU per task, and what those predict for the scaling batch (W × latency / n "
+        "+ CPU per empty task); a real task can cost several times an empty one.",
         "",
         *_table(header, rows),
     ]
-    off = [m for m in models if m.within is False]
-    for m in off:
+    for m in (m for m in models if m.within is False):
         lines += [
             "",
-            f"`{m.pool}`: the scaling case's cost per task ({m.measured_ms:.2f} ms, interval "
-            f"{m.measured_lo:.2f}–{m.measured_hi:.2f}) is {m.gap:+.0%} from the model ({m.model_ms:.2f} ms), beyond "
-            f"{MODEL_TOLERANCE:.0%} and its interval: "
+            f"`{m.pool}`: the cost per task by the clock ({m.measured_ms:.2f} ms, interval "
+            f"{m.measured_lo:.2f}–{m.measured_hi:.2f}) is {m.gap:+.0%} from the one by CPU time "
+            f"({m.model_ms:.2f} ms), beyond {MODEL_TOLERANCE:.0%} and the interval: "
             + (
-                "the task itself ran slower in the pool than alone (CPU contention, caches, GIL hand-offs); "
+                "the CPUs were not all busy all the time (waits for a task, a call's latency, a busy host); "
                 "the recommendation table's 'what held it back' column measures that part."
                 if m.gap > 0
-                else "the empty tasks cost more than the real batch paid (a noisy dispatch case): re-run it."
+                else "the pool's case used more CPU than its wall time holds, as when another program "
+                "took CPU from the serial case: re-run it."
             ),
         ]
     return lines

@@ -136,7 +136,9 @@ def test_dask_cases_run_end_to_end_and_the_report_has_its_section(tmp_path):
     for config in ("default", "tuned"):
         assert {f"test_scaling[cpu_python-dask-{config}-w2]", f"test_dispatch[noop-dask-{config}-w2-c1]"} <= names
     by_name = {b["name"]: b["extra_info"] for b in data["benchmarks"]}
-    assert by_name["test_scaling[cpu_python-dask-tuned-w2]"]["dask_config"]["gather"] == "one call"
+    tuned = by_name["test_scaling[cpu_python-dask-tuned-w2]"]
+    assert tuned["dask_config"]["gather"] == "one call"
+    assert len(tuned["settle_samples_s"]) == len(tuned["serial_samples_s"])  # one wait before each probe
     assert len(by_name["test_dispatch[noop-dask-tuned-w2-c1]"]["latency_samples_s"]) > 0
     crashes = [b["extra_info"] for b in data["benchmarks"] if b["extra_info"]["case"] == "crash"]
     dask_crashes = [c for c in crashes if c["executor"] == "dask"]
@@ -168,3 +170,31 @@ def test_cluster_shapes_are_parsed_and_their_results_checked():
     with pytest.raises(SystemExit):
         matrix.parse_args(["--cluster", "2xcpus-1", "--limits", "cpus-1"])
     assert "client" not in matrix.services_in_file(matrix.COMPOSE_FILE)  # not a CPU limit
+
+
+def test_settle_waits_until_the_cluster_threads_go_quiet_and_no_longer(monkeypatch):
+    # a scripted cluster: CPU counters (ns) that grow by 5 ms per 10 ms window twice, then by 0.1 ms
+    readings = iter([0, 5_000_000, 10_000_000, 10_100_000, 10_200_000])
+    seen = []
+    monkeypatch.setattr(cluster, "_busy_ns", lambda pids, skip: seen.append(pids) or next(readings))
+    monkeypatch.setattr(cluster.time, "sleep", lambda s: None)
+    pool = object.__new__(cluster.DaskExecutor)
+    pool._pids = [1, 2]
+    pool.settle()
+    assert len(seen) == 4 and seen[0] == [1, 2]  # the first quiet window ends the wait
+    # a cluster that never goes quiet is waited for SETTLE_MAX_S at most: the clock decides, not the counters
+    busy = iter(range(0, 10**12, 10**8))
+    monkeypatch.setattr(cluster, "_busy_ns", lambda pids, skip: next(busy))
+    clock = iter(x * 0.01 for x in range(1000))
+    monkeypatch.setattr(cluster.time, "perf_counter", lambda: next(clock))
+    assert pool.settle() == pytest.approx(cluster.SETTLE_MAX_S, abs=0.02)
+
+
+def test_settle_without_schedstat_waits_a_fixed_moment(monkeypatch):
+    slept = []
+    monkeypatch.setattr(cluster, "_busy_ns", lambda pids, skip: None)
+    monkeypatch.setattr(cluster.time, "sleep", slept.append)
+    pool = object.__new__(cluster.DaskExecutor)
+    pool._pids = [1]
+    pool.settle()
+    assert slept == [cluster.SETTLE_WINDOW_S * 5]

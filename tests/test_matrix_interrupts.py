@@ -173,3 +173,33 @@ def test_ctrl_c_on_the_docker_driver_stops_the_container(tmp_path):
         check=False,
     )
     assert not listed.stdout.split()  # --rm: no stopped container left behind either
+
+
+def cluster_containers() -> list[str]:
+    """Every container of the compose project, running or stopped (the cluster's scheduler and workers)."""
+    done = subprocess.run(
+        ["docker", "ps", "-a", "--filter", "label=com.docker.compose.project=poolbench", "--format", "{{.Names}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.split()
+
+
+@needs_docker
+@pytest.mark.interrupt_sweep  # a cluster start and stop: in .ci/run's sweep, not in README's test command
+def test_ctrl_c_on_the_driver_of_a_container_cluster_takes_the_whole_cluster_down(tmp_path):
+    results = prepare_results(tmp_path)
+    cmd = [sys.executable, "-m", "scripts.matrix", "--cluster", "2xcpus-0.5", "--profile", "quick"]
+    cmd += ["--results", str(results), "--no-report", "--timeout", "900", *SUITE_ARGS]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    wait_for_finished_case(results / "2xcpus-0.5", proc, timeout=900)  # the client is mid-run on the cluster
+    assert len(cluster_containers()) >= 3  # scheduler, two workers (and the client)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 130, out
+    assert "interrupted by Ctrl-C or SIGTERM on the driver" in out, out
+    assert finished(results, "2xcpus-0.5")  # the finished dask cases are kept
+    assert not cluster_containers(), out  # client, scheduler and workers all gone, none left stopped
