@@ -120,6 +120,24 @@ def speedup_draws(pool: Record, serial: Record, rng: np.random.Generator, resamp
     return record_medians(serial, rng, resamples) / record_medians(pool, rng, resamples)
 
 
+def capacity(r: Record) -> float:
+    """The CPUs a record's workers could use: the run's effective CPUs, or, for an existing dask
+    cluster (its workers elsewhere, each with CPUs of its own), the sum over its workers of the CPUs
+    each could use (its effective CPUs, at most its threads), as the run recorded them."""
+    if r.executor == "dask":
+        info = r.run.poolbench.get("dask") or {}
+        workers = info.get("worker_info") or []
+        if info.get("scheduler") and workers:
+            cpus = [w.get("effective_cpus") for w in workers]
+            if all(isinstance(c, int | float) and c > 0 for c in cpus):
+                usable = [
+                    min(c, w["nthreads"]) if isinstance(w.get("nthreads"), int) else c
+                    for w, c in zip(workers, cpus, strict=True)
+                ]
+                return float(sum(usable))
+    return r.run.effective_cpus
+
+
 def ideal_speedup(kind: str, workers: int, tasks: int, cpus: float) -> float:
     """The best speedup W workers can reach on a batch of ``tasks`` equal tasks (see module doc)."""
     batches = tasks / math.ceil(tasks / workers) if tasks else float(workers)
@@ -444,7 +462,7 @@ def scaling_points(records: Iterable[Record]) -> list[ScalingPoint]:
         if serial is None:
             continue
         for r in group:
-            cpus = r.run.effective_cpus
+            cpus = capacity(r)
             if r is serial:
                 speedup, lo, hi = 1.0, 1.0, 1.0
             else:

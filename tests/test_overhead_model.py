@@ -9,11 +9,13 @@ wall, 1.01 ms of CPU, and one ``map`` call 4 ms.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from scripts import metrics, report
 from scripts.results import load
-from tests.test_intervals import bench_named, edited
+from tests.test_intervals import FIXTURES, bench_named, edited
 
 POOL = "test_scaling[cpu_python-process-fork-w2]"
 
@@ -91,3 +93,25 @@ def test_results_without_cpu_time_or_latency_keep_what_they_have(tmp_path):
     assert m.model_ms is None and m.gap is None and m.within is None  # no CPU time: no model, no verdict
     assert m.latency_ms is None and m.empty_model_ms is None  # schema 1: no latency_samples_s
     assert m.measured_ms > 0  # the clock's figure stands alone
+
+
+def test_an_existing_cluster_is_measured_against_its_workers_cpus_not_the_clients(tmp_path):
+    # the 1-CPU fixture, its process pool at two workers relabelled as an existing cluster of two
+    # one-CPU workers: the client's one CPU no longer caps the ideal, the workers' two do
+    data = json.loads((FIXTURES / "quick-1cpu-affinity.json").read_text())
+    data["machine_info"]["poolbench"]["dask"] = {
+        "scheduler": "tcp://127.0.0.1:8786",
+        "workers": 2,
+        "worker_info": [{"nthreads": 1, "effective_cpus": 1.0}, {"nthreads": 1, "effective_cpus": 1.0}],
+    }
+    pool = bench_named(data, POOL)
+    pool["extra_info"].update(executor="dask", start_method="external")
+    path = tmp_path / "cluster.json"
+    path.write_text(json.dumps(data))
+    records = load([path])
+    point = metrics.find(metrics.scaling_points(records), "cpu_python", "dask/external", 2)
+    assert point.ideal == 2.0 and point.effective_cpus == 2.0
+    local = metrics.find(metrics.scaling_points(records), "cpu_python", "thread", 2)
+    assert local.ideal == 1.0  # the client's own pools keep the client's CPU
+    (m,) = [m for m in metrics.overhead_model(records) if m.pool == "dask/external"]
+    assert m.model_ms is None  # its scheduler and workers spend CPU outside the client's tree: no CPU model
