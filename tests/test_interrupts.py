@@ -87,27 +87,32 @@ class Point:
 
 
 def points() -> list[Point]:
-    """The whole sweep; signals alternate so that each case type meets both."""
+    """The whole sweep; signals alternate so that each case type meets both. The dask executors come
+    after the rest, so that adding them left every earlier point (and its signal) as it was."""
     out: list[Point] = []
-    for case, executors in EXECUTORS.items():
-        rounds = SELECT[case][1]
-        for executor, cases in executors.items():
-            moments = [("early", "call", 1, 0)]
-            if case == "cold_start":  # no pool warm-up: pytest-benchmark's warm-up round starts the pool
-                moments.append(("warm-up", "round", 1, 2))
-            elif case != "crash":
-                moments.append(("warm-up", "warmup", 1, 1))
-            # the last case's first timed round (its first round if it has only one): the others finished
-            moments.append(("mid-round", "round", (cases - 1) * rounds + min(2, rounds), 10))
-            if executor != "serial" and case != "crash":  # a serial "pool" has nothing to shut down
-                moments.append(("teardown", "shutdown", 1, 0))
-            if cases > 1:
-                moments.append(("late", "call", 2, 0))
-            for moment, phase, nth, delay in moments:
+    for dask in (False, True):
+        for case, executors in EXECUTORS.items():
+            rounds = SELECT[case][1]
+            for executor, cases in executors.items():
+                if executor.startswith("dask-") != dask:
+                    continue
+                moments = [("early", "call", 1, 0)]
+                if case == "cold_start":  # no pool warm-up: pytest-benchmark's warm-up round starts the pool
+                    moments.append(("warm-up", "round", 1, 2))
+                elif case != "crash":
+                    moments.append(("warm-up", "warmup", 1, 1))
+                # the last case's first timed round (its first round if it has only one): the others finished
+                moments.append(("mid-round", "round", (cases - 1) * rounds + min(2, rounds), 10))
+                if executor != "serial" and case != "crash":  # a serial "pool" has nothing to shut down
+                    moments.append(("teardown", "shutdown", 1, 0))
+                if cases > 1:
+                    moments.append(("late", "call", 2, 0))
+                for moment, phase, nth, delay in moments:
+                    sig = "INT:group" if len(out) % 2 == 0 else "TERM:pid"
+                    out.append(Point(case, executor, moment, phase, nth, delay, sig))
+            if not dask:
                 sig = "INT:group" if len(out) % 2 == 0 else "TERM:pid"
-                out.append(Point(case, executor, moment, phase, nth, delay, sig))
-        sig = "INT:group" if len(out) % 2 == 0 else "TERM:pid"
-        out.append(Point(case, next(iter(executors)), "saving", "save", 1, 0, sig))
+                out.append(Point(case, next(iter(executors)), "saving", "save", 1, 0, sig))
     return out
 
 
