@@ -174,7 +174,7 @@ class DaskExecutor(Executor):
 
         self.cluster = None
         self.config = EXTERNAL if scheduler else config
-        spec = CONFIGS.get(config, CONFIGS["default"])
+        spec = CONFIGS["default"] if scheduler else CONFIGS[config]  # an existing cluster: dask's own client
         self._gather_once = spec["gather"] == "one call"
         if scheduler:
             self.client = Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
