@@ -155,6 +155,7 @@ def run_batches(
         info["dask_config"] = pool.settings_in_force()
     if probe:
         info["serial_samples_s"] = [round(t, 9) for t in batch.paired_samples]
+        info["serial_cpu_samples_s"] = [round(t, 9) for t in batch.paired_cpu_samples]
         info["serial_tasks"] = len(probe)
     if batch.settle_samples:
         info["settle_samples_s"] = [round(t, 6) for t in batch.settle_samples]

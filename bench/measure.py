@@ -471,6 +471,9 @@ class BatchRounds:
     #: would slow the probe; bench/cluster.py ``DaskExecutor.settle``) and returns the seconds waited.
     settle: Callable[[], float] | None = None
     settle_samples: list[float] = field(default_factory=list)
+    #: The CPU time of each serial probe (this thread's): the CPU a task costs alone, at the moment
+    #: of the round it pairs with (scripts/metrics.py ``overhead_model``).
+    paired_cpu_samples: list[float] = field(default_factory=list)
     meter: RoundMeter = field(init=False)
     _results: list[Any] | None = field(default=None, repr=False)
     _started: float = 0.0
@@ -502,9 +505,11 @@ class BatchRounds:
         if self.paired is not None and timed:
             if self.settle is not None:
                 self.settle_samples.append(self.settle())
+            cpu = time.thread_time()
             started = time.perf_counter()
             self._results = self.paired()
             took = time.perf_counter() - started
+            self.paired_cpu_samples.append(time.thread_time() - cpu)  # the probe's own CPU, this thread
             self._check_floor(took, self.paired_floor_s, "serial probe paired with this case")
             self.verify("serial probe paired with this case", self.paired_tasks)
             self.paired_samples.append(took)

@@ -49,7 +49,8 @@ from collections.abc import Sequence
 #:    adds ``configs``; dispatch cases at chunksize 1 add ``latency_samples_s`` (one ``map`` of an
 #:    empty task per worker, timed after the rounds); scaling cases of dask pools add
 #:    ``settle_samples_s`` (the wait, before each serial probe, for the cluster to finish releasing
-#:    the round: bench/cluster.py ``DaskExecutor.settle``).
+#:    the round: bench/cluster.py ``DaskExecutor.settle``); scaling cases of pools add
+#:    ``serial_cpu_samples_s`` (each serial probe's own CPU time, the calling thread's).
 SCHEMA_VERSION = 6
 
 #: Schema versions the loader accepts.

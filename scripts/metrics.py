@@ -563,7 +563,10 @@ class OverheadModel:
     ``model_ms`` explains it by the other clock, CPU time: with every CPU busy, a round's wall time
     × C is the CPU time it used, so each task's cost beyond its serial time is the CPU time the whole
     process tree spent per task in the pool's case (the task itself, slowed or not; the pool's
-    threads, scheduler, client, event loops, pickling) less what the serial case spent per task.
+    threads, scheduler, client, event loops, pickling) less the CPU one task takes alone: the serial
+    probes' own CPU time, each taken right after the round it pairs with (schema 6,
+    ``serial_cpu_samples_s``: the host's speed of the moment on both sides), else the serial case's
+    CPU per task (measured at another moment: a host phase between the two moves the model).
     Read from the kernel's per-thread counters (``cpu_time_s``), not from any timer of the round.
     None for an existing dask cluster: its scheduler and workers spend their CPU outside the tree.
 
@@ -586,6 +589,7 @@ class OverheadModel:
     measured_lo: float
     measured_hi: float
     model_ms: float | None = None
+    model_basis: str | None = None  # what the serial CPU per task came from: "paired probes", "serial case"
     latency_ms: float | None = None
     empty_cpu_ms: float | None = None
     wall_ms: float | None = None
@@ -630,6 +634,16 @@ def _cpu_per_task_ms(r: Record) -> float | None:
     return cpu / (len(r.samples) * r.tasks) * 1e3
 
 
+def _probe_cpu_per_task_ms(r: Record) -> float | None:
+    """CPU per task of the serial probes paired with a pool's rounds (schema 6), or None."""
+    cpu, tasks = r.extra.get("serial_cpu_samples_s"), r.extra.get("serial_tasks")
+    if not isinstance(cpu, list) or not cpu or not isinstance(tasks, int) or tasks <= 0:
+        return None
+    if not all(isinstance(x, int | float) for x in cpu):
+        return None
+    return sum(cpu) / (len(cpu) * tasks) * 1e3
+
+
 def overhead_model(records: Iterable[Record], workload: str = "cpu_python") -> list[OverheadModel]:
     """Per pool with a scaling case of ``workload`` at the recommended size (every CPU busy): the
     cost per task by the clock and by CPU time, with the dispatch case's empty-task figures at
@@ -665,6 +679,8 @@ def overhead_model(records: Iterable[Record], workload: str = "cpu_python") -> l
         task_ms = p.serial_s / p.tasks * 1e3
         pool_run = of("scaling", p.pool, p.workers)
         pool_cpu = _cpu_per_task_ms(pool_run) if pool_run else None
+        alone = _probe_cpu_per_task_ms(pool_run) if pool_run else None
+        base = alone if alone is not None else serial_cpu
         model = OverheadModel(
             pool=p.pool,
             workers=p.workers,
@@ -675,7 +691,8 @@ def overhead_model(records: Iterable[Record], workload: str = "cpu_python") -> l
             # a cost cannot be negative: an interval reaching past the ideal speedup is noise
             measured_lo=max(task_ms * (p.ideal / p.speedup_hi - 1), 0.0),
             measured_hi=max(task_ms * (p.ideal / p.speedup_lo - 1), 0.0),
-            model_ms=None if pool_cpu is None or serial_cpu is None or external else pool_cpu - serial_cpu,
+            model_ms=None if pool_cpu is None or base is None or external else pool_cpu - base,
+            model_basis=None if base is None else ("paired probes" if alone is not None else "serial case"),
         )
         empty = of("dispatch", p.pool, p.workers, chunksize=1)
         latency = empty.extra.get("latency_samples_s") if empty else None

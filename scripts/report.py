@@ -236,7 +236,8 @@ def model_lines(records: list[Record]) -> list[str]:
         "What a pool costs per task with every CPU busy. Measured by the clock: serial task time × (ideal / "
         "speedup − 1) in the scaling case. Modelled by CPU time, read from the kernel's counters: with every CPU "
         "busy, a round's wall time × C is the CPU time it used, so the cost is the CPU time the whole process "
-        "tree spent per task in the pool's case less the serial case's (scripts/metrics.py `overhead_model`). "
+        "tree spent per task in the pool's case less the CPU one task takes alone, from the serial probes paired "
+        "with its rounds (scripts/metrics.py `overhead_model`). "
         "Beside them, the dispatch case's empty tasks: their wall time per task in a long batch, one `map` "
         "call's latency, their CPU per task, and what those predict for the scaling batch (W × latency / n "
         "+ CPU per empty task); a real task can cost several times an empty one.",

@@ -323,11 +323,12 @@ def join_passes(records: list[Record]) -> list[Record]:
             extra[key] = None if any(v is None for v in values) else sum(values)
         peaks = [g.extra.get("rss_peak_bytes") for g in group if g.extra.get("rss_peak_bytes") is not None]
         extra["rss_peak_bytes"] = max(peaks) if peaks else None
-        serial = [g.extra.get("serial_samples_s") for g in group]
-        if all(isinstance(x, list) and len(x) == len(g.samples) for x, g in zip(serial, group, strict=True)):
-            extra["serial_samples_s"] = [v for x in serial for v in x]
-        else:
-            extra.pop("serial_samples_s", None)
+        for key in ("serial_samples_s", "serial_cpu_samples_s"):  # one per round: joined as the rounds are
+            per_pass = [g.extra.get(key) for g in group]
+            if all(isinstance(x, list) and len(x) == len(g.samples) for x, g in zip(per_pass, group, strict=True)):
+                extra[key] = [v for x in per_pass for v in x]
+            else:
+                extra.pop(key, None)
         extra["pass"] = [pass_of(g) for g in group]
         out.append(
             dataclasses.replace(

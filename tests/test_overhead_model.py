@@ -20,7 +20,7 @@ from tests.test_intervals import FIXTURES, bench_named, edited
 POOL = "test_scaling[cpu_python-process-fork-w2]"
 
 
-def known(pool_round_s: float, pool_cpu_s: float = 0.6):
+def known(pool_round_s: float, pool_cpu_s: float = 0.6, probe_cpu_s: list[float] | None = None):
     def edit(data: dict) -> None:
         serial = bench_named(data, "test_dispatch[noop-serial-w1-c1]")
         serial["stats"]["data"] = [0.004] * 3  # 400 tasks: 10 µs each
@@ -35,12 +35,14 @@ def known(pool_round_s: float, pool_cpu_s: float = 0.6):
         scaling["extra_info"]["serial_samples_s"] = [0.16] * 3  # the whole batch of 8 serially: 20 ms a task
         scaling["extra_info"]["serial_tasks"] = 8
         scaling["extra_info"]["cpu_time_s"] = pool_cpu_s  # 3 rounds of 8 tasks
+        if probe_cpu_s is not None:  # schema 6: each probe's own CPU time (probes of 8 tasks here)
+            scaling["extra_info"]["serial_cpu_samples_s"] = probe_cpu_s
 
     return edit
 
 
-def model_of(tmp_path, pool_round_s: float, pool_cpu_s: float = 0.6) -> metrics.OverheadModel:
-    records = load([edited(tmp_path, "m.json", known(pool_round_s, pool_cpu_s))])
+def model_of(tmp_path, pool_round_s: float, pool_cpu_s: float = 0.6, probe_cpu_s=None) -> metrics.OverheadModel:
+    records = load([edited(tmp_path, "m.json", known(pool_round_s, pool_cpu_s, probe_cpu_s))])
     models = [m for m in metrics.overhead_model(records) if m.pool == "process/fork"]
     assert len(models) == 1  # at the recommended size only (2 here), not at 1, 4 or 8 workers
     return models[0]
@@ -61,6 +63,14 @@ def test_cost_by_the_clock_and_by_cpu_time_and_the_empty_task_prediction(tmp_pat
     # break-even for 10 % overhead: 9 × the cost, measured in this batch, or by CPU time for a long one
     assert m.break_even_ms() == pytest.approx(45.0)
     assert m.break_even_ms(long_batch=True) == pytest.approx(45.0)
+
+
+def test_the_cpu_a_task_takes_alone_comes_from_the_paired_probes_when_recorded(tmp_path):
+    # the probes after each round took 0.176 s of CPU for 8 tasks: 22 ms a task at the rounds' moments,
+    # where the serial case (another moment) said 20 ms; the model subtracts the probes' figure
+    m = model_of(tmp_path, 0.1, probe_cpu_s=[0.176, 0.176, 0.176])
+    assert m.model_basis == "paired probes" and m.model_ms == pytest.approx(25.0 - 22.0)
+    assert model_of(tmp_path, 0.1).model_basis == "serial case"  # schema 5 and older: no probe CPU
 
 
 def test_a_pool_case_with_less_cpu_than_serial_has_no_verdict(tmp_path):

@@ -292,10 +292,12 @@ def _with_passes(tmp_path: Path, name: str, shift: float, passes: int = 2) -> Pa
     pool["extra_info"].update({"pass": 1, "passes": passes, "serial_tasks": 1, "tasks": 8})
     pool["stats"]["data"] = [0.05 * r for r in rounds]
     pool["extra_info"]["serial_samples_s"] = [0.10 / 8 * r for r in rounds]
+    pool["extra_info"]["serial_cpu_samples_s"] = [0.012] * len(rounds)
     for p in range(2, passes + 1):
         again = json.loads(json.dumps(pool))
         again["name"] = POOL[:-1] + f"-p{p}]"
         again["extra_info"]["pass"] = p
+        again["extra_info"]["serial_cpu_samples_s"] = [0.013] * len(rounds)
         again["stats"]["data"] = [0.05 * shift * r for r in rounds]
         benches.append(again)
     path = tmp_path / name
@@ -314,6 +316,7 @@ def test_the_loader_joins_a_points_passes_into_one_record(tmp_path):
     one = json.loads(TWO.read_text())
     cpu = next(b for b in one["benchmarks"] if b["name"] == POOL)["extra_info"]["cpu_time_s"]
     assert r.extra["cpu_time_s"] == pytest.approx(2 * cpu)  # counters add up over the passes
+    assert r.extra["serial_cpu_samples_s"] == [0.012] * 6 + [0.013] * 6  # per round: joined as the rounds are
 
 
 def test_the_hierarchical_interval_covers_a_shift_between_passes_that_one_pass_does_not(tmp_path):
