@@ -80,9 +80,14 @@ CONFIGS: dict[str, dict[str, Any]] = {
 EXTERNAL = "external"
 
 #: :meth:`DaskExecutor.settle`: the cluster counts as quiet when its threads (this process's other
-#: than the caller's, and an embedded cluster's workers) used under QUIET_SHARE of one CPU over a
-#: window of SETTLE_WINDOW_S; it waits SETTLE_MAX_S at most.
+#: than the caller's, and an embedded cluster's workers) use no more CPU over a window of
+#: SETTLE_WINDOW_S than IDLE_FACTOR × what they use idle (measured when the pool starts: the median
+#: of IDLE_WINDOWS windows; an idle LocalCluster of two workers here uses about a tenth of a CPU on
+#: heartbeats, monitors and its profiler), nor more than QUIET_SHARE of a CPU if idle is less; it
+#: waits SETTLE_MAX_S at most.
 SETTLE_WINDOW_S = 0.01
+IDLE_WINDOWS = 5
+IDLE_FACTOR = 1.5
 QUIET_SHARE = 0.05
 SETTLE_MAX_S = 0.5
 
@@ -198,6 +203,7 @@ class DaskExecutor(Executor):
             # the processes whose threads settle() watches: this one and, embedded, the workers
             local = self.client.run(os.getpid).values() if self.cluster is not None else ()
             self._pids = [os.getpid(), *local]
+            self._idle_ns = self._idle_cpu_ns()
         except BaseException:
             self.terminate()
             raise
@@ -226,23 +232,40 @@ class DaskExecutor(Executor):
         GIL. Measured by hand (evidence/dask_parts.py ``probe_check``; README, "dask: where a
         task's time goes"): a serial task timed right after a round ran slower than one timed 0.3 s
         later, and a process pool's did not, which raised dask's paired speedup. So the suite's
-        serial probe waits for this: until the cluster's threads go quiet (QUIET_SHARE of a CPU
-        over SETTLE_WINDOW_S, read from each thread's schedstat), SETTLE_MAX_S at most.
+        serial probe waits for this: until the cluster's threads are back at their idle level (a
+        window of SETTLE_WINDOW_S, read from each thread's schedstat), SETTLE_MAX_S at most.
         Without per-thread schedstat (not Linux) it waits SETTLE_WINDOW_S × 5.
         """
         started = time.perf_counter()
         me = threading.get_native_id()
         last = _busy_ns(self._pids, me)
-        if last is None:
+        if last is None or self._idle_ns is None:
             time.sleep(SETTLE_WINDOW_S * 5)
             return time.perf_counter() - started
+        quiet = max(QUIET_SHARE * SETTLE_WINDOW_S * 1e9, IDLE_FACTOR * self._idle_ns)
         while time.perf_counter() - started < SETTLE_MAX_S:
             time.sleep(SETTLE_WINDOW_S)
             now = _busy_ns(self._pids, me) or 0
-            if now - last < QUIET_SHARE * SETTLE_WINDOW_S * 1e9:
+            if now - last <= quiet:
                 break
             last = now
         return time.perf_counter() - started
+
+    def _idle_cpu_ns(self) -> float | None:
+        """The cluster's CPU (ns) per SETTLE_WINDOW_S while idle, the median of IDLE_WINDOWS windows.
+
+        None without per-thread schedstat."""
+        me = threading.get_native_id()
+        last = _busy_ns(self._pids, me)
+        if last is None:
+            return None
+        used = []
+        for _ in range(IDLE_WINDOWS):
+            time.sleep(SETTLE_WINDOW_S)
+            now = _busy_ns(self._pids, me) or 0
+            used.append(now - last)
+            last = now
+        return float(sorted(used)[len(used) // 2])
 
     def settings_in_force(self) -> dict[str, Any]:
         """This configuration as the cluster holds it: each setting as the scheduler and a worker read it."""
@@ -252,6 +275,7 @@ class DaskExecutor(Executor):
         return {
             "name": self.config,
             "gather": "one call" if self._gather_once else "per future",
+            "idle_cpu_share": None if self._idle_ns is None else round(self._idle_ns / (SETTLE_WINDOW_S * 1e9), 3),
             "settings": {
                 **self.client.run_on_scheduler(_scheduler_settings),
                 **(next(iter(per_worker.values())) if per_worker else {}),

@@ -172,16 +172,26 @@ def test_cluster_shapes_are_parsed_and_their_results_checked():
     assert "client" not in matrix.services_in_file(matrix.COMPOSE_FILE)  # not a CPU limit
 
 
-def test_settle_waits_until_the_cluster_threads_go_quiet_and_no_longer(monkeypatch):
-    # a scripted cluster: CPU counters (ns) that grow by 5 ms per 10 ms window twice, then by 0.1 ms
-    readings = iter([0, 5_000_000, 10_000_000, 10_100_000, 10_200_000])
+def test_the_idle_level_is_the_median_window_of_a_quiet_cluster(monkeypatch):
+    # CPU counters (ns) of an idle cluster: windows of 1.0, 0.2, 3.0, 1.2 and 0.9 ms
+    readings = iter([0, 1_000_000, 1_200_000, 4_200_000, 5_400_000, 6_300_000])
+    monkeypatch.setattr(cluster, "_busy_ns", lambda pids, skip: next(readings))
+    monkeypatch.setattr(cluster.time, "sleep", lambda s: None)
+    pool = object.__new__(cluster.DaskExecutor)
+    pool._pids = [1, 2]
+    assert pool._idle_cpu_ns() == 1_000_000  # one stray burst (3 ms) does not raise it
+
+
+def test_settle_waits_until_the_cluster_is_back_at_its_idle_level_and_no_longer(monkeypatch):
+    # idle: 1 ms of CPU per window. After a round: 5 ms per window twice (releasing the results), then 1.2 ms
+    readings = iter([0, 5_000_000, 10_000_000, 11_200_000, 12_400_000])
     seen = []
     monkeypatch.setattr(cluster, "_busy_ns", lambda pids, skip: seen.append(pids) or next(readings))
     monkeypatch.setattr(cluster.time, "sleep", lambda s: None)
     pool = object.__new__(cluster.DaskExecutor)
-    pool._pids = [1, 2]
+    pool._pids, pool._idle_ns = [1, 2], 1_000_000.0
     pool.settle()
-    assert len(seen) == 4 and seen[0] == [1, 2]  # the first quiet window ends the wait
+    assert len(seen) == 4 and seen[0] == [1, 2]  # the first window within 1.5 × idle ends the wait
     # a cluster that never goes quiet is waited for SETTLE_MAX_S at most: the clock decides, not the counters
     busy = iter(range(0, 10**12, 10**8))
     monkeypatch.setattr(cluster, "_busy_ns", lambda pids, skip: next(busy))
@@ -195,6 +205,6 @@ def test_settle_without_schedstat_waits_a_fixed_moment(monkeypatch):
     monkeypatch.setattr(cluster, "_busy_ns", lambda pids, skip: None)
     monkeypatch.setattr(cluster.time, "sleep", slept.append)
     pool = object.__new__(cluster.DaskExecutor)
-    pool._pids = [1]
+    pool._pids, pool._idle_ns = [1], None
     pool.settle()
     assert slept == [cluster.SETTLE_WINDOW_S * 5]
