@@ -554,30 +554,34 @@ MODEL_TOLERANCE = 0.25
 
 @dataclass(frozen=True)
 class OverheadModel:
-    """A pool's own cost per task at W = C busy workers: measured by the clock, modelled by CPU time.
+    """A pool's own cost per task at W = C busy workers: measured by the clock, modelled by CPU time
+    and one ``map`` call's latency.
 
     ``measured_ms`` (95 % interval ``measured_lo``..``measured_hi``) is what the scaling case of
     ``workload`` shows on the wall clock: serial task time × (ideal / speedup − 1), the time each task
     took beyond its serial time on one of the busy workers.
 
-    ``model_ms`` explains it by the other clock, CPU time: with every CPU busy, a round's wall time
-    × C is the CPU time it used, so each task's cost beyond its serial time is the CPU time the whole
-    process tree spent per task in the pool's case (the task itself, slowed or not; the pool's
-    threads, scheduler, client, event loops, pickling) less the CPU one task takes alone: the serial
-    probes' own CPU time, each taken right after the round it pairs with (schema 6,
-    ``serial_cpu_samples_s``: the host's speed of the moment on both sides), else the serial case's
-    CPU per task (measured at another moment: a host phase between the two moves the model).
-    Read from the kernel's per-thread counters (``cpu_time_s``), not from any timer of the round.
-    None for an existing dask cluster: its scheduler and workers spend their CPU outside the tree.
+    The model explains it by two other measurements. ``cpu_ms``: with every CPU busy, a round's wall
+    time × C is the CPU time it used, so each task costs the CPU time the whole process tree spent per
+    task in the pool's case (the task itself, slowed or not; the pool's threads, scheduler, client,
+    event loops, pickling) less the CPU one task takes alone: the serial probes' own CPU time, each
+    taken right after the round it pairs with (schema 6, ``serial_cpu_samples_s``: the host's speed
+    of the moment on both sides), else the serial case's (measured at another moment: a host phase
+    between the two moves it). Read from the kernel's per-thread counters (``cpu_time_s``), not from
+    any timer of the round. None for an existing dask cluster: its scheduler and workers spend their
+    CPU outside the tree. ``call_ms``: W × ``latency_ms`` / n, one ``map`` call's latency (the
+    dispatch case's map of one empty task per worker) spread over the batch. The CPUs idle for at
+    most that long per round (waiting for the first task, for the last result) and for at least
+    none of it, so the cost per task lies in ``model_lo``..``model_hi`` = ``cpu_ms`` ..
+    ``cpu_ms + call_ms``; ``model_ms`` is the middle (README, "dask: where a task's time goes",
+    checks both against the clock).
 
     Beside them, the empty task's figures from the dispatch case (chunksize 1, same W): ``wall_ms``,
     its wall time per task in a long batch less serial's, the figure the report once extrapolated
-    from alone; ``empty_cpu_ms``, the CPU every process spent per empty task; ``latency_ms``, one
-    ``map`` call of one empty task per worker (what a call costs however few its tasks).
-    ``empty_model_ms`` is what they predict for the scaling batch: W × latency / n + empty CPU. A real
-    task can cost more than an empty one (a batch of empty tasks finishes in bursts that dask's
-    messages carry many at a time; real tasks finish one by one), which ``model_ms`` measures and
-    ``empty_model_ms`` cannot.
+    from alone; ``empty_cpu_ms``, the CPU every process spent per empty task. ``empty_model_ms`` is
+    what they predict for the scaling batch: W × latency / n + empty CPU. A real task can cost more
+    than an empty one (a batch of empty tasks finishes in bursts that dask's messages carry many at
+    a time; real tasks finish one by one), which ``cpu_ms`` measures and ``empty_model_ms`` cannot.
     """
 
     pool: str
@@ -588,27 +592,58 @@ class OverheadModel:
     measured_ms: float
     measured_lo: float
     measured_hi: float
-    model_ms: float | None = None
-    model_basis: str | None = None  # what the serial CPU per task came from: "paired probes", "serial case"
+    cpu_ms: float | None = None
+    cpu_basis: str | None = None  # what the CPU a task takes alone came from: "paired probes", "serial case"
     latency_ms: float | None = None
     empty_cpu_ms: float | None = None
     wall_ms: float | None = None
-    empty_model_ms: float | None = None
+
+    @property
+    def call_ms(self) -> float | None:
+        """One map call's latency spread over the batch: W × latency / n."""
+        return None if self.latency_ms is None else self.workers * self.latency_ms / self.tasks
+
+    @property
+    def model_lo(self) -> float | None:
+        return self.cpu_ms
+
+    @property
+    def model_hi(self) -> float | None:
+        return None if self.cpu_ms is None else self.cpu_ms + (self.call_ms or 0.0)
+
+    @property
+    def model_ms(self) -> float | None:
+        """The middle of the band (the CPU cost alone when no latency was measured)."""
+        return None if self.cpu_ms is None else self.cpu_ms + (self.call_ms or 0.0) / 2
+
+    @property
+    def empty_model_ms(self) -> float | None:
+        if self.empty_cpu_ms is None or self.call_ms is None:
+            return None
+        return self.call_ms + self.empty_cpu_ms
 
     @property
     def gap(self) -> float | None:
         """measured / model − 1 (None without a model, or with a model of no cost: the pool's case
-        spent no more CPU per task than the serial case, which only noise between the two can do)."""
+        spent no more CPU per task than a task alone, which only noise between the two can do)."""
         if self.model_ms is None or self.model_ms <= 0:
             return None
         return self.measured_ms / self.model_ms - 1
 
     @property
-    def within(self) -> bool | None:
-        """The model within MODEL_TOLERANCE of the measured cost, or inside its interval."""
+    def in_band(self) -> bool | None:
         if self.gap is None:
             return None
-        return self.measured_lo <= self.model_ms <= self.measured_hi or abs(self.gap) <= MODEL_TOLERANCE
+        return self.model_lo <= self.measured_ms <= self.model_hi
+
+    @property
+    def within(self) -> bool | None:
+        """The clock's cost in the model's band, within MODEL_TOLERANCE of its middle, or the middle
+        inside the clock's interval."""
+        if self.gap is None:
+            return None
+        inside = self.measured_lo <= self.model_ms <= self.measured_hi
+        return self.in_band or inside or abs(self.gap) <= MODEL_TOLERANCE
 
     @property
     def empty_ratio(self) -> float | None:
@@ -621,7 +656,7 @@ class OverheadModel:
         """Task length from which the pool's cost is at most OVERHEAD_SHARE of a task's time: from the
         measured cost in this batch, or (``long_batch``) from the CPU cost alone, a call's latency
         spread over so many tasks that it no longer counts."""
-        cost = self.model_ms if long_batch else self.measured_ms
+        cost = self.cpu_ms if long_batch else self.measured_ms
         if cost is None:
             return None
         return max(cost, 0.0) * (1 - OVERHEAD_SHARE) / OVERHEAD_SHARE
@@ -691,8 +726,8 @@ def overhead_model(records: Iterable[Record], workload: str = "cpu_python") -> l
             # a cost cannot be negative: an interval reaching past the ideal speedup is noise
             measured_lo=max(task_ms * (p.ideal / p.speedup_hi - 1), 0.0),
             measured_hi=max(task_ms * (p.ideal / p.speedup_lo - 1), 0.0),
-            model_ms=None if pool_cpu is None or base is None or external else pool_cpu - base,
-            model_basis=None if base is None else ("paired probes" if alone is not None else "serial case"),
+            cpu_ms=None if pool_cpu is None or base is None or external else pool_cpu - base,
+            cpu_basis=None if base is None else ("paired probes" if alone is not None else "serial case"),
         )
         empty = of("dispatch", p.pool, p.workers, chunksize=1)
         latency = empty.extra.get("latency_samples_s") if empty else None
@@ -707,7 +742,6 @@ def overhead_model(records: Iterable[Record], workload: str = "cpu_python") -> l
                 latency_ms=latency_ms,
                 empty_cpu_ms=empty_cpu,
                 wall_ms=max(empty.median / empty.tasks * 1e3 - base_wall, 0.0),
-                empty_model_ms=None if empty_cpu is None else p.workers * latency_ms / p.tasks + empty_cpu,
             )
         out.append(model)
     return sorted(out, key=lambda m: m.pool)

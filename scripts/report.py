@@ -196,9 +196,17 @@ def _ms(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f} ms"
 
 
+def _band(m) -> str:
+    if m.model_ms is None:
+        return "—"
+    if m.call_ms is None:
+        return f"{m.model_ms:.2f} ms (CPU only)"
+    return f"{m.model_ms:.2f} ms [{m.model_lo:.2f}, {m.model_hi:.2f}]"
+
+
 def model_lines(records: list[Record]) -> list[str]:
     """The cost per task of each pool at W = C (scripts/metrics.py ``overhead_model``): by the clock, by
-    CPU time, and as the empty tasks would predict it."""
+    CPU time and a call's latency, and as the empty tasks would predict it."""
     models = overhead_model(records)
     if not models:
         return []
@@ -209,10 +217,11 @@ def model_lines(records: list[Record]) -> list[str]:
                 f"{m.pool} w{m.workers}",
                 f"{m.measured_ms:.2f} ms [{m.measured_lo:.2f}, {m.measured_hi:.2f}] "
                 f"({m.tasks} tasks of {m.task_ms:.1f} ms)",
-                _ms(m.model_ms),
+                _ms(m.cpu_ms),
+                _ms(m.call_ms),
+                _band(m),
                 "—" if m.gap is None else f"{m.gap:+.0%}" + ("" if m.within else " (off)"),
                 "—" if m.wall_ms is None else f"{m.wall_ms * 1e3:.0f} µs",
-                _ms(m.latency_ms),
                 _ms(m.empty_cpu_ms),
                 _ms(m.empty_model_ms) + ("" if m.empty_ratio is None else f" (measured {m.empty_ratio:.1f}×)"),
                 _ms(m.break_even_ms(), 1),
@@ -221,11 +230,12 @@ def model_lines(records: list[Record]) -> list[str]:
         )
     header = [
         "pool",
-        f"cost per task, measured (`{models[0].workload}`, {CONFIDENCE:.0%} interval)",
-        "model: CPU per task beyond serial's",
-        "measured vs model",
+        f"cost per task, by the clock (`{models[0].workload}`, {CONFIDENCE:.0%} interval)",
+        "CPU per task beyond a task alone",
+        "one map call's latency over the batch",
+        "model [band]",
+        "clock vs model",
         "empty task, long batch",
-        "one map call",
         "CPU per empty task",
         "empty tasks predict",
         f"task length for < {OVERHEAD_SHARE:.0%}, this batch",
@@ -233,14 +243,15 @@ def model_lines(records: list[Record]) -> list[str]:
     ]
     lines = [
         "",
-        "What a pool costs per task with every CPU busy. Measured by the clock: serial task time × (ideal / "
-        "speedup − 1) in the scaling case. Modelled by CPU time, read from the kernel's counters: with every CPU "
-        "busy, a round's wall time × C is the CPU time it used, so the cost is the CPU time the whole process "
-        "tree spent per task in the pool's case less the CPU one task takes alone, from the serial probes paired "
-        "with its rounds (scripts/metrics.py `overhead_model`). "
-        "Beside them, the dispatch case's empty tasks: their wall time per task in a long batch, one `map` "
-        "call's latency, their CPU per task, and what those predict for the scaling batch (W × latency / n "
-        "+ CPU per empty task); a real task can cost several times an empty one.",
+        "What a pool costs per task with every CPU busy. By the clock: serial task time × (ideal / speedup − 1) "
+        "in the scaling case. Modelled by two other measurements (scripts/metrics.py `overhead_model`): the CPU "
+        "time the whole process tree spent per task in the pool's case less the CPU one task takes alone (the "
+        "serial probes paired with its rounds), read from the kernel's counters; and one `map` call's latency "
+        "(the dispatch case's map of one empty task per worker) spread over the batch, W × latency / n. With "
+        "every CPU busy a task costs at least its CPU and at most that plus the call's latency (the CPUs idle "
+        "through all of it): the band; the model is its middle. Beside them, the dispatch case's empty tasks "
+        "and what they would predict (W × latency / n + their CPU per task): a real task can cost several "
+        "times an empty one.",
         "",
         *_table(header, rows),
     ]
@@ -248,14 +259,14 @@ def model_lines(records: list[Record]) -> list[str]:
         lines += [
             "",
             f"`{m.pool}`: the cost per task by the clock ({m.measured_ms:.2f} ms, interval "
-            f"{m.measured_lo:.2f}–{m.measured_hi:.2f}) is {m.gap:+.0%} from the one by CPU time "
-            f"({m.model_ms:.2f} ms), beyond {MODEL_TOLERANCE:.0%} and the interval: "
+            f"{m.measured_lo:.2f}–{m.measured_hi:.2f}) is {m.gap:+.0%} from the model ({_band(m)}), outside "
+            f"its band and beyond {MODEL_TOLERANCE:.0%}: "
             + (
-                "the CPUs were not all busy all the time (waits for a task, a call's latency, a busy host); "
-                "the recommendation table's 'what held it back' column measures that part."
+                "the CPUs idled longer than a call's latency (waits for a task, a busy host); the "
+                "recommendation table's 'what held it back' column measures that part."
                 if m.gap > 0
                 else "the pool's case used more CPU than its wall time holds, as when another program "
-                "took CPU from the serial case: re-run it."
+                "took CPU from the serial probes: re-run it."
             ),
         ]
     return lines

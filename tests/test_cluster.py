@@ -150,7 +150,7 @@ def test_dask_cases_run_end_to_end_and_the_report_has_its_section(tmp_path):
     text = (tmp_path / "report" / "report.md").read_text()
     assert "## One machine or a cluster" in text
     assert "| dask/default w2 |" in text and "| dask/tuned w2 |" in text and "Crash isolation on dask" in text
-    assert "model: CPU per task beyond serial's" in text
+    assert "CPU per task beyond a task alone" in text and "model [band]" in text
 
 
 def test_cluster_shapes_are_parsed_and_their_results_checked():

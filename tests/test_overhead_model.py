@@ -54,8 +54,11 @@ def test_cost_by_the_clock_and_by_cpu_time_and_the_empty_task_prediction(tmp_pat
     # by the clock: 20 ms × (ideal 2 / speedup 1.6 − 1) = 5 ms; every round alike, so the interval is the point
     assert (m.measured_lo, m.measured_ms, m.measured_hi) == pytest.approx((5.0, 5.0, 5.0))
     # by CPU time: 0.6 s over 3 rounds of 8 tasks = 25 ms a task, less the serial case's 20 ms
-    assert m.model_ms == pytest.approx(5.0)
-    assert m.gap == pytest.approx(0.0, abs=1e-9) and m.within
+    assert m.cpu_ms == pytest.approx(5.0) and m.cpu_basis == "serial case"
+    # one map call (4 ms) over the batch: W × latency / n = 2 × 4 / 8 = 1 ms; the band 5..6 ms, its middle 5.5
+    assert m.call_ms == pytest.approx(1.0)
+    assert (m.model_lo, m.model_ms, m.model_hi) == pytest.approx((5.0, 5.5, 6.0))
+    assert m.gap == pytest.approx(5.0 / 5.5 - 1) and m.in_band and m.within
     # the empty tasks: 500 µs less serial's 10; one call 4 ms; 1.01 ms of CPU less serial's 0.01
     assert (m.wall_ms, m.latency_ms, m.empty_cpu_ms) == pytest.approx((0.49, 4.0, 1.0))
     assert m.empty_model_ms == pytest.approx(2 * 4.0 / 8 + 1.0)  # W × latency / n + CPU: 2 ms
@@ -69,28 +72,38 @@ def test_the_cpu_a_task_takes_alone_comes_from_the_paired_probes_when_recorded(t
     # the probes after each round took 0.176 s of CPU for 8 tasks: 22 ms a task at the rounds' moments,
     # where the serial case (another moment) said 20 ms; the model subtracts the probes' figure
     m = model_of(tmp_path, 0.1, probe_cpu_s=[0.176, 0.176, 0.176])
-    assert m.model_basis == "paired probes" and m.model_ms == pytest.approx(25.0 - 22.0)
-    assert model_of(tmp_path, 0.1).model_basis == "serial case"  # schema 5 and older: no probe CPU
+    assert m.cpu_basis == "paired probes" and m.cpu_ms == pytest.approx(25.0 - 22.0)
+    assert model_of(tmp_path, 0.1).cpu_basis == "serial case"  # schema 5 and older: no probe CPU
 
 
 def test_a_pool_case_with_less_cpu_than_serial_has_no_verdict(tmp_path):
-    m = model_of(tmp_path, 0.1, pool_cpu_s=0.4)  # 16.7 ms a task, below the serial case's 20: noise between them
-    assert m.model_ms == pytest.approx(-10 / 3) and m.gap is None and m.within is None
+    m = model_of(tmp_path, 0.1, pool_cpu_s=0.35)  # 14.6 ms a task, below the serial case's 20: noise between them
+    assert m.cpu_ms == pytest.approx(0.35 / 24 * 1e3 - 20) and m.model_ms < 0
+    assert m.gap is None and m.within is None
 
 
-def test_a_clock_cost_beyond_the_cpu_time_is_named_off(tmp_path):
-    m = model_of(tmp_path, 0.12)  # speedup 1.33: 20 × (1.5 − 1) = 10 ms by the clock, 5 ms by CPU time
-    assert m.measured_ms == pytest.approx(10.0) and m.gap == pytest.approx(1.0) and m.within is False
-    close = model_of(tmp_path, 0.1, pool_cpu_s=0.6 + 24 * 0.001)  # CPU says 6 ms, the clock 5: −17 %
-    assert close.gap == pytest.approx(5 / 6 - 1) and close.within
+def test_a_clock_cost_beyond_the_band_is_named_off(tmp_path):
+    m = model_of(tmp_path, 0.12)  # speedup 1.33: 20 × (1.5 − 1) = 10 ms by the clock; the band 5..6 ms
+    assert m.measured_ms == pytest.approx(10.0) and not m.in_band
+    assert m.gap == pytest.approx(10 / 5.5 - 1) and m.within is False
+    close = model_of(tmp_path, 0.1, pool_cpu_s=0.6 + 24 * 0.0006)  # CPU 5.6 ms: the band 5.6..6.6, the clock 5
+    assert not close.in_band and close.gap == pytest.approx(5 / 6.1 - 1) and close.within  # −18 %: within 25 %
+    far = model_of(tmp_path, 0.1, pool_cpu_s=0.6 + 24 * 0.0015)  # CPU 6.5 ms: the band 6.5..7.5, middle 7
+    assert far.gap == pytest.approx(5 / 7 - 1) and far.within is False  # −29 %, outside the band
 
 
 def test_the_report_says_by_how_much_the_two_clocks_differ(tmp_path):
     records = load([edited(tmp_path, "m.json", known(0.12))])
     text = "\n".join(report.model_lines(records))
-    row = "| process/fork w2 | 10.00 ms [10.00, 10.00] (8 tasks of 20.0 ms) | 5.00 ms | +100% (off) | 490 µs |"
+    row = (
+        "| process/fork w2 | 10.00 ms [10.00, 10.00] (8 tasks of 20.0 ms) | 5.00 ms | 1.00 ms "
+        "| 5.50 ms [5.00, 6.00] | +82% (off) | 490 µs |"
+    )
     assert row in text
-    assert "`process/fork`: the cost per task by the clock (10.00 ms, interval 10.00–10.00) is +100% from" in text
+    assert (
+        "`process/fork`: the cost per task by the clock (10.00 ms, interval 10.00–10.00) is +82% from the model "
+        "(5.50 ms [5.00, 6.00]), outside its band" in text
+    )
     agreeing = load([edited(tmp_path, "a.json", known(0.1))])
     assert "`process/fork`:" not in "\n".join(report.model_lines(agreeing))
 
