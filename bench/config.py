@@ -22,6 +22,7 @@ from bench import allocator, cluster, interpreters
 from bench.cpus import CpuInfo
 from bench.plan import Sizing
 from common import plan
+from common.schema import SKIP_MISSING_ENV
 from workloads import PROFILES, get, scaling_names
 from workloads.io_bound import IO_DIR_ENV
 
@@ -99,25 +100,34 @@ def missing_line(executor: str) -> str | None:
 
 
 def parse_executors(
-    text: str | None, missing: Mapping[str, str | None] | None = None
+    text: str | None, missing: Mapping[str, str | None] | None = None, skip_missing: bool = False
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """``--executors``, and the executors left out because this Python or install lacks them.
 
     ``missing`` maps an executor to why it cannot run here (None: it can; default: asked of
-    :func:`missing_line`). Naming such an executor is an error; the default set and ``all`` skip
-    it, and the run says so in one line at start.
+    :func:`missing_line`). Naming such an executor is an error, unless ``skip_missing`` (a matrix
+    across builds: common.schema SKIP_MISSING_ENV); the default set and ``all`` skip it, and the run says so in
+    one line at start. With ``skip_missing``, a list whose named pools all are missing (serial aside)
+    is an error too: that build has nothing of what was asked to measure.
     """
     chosen = parse_names("--executors", text, EXECUTORS, DEFAULT_EXECUTORS)
     asked = None if text is None or text.strip() == "all" else set(_items("--executors", text))
-    keep, skipped = [], []
+    keep, skipped, why_not = [], [], {}
     for name in chosen:
         why = missing[name] if missing is not None and name in missing else missing_line(name)
         if why is None:
             keep.append(name)
-        elif asked is None:
+        elif asked is None or skip_missing:
             skipped.append(name)
+            why_not[name] = why
         else:
             raise OptionError(f"--executors {name}: {why}, or leave {name} out")
+    if skip_missing and asked is not None and skipped and not [k for k in keep if k != "serial"]:
+        reasons = "; ".join(f"{n}: {why_not[n]}" for n in skipped)
+        raise OptionError(
+            f"--executors {text.strip()}: no pool of these runs on this Python ({reasons}); "
+            "run this build with executors it has, or leave it out of --pythons"
+        )
     return tuple(keep), tuple(skipped)
 
 
@@ -392,7 +402,9 @@ def build_config(
     scheduler = parse_dask_scheduler(options.get("dask_scheduler") or environ.get(cluster.SCHEDULER_ENV))
     if scheduler and options.get("executors") is None:
         options = {**options, "executors": "serial,dask"}  # a cluster given: measure it against serial
-    executors, skipped = parse_executors(options.get("executors"), missing)
+    executors, skipped = parse_executors(
+        options.get("executors"), missing, skip_missing=environ.get(SKIP_MISSING_ENV, "").strip() == "1"
+    )
     methods = tuple(multiprocessing.get_all_start_methods())
     default_method = default_start_method()
     profile = parse_profile(options.get("profile"))

@@ -23,7 +23,7 @@ import psutil
 
 from bench import allocator, cluster, cpus, measure
 from bench.cases import left_out
-from bench.config import OptionError, SuiteConfig
+from bench.config import OptionError, SuiteConfig, missing_line
 from bench.executors import blas_libraries, executor_defaults
 from common import plan
 from common.schema import MEMORY_FILESYSTEMS, SCHEMA_VERSION, busy_line, python_build
@@ -140,6 +140,8 @@ def poolbench_info(
         "loadavg_end": load_average(),
         "dask": dask_info(suite),
         "interpreter": interpreter_info(suite),
+        # executors asked for (or in the default set) that this Python or install lacks, and why
+        "skipped_executors": [{"executor": n, "why": missing_line(n)} for n in suite.skipped_executors],
         "config": suite.as_dict(),
         # The task size each batched workload ran at, how it was chosen and one serial task's time
         # (bench/plan.py); what --sizes-from reads back.

@@ -50,7 +50,9 @@ from collections.abc import Sequence
 #:    empty task per worker, timed after the rounds); scaling cases of dask pools add
 #:    ``settle_samples_s`` (the wait, before each serial probe, for the cluster to finish releasing
 #:    the round: bench/cluster.py ``DaskExecutor.settle``); scaling cases of pools add
-#:    ``serial_cpu_samples_s`` (each serial probe's own CPU time, the calling thread's).
+#:    ``serial_cpu_samples_s`` (each serial probe's own CPU time, the calling thread's);
+#:    machine_info adds ``skipped_executors`` (``executor``, ``why``: asked for or in the default
+#:    set, but missing on this Python or install).
 SCHEMA_VERSION = 6
 
 #: Schema versions the loader accepts.
@@ -114,6 +116,11 @@ def paired_speedup(serial_samples: Sequence[float], pool_samples: Sequence[float
     """
     return statistics.median(s / p for s, p in zip(serial_samples, pool_samples, strict=True))
 
+
+#: Set by scripts.matrix for the runs of a matrix across Python builds (``--pythons``): an executor
+#: named in ``--executors`` that the build lacks is left out of that build's run with one line and
+#: recorded (machine_info ``skipped_executors``), instead of failing the run (bench/config.py).
+SKIP_MISSING_ENV = "POOLBENCH_SKIP_MISSING_EXECUTORS"
 
 #: File systems whose fsync reaches no disk: ``io_file`` there measures memory, not I/O
 #: (recorded as machine_info ``io_fstype``; the report cautions).

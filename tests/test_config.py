@@ -180,3 +180,17 @@ def test_bad_cpu_override_is_a_usage_error(monkeypatch):
     done = run_module("pytest", "bench", "-p", "no:cacheprovider", "--collect-only", "-q", timeout=120)
     assert done.returncode == 4
     assert "POOLBENCH_CPUS='lots'" in done.stdout + done.stderr
+
+
+def test_across_builds_a_named_executor_the_build_lacks_is_left_out_and_nothing_left_fails():
+    from common.schema import SKIP_MISSING_ENV  # noqa: PLC0415
+
+    cpu = CpuInfo(cpu_count=2, affinity_cpus=2, process_cpu_count=2)
+    lacks = {"interpreter": "InterpreterPoolExecutor needs Python 3.14 or newer", "dask": None}
+    asked = {"executors": "serial,thread,interpreter,process"}
+    with pytest.raises(OptionError, match=r"--executors interpreter: InterpreterPoolExecutor needs Python 3\.14"):
+        build_config(asked, cpu, environ={}, missing=lacks)  # one run on one Python: still an error
+    cfg = build_config(asked, cpu, environ={SKIP_MISSING_ENV: "1"}, missing=lacks)  # a matrix across builds
+    assert cfg.executors == ("serial", "thread", "process") and cfg.skipped_executors == ("interpreter",)
+    with pytest.raises(OptionError, match=r"no pool of these runs on this Python \(interpreter: Interpreter"):
+        build_config({"executors": "serial,interpreter"}, cpu, environ={SKIP_MISSING_ENV: "1"}, missing=lacks)

@@ -305,3 +305,16 @@ def test_python_image_script_names_what_it_cannot_make():
     )
     assert done.returncode == 1
     assert "3.14t: Debian serves no CPython 3.14 source here; set PYTHON_SOURCE" in done.stderr.strip().splitlines()[-1]
+
+
+def test_a_run_across_builds_asks_the_suite_to_leave_out_executors_its_build_lacks(tmp_path):
+    from common.schema import SKIP_MISSING_ENV  # noqa: PLC0415
+
+    args = matrix.parse_args(["--backend", "docker", "--pythons", "3.14", "--limits", "cpus-1", "--", "-x"])
+    compose = ["docker", "compose", "-f", "docker/compose.yaml"]
+    across = dataclasses.replace(Limit.parse("cpus-1"), python="3.13t")
+    cmd, *_ = matrix._suite_command(across, args, tmp_path, "r1", out=tmp_path / "o.json", compose=compose)
+    assert f"{SKIP_MISSING_ENV}=1" in cmd and cmd.index(f"{SKIP_MISSING_ENV}=1") < cmd.index("cpus-1")
+    one_image = Limit.parse("cpus-1")  # no build axis: an executor named and missing is still an error
+    cmd, *_ = matrix._suite_command(one_image, args, tmp_path, "r1", out=tmp_path / "o.json", compose=compose)
+    assert not any(SKIP_MISSING_ENV in c for c in cmd)
