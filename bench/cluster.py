@@ -162,6 +162,28 @@ def _worker_cpus() -> dict[str, Any]:
     return {"pid": os.getpid(), "effective_cpus": info.effective_cpus, "cpu_quota": info.cgroup.quota_cpus}
 
 
+class _QuietAfterStop(logging.Filter):
+    """Drops asyncio's reports once a stop signal has arrived (bench/stopping.py).
+
+    A terminal's Ctrl-C reaches the whole process group, dask's nanny-started workers included: a
+    cluster starting at that moment fails to start a worker, and asyncio reports the start-up task's
+    exception ("Task exception was never retrieved", with a traceback) when the task is collected,
+    after the run has already said in one line that it is stopping. That report is the stop's own
+    echo, not news; before a stop, every report passes.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from bench import stopping  # noqa: PLC0415
+
+        return stopping.STATE.signal is None
+
+
+def _quiet_asyncio_after_stop() -> None:
+    log = logging.getLogger("asyncio")
+    if not any(isinstance(f, _QuietAfterStop) for f in log.filters):
+        log.addFilter(_QuietAfterStop())
+
+
 class DaskExecutor(Executor):
     """A ``concurrent.futures.Executor`` over a dask cluster (see the module doc)."""
 
@@ -177,6 +199,7 @@ class DaskExecutor(Executor):
         import dask  # noqa: PLC0415
         from distributed import Client, LocalCluster  # noqa: PLC0415
 
+        _quiet_asyncio_after_stop()
         self.cluster = None
         self.config = EXTERNAL if scheduler else config
         spec = CONFIGS["default"] if scheduler else CONFIGS[config]  # an existing cluster: dask's own client

@@ -8,6 +8,7 @@ elsewhere.
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import psutil
@@ -208,3 +209,17 @@ def test_settle_without_schedstat_waits_a_fixed_moment(monkeypatch):
     pool._pids, pool._idle_ns = [1], None
     pool.settle()
     assert slept == [cluster.SETTLE_WINDOW_S * 5]
+
+
+def test_asyncio_reports_pass_until_a_stop_signal_and_not_after(monkeypatch):
+    from bench import stopping  # noqa: PLC0415
+
+    quiet = cluster._QuietAfterStop()
+    record = logging.LogRecord("asyncio", logging.ERROR, __file__, 1, "Task exception was never retrieved", (), None)
+    monkeypatch.setattr(stopping.STATE, "signal", None)
+    assert quiet.filter(record)  # before a stop: every report shows
+    monkeypatch.setattr(stopping.STATE, "signal", "SIGINT")
+    assert not quiet.filter(record)  # after the run said it is stopping: the stop's own echo is dropped
+    cluster._quiet_asyncio_after_stop()
+    cluster._quiet_asyncio_after_stop()
+    assert sum(isinstance(f, cluster._QuietAfterStop) for f in logging.getLogger("asyncio").filters) == 1
