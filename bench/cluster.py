@@ -124,22 +124,10 @@ _DASK_BLAS_LIMIT: Any = None
 
 def _busy_ns(pids: list[int], skip_tid: int) -> int | None:
     """Nanoseconds on a CPU so far of every thread of ``pids`` but ``skip_tid``; None without schedstat."""
-    total, read = 0, False
-    for pid in pids:
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            if tid == str(skip_tid):
-                continue
-            try:
-                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                    total += int(f.read().split()[0])
-                read = True
-            except (OSError, ValueError, IndexError):
-                continue  # a thread that ended between the listing and the read
-    return total if read else None
+    from bench.measure import _read_schedstat  # noqa: PLC0415  (the suite's one schedstat reader)
+
+    read = [r for r in (_read_schedstat(pid, "/proc", skip_tid) for pid in pids) if r is not None]
+    return sum(ran for ran, _ in read) if read else None
 
 
 def _scheduler_settings(dask_scheduler: Any = None) -> dict[str, Any]:

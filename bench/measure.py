@@ -65,7 +65,8 @@ def _task_schedstat(pid: int, root: str = "/proc") -> tuple[int, int] | None:
     return result
 
 
-def _read_schedstat(pid: int, root: str) -> tuple[int, int] | None:
+def _read_schedstat(pid: int, root: str, skip_tid: int | None = None) -> tuple[int, int] | None:
+    """(CPU ns, wait ns) of every live thread of ``pid`` but ``skip_tid``, uncached; None without the files."""
     ran = waited = 0
     found = False
     try:
@@ -73,6 +74,8 @@ def _read_schedstat(pid: int, root: str) -> tuple[int, int] | None:
     except OSError:
         return None
     for tid in tids:
+        if skip_tid is not None and tid == str(skip_tid):
+            continue
         try:
             with open(f"{root}/{pid}/task/{tid}/schedstat") as f:
                 fields = f.read().split()
