@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bench import allocator, cluster, cpus, interpreters, machine, measure, sizing, stopping
+from bench import allocator, cluster, cpus, interpreters, machine, measure, preflight, sizing, stopping
 from bench.cases import GENERATORS, left_out_lines
 from bench.config import CASES, DEFAULT_EXECUTORS, EXECUTORS, OptionError, SuiteConfig, build_config, missing_line
 from bench.journal import Journal, journal_path
@@ -25,7 +25,7 @@ from bench.plan import size_line
 from bench.saving import SaveError, make_saving_atomic, writable_folder
 from bench.terminal import scaling_waits, speedup_table, tell, warn
 from bench.timeouts import case_deadline
-from common.schema import denied_line, denied_summary
+from common.schema import WORKLOAD_FILES_ENV, denied_line, denied_summary
 from workloads import PROFILES, scaling_names
 from workloads import get as get_workload
 from workloads.io_bound import IO_DIR_ENV
@@ -70,9 +70,6 @@ NO_WAIT_LINE = (
     "took from the run cannot be measured here, and cpu_wait_s is recorded as null"
 )
 
-#: Environment variable naming workload files, ':'-separated (read before --workload-file).
-WORKLOAD_FILES_ENV = "POOLBENCH_WORKLOAD_FILES"
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("poolbench", "poolbench sweep")
@@ -116,6 +113,10 @@ def pytest_configure(config: pytest.Config) -> None:
     for option, folder in folders.items():
         if problem := writable_folder(folder, option):
             raise pytest.UsageError(problem)
+    try:  # last of the checks: it starts a worker of each kind that imports the files afresh
+        preflight.check(suite, [source for _, source in config.stash[USER_KEY] if source])
+    except WorkloadFileError as exc:
+        raise pytest.UsageError(str(exc)) from None
     config.stash[CONFIG_KEY] = suite
     config.stash[LOAD_KEY] = machine.load_average()
     config.stash[STARTED_KEY] = datetime.now(UTC).isoformat(timespec="seconds")

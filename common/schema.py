@@ -122,6 +122,10 @@ def paired_speedup(serial_samples: Sequence[float], pool_samples: Sequence[float
 #: recorded (machine_info ``skipped_executors``), instead of failing the run (bench/config.py).
 SKIP_MISSING_ENV = "POOLBENCH_SKIP_MISSING_EXECUTORS"
 
+#: Workload files for ``pytest bench``, ':'-separated, read before ``--workload-file`` (bench/conftest.py);
+#: scripts.matrix sets it to the files' paths inside its containers.
+WORKLOAD_FILES_ENV = "POOLBENCH_WORKLOAD_FILES"
+
 #: File systems whose fsync reaches no disk: ``io_file`` there measures memory, not I/O
 #: (recorded as machine_info ``io_fstype``; the report cautions).
 MEMORY_FILESYSTEMS = ("tmpfs", "ramfs")

@@ -12,6 +12,9 @@ set -euo pipefail
 SUITE=${SUITE:-bookworm}
 NAME=${BASE_NAME:-poolbench-base:$SUITE}
 MIRROR=${DEBIAN_MIRROR:-}
+# PYTHON_PACKAGE=python3.15: that Debian package (and its venv module) too, as the `python3` on PATH
+# (/usr/local/bin, ahead of Debian's own /usr/bin/python3, which Debian's tools keep using).
+PYTHON_PACKAGE=${PYTHON_PACKAGE:-}
 
 die() { echo "base-image.sh: $*" >&2; exit 1; }
 
@@ -29,9 +32,14 @@ trap 'rm -rf "$root"' EXIT
 echo "base-image.sh: debootstrap $SUITE into $root (about a minute)" >&2
 extra=()
 [ "$SUITE" = sid ] && extra+=(--no-check-gpg)
-debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
+include=python3,python3-venv,python3-pip,ca-certificates${PYTHON_PACKAGE:+,$PYTHON_PACKAGE,$PYTHON_PACKAGE-venv}
+debootstrap --variant=minbase --include="$include" \
   "${extra[@]}" "$SUITE" "$root" ${MIRROR:+"$MIRROR"} >&2 \
   || die "debootstrap of $SUITE failed (see above); check the Debian mirror or set DEBIAN_MIRROR"
+if [ -n "$PYTHON_PACKAGE" ]; then
+  [ -x "$root/usr/bin/$PYTHON_PACKAGE" ] || die "$SUITE has no /usr/bin/$PYTHON_PACKAGE after debootstrap"
+  ln -sf "/usr/bin/$PYTHON_PACKAGE" "$root/usr/local/bin/python3"
+fi
 if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
   cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
 fi

@@ -3,8 +3,9 @@
 #
 #   BASE_IMAGE=$(bash docker/python-image.sh 3.14) && docker compose -f docker/compose.yaml build
 #
-# BUILD is 3.11, 3.13, 3.14 (Debian's packages: bookworm, trixie, sid, via docker/base-image.sh,
-# unless the public python:BUILD-slim image is already here) or a free-threaded build: 3.13t is
+# BUILD is 3.11, 3.13, 3.14, 3.15 (Debian's packages: bookworm, trixie, sid, and sid's python3.15
+# beside its default 3.14, via docker/base-image.sh, unless the public python:BUILD-slim image is
+# already here) or a free-threaded build: 3.13t is
 # compiled from Debian trixie's CPython source with --disable-gil (docker/free-threaded.Dockerfile,
 # about 3 minutes on 2 cores, then cached as an image); any other X.Yt needs PYTHON_SOURCE, a
 # CPython X.Y source tarball's URL or a file name in docker/python-source/.
@@ -17,13 +18,17 @@ build=${1:-}
 case "$build" in
   3.11) suite=bookworm ;;
   3.13|3.13t) suite=trixie ;;
-  3.14|3.14t) suite=sid ;;
-  *) die "no recipe for Python '$build'; choose 3.11, 3.13, 3.13t, 3.14 or 3.14t" ;;
+  3.14|3.14t|3.15|3.15t) suite=sid ;;
+  *) die "no recipe for Python '$build'; choose 3.11, 3.13, 3.13t, 3.14, 3.14t, 3.15 or 3.15t" ;;
 esac
 
 if [ "${build%t}" = "$build" ]; then
   if docker image inspect "python:$build-slim" >/dev/null 2>&1; then
     echo "python:$build-slim"
+    exit 0
+  fi
+  if [ "$build" = 3.15 ]; then  # sid's default python3 is 3.14; 3.15 is a package beside it
+    SUITE=$suite PYTHON_PACKAGE=python3.15 BASE_NAME=${BASE_NAME:-poolbench-base:sid-py3.15} bash "$here/base-image.sh"
     exit 0
   fi
   SUITE=$suite bash "$here/base-image.sh"
@@ -37,7 +42,7 @@ if docker image inspect "$name" >/dev/null 2>&1; then
 fi
 source=${PYTHON_SOURCE:-}
 if [ -z "$source" ]; then
-  [ "$build" = 3.13t ] || die "$build: Debian serves no CPython ${build%t} source here; set PYTHON_SOURCE to a CPython ${build%t} source tarball (a python.org URL, or a file you put in docker/python-source/)"
+  [ "$build" = 3.13t ] || die "$build: Debian serves no CPython ${build%t} source here (only binaries); run the GIL build ${build%t}, or set PYTHON_SOURCE to a CPython ${build%t} source tarball (a python.org URL, or a file you put in docker/python-source/) to compile $build"
   source=debian:python3.13
 fi
 base=$(SUITE=$suite bash "$here/base-image.sh")

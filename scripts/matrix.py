@@ -33,10 +33,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import json
 import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -46,7 +49,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common.schema import PROFILES, SKIP_MISSING_ENV
+from common.schema import PROFILES, SKIP_MISSING_ENV, WORKLOAD_FILES_ENV
 from scripts import report
 from scripts.cli import Parser, run
 from scripts.results import ResultsError, load_file
@@ -55,10 +58,17 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker" / "compose.yaml"
 #: The compose services of a dask cluster (profile "cluster"): not CPU limits (``--cluster`` runs them).
 CLUSTER_SERVICES = ("scheduler", "worker", "client")
+DASK_SERVICES = ("scheduler", "worker")  # dask's own processes; the client runs the suite
 PUBLIC_BASE = "python:3.11-slim"  # the Dockerfile's default BASE_IMAGE
 CONTAINER_UID = 10001  # the non-root user of docker/Dockerfile
+#: Where --workload-file's files are mounted (read-only) in the suite's and the dask workers' containers.
+CONTAINER_WORKLOADS = "/workloads"
+#: The compose override the driver writes into the results folder when it mounts workload files.
+WORKLOADS_OVERRIDE = "workload-files.compose.json"
 #: pytest's exit code for an interrupted session: the suite exits with it on SIGINT or SIGTERM.
 SUITE_INTERRUPTED = 2
+#: pytest's exit code for a usage error: the suite refused an option or a workload file before any case.
+USAGE_ERROR = 4
 #: Seconds `docker stop` waits before SIGKILL; the suite stops within 8 s of SIGTERM
 #: (bench.stopping.STOP_DEADLINE_S), so its finished cases are saved first.
 STOP_GRACE_S = 10
@@ -185,9 +195,20 @@ def parse_args(argv: Sequence[str] | None = None):
     )
     parser.add_argument(
         "--pythons",
-        help="comma list of Python builds to run every limit on, one image each: 3.11, 3.13, 3.13t, 3.14, 3.14t "
+        help="comma list of Python builds to run every limit on, one image each: 3.11, 3.13, 3.13t, 3.14, 3.14t, "
+        "3.15, 3.15t "
         "(docker backend; default: the image's own Python only). Free-threaded builds (t) are compiled once "
         "(docker/python-image.sh) and install requirements-measure.txt only",
+    )
+    parser.add_argument(
+        "--workload-file",
+        dest="workload_files",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a Python file of your own workloads (repeatable): checked here first, then mounted read-only "
+        f"into every container at {CONTAINER_WORKLOADS}/<its name> (the cluster's workers too) and given to each "
+        "suite; the affinity backend passes the path as it is",
     )
     parser.add_argument("--no-report", action="store_true", help="skip the plots and report at the end")
     parser.add_argument("pytest_args", nargs="*", help="extra `pytest bench` options, after --")
@@ -196,6 +217,11 @@ def parse_args(argv: Sequence[str] | None = None):
         parser.error(f"--timeout: {args.timeout} is not a positive number of seconds")
     if args.cluster is not None and (args.limits is not None or args.backend != "docker"):
         parser.error("--cluster runs cluster shapes instead of --limits, with the docker backend; drop --limits")
+    if any(a == "--workload-file" or a.startswith("--workload-file=") for a in args.pytest_args):
+        parser.error(
+            "--workload-file after --: a container cannot see the host's path; give it before --, to the matrix, "
+            "which mounts the file into each container"
+        )
     if args.pythons is not None:
         args.pythons = parse_pythons(args.pythons)
         if args.backend != "docker" or args.cluster is not None:
@@ -209,7 +235,7 @@ def parse_args(argv: Sequence[str] | None = None):
 
 
 #: Python builds scripts.matrix --pythons knows how to make an image of (docker/python-image.sh).
-PYTHON_BUILDS = ("3.11", "3.13", "3.13t", "3.14", "3.14t")
+PYTHON_BUILDS = ("3.11", "3.13", "3.13t", "3.14", "3.14t", "3.15", "3.15t")
 
 
 def parse_pythons(text: str) -> tuple[str, ...]:
@@ -227,6 +253,8 @@ def requirements_for(build: str) -> str:
     """The pinned lists an image of ``build`` installs (docker/Dockerfile's REQUIREMENTS)."""
     if build.endswith("t"):  # no free-threaded wheels yet for the plotting stack; the suite needs none of it
         return "requirements-measure.txt"
+    if build == "3.15":  # NumPy's first 3.15 wheel, and no plotting stack (requirements-py315.txt says why)
+        return "requirements-py315.txt"
     return "requirements.txt requirements-cluster.txt"
 
 
@@ -302,6 +330,105 @@ def services_in_file(path: Path) -> list[str]:
         elif inside and (m := re.match(r"^  ([A-Za-z0-9][A-Za-z0-9._-]*):\s*$", line)):
             names.append(m.group(1))
     return [n for n in names if n not in CLUSTER_SERVICES]
+
+
+# --- workload files -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkloadFile:
+    """A ``--workload-file``: where it is here, its sha256, and where a container sees it."""
+
+    host: Path
+    sha256: str
+
+    @property
+    def inside(self) -> str:
+        return f"{CONTAINER_WORKLOADS}/{self.host.name}"
+
+
+def _others_can_read(path: Path) -> bool:
+    """Whether a user that owns neither the file nor its folders (the containers' uid) can read it."""
+    try:
+        if path.stat().st_uid != CONTAINER_UID and not path.stat().st_mode & stat.S_IROTH:
+            return False
+        return all(d.stat().st_uid == CONTAINER_UID or d.stat().st_mode & stat.S_IXOTH for d in path.parents)
+    except OSError:
+        return False
+
+
+#: Loads the files named on its command line as ``pytest bench`` does; one line and exit 4 if one is bad.
+_CHECK_FILES = """
+import sys
+from workloads.user import WorkloadFileError, load_files
+try:
+    load_files(sys.argv[1:])
+except WorkloadFileError as exc:
+    print(exc, file=sys.stderr)
+    raise SystemExit(4)
+"""
+
+
+def check_workload_files(raw: Sequence[str], backend: str) -> list[WorkloadFile]:
+    """Each file checked here, as the suite would check it, before any image is built or container started.
+
+    The check imports the user's code, so it runs in a Python process of its own: the driver keeps
+    none of its modules or side effects.
+    """
+    files = [Path(r).expanduser().resolve() for r in dict.fromkeys(raw)]
+    names: dict[str, Path] = {}
+    for path in files:
+        if path.name in names:
+            raise MatrixError(
+                f"--workload-file {path}: its name is the same as {names[path.name]}'s; rename one "
+                "(workers import each file by its name)"
+            )
+        names[path.name] = path
+    if files:
+        done = _run([sys.executable, "-c", _CHECK_FILES, *map(str, files)], cwd=ROOT, timeout=300)
+        if done.returncode != 0:
+            said = done.stderr.strip().splitlines()[-1:] or [f"the check exited {done.returncode}"]
+            raise MatrixError(f"{said[0]} (checked on this host, before any run)")
+    if backend == "docker":
+        for path in files:
+            if not _others_can_read(path):
+                raise MatrixError(
+                    f"workload file {path}: the containers' user (uid {CONTAINER_UID}) cannot read it; "
+                    f"`chmod o+r {path}` (and o+x on its folders), or copy it somewhere readable"
+                )
+    return [WorkloadFile(p, hashlib.sha256(p.read_bytes()).hexdigest()) for p in files]
+
+
+def workloads_override(files: Sequence[WorkloadFile], services: Sequence[str], results: Path) -> Path:
+    """A compose override that mounts the files read-only into ``services`` and names them to the suite.
+
+    The dask scheduler and workers get the folder on PYTHONPATH instead: they import the task
+    functions by module name (the scheduler unpickles the task graph), as process workers do, also
+    when dask restarts one. JSON is YAML.
+    """
+    mounts = [{"type": "bind", "source": str(f.host), "target": f.inside, "read_only": True} for f in files]
+    suite_env = {WORKLOAD_FILES_ENV: ":".join(f.inside for f in files)}
+    worker_env = {"PYTHONPATH": f"/opt/poolbench:{CONTAINER_WORKLOADS}"}
+    body = {
+        "services": {
+            name: {"volumes": mounts, "environment": worker_env if name in DASK_SERVICES else suite_env}
+            for name in services
+        }
+    }
+    path = results / WORKLOADS_OVERRIDE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(body, indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def files_problem(info: dict, files: Sequence[WorkloadFile]) -> str | None:
+    """Why a run's results do not show it ran the workload files given (None: they do)."""
+    recorded = {r.get("sha256") for r in info.get("workload_files") or []}
+    for f in files:
+        if f.sha256 not in recorded:
+            return f"results do not record workload file {f.host.name} (sha256 {f.sha256[:12]}…) as the host has it"
+    return None
 
 
 # --- the loop -------------------------------------------------------------------------------------
@@ -393,6 +520,16 @@ def _stop_signal(log: Path) -> str | None:
     return found.group(1) if found else None
 
 
+def _usage_line(log: Path) -> str | None:
+    """The one line a suite that refused to start (pytest's exit 4, a usage error) printed last."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    said = [line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR: ")]
+    return said[-1] if said else None
+
+
 def _finished_cases(out: Path) -> tuple[int, Path | None]:
     """How many finished cases a stopped run kept, and where (its JSON, else its journal)."""
     journal = out.with_name(out.name.removesuffix(".json") + ".journal.jsonl")
@@ -431,6 +568,7 @@ def _suite_command(lim: Limit, args, results: Path, run_id: str, *, out: Path, c
     cpus = set(lim.cpuset) if lim.cpuset is not None else os.sched_getaffinity(0)
     env.update(POOLBENCH_LABEL=lim.name, POOLBENCH_BACKEND="affinity")
     cmd = [sys.executable, "-m", "pytest", "bench", "-p", "no:cacheprovider", "-q", "--profile", args.profile]
+    cmd += [a for f in args.workload_files for a in ("--workload-file", str(f.host))]
     cmd += ["--benchmark-json", str(out), *args.pytest_args]
 
     def preexec() -> None:
@@ -492,6 +630,12 @@ def run_one(lim: Limit, args, results: Path, run_id: str, compose: list[str] | N
         )
         code, early = _wait(child, lambda: stop(child), args.timeout)
     outcome = classify(lim, code, early, out=out, log=log, timeout=args.timeout)
+    if (
+        outcome.status == "ok"
+        and args.workload_files
+        and (problem := files_problem(dict(load_file(out)[0].run.poolbench), args.workload_files))
+    ):
+        outcome = Outcome("failed", problem, out)
     if early == "driver":
         raise DriverInterrupted(outcome)
     return outcome
@@ -513,6 +657,8 @@ def classify(lim: Limit, code: int, early: str | None, *, out: Path, log: Path, 
         why = f"exit code {code}"
         if code == 137:
             why += ": killed, most likely by the container's memory limit (POOLBENCH_MEMORY)"
+        elif code == USAGE_ERROR and (said := _usage_line(log)):
+            why += f": {said}"
         journal = out.with_name(out.name.removesuffix(".json") + ".journal.jsonl")
         if journal.is_file():
             why += f"; finished cases are in {journal}"
@@ -568,7 +714,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     limits, compose = choose_limits(args, files)
     if not limits:
         raise MatrixError("no limit to run; check --limits and the compose file")
+    args.workload_files = check_workload_files(args.workload_files, args.backend)
     prepare_folder(results)
+    if compose is not None and args.workload_files:
+        services = [*CLUSTER_SERVICES] if args.cluster is not None else [lim.name for lim in limits]
+        compose = [*compose, "-f", str(workloads_override(args.workload_files, services, results))]
     start = time.monotonic()
     missing: list[str] = []
     if args.pythons:

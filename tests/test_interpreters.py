@@ -188,6 +188,54 @@ def test_a_quick_run_measures_the_interpreter_pool(tmp_path):
         assert "interpreter pool leaves out numpy_ufunc" in done.stdout + done.stderr
 
 
+USER_FILE = """from workloads import Size, Workload
+%s
+def task(n):
+    return sum(range(n))
+
+SIZES = {"quick": Size(1000, 4), "default": Size(2000, 4), "full": Size(4000, 4)}
+WORKLOADS = [Workload(name="%s", func=task, kind="cpu-python", gil="holds", sizes=SIZES)]
+"""
+
+
+def test_a_users_workload_needs_its_own_module_in_every_worker():
+    from workloads import registry  # noqa: PLC0415
+
+    w = registry.Workload("mine", overhead.noop, "cpu-python", "holds", {}, needs=("numpy",))
+    registry.register_user(w, "/somewhere/overhead.py")
+    try:
+        assert registry.USER["mine"].needs == ("numpy", "workloads.overhead")  # probed like any module it needs
+    finally:
+        del registry.USER["mine"]
+
+
+@pytest.mark.slow
+@needs_interpreters
+def test_a_workload_file_from_outside_the_checkout_runs_in_the_interpreter_pool_or_is_left_out(tmp_path):
+    plain = tmp_path / "elsewhere" / "plain_tasks.py"
+    plain.parent.mkdir()
+    plain.write_text(USER_FILE % ("", "summing"))
+    numpy_file = tmp_path / "elsewhere" / "numpy_tasks.py"  # NumPy 2.4 does not load in a subinterpreter
+    numpy_file.write_text(USER_FILE % ("import numpy", "summing_np"))
+    out = tmp_path / "r.json"
+    done = run_module(
+        "pytest", "bench", "-p", "no:cacheprovider", "--profile", "quick", "--workers", "2",
+        "--workload-file", str(plain), "--workload-file", str(numpy_file), "--workloads", "summing,summing_np",
+        "--cases", "scaling", "--executors", "serial,interpreter", "--benchmark-json", str(out), timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = load([out])
+    ran = {r.workload for r in records if r.executor == "interpreter"}
+    assert "summing" in ran  # each subinterpreter imported the file by its name
+    if records[0].run.poolbench["interpreter"]["imports"].get("numpy_tasks"):
+        assert "summing_np" not in ran
+        assert "interpreter pool leaves out summing_np: numpy_tasks does not import in a subinterpreter" in (
+            done.stdout + done.stderr
+        )
+    else:  # a NumPy that loads in subinterpreters: the workload runs there too
+        assert "summing_np" in ran
+
+
 def test_results_of_two_builds_are_labelled_by_build_and_compared_side_by_side(tmp_path):
     host = ROOT / "tests" / "fixtures" / "quick-2cpus.json"  # Python 3.11.7
     records = load([host, FIXTURE])

@@ -293,7 +293,9 @@ def test_python_image_script_names_what_it_cannot_make():
         ["bash", str(ROOT / "docker" / "python-image.sh"), "2.7"], capture_output=True, text=True, check=False
     )
     assert done.returncode == 1 and done.stdout == ""
-    assert done.stderr.strip() == "python-image.sh: no recipe for Python '2.7'; choose 3.11, 3.13, 3.13t, 3.14 or 3.14t"
+    assert done.stderr.strip() == (
+        "python-image.sh: no recipe for Python '2.7'; choose 3.11, 3.13, 3.13t, 3.14, 3.14t, 3.15 or 3.15t"
+    )
     env = {**os.environ, "PATH": "/usr/bin:/bin", "BASE_NAME": "poolbench-test-absent:3.14t"}
     env.pop("PYTHON_SOURCE", None)
     done = subprocess.run(
@@ -304,7 +306,25 @@ def test_python_image_script_names_what_it_cannot_make():
         env=env,
     )
     assert done.returncode == 1
-    assert "3.14t: Debian serves no CPython 3.14 source here; set PYTHON_SOURCE" in done.stderr.strip().splitlines()[-1]
+    last = done.stderr.strip().splitlines()[-1]
+    assert "3.14t: Debian serves no CPython 3.14 source here (only binaries); run the GIL build 3.14" in last
+    assert "or set PYTHON_SOURCE to a CPython 3.14 source tarball" in last
+
+
+def test_the_315_build_installs_the_same_pins_but_numpy(tmp_path):
+    """requirements-py315.txt: requirements-measure.txt and requirements-cluster.txt, NumPy's first 3.15 wheel."""
+
+    def pins(*names: str) -> dict[str, str]:
+        lines = [line.strip() for n in names for line in (ROOT / n).read_text().splitlines()]
+        return dict(line.split("==") for line in lines if "==" in line and not line.startswith("#"))
+
+    py315 = pins("requirements-py315.txt")
+    others = pins("requirements-measure.txt", "requirements-cluster.txt")
+    assert set(py315) == set(others)
+    assert {k for k in py315 if py315[k] != others[k]} == {"numpy"}
+    assert matrix.requirements_for("3.15") == "requirements-py315.txt"
+    assert "requirements-py315.txt" in (ROOT / "docker" / "Dockerfile").read_text()  # copied into the image
+    assert matrix.parse_pythons("3.14,3.15,3.15t") == ("3.14", "3.15", "3.15t")
 
 
 def test_a_run_across_builds_asks_the_suite_to_leave_out_executors_its_build_lacks(tmp_path):
@@ -318,3 +338,124 @@ def test_a_run_across_builds_asks_the_suite_to_leave_out_executors_its_build_lac
     one_image = Limit.parse("cpus-1")  # no build axis: an executor named and missing is still an error
     cmd, *_ = matrix._suite_command(one_image, args, tmp_path, "r1", out=tmp_path / "o.json", compose=compose)
     assert not any(SKIP_MISSING_ENV in c for c in cmd)
+
+
+# --- workload files (--workload-file) -------------------------------------------------------------
+
+SUMMING = """from workloads import Size, Workload
+
+def task(n):
+    return sum(range(n))
+
+SIZES = {"quick": Size(1000, 4), "default": Size(2000, 4), "full": Size(4000, 4)}
+WORKLOADS = [Workload(name="%s", func=task, kind="cpu-python", gil="holds", sizes=SIZES)]
+"""
+
+
+def _file(folder: Path, name: str, workload: str = "summing") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(SUMMING % workload)
+    path.chmod(0o644)
+    return path
+
+
+def test_workload_files_are_mounted_read_only_and_named_to_the_suite_and_to_dask(tmp_path):
+    a, b = _file(tmp_path / "x", "tasks_a.py", "summing_a"), _file(tmp_path / "y", "tasks_b.py", "summing_b")
+    files = matrix.check_workload_files([str(a), str(b), str(a)], "affinity")
+    assert [f.host for f in files] == [a, b]  # each once, in order
+    assert [f.inside for f in files] == ["/workloads/tasks_a.py", "/workloads/tasks_b.py"]
+    override = matrix.workloads_override(files, ["cpus-1", "scheduler", "worker"], tmp_path)
+    body = json.loads(override.read_text())["services"]
+    for service in ("cpus-1", "scheduler", "worker"):
+        mounts = body[service]["volumes"]
+        assert [(m["source"], m["target"], m["read_only"]) for m in mounts] == [
+            (str(a), "/workloads/tasks_a.py", True),
+            (str(b), "/workloads/tasks_b.py", True),
+        ]
+    from common.schema import WORKLOAD_FILES_ENV  # noqa: PLC0415
+
+    assert body["cpus-1"]["environment"] == {WORKLOAD_FILES_ENV: "/workloads/tasks_a.py:/workloads/tasks_b.py"}
+    # dask's own processes import the task functions by module name: the folder is on their path
+    assert body["worker"]["environment"] == {"PYTHONPATH": "/opt/poolbench:/workloads"}
+    assert body["scheduler"]["environment"] == body["worker"]["environment"]
+
+
+def test_the_affinity_backend_passes_the_files_as_they_are(tmp_path):
+    path = _file(tmp_path, "tasks_c.py", "summing_c")
+    args = matrix.parse_args(["--backend", "affinity", "--workload-file", str(path), "--", "--cases", "scaling"])
+    args.workload_files = matrix.check_workload_files(args.workload_files, "affinity")
+    cmd, *_ = matrix._suite_command(
+        Limit.parse("cpuset-0"), args, tmp_path, "r1", out=tmp_path / "o.json", compose=None
+    )
+    assert cmd[cmd.index("--workload-file") + 1] == str(path)
+
+
+def test_results_must_record_the_files_sha256_as_the_host_has_it(tmp_path):
+    (f,) = matrix.check_workload_files([str(_file(tmp_path, "tasks_d.py", "summing_d"))], "affinity")
+    assert matrix.files_problem({"workload_files": [{"workload": "summing_d", "sha256": f.sha256}]}, [f]) is None
+    problem = matrix.files_problem({"workload_files": [{"workload": "summing_d", "sha256": "0" * 64}]}, [f])
+    assert problem == f"results do not record workload file tasks_d.py (sha256 {f.sha256[:12]}…) as the host has it"
+
+
+def test_a_suite_that_refused_a_file_is_reported_with_its_one_line(tmp_path):
+    log = tmp_path / "run.log"
+    log.write_text("starting\nERROR: workload file /workloads/t.py: importing it raised KeyError: 'X' (line 3); fix\n")
+    done = matrix.classify(Limit.parse("cpus-1"), 4, None, out=tmp_path / "none.json", log=log, timeout=60)
+    assert done.status == "failed"
+    assert "wrote no results (exit code 4: workload file /workloads/t.py: importing it raised KeyError" in done.what
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        (None, ["--", "--workload-file", "x.py"], "--workload-file after --: a container cannot see the host's path"),
+        ("missing", [], "workload file {path}: no such file; give the path of a Python file"),
+        (
+            "broken",
+            [],
+            "workload file {path}: syntax error on line 1: invalid syntax; fix the file (checked on this host",
+        ),
+        ("twice", [], "its name is the same as"),
+    ],
+)
+def test_a_bad_workload_file_stops_the_matrix_before_anything_runs(tmp_path, setup, args, message):
+    path = tmp_path / "mine" / "tasks_e.py"
+    given: list[str] = []
+    if setup == "broken":
+        path.parent.mkdir()
+        path.write_text("def task(:\n")
+    elif setup == "twice":
+        given = ["--workload-file", str(_file(tmp_path / "other", "tasks_e.py", "summing_f"))]
+        _file(path.parent, path.name, "summing_e")
+    if setup is not None:
+        given = [*given, "--workload-file", str(path)]
+    backend = ["--backend", "affinity", "--limits", "cpuset-0"]  # refusing a file needs no engine
+    done = run_module("scripts.matrix", *backend, "--results", str(tmp_path / "r"), *given, *args, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message.format(path=path) in lines[0], lines
+    assert not (tmp_path / "r" / "cpuset-0").exists()  # nothing ran
+
+
+def test_a_file_the_containers_user_cannot_read_is_refused_for_the_docker_backend():
+    import tempfile  # noqa: PLC0415  (pytest's tmp_path is private to root: a container could read nothing there)
+
+    folder = Path(tempfile.mkdtemp(prefix="poolbench-test-"))
+    try:
+        folder.chmod(0o755)
+        path = _file(folder, "tasks_g.py", "summing_g")
+        assert [f.host for f in matrix.check_workload_files([str(path)], "docker")] == [path]
+        path.chmod(0o600)
+        with pytest.raises(MatrixError, match=r"cannot read it; `chmod o\+r .*tasks_g.py` \(and o\+x on its folders\)"):
+            matrix.check_workload_files([str(path)], "docker")
+        path.chmod(0o644)
+        folder.chmod(0o700)
+        with pytest.raises(MatrixError, match="cannot read it"):
+            matrix.check_workload_files([str(path)], "docker")
+        assert matrix.check_workload_files([str(path)], "affinity")  # the host's own user reads it
+    finally:
+        folder.chmod(0o755)
+        for f in folder.iterdir():
+            f.unlink()
+        folder.rmdir()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import cluster
 from tests.clirun import run_module
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,8 +26,13 @@ def bench(*args: str, env: dict | None = None):
 
 def test_the_example_runs_under_every_start_method_and_reaches_report_export_and_gate(tmp_path):
     out = tmp_path / "out.json"
+    elsewhere = tmp_path / "elsewhere" / "hashing.py"  # outside the checkout: workers find it by sys.path
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(EXAMPLE.read_bytes())
+    dask = ["dask"] if cluster.available() else []
     done = bench(
-        *("--workload-file", str(EXAMPLE), "--workloads", "sha256,cpu_python", "--cases", "scaling"),
+        *("--workload-file", str(elsewhere), "--workloads", "sha256,cpu_python", "--cases", "scaling"),
+        *("--executors", ",".join(["serial", "thread", "process", *dask]), "--dask-configs", "tuned"),
         *("--workers", "1,2", "--start-methods", "fork,forkserver,spawn", "--benchmark-json", str(out)),
     )
     assert done.returncode == 0, done.stdout[-3000:]
@@ -35,12 +41,14 @@ def test_the_example_runs_under_every_start_method_and_reaches_report_export_and
     for method in ("fork", "forkserver", "spawn"):
         assert f"test_scaling[sha256-process-{method}-w2]" in names
     assert {"test_scaling[sha256-serial-w1]", "test_scaling[sha256-thread-w2]"} <= names
+    if dask:  # the LocalCluster's worker processes imported the file by its name, as spawn workers do
+        assert "test_scaling[sha256-dask-tuned-w2]" in names
     sha = next(b["extra_info"] for b in data["benchmarks"] if b["name"] == "test_scaling[sha256-thread-w2]")
     sized = data["machine_info"]["poolbench"]["sizes"]["sha256"]
     assert sized["method"] == "calibrated" and sized["task_s"] > 0  # scale=1: sized to this host
     assert (sha["kind"], sha["gil"], sha["task_param"]) == ("cpu-native", "releases", sized["param"])
     (recorded,) = data["machine_info"]["poolbench"]["workload_files"]
-    assert recorded["workload"] == "sha256" and recorded["file"] == str(EXAMPLE)
+    assert recorded["workload"] == "sha256" and recorded["file"] == str(elsewhere)
     assert len(recorded["sha256"]) == 64
     assert "sha256" in data["machine_info"]["poolbench"]["config"]["workloads"]
 
@@ -105,6 +113,52 @@ def test_a_bad_workload_file_is_one_line_and_exit_4_before_any_case(tmp_path, na
     assert problem in errors[0], errors[0]
     assert "Traceback" not in done.stdout + done.stderr
     assert "passed" not in done.stdout
+
+
+#: A file that imports in the run's process and fails in any worker that starts afresh.
+ONLY_IN_THE_PARENT = (
+    """
+    import multiprocessing
+    if multiprocessing.parent_process() is not None:
+        raise RuntimeError("needs the licence the parent holds")
+"""
+    + GOOD
+)
+
+
+@pytest.mark.parametrize(
+    ("executors", "place"),
+    [
+        (["--executors", "serial,process", "--start-methods", "fork,spawn"], "in a process worker (spawn)"),
+        (["--executors", "serial,process", "--start-methods", "forkserver"], "in a process worker (forkserver)"),
+        pytest.param(
+            ["--executors", "serial,dask"],
+            "(LocalCluster)",
+            marks=pytest.mark.skipif(not cluster.available(), reason=cluster.missing_line()),
+        ),
+    ],
+)
+def test_a_file_that_fails_in_a_fresh_worker_is_one_line_and_exit_4_before_any_case(tmp_path, executors, place):
+    path = write(tmp_path, "parentonly.py", ONLY_IN_THE_PARENT)
+    done = bench("--workload-file", str(path), "--cases", "scaling", "--workloads", "summing", *executors)
+    assert done.returncode == 4, done.stdout[-3000:] + done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"ERROR: workload file {path.resolve()}: importing it raised RuntimeError: "), errors
+    assert "needs the licence the parent holds (line 4)" in errors[0] and place in errors[0], errors[0]
+    assert "make the file import in a fresh process" in errors[0]
+    assert "Traceback" not in done.stdout + done.stderr and "passed" not in done.stdout
+
+
+def test_fork_workers_and_threads_need_no_fresh_import(tmp_path):
+    path = write(tmp_path, "parentonly.py", ONLY_IN_THE_PARENT)
+    out = tmp_path / "out.json"
+    done = bench("--workload-file", str(path), "--cases", "scaling", "--workloads", "summing",
+                 "--executors", "serial,thread,process", "--start-methods", "fork", "--workers", "2",
+                 "--benchmark-json", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:]
+    names = {b["name"] for b in json.loads(out.read_text())["benchmarks"]}
+    assert "test_scaling[summing-process-fork-w2]" in names
 
 
 def test_a_workload_whose_check_fails_fails_its_cases_and_one_without_a_check_runs(tmp_path):

@@ -49,3 +49,43 @@ def import_error(module: str) -> str | None:
         lines = [line.strip() for line in str(root).splitlines() if line.strip()]
         return f"{type(root).__name__}: {lines[0] if lines else ''}".rstrip(": ")
     return None
+
+
+def import_files_here(paths: tuple[str, ...]) -> list[tuple[str, str | None, str | None]]:
+    """Import each workload file in this worker as the run's process did; (path, problem, sha256) each.
+
+    A worker that starts fresh (spawn, forkserver, a dask worker, a container) imports a user's
+    task function by its module's name when the first task arrives; this does it first, so that a
+    file that cannot be found or imported there is named in one line before any case. ``problem``
+    is None when the file imported; ``sha256`` is that of the bytes this worker sees.
+    """
+    import hashlib  # noqa: PLC0415
+    import importlib  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    import traceback  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    found: list[tuple[str, str | None, str | None]] = []
+    for raw in paths:
+        path = Path(raw)
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as exc:
+            found.append((raw, f"cannot be read there ({exc.strerror or exc})", None))
+            continue
+        if str(path.parent) not in sys.path:
+            sys.path.append(str(path.parent))  # as the run's process does (workloads.user)
+        try:
+            module = importlib.import_module(path.stem)
+        except BaseException as exc:  # whatever importing it raised is the finding
+            tb = traceback.extract_tb(exc.__traceback__)
+            line = next((f.lineno for f in reversed(tb) if Path(f.filename) == path), None)
+            at = f" (line {line})" if line else ""
+            found.append((raw, f"importing it raised {type(exc).__name__}: {exc}{at}".splitlines()[0], digest))
+            continue
+        where = Path(getattr(module, "__file__", "") or "")
+        if where.resolve() != path.resolve():
+            found.append((raw, f"its module name {path.stem!r} is taken there by {where}", digest))
+            continue
+        found.append((raw, None, digest))
+    return found

@@ -335,8 +335,20 @@ USER: dict[str, Workload] = {}
 
 
 def register_user(workload: Workload, source: str) -> None:
-    """Add a user's workload (validated by workloads.user) to the sweep, remembering its file."""
-    USER[workload.name] = dataclasses.replace(workload, source=source)
+    """Add a user's workload (validated by workloads.user) to the sweep, remembering its file.
+
+    Its own module joins ``needs``: a worker imports it by that name to find the task function, so
+    a pool whose workers cannot load it (a subinterpreter, when the file imports NumPy) leaves the
+    workload out with the import's error, as for any module the task needs.
+    """
+    module = func_module(workload.func)
+    needs = workload.needs if module in workload.needs else (*workload.needs, module)
+    USER[workload.name] = dataclasses.replace(workload, source=source, needs=needs)
+
+
+def func_module(func: Callable[..., Any]) -> str:
+    """The module a worker imports to find ``func`` (pickled by reference: module and name)."""
+    return getattr(func, "__module__", None) or "__main__"
 
 
 def scaling_names() -> tuple[str, ...]:

@@ -1,0 +1,102 @@
+"""Before any case: every kind of worker that starts afresh imports the user's workload files.
+
+A worker of a ``spawn`` or ``forkserver`` process pool, a dask worker (a LocalCluster's or an
+existing cluster's, perhaps in another container) finds a user's task function by importing its
+module by name when the first task arrives; so does a dask scheduler, which unpickles the task
+graph. A file that imports in the run's process can still
+fail there: it reads state of the run's process, a container cluster's worker lacks the file, or
+it sees another version of it. Without this check the first case would die of it (a broken process
+pool, a dask task that never runs); with it the run stops at start with one line naming the file,
+the place and the fix, as for any other bad workload file (exit 4).
+
+``fork`` workers inherit the imported module, and thread and serial tasks run in this process: they
+need no check. The interpreter pool imports the module in each subinterpreter; a file that cannot
+load there (one that imports NumPy) leaves its workloads out of that pool with the import's error,
+as for any module a task needs (``Workload.needs``, bench/interpreters.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from bench import executors
+from bench.config import SuiteConfig
+from workloads import overhead
+from workloads.user import WorkloadFileError
+
+#: Seconds a fresh worker may take to import the files and answer.
+IMPORT_TIMEOUT_S = 120
+
+IMPORT_FIX = (
+    "make the file import in a fresh process: a worker imports it by its module name and gets nothing "
+    "from the run's process but sys.path"
+)
+
+
+def _places(suite: SuiteConfig) -> Iterator[tuple[str, Callable[[], Executor]]]:
+    """(where, how to start one such worker) for each kind of fresh worker this run starts."""
+    if "process" in suite.executors:
+        for method in suite.start_methods:
+            if method != "fork":
+                yield (
+                    f"a process worker ({method})",
+                    lambda m=method: executors.make_executor("process", 1, m, suite.blas_threads, suite.malloc),
+                )
+    if "dask" in suite.executors:
+        where = f"of the cluster at {suite.dask_scheduler}" if suite.dask_scheduler else "(LocalCluster)"
+        yield where, lambda: executors.make_executor("dask", 1, "default", None, scheduler=suite.dask_scheduler)
+
+
+def _answers(pool: Executor, place: str, paths: tuple[str, ...]) -> dict[str, list]:
+    """What each worker of ``pool`` found: {where: [(path, problem, sha256), ...]}."""
+    client = getattr(pool, "client", None)
+    if client is not None:  # dask: the scheduler (it unpickles the task graph) and every worker, by address
+        found = {
+            f"dask worker {addr} {place}": each for addr, each in client.run(overhead.import_files_here, paths).items()
+        }
+        return {f"the dask scheduler {place}": client.run_on_scheduler(overhead.import_files_here, paths), **found}
+    return {place: pool.submit(overhead.import_files_here, paths).result(timeout=IMPORT_TIMEOUT_S)}
+
+
+def problem_line(path: str, place: str, problem: str | None, digest: str | None, expected: str) -> str | None:
+    """The one line for a file as a worker found it; None when it imported the same file."""
+    if problem is not None and problem.startswith("cannot be read"):
+        fix = (
+            "mount it at the same path in every worker (scripts.matrix --workload-file does, for its containers)"
+            if place.startswith(("dask worker", "the dask scheduler"))
+            else "keep the file where the run found it until the run ends"
+        )
+        return f"workload file {path}: {problem} in {place}; {fix}"
+    if problem is not None:
+        return f"workload file {path}: {problem} in {place}; {IMPORT_FIX}"
+    if digest != expected:
+        return (
+            f"workload file {path}: {place} sees another version of it (sha256 {str(digest)[:12]}…, the run's "
+            f"{expected[:12]}…); give every worker the same file"
+        )
+    return None
+
+
+def check(suite: SuiteConfig, files: Sequence[str]) -> None:
+    """Raise :class:`WorkloadFileError` (one line) when a fresh worker of this run cannot import a file."""
+    paths = tuple(dict.fromkeys(str(f) for f in files))
+    if not paths:
+        return
+    expected = {p: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths}
+    for place, start in _places(suite):
+        pool = start()
+        try:
+            with executors.closing(pool):
+                answers = _answers(pool, place, paths)
+        except BrokenProcessPool:
+            raise WorkloadFileError(
+                f"workload file {', '.join(paths)}: {place} died while importing it; {IMPORT_FIX}"
+            ) from None
+        for where, found in answers.items():
+            for path, problem, digest in found:
+                if line := problem_line(path, where, problem, digest, expected[path]):
+                    raise WorkloadFileError(line)
