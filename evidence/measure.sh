@@ -84,13 +84,14 @@ for topic in $ONLY; do
       echo "== matrix default ($(date -u +%T))"
       $PY -m scripts.matrix --backend docker --limits cpus-1,cpus-0.5 --profile default \
         --results "$RAW/matrix-default" --no-report > "$RAW/matrix-default.log" 2>&1 ;;
-    builds)  # "Other Python builds": 3.11, 3.13, free-threaded 3.13t and 3.14, no CPU limit, one at a time
+    builds)  # "Other Python builds": 3.11, 3.13, free-threaded 3.13t, 3.14 and 3.15, no CPU limit, one at a time
+      # PYTHONS=3.14,3.15 re-measures some builds; scripts.evidence trim replaces only their files
       bash scripts/docker-engine.sh
-      echo "== builds ($(date -u +%T))"
+      echo "== builds ${PYTHONS:-all} ($(date -u +%T))"
       rm -rf "$RAW/builds"
-      $PY -m scripts.matrix --pythons 3.11,3.13,3.13t,3.14 --limits unlimited --results "$RAW/builds" --no-report \
-        -- --cases scaling,memory,cold_start,crash --workloads cpu_python,io_sleep,numpy_ufunc --workers 1,2 \
-        > "$RAW/builds.log" 2>&1 ;;
+      $PY -m scripts.matrix --pythons "${PYTHONS:-3.11,3.13,3.13t,3.14,3.15}" --limits unlimited \
+        --results "$RAW/builds" --no-report -- --cases scaling,memory,cold_start,payload,crash \
+        --workloads cpu_python,io_sleep,numpy_ufunc --workers 1,2 > "$RAW/builds.log" 2>&1 ;;
     *) echo "unknown topic $topic"; exit 2 ;;
   esac
 done

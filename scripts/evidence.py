@@ -45,6 +45,7 @@ from scripts.metrics import (
     run_denied,
     scaling_points,
 )
+from scripts.report import pool_costs_by_build
 from scripts.results import Record, ResultsError, load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -790,12 +791,16 @@ def block_builds() -> list[str]:
         "",
         f"Measured here (`bash evidence/measure.sh` topic `builds`: `scripts.matrix --pythons "
         f"{','.join(builds)} --limits unlimited`, default profile, {first[0].run.effective_cpus:g} effective CPUs, "
-        "one container at a time). Single-thread cost of the free-threaded build: "
+        "one container at a time, every build with the first one's task sizes). Single-thread cost of the "
+        "free-threaded build: "
         + ("; ".join(costs) if costs else "not measured (no build with the GIL of the same version)")
         + ". Targets: "
         + "; ".join(targets)
         + ".",
     ]
+    costs_table = pool_costs_by_build(table)
+    if costs_table:  # the interpreter pool's start-up and payload, build by build (3.14 against 3.15)
+        lines += [line for line in costs_table if not line.startswith("### ")][1:]
     return lines
 
 

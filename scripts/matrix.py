@@ -198,7 +198,9 @@ def parse_args(argv: Sequence[str] | None = None):
         help="comma list of Python builds to run every limit on, one image each: 3.11, 3.13, 3.13t, 3.14, 3.14t, "
         "3.15, 3.15t "
         "(docker backend; default: the image's own Python only). Free-threaded builds (t) are compiled once "
-        "(docker/python-image.sh) and install requirements-measure.txt only",
+        "(docker/python-image.sh) and install requirements-measure.txt only. Every build after the first at a "
+        "limit reuses the first one's task sizes (--sizes-from), so that all do the same work; name --sizes or "
+        "--sizes-from after -- to choose yourself",
     )
     parser.add_argument(
         "--workload-file",
@@ -341,6 +343,7 @@ class WorkloadFile:
 
     host: Path
     sha256: str
+    workloads: tuple[str, ...] = ()  # the names its WORKLOADS defines
 
     @property
     def inside(self) -> str:
@@ -359,10 +362,13 @@ def _others_can_read(path: Path) -> bool:
 
 #: Loads the files named on its command line as ``pytest bench`` does; one line and exit 4 if one is bad.
 _CHECK_FILES = """
-import sys
+import json, sys
 from workloads.user import WorkloadFileError, load_files
 try:
-    load_files(sys.argv[1:])
+    found = {}
+    for w in load_files(sys.argv[1:]):
+        found.setdefault(w.source, []).append(w.name)
+    print(json.dumps(found))
 except WorkloadFileError as exc:
     print(exc, file=sys.stderr)
     raise SystemExit(4)
@@ -376,19 +382,15 @@ def check_workload_files(raw: Sequence[str], backend: str) -> list[WorkloadFile]
     none of its modules or side effects.
     """
     files = [Path(r).expanduser().resolve() for r in dict.fromkeys(raw)]
-    names: dict[str, Path] = {}
+    by_name: dict[str, Path] = {}
     for path in files:
-        if path.name in names:
+        if path.name in by_name:
             raise MatrixError(
-                f"--workload-file {path}: its name is the same as {names[path.name]}'s; rename one "
+                f"--workload-file {path}: its name is the same as {by_name[path.name]}'s; rename one "
                 "(workers import each file by its name)"
             )
-        names[path.name] = path
-    if files:
-        done = _run([sys.executable, "-c", _CHECK_FILES, *map(str, files)], cwd=ROOT, timeout=300)
-        if done.returncode != 0:
-            said = done.stderr.strip().splitlines()[-1:] or [f"the check exited {done.returncode}"]
-            raise MatrixError(f"{said[0]} (checked on this host, before any run)")
+        by_name[path.name] = path
+    names = workload_names(files)
     if backend == "docker":
         for path in files:
             if not _others_can_read(path):
@@ -396,7 +398,18 @@ def check_workload_files(raw: Sequence[str], backend: str) -> list[WorkloadFile]
                     f"workload file {path}: the containers' user (uid {CONTAINER_UID}) cannot read it; "
                     f"`chmod o+r {path}` (and o+x on its folders), or copy it somewhere readable"
                 )
-    return [WorkloadFile(p, hashlib.sha256(p.read_bytes()).hexdigest()) for p in files]
+    return [WorkloadFile(p, hashlib.sha256(p.read_bytes()).hexdigest(), tuple(names[str(p)])) for p in files]
+
+
+def workload_names(files: Sequence[Path]) -> dict[str, list[str]]:
+    """The workloads each file defines, loaded together as the suite loads them; MatrixError with its one line."""
+    if not files:
+        return {}
+    done = _run([sys.executable, "-c", _CHECK_FILES, *map(str, files)], cwd=ROOT, timeout=300)
+    if done.returncode != 0:
+        said = done.stderr.strip().splitlines()[-1:] or [f"the check exited {done.returncode}"]
+        raise MatrixError(f"{said[0]} (checked on this host, before any run)")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def workloads_override(files: Sequence[WorkloadFile], services: Sequence[str], results: Path) -> Path:
@@ -507,6 +520,11 @@ def _wait(child: subprocess.Popen, stop, timeout: float) -> tuple[int | None, st
         return child.wait(), why
 
 
+def own_sizes(pytest_args: Sequence[str]) -> bool:
+    """Whether the matrix picks the task sizes (False: the user's options name them: --sizes, --sizes-from)."""
+    return not any(a.split("=")[0] in ("--sizes", "--sizes-from") for a in pytest_args)
+
+
 def _stop_signal(log: Path) -> str | None:
     """The signal that stopped the suite, from the line it prints (bench/stopping.py); None if none did.
 
@@ -542,8 +560,13 @@ def _finished_cases(out: Path) -> tuple[int, Path | None]:
     return 0, None
 
 
-def _suite_command(lim: Limit, args, results: Path, run_id: str, *, out: Path, compose: list[str] | None):
-    """(command, environment, preexec function, how to stop it) for one limit's suite."""
+def _suite_command(
+    lim: Limit, args, results: Path, run_id: str, *, out: Path, compose: list[str] | None, sizes_from: str | None = None
+):
+    """(command, environment, preexec function, how to stop it) for one limit's suite.
+
+    ``sizes_from``: the results file (as the container sees it) whose task sizes this run reuses.
+    """
     env = {**os.environ, "POOLBENCH_PROFILE": args.profile, "POOLBENCH_RESULTS": str(results.resolve())}
     if compose is not None:
         container = f"poolbench-{run_id}-{lim.label}".lower().replace(".", "")
@@ -558,7 +581,7 @@ def _suite_command(lim: Limit, args, results: Path, run_id: str, *, out: Path, c
         cmd += ["-e", f"POOLBENCH_LABEL={lim.label}", "-e", f"POOLBENCH_RUN_ID={run_id}"]
         if lim.python is not None:  # across builds: an executor this build lacks is left out of its run, said
             cmd += ["-e", f"{SKIP_MISSING_ENV}=1"]
-        cmd += [service, *args.pytest_args]
+        cmd += [service, *args.pytest_args, *(["--sizes-from", sizes_from] if sizes_from else [])]
 
         def stop(child: subprocess.Popen) -> None:
             # SIGTERM to the suite (the container's PID 1), SIGKILL after the grace period.
@@ -608,7 +631,9 @@ def cluster_up(lim: Limit, compose: list[str] | None, env: dict[str, str], log) 
         )
 
 
-def run_one(lim: Limit, args, results: Path, run_id: str, compose: list[str] | None) -> Outcome:
+def run_one(
+    lim: Limit, args, results: Path, run_id: str, compose: list[str] | None, *, sizes_from: str | None = None
+) -> Outcome:
     """Run one limit to its end; raises :class:`DriverInterrupted` when the driver is interrupted meanwhile."""
     folder = results / lim.label
     prepare_folder(folder)
@@ -616,7 +641,9 @@ def run_one(lim: Limit, args, results: Path, run_id: str, compose: list[str] | N
     log = results / f"{lim.label}-{run_id}.log"
     if compose is None and lim.cpuset is not None and not lim.cpuset <= os.sched_getaffinity(0):
         return Outcome("failed", f"CPUs {sorted(lim.cpuset - os.sched_getaffinity(0))} are not available here", out)
-    cmd, env, preexec, stop = _suite_command(lim, args, results, run_id, out=out, compose=compose)
+    cmd, env, preexec, stop = _suite_command(
+        lim, args, results, run_id, out=out, compose=compose, sizes_from=sizes_from
+    )
     with open(log, "w") as sink, cluster_up(lim, compose, env, sink):
         # A session of its own: a terminal's Ctrl-C reaches the driver, which stops the suite itself.
         child = subprocess.Popen(
@@ -797,16 +824,20 @@ def run_limits(
         # SIGINT ignored, and Python then leaves it ignored; the driver must still stop on Ctrl-C.
         signal.signal(signal.SIGINT, signal.default_int_handler)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    reference: dict[str, str] = {}  # limit name -> the results file whose task sizes its later builds reuse
     outcome: list[tuple[str, Outcome]] = []
     stopped = None
     for i, lim in enumerate(limits, 1):
         print(f"[{i}/{len(limits)}] {lim.label}: running ({_elapsed(time.monotonic() - start)} elapsed)", flush=True)
         t0 = time.monotonic()
         try:
-            result = run_one(lim, args, results, run_id, compose)
+            result = run_one(lim, args, results, run_id, compose, sizes_from=reference.get(lim.name))
         except DriverInterrupted as exc:
             result, stopped = exc.outcome, DRIVER_STOPPED
         outcome.append((lim.label, result))
+        if result.status == "ok" and lim.python is not None and own_sizes(args.pytest_args):
+            # across builds, the same work: later builds at this limit reuse the first build's task sizes
+            reference.setdefault(lim.name, f"/results/{lim.label}/{result.results.name}")
         left = len(limits) - i
         print(f"[{i}/{len(limits)}] {lim.label}: {result.what} in {_elapsed(time.monotonic() - t0)}; {left} left")
         if stopped is None and result.status == "interrupted" and args.on_interrupt == "stop" and left:

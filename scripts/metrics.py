@@ -872,6 +872,18 @@ class BuildRow:
     processes: list[ScalingPoint]  # one per start method
     memory_per_worker: dict[str, float]  # USS bytes per added worker, interpreter and process pools
     gil_twin_ratio: float | None = None  # a free-threaded build's serial time over its GIL twin's (3.13t / 3.13)
+    start_ms: dict[str, float] = dataclasses.field(default_factory=dict)  # cold start, interpreter and process pools
+    payload_ms_per_mib: dict[str, float] = dataclasses.field(default_factory=dict)  # the same pools' round trip
+
+    @property
+    def pool_costs(self) -> bool:
+        """Whether this build's run measured start-up or payload for an interpreter or process pool."""
+        return bool(self.start_ms or self.payload_ms_per_mib)
+
+
+def _isolated_pools(by_pool: dict[str, float]) -> dict[str, float]:
+    """The interpreter and process pools of ``by_pool``, by name: what a build changes about pools of their own."""
+    return {k: v for k, v in sorted(by_pool.items()) if k == "interpreter" or k.startswith("process")}
 
 
 def build_rows(by_build: dict[str, list[Record]], workload: str, workers: int | None = None) -> list[BuildRow]:
@@ -899,6 +911,8 @@ def build_rows(by_build: dict[str, list[Record]], workload: str, workers: int | 
                     k: v for k, v in sorted(mem.items()) if k == "interpreter" or k.startswith("process")
                 },
                 gil_twin_ratio=serial / twin_serial if serial and twin_serial else None,
+                start_ms=_isolated_pools(cold_start_ms(records)),
+                payload_ms_per_mib=_isolated_pools(payload_ms_per_mib(records)),
             )
         )
     return rows

@@ -403,7 +403,38 @@ def builds_section(runs: list[list[Record]]) -> list[str]:
         "A free-threaded build runs it on threads in parallel; an interpreter pool (Python 3.14+) gives each "
         "worker its own GIL; the serial batch shows what a build costs on one thread.",
     ]
-    return lines
+    return lines + pool_costs_by_build(build_rows(by_build, "cpu_python"))
+
+
+def pool_costs_by_build(rows: list) -> list[str]:
+    """What a pool of its own costs on each build: start-up and payload, interpreter and process pools.
+
+    Empty unless two builds measured them (cold_start and payload cases): the interpreter pool's
+    pickling between interpreters is what changes most between 3.14 and 3.15.
+    """
+    measured = [r for r in rows if r.pool_costs]
+    if len(measured) < 2:
+        return []
+    pools = sorted(
+        {k for r in measured for k in (*r.start_ms, *r.payload_ms_per_mib)}, key=lambda k: (k != "interpreter", k)
+    )
+
+    def cell(values: dict[str, float], pool: str, digits: int) -> str:
+        return f"{values[pool]:.{digits}f} ms" if pool in values else "—"
+
+    table = [
+        [f"py{r.build}", *(cell(r.start_ms, k, 1) for k in pools), *(cell(r.payload_ms_per_mib, k, 2) for k in pools)]
+        for r in measured
+    ]
+    return [
+        "",
+        "### Pool costs by build",
+        "",
+        *_table(["build", *(f"{k} start-up" for k in pools), *(f"{k} payload per MiB" for k in pools)], table),
+        "",
+        "Start-up: pool creation to its first result (cold_start, median). Payload: the round trip of the "
+        "largest payload case per MiB of argument and result (pickled both ways between interpreters or processes).",
+    ]
 
 
 def render(runs: list[list[Record]], figures: list[Path], out: Path) -> str:

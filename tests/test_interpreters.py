@@ -247,8 +247,15 @@ def test_results_of_two_builds_are_labelled_by_build_and_compared_side_by_side(t
     section = report[report.index("## Across Python builds") : report.index("## The default-workers trap")]
     assert "| topic | py3.11 | py3.14 |" in section
     assert "| GIL | depends: confirmed for code that holds the GIL" in section
-    rows = [line for line in section.splitlines() if line.startswith("| py3.")]
+    changes, _, costs = section.partition("### Pool costs by build")
+    rows = [line for line in changes.splitlines() if line.startswith("| py3.")]
     assert [r.split(" | ")[0] for r in rows] == ["| py3.11", "| py3.14"]
+    # the fixtures ran cold_start: each build's pools' start-up side by side, the interpreter pool's on 3.14
+    cost_rows = {line.split(" | ")[0]: line for line in costs.splitlines() if line.startswith("| py3.")}
+    assert set(cost_rows) == {"| py3.11", "| py3.14"}
+    header = next(line for line in costs.splitlines() if line.startswith("| build"))
+    assert header.split(" | ")[1] == "interpreter start-up"
+    assert cost_rows["| py3.11"].split(" | ")[1] == "—" and cost_rows["| py3.14"].split(" | ")[1].endswith(" ms")
     assert rows[0].split(" | ")[4] == "—" and rows[1].split(" | ")[4].endswith("]")  # interpreter pool: 3.14 only
     assert "interpreter " in rows[1].split(" | ")[6]  # memory per added subinterpreter, beside the process pool's
     assert "## Recommendation for this machine (2 CPUs py3.14" in report
@@ -283,3 +290,30 @@ def test_a_probe_that_cannot_run_leaves_every_needing_workload_out(monkeypatch):
     found = interpreters.probe_imports(["numpy", "numpy"])
     assert found == {"numpy": "the import probe failed: ModuleNotFoundError: No module named 'workloads'"}
     assert interpreters.runnable(("numpy",), found).startswith("numpy does not import in a subinterpreter (the import")
+
+
+def test_pool_costs_by_build_set_start_up_and_payload_side_by_side():
+    from scripts.metrics import BuildRow  # noqa: PLC0415
+    from scripts.report import pool_costs_by_build  # noqa: PLC0415
+
+    def row(build: str, start: dict, payload: dict) -> BuildRow:
+        return BuildRow(build, build, True, 0.1, None, None, [], {}, start_ms=start, payload_ms_per_mib=payload)
+
+    rows = [
+        row(
+            "3.14", {"interpreter": 35.8, "process/forkserver": 31.5}, {"interpreter": 0.25, "process/forkserver": 1.9}
+        ),
+        row("3.15", {"interpreter": 27.0}, {"interpreter": 0.2}),
+        row("3.11", {}, {}),  # measured neither: left out of the table
+    ]
+    lines = pool_costs_by_build(rows)
+    assert "### Pool costs by build" in lines
+    header = next(line for line in lines if line.startswith("| build"))
+    assert header == (
+        "| build | interpreter start-up | process/forkserver start-up | interpreter payload per MiB "
+        "| process/forkserver payload per MiB |"
+    )
+    assert "| py3.14 | 35.8 ms | 31.5 ms | 0.25 ms | 1.90 ms |" in lines  # interpreter first, then the processes
+    assert "| py3.15 | 27.0 ms | — | 0.20 ms | — |" in lines
+    assert not any(line.startswith("| py3.11") for line in lines)
+    assert pool_costs_by_build(rows[:1]) == []  # one build: nothing to set side by side

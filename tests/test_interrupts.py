@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cluster
+from bench import cluster, interpreters
 from tests.test_faults import no_survivors
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,14 +51,22 @@ SELECT = {
 #: Executors each case type runs under in the sweep, with the number of cases it then holds
 #: (``dask-default``, ``dask-tuned``: the embedded cluster in that configuration, bench/cluster.py).
 EXECUTORS = {
-    "scaling": {"serial": 2, "thread": 2, "fork": 2, "forkserver": 2, "spawn": 2, "dask-default": 2, "dask-tuned": 2},
-    "cold_start": {"thread": 1, "fork": 1, "forkserver": 1, "spawn": 1, "dask-default": 1},
-    "dispatch": {"serial": 1, "thread": 1, "fork": 3, "dask-tuned": 1},
-    "payload": {"serial": 3, "thread": 3, "fork": 3, "spawn": 3, "dask-tuned": 3},
-    "memory": {"serial": 1, "thread": 2, "fork": 2, "forkserver": 2, "spawn": 2, "dask-default": 2},
-    "default_workers": {"thread": 4, "fork": 4},
-    "crash": {"thread": 3, "fork": 3, "spawn": 3, "dask-default": 3},
+    "scaling": {
+        **{"serial": 2, "thread": 2, "fork": 2, "forkserver": 2, "spawn": 2, "dask-default": 2, "dask-tuned": 2},
+        "interpreter": 2,
+    },
+    "cold_start": {"thread": 1, "fork": 1, "forkserver": 1, "spawn": 1, "dask-default": 1, "interpreter": 1},
+    "dispatch": {"serial": 1, "thread": 1, "fork": 3, "dask-tuned": 1, "interpreter": 1},
+    "payload": {"serial": 3, "thread": 3, "fork": 3, "spawn": 3, "dask-tuned": 3, "interpreter": 3},
+    "memory": {"serial": 1, "thread": 2, "fork": 2, "forkserver": 2, "spawn": 2, "dask-default": 2, "interpreter": 2},
+    "default_workers": {"thread": 4, "fork": 4, "interpreter": 4},
+    "crash": {"thread": 3, "fork": 3, "spawn": 3, "dask-default": 3, "interpreter": 3},
 }
+
+
+def _group(executor: str) -> int:
+    """Which block of the sweep an executor's points are in: the first pools, dask, the interpreter pool."""
+    return 1 if executor.startswith("dask-") else 2 if executor == "interpreter" else 0
 
 
 @dataclass(frozen=True)
@@ -79,7 +87,7 @@ class Point:
 
     def args(self) -> list[str]:
         args = list(SELECT[self.case][0])
-        if self.executor in ("serial", "thread"):
+        if self.executor in ("serial", "thread", "interpreter"):
             return [*args, "--executors", self.executor]
         if self.executor.startswith("dask-"):
             return [*args, "--executors", "dask", "--dask-configs", self.executor.removeprefix("dask-")]
@@ -88,13 +96,14 @@ class Point:
 
 def points() -> list[Point]:
     """The whole sweep; signals alternate so that each case type meets both. The dask executors come
-    after the rest, so that adding them left every earlier point (and its signal) as it was."""
+    after the rest, and the interpreter pool after them, so that adding each left every earlier
+    point (and its signal) as it was."""
     out: list[Point] = []
-    for dask in (False, True):
+    for group in (0, 1, 2):
         for case, executors in EXECUTORS.items():
             rounds = SELECT[case][1]
             for executor, cases in executors.items():
-                if executor.startswith("dask-") != dask:
+                if _group(executor) != group:
                     continue
                 moments = [("early", "call", 1, 0)]
                 if case == "cold_start":  # no pool warm-up: pytest-benchmark's warm-up round starts the pool
@@ -110,7 +119,7 @@ def points() -> list[Point]:
                 for moment, phase, nth, delay in moments:
                     sig = "INT:group" if len(out) % 2 == 0 else "TERM:pid"
                     out.append(Point(case, executor, moment, phase, nth, delay, sig))
-            if not dask:
+            if group == 0:
                 sig = "INT:group" if len(out) % 2 == 0 else "TERM:pid"
                 out.append(Point(case, next(iter(executors)), "saving", "save", 1, 0, sig))
     return out
@@ -145,6 +154,8 @@ def _params() -> list:
         marks = [] if point.id in DEFAULT else [pytest.mark.interrupt_sweep]
         if point.executor.startswith("dask-") and not cluster.available():
             marks.append(pytest.mark.skip(reason=cluster.missing_line()))
+        if point.executor == "interpreter" and not interpreters.available():  # .ci/run runs them in the 3.14 image
+            marks.append(pytest.mark.skip(reason=str(interpreters.missing_line())))
         out.append(pytest.param(point, id=point.id, marks=marks))
     return out
 

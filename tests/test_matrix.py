@@ -459,3 +459,31 @@ def test_a_file_the_containers_user_cannot_read_is_refused_for_the_docker_backen
         for f in folder.iterdir():
             f.unlink()
         folder.rmdir()
+
+
+def test_builds_after_the_first_reuse_its_task_sizes_so_that_all_do_the_same_work(tmp_path, monkeypatch):
+    seen: list[tuple[str, str | None]] = []
+
+    def fake_run_one(lim, args, results, run_id, compose, *, sizes_from=None):
+        seen.append((lim.label, sizes_from))
+        return matrix.Outcome("ok", "ok", results / lim.label / f"{run_id}.json")
+
+    monkeypatch.setattr(matrix, "run_one", fake_run_one)
+    monkeypatch.setattr(matrix.signal, "signal", lambda *a: None)  # the driver's handlers stay out of pytest
+    limits = [dataclasses.replace(Limit.parse(n), python=b) for b in ("3.14", "3.15") for n in ("cpus-1", "cpuset-0")]
+    args = matrix.parse_args(["--pythons", "3.14,3.15", "--limits", "cpus-1,cpuset-0"])
+    matrix.run_limits(limits, args, tmp_path, ["docker", "compose"], 0.0)
+    assert [label for label, _ in seen] == ["cpus-1-py3.14", "cpuset-0-py3.14", "cpus-1-py3.15", "cpuset-0-py3.15"]
+    assert seen[0][1] is None and seen[1][1] is None  # the first build calibrates
+    assert seen[2][1] is not None and seen[2][1].startswith("/results/cpus-1-py3.14/")  # as the container sees it
+    assert seen[3][1] is not None and seen[3][1].startswith("/results/cpuset-0-py3.14/")
+    # the user's own choice wins
+    seen.clear()
+    args = matrix.parse_args(["--pythons", "3.14,3.15", "--limits", "cpus-1", "--", "--sizes", "fixed"])
+    matrix.run_limits(limits[::2], args, tmp_path, ["docker", "compose"], 0.0)
+    assert [s for _, s in seen] == [None, None]
+    compose = ["docker", "compose", "-f", "docker/compose.yaml"]
+    cmd, *_ = matrix._suite_command(
+        limits[2], args, tmp_path, "r1", out=tmp_path / "o.json", compose=compose, sizes_from="/results/a/b.json"
+    )
+    assert cmd[-2:] == ["--sizes-from", "/results/a/b.json"]

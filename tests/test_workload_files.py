@@ -175,3 +175,46 @@ def test_a_workload_whose_check_fails_fails_its_cases_and_one_without_a_check_ru
     assert "WrongAnswer: summing-serial-w1 (warm-up batch): task 0 returned a wrong answer" in done.stdout
     saved = {b["name"] for b in json.loads(out.read_text())["benchmarks"]}
     assert saved == {"test_scaling[adding-serial-w1]", "test_scaling[adding-thread-w2]"}
+
+
+def test_what_a_worker_found_becomes_one_line_with_the_fix_for_that_place():
+    from bench.preflight import problem_line  # noqa: PLC0415
+
+    sha = "a" * 64
+    assert problem_line("/w/t.py", "a process worker (spawn)", None, sha, sha) is None
+    missing = problem_line("/w/t.py", "dask worker tcp://10.0.0.2:4000 of the cluster at tcp://s:8786",
+                           "cannot be read there (No such file or directory)", None, sha)  # fmt: skip
+    assert missing == (
+        "workload file /w/t.py: cannot be read there (No such file or directory) in dask worker tcp://10.0.0.2:4000 "
+        "of the cluster at tcp://s:8786; mount it at the same path in every worker (scripts.matrix --workload-file "
+        "does, for its containers)"
+    )
+    other = problem_line("/w/t.py", "the dask scheduler of the cluster at tcp://s:8786", None, "b" * 64, sha)
+    assert other is not None and "sees another version of it (sha256 bbbbbbbbbbbb…, the run's aaaaaaaaaaaa…)" in other
+    raised = problem_line(
+        "/w/t.py", "a process worker (forkserver)", "importing it raised KeyError: 'X' (line 3)", sha, sha
+    )
+    assert raised is not None and raised.endswith(
+        "in a process worker (forkserver); make the file import in a fresh process: a worker imports it by its "
+        "module name and gets nothing from the run's process but sys.path"
+    )
+
+
+def test_a_worker_imports_a_file_by_its_name_and_says_what_it_found(tmp_path, monkeypatch):
+    import sys  # noqa: PLC0415
+
+    from workloads import overhead  # noqa: PLC0415
+
+    good = write(tmp_path, "fresh_ok.py", GOOD)
+    bad = write(tmp_path, "fresh_bad.py", "X = {}['missing']\n")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    try:
+        found = overhead.import_files_here((str(good), str(bad), str(tmp_path / "gone.py")))
+    finally:
+        for name in ("fresh_ok", "fresh_bad"):
+            sys.modules.pop(name, None)
+    (p1, none, sha), (p2, problem, _), (p3, unread, no_sha) = found
+    assert (p1, none, len(sha)) == (str(good), None, 64)
+    assert p2 == str(bad) and problem == "importing it raised KeyError: 'missing' (line 1)"
+    assert p3.endswith("gone.py") and unread.startswith("cannot be read there") and no_sha is None
+    assert str(tmp_path) in sys.path  # the folder joins the worker's path, as in the run's process
