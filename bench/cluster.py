@@ -45,6 +45,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -172,6 +173,32 @@ def _quiet_asyncio_after_stop() -> None:
         log.addFilter(_QuietAfterStop())
 
 
+@contextlib.contextmanager
+def workers_without_sigint() -> Iterator[None]:
+    """SIGINT blocked in the calling thread while a LocalCluster starts its worker processes.
+
+    A terminal's Ctrl-C reaches the whole process group. A dask worker process that receives it
+    while still importing prints its own traceback (the suite's run had already said in one line
+    that it was stopping), and the suite stops its workers itself anyway (the nanny closes them;
+    the end of the run kills what is left). A signal mask survives fork and exec, and the cluster's
+    threads, created meanwhile, inherit it too: the worker processes start, and are restarted by
+    their nanny, with SIGINT blocked (seen in /proc/PID/status: SigBlk 0x2). Here, a Ctrl-C that
+    comes meanwhile waits until the cluster is up (a second or two) and is then raised as usual.
+
+    multiprocessing's resource tracker, when a thread first starts it, unblocks SIGINT in that
+    thread (``signal.pthread_sigmask(SIG_UNBLOCK, ...)`` after spawning it, not a restore): started
+    here first, before the block, it leaves the cluster's threads as they are.
+    """
+    from multiprocessing import resource_tracker  # noqa: PLC0415
+
+    resource_tracker.ensure_running()
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 class DaskExecutor(Executor):
     """A ``concurrent.futures.Executor`` over a dask cluster (see the module doc)."""
 
@@ -189,24 +216,25 @@ class DaskExecutor(Executor):
 
         _quiet_asyncio_after_stop()
         self.cluster = None
+        self.client: Any = None
         self.config = EXTERNAL if scheduler else config
         spec = CONFIGS["default"] if scheduler else CONFIGS[config]  # an existing cluster: dask's own client
         self._gather_once = spec["gather"] == "one call"
-        if scheduler:
-            self.client = Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
-        else:
-            with dask.config.set(spec["settings"]):  # read by the scheduler here and by each nanny's worker
-                self.cluster = LocalCluster(
-                    n_workers=workers or 1,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                    silence_logs=logging.ERROR,
-                    scheduler_port=0,
-                    host="127.0.0.1",
-                )
-                self.client = Client(self.cluster, set_as_default=False, timeout=CONNECT_TIMEOUT_S)
         try:
+            if scheduler:
+                self.client = Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+            else:
+                with dask.config.set(spec["settings"]), workers_without_sigint():  # settings: read by each worker
+                    self.cluster = LocalCluster(
+                        n_workers=workers or 1,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                        silence_logs=logging.ERROR,
+                        scheduler_port=0,
+                        host="127.0.0.1",
+                    )
+                self.client = Client(self.cluster, set_as_default=False, timeout=CONNECT_TIMEOUT_S)
             if blas_threads is not None:
                 self.client.run(init_dask_worker, blas_threads, malloc)
             self._executor = self.client.get_executor(pure=False)

@@ -113,10 +113,6 @@ def pytest_configure(config: pytest.Config) -> None:
     for option, folder in folders.items():
         if problem := writable_folder(folder, option):
             raise pytest.UsageError(problem)
-    try:  # last of the checks: it starts a worker of each kind that imports the files afresh
-        preflight.check(suite, [source for _, source in config.stash[USER_KEY] if source])
-    except WorkloadFileError as exc:
-        raise pytest.UsageError(str(exc)) from None
     config.stash[CONFIG_KEY] = suite
     config.stash[LOAD_KEY] = machine.load_average()
     config.stash[STARTED_KEY] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -128,6 +124,13 @@ def pytest_configure(config: pytest.Config) -> None:
     # The per-round times are the samples that spread and significance are computed from
     # (scripts.compare); pytest-benchmark keeps them in the JSON only when asked.
     config.option.benchmark_save_data = True
+    # Last of the checks: it starts a worker of each kind that imports the files afresh, after the
+    # stop handlers, so that a Ctrl-C meanwhile ends the run as anywhere else (its workers killed,
+    # no traceback from a cluster half started).
+    try:
+        preflight.check(suite, [source for _, source in config.stash[USER_KEY] if source])
+    except WorkloadFileError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

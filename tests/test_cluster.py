@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from pathlib import Path
 
 import psutil
 import pytest
@@ -223,3 +224,27 @@ def test_asyncio_reports_pass_until_a_stop_signal_and_not_after(monkeypatch):
     cluster._quiet_asyncio_after_stop()
     cluster._quiet_asyncio_after_stop()
     assert sum(isinstance(f, cluster._QuietAfterStop) for f in logging.getLogger("asyncio").filters) == 1
+
+
+def _blocked_signals(pid: int | str) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:")), 16)
+
+
+@needs_dask
+def test_the_clusters_workers_start_with_sigint_blocked_and_the_suite_does_not_keep_it_blocked():
+    """A terminal's Ctrl-C reaches the process group: a dask worker still importing would print its own
+    traceback. Its workers never see it; the suite handles it and stops them itself."""
+    import signal  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    sigint = 1 << (signal.SIGINT - 1)
+    assert not _blocked_signals(f"self/task/{threading.get_native_id()}") & sigint
+    pool = cluster.DaskExecutor(1, config="default")
+    try:
+        (worker,) = pool.client.run(os.getpid).values()
+        assert _blocked_signals(worker) & sigint
+        assert list(pool.map(abs, [-1, -2])) == [1, 2]  # they work as before
+    finally:
+        pool.shutdown()
+    assert not _blocked_signals(f"self/task/{threading.get_native_id()}") & sigint  # back as it was here
