@@ -23,7 +23,7 @@ from bench.config import CASES, DEFAULT_EXECUTORS, EXECUTORS, OptionError, Suite
 from bench.journal import Journal, journal_path
 from bench.plan import size_line
 from bench.saving import SaveError, make_saving_atomic, writable_folder
-from bench.terminal import scaling_waits, speedup_table, tell, warn
+from bench.terminal import scaling_waits, speedup_table, summary_workers, tell, warn
 from bench.timeouts import case_deadline
 from common.schema import WORKLOAD_FILES_ENV, denied_line, denied_summary
 from workloads import PROFILES, scaling_names
@@ -327,6 +327,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     )
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-benchmark's tables: the answer is what the screen shows last
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     """The answer at a glance: speedups at the recommended worker count, where the results went, and load."""
     if CONFIG_KEY not in config.stash:
@@ -334,12 +335,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     suite = config.stash[CONFIG_KEY]
     bench_session = getattr(config, "_benchmarksession", None)
     finished = _finished(config)
-    workers = suite.cpu.recommended_workers
+    recommended = suite.cpu.recommended_workers
+    workers = summary_workers(suite.workers, recommended)
     table = speedup_table((b.fixture for b in finished), workers)
     if table or finished:
         terminalreporter.section("poolbench")
     if table:
-        terminalreporter.write_line(f"speedup over serial at {workers} workers (recommended here; median rounds):")
+        why = "recommended here" if workers == recommended else f"the most swept; {recommended} recommended here"
+        terminalreporter.write_line(f"speedup over serial at {workers} workers ({why}; median rounds):")
         for line in table:
             terminalreporter.write_line("  " + line)
     saved = [str(p) for p in getattr(bench_session, "poolbench_saved", [])]

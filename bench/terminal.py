@@ -59,6 +59,12 @@ def scaling_waits(benchmarks: Iterable[Any]) -> list[tuple[float | None, float |
     return out
 
 
+def summary_workers(swept: tuple[int, ...], recommended: int) -> int:
+    """The worker count the end-of-run table shows: the recommended one, else the most swept below it."""
+    below = [w for w in swept if w <= recommended]
+    return max(below) if below else min(swept)
+
+
 def speedup_table(benchmarks: Iterable[Any], workers: int) -> list[str]:
     """Rows of "workload  pool speedup ..." for the scaling cases of pools at ``workers`` workers.
 

@@ -27,12 +27,6 @@ def segfault_now(_: object = None) -> None:
     ctypes.string_at(0)
 
 
-def hang(seconds: float) -> float:
-    """Sleep far longer than any case should take: a stuck network call, a deadlock."""
-    time.sleep(seconds)
-    return seconds
-
-
 def hog(mib: int, _: object = None) -> int:
     """Allocate and touch ``mib`` MiB: a task that runs over its container's memory limit."""
     block = bytearray(mib * 1024 * 1024)
