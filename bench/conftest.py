@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bench import allocator, cluster, cpus, interpreters, machine, measure, preflight, sizing, stopping
+from bench import allocator, benchmark_api, cluster, cpus, interpreters, machine, measure, preflight, sizing, stopping
 from bench.cases import GENERATORS, left_out_lines
 from bench.config import CASES, DEFAULT_EXECUTORS, EXECUTORS, OptionError, SuiteConfig, build_config, missing_line
 from bench.journal import Journal, journal_path
@@ -136,7 +136,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Make pytest-benchmark's result files atomic and open the journal of finished cases."""
     stopping.keep_swallowed_stops()  # after pytest's unraisable hook is installed (pytest_configure)
-    bench_session = getattr(session.config, "_benchmarksession", None)
+    benchmark_api.check(session.config)  # the pytest-benchmark internals used below are all there
+    bench_session = benchmark_api.session(session.config)
     journal = None
     if bench_session is not None:
         if (bench_session.save or bench_session.autosave) and hasattr(bench_session.storage, "path"):
@@ -205,15 +206,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     fails (a full disk, a folder made read-only, a results file replaced during the run) ends in
     one line and exit code 1; a stop signal that came during the run or the save makes it 2.
     """
-    bench_session = getattr(session.config, "_benchmarksession", None)
+    bench_session = benchmark_api.session(session.config)
     journal = session.config.stash.get(JOURNAL_KEY, None)
     if journal is not None:
         journal.catch_up()
     if bench_session is not None:
         # Only finished cases are saved; none at all saves no file (an earlier one stays as it was).
-        bench_session.benchmarks[:] = [
-            b for b in bench_session.benchmarks if getattr(b.fixture, "poolbench_passed", False) and not b.has_error
-        ]
+        records = benchmark_api.benchmarks(bench_session)
+        records[:] = [b for b in records if benchmark_api.passed(b)]
     try:
         result = yield
     except SaveError as exc:
@@ -305,8 +305,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 def _finished(config: pytest.Config) -> list[Any]:
-    bench_session = getattr(config, "_benchmarksession", None)
-    return [b for b in getattr(bench_session, "benchmarks", []) if getattr(b.fixture, "poolbench_passed", False)]
+    records = benchmark_api.benchmarks(benchmark_api.session(config))
+    return [b for b in records if getattr(b.fixture, "poolbench_passed", False)]
 
 
 def _denied(config: pytest.Config) -> dict[str, Any]:
@@ -333,7 +333,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if CONFIG_KEY not in config.stash:
         return
     suite = config.stash[CONFIG_KEY]
-    bench_session = getattr(config, "_benchmarksession", None)
+    bench_session = benchmark_api.session(config)
     finished = _finished(config)
     recommended = suite.cpu.recommended_workers
     workers = summary_workers(suite.workers, recommended)

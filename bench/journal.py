@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import stopping
+from bench import benchmark_api, stopping
 from bench.saving import reason
 
 JOURNAL_SCHEMA = 1
@@ -94,9 +94,10 @@ class Journal:
         """Journal every benchmark that finished since the last call; returns how many were written."""
         written = 0
         with stopping.deferred():  # a line and its bookkeeping go together
-            while self.error is None and self.done < len(self.session.benchmarks):
-                bench = self.session.benchmarks[self.done]
-                if not bench.has_error and getattr(bench.fixture, "poolbench_passed", False):
+            records = benchmark_api.benchmarks(self.session)
+            while self.error is None and self.done < len(records):
+                bench = records[self.done]
+                if benchmark_api.passed(bench):
                     try:
                         if self._fd is None:
                             self._write(
@@ -104,10 +105,10 @@ class Journal:
                                     "type": "run",
                                     "schema_version": JOURNAL_SCHEMA,
                                     "datetime": datetime.now(UTC).isoformat(),
-                                    "machine_info": self.session.get_machine_info(),
+                                    "machine_info": benchmark_api.machine_info(self.session),
                                 }
                             )
-                        self._write({"type": "benchmark", **bench.as_dict(include_data=True)})
+                        self._write({"type": "benchmark", **benchmark_api.as_record(bench)})
                     except OSError as exc:
                         self.error = f"journal {self.path}: could not be written ({reason(exc)})"
                         break

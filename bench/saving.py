@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import stopping
+from bench import benchmark_api, stopping
 from common.files import write_atomic
 
 
@@ -97,12 +97,12 @@ def make_saving_atomic(session: Any) -> None:
     storage = session.storage
 
     def save_storage(output_json: dict, save: str) -> None:
-        output_file = storage.get(f"{storage._next_num}_{save}.json")
+        output_file = benchmark_api.next_storage_file(storage, save)
         # An autosave never replaces an earlier run: the name it takes must still be free.
         save_results(output_file, _dumps(output_json), None)
         session.poolbench_saved.append(output_file)
         session.logger.info(f"Saved benchmark data in: {output_file}")
 
     session.save_json = save_json
-    if hasattr(storage, "get") and hasattr(storage, "_next_num"):
+    if benchmark_api.is_file_storage(storage):  # its internals were checked at start (benchmark_api.check)
         storage.save = save_storage

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from bench import benchmark_api
 from common.schema import paired_speedup, serial_batch_times
 
 
@@ -24,8 +25,9 @@ def tell(config: pytest.Config, text: str) -> None:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
         if reporter is not None:
-            if reporter._tw.width_of_current_line:  # after pytest's progress dots
-                reporter._tw.line()
+            writer = benchmark_api.terminal_writer(reporter)
+            if writer.width_of_current_line:  # after pytest's progress dots
+                writer.line()
             reporter.write_line(text)
         else:
             sys.stderr.write(text + "\n")
@@ -42,8 +44,7 @@ def _pool(extra: dict[str, Any]) -> str:
 
 
 def _samples(b: Any) -> list[float] | None:
-    data = getattr(getattr(b, "stats", None), "stats", None)
-    return getattr(data, "data", None)
+    return benchmark_api.samples(b)
 
 
 def scaling_waits(benchmarks: Iterable[Any]) -> list[tuple[float | None, float | None, float | None, float, int]]:
