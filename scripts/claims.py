@@ -33,6 +33,15 @@ TAKING_TURNS_BUSY = 1.3
 #: An interpreter pool (Python 3.14+) sits between: one process, but a subinterpreter per worker
 #: and pickling between them.
 COST_RANK = {"thread": 0, "interpreter": 1, "process": 2, "dask": 3}
+#: How the report and README name each executor in the recommendation order.
+COST_WORDS = {"thread": "threads", "interpreter": "subinterpreters", "process": "processes", "dask": "a dask cluster"}
+
+
+def cost_order() -> str:
+    """The recommendation order in words, cheapest first, from COST_RANK (the one place it is stated)."""
+    return "no pool, then " + ", ".join(COST_WORDS[k] for k in sorted(COST_RANK, key=COST_RANK.__getitem__))
+
+
 #: Threads "do not scale" below this speedup on 2+ CPUs; one above it for GIL-holding code refutes the GIL claim.
 NO_SCALING = 1.15
 #: Process workers must cost this much more memory (USS per added worker) than threads to confirm the claim.

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from common.schema import MEMORY_FILESYSTEMS, busy_line, denied_line
 from scripts import plot
-from scripts.claims import CLAIMS, Evidence, corrections, recommend, times, xi
+from scripts.claims import CLAIMS, Evidence, corrections, cost_order, recommend, times, xi
 from scripts.cli import Parser, prepare_out, run, write_atomic
 from scripts.metrics import (
     CONFIDENCE,
@@ -531,8 +531,8 @@ def render(runs: list[list[Record]], figures: list[Path], out: Path) -> str:
         )
         + serial_side
         + f"[low–high] is its {CONFIDENCE:.0%} interval: {resampled}, the 2.5th and 97.5th percentiles. Rule for "
-        "a recommendation: the cheapest choice whose interval overlaps the best one's (no pool, then threads, "
-        "subinterpreters, processes, a dask cluster; fewer workers before more), speedups capped at their ideal.",
+        f"a recommendation: the cheapest choice whose interval overlaps the best one's ({cost_order()}; fewer "
+        "workers before more), speedups capped at their ideal.",
         "",
         "## Scaling curves",
         "",

@@ -31,3 +31,13 @@ def test_main_job_runs_the_benchmarks_then_the_report():
 def test_schema_documents_every_recorded_key():
     for key in EXTRA_INFO_KEYS | MACHINE_KEYS | SCALING_POOL_KEYS:
         assert f"`{key}`" in README, key
+
+
+def test_the_recommendation_order_is_the_codes_wherever_it_is_stated():
+    from scripts.claims import COST_RANK, cost_order  # noqa: PLC0415
+
+    order = cost_order()
+    assert order == "no pool, then threads, subinterpreters, processes, a dask cluster"
+    assert list(COST_RANK) == sorted(COST_RANK, key=COST_RANK.__getitem__)  # the words follow the ranks
+    readme = " ".join((ROOT / "README.md").read_text().split())  # as one line: the phrase wraps there
+    assert f"({order}; fewer workers before more)" in readme
