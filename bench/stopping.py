@@ -33,14 +33,19 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import json
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psutil
+
+from common.files import write_atomic
+from common.schema import STATUS_FILE_ENV
 
 #: Seconds from the first signal to a forced exit. Stopping normally takes well under a second
 #: (README.md, "Faults"); this bounds the worst case below `docker stop`'s 10 s grace, after which
@@ -78,10 +83,19 @@ def _say(text: str) -> None:
         STATE.say(f"poolbench: {text}")
 
 
+def _record_stop(name: str) -> None:
+    """Write ``{"stopped_by": name}`` to the status file the run was given (STATUS_FILE_ENV), if any."""
+    target = os.environ.get(STATUS_FILE_ENV)
+    if target:
+        with contextlib.suppress(Exception):  # a status file must never stop the stopping
+            write_atomic(Path(target), json.dumps({"stopped_by": name}).encode() + b"\n")
+
+
 def _on_signal(signum: int, frame: object) -> None:
     name = signal.Signals(signum).name
     if STATE.signal is None:
         STATE.signal = name
+        _record_stop(name)
         _say(f"{name}: stopping the current case and saving the finished ones (at most {STOP_DEADLINE_S:g} s)")
         STATE.watchdog = threading.Timer(STOP_DEADLINE_S, _deadline)
         STATE.watchdog.daemon = True

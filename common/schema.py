@@ -122,6 +122,11 @@ def paired_speedup(serial_samples: Sequence[float], pool_samples: Sequence[float
 #: recorded (machine_info ``skipped_executors``), instead of failing the run (bench/config.py).
 SKIP_MISSING_ENV = "POOLBENCH_SKIP_MISSING_EXECUTORS"
 
+#: A file the suite writes at its first stop signal, ``{"stopped_by": "SIGTERM"}`` (bench/stopping.py):
+#: how scripts.matrix tells a suite stopped by a signal (exit 2) from one pytest stopped for a
+#: collection error (also exit 2), without reading the wording of a message.
+STATUS_FILE_ENV = "POOLBENCH_STATUS_FILE"
+
 #: Workload files for ``pytest bench``, ':'-separated, read before ``--workload-file`` (bench/conftest.py);
 #: scripts.matrix sets it to the files' paths inside its containers.
 WORKLOAD_FILES_ENV = "POOLBENCH_WORKLOAD_FILES"

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common.schema import PROFILES, SKIP_MISSING_ENV, WORKLOAD_FILES_ENV
+from common.schema import PROFILES, SKIP_MISSING_ENV, STATUS_FILE_ENV, WORKLOAD_FILES_ENV
 from scripts import report
 from scripts.cli import Parser, run
 from scripts.results import ResultsError, load_file
@@ -525,17 +525,24 @@ def own_sizes(pytest_args: Sequence[str]) -> bool:
     return not any(a.split("=")[0] in ("--sizes", "--sizes-from") for a in pytest_args)
 
 
-def _stop_signal(log: Path) -> str | None:
-    """The signal that stopped the suite, from the line it prints (bench/stopping.py); None if none did.
+def status_file(out: Path) -> Path:
+    """Where a suite writing ``out`` records the signal that stopped it (STATUS_FILE_ENV).
+
+    Not ``*.json``: the results folder is read as a folder of result files (scripts.report).
+    """
+    return out.with_name(out.name.removesuffix(".json") + ".status")
+
+
+def _stop_signal(status: Path) -> str | None:
+    """The signal that stopped the suite, from the status file it writes then (bench/stopping.py); None if none did.
 
     pytest's exit code 2 also means a collection error, which is a failure, not an interruption.
     """
     try:
-        text = log.read_text(errors="replace")
-    except OSError:
+        found = json.loads(status.read_text()).get("stopped_by")
+    except (OSError, ValueError, AttributeError):
         return None
-    found = re.search(r"^poolbench: (SIG[A-Z]+): stopping the current case", text, re.M)
-    return found.group(1) if found else None
+    return found if isinstance(found, str) else None
 
 
 def _usage_line(log: Path) -> str | None:
@@ -579,6 +586,7 @@ def _suite_command(
             env["POOLBENCH_IMAGE"] = lim.image
         cmd = [*compose, "run", "--rm", "-T", "--name", container]
         cmd += ["-e", f"POOLBENCH_LABEL={lim.label}", "-e", f"POOLBENCH_RUN_ID={run_id}"]
+        cmd += ["-e", f"{STATUS_FILE_ENV}=/results/{lim.label}/{status_file(out).name}"]
         if lim.python is not None:  # across builds: an executor this build lacks is left out of its run, said
             cmd += ["-e", f"{SKIP_MISSING_ENV}=1"]
         cmd += [service, *args.pytest_args, *(["--sizes-from", sizes_from] if sizes_from else [])]
@@ -589,7 +597,7 @@ def _suite_command(
 
         return cmd, env, None, stop
     cpus = set(lim.cpuset) if lim.cpuset is not None else os.sched_getaffinity(0)
-    env.update(POOLBENCH_LABEL=lim.name, POOLBENCH_BACKEND="affinity")
+    env.update(POOLBENCH_LABEL=lim.name, POOLBENCH_BACKEND="affinity", **{STATUS_FILE_ENV: str(status_file(out))})
     cmd = [sys.executable, "-m", "pytest", "bench", "-p", "no:cacheprovider", "-q", "--profile", args.profile]
     cmd += [a for f in args.workload_files for a in ("--workload-file", str(f.host))]
     cmd += ["--benchmark-json", str(out), *args.pytest_args]
@@ -674,7 +682,7 @@ def classify(lim: Limit, code: int, early: str | None, *, out: Path, log: Path, 
         cases, where = _finished_cases(out)
         kept = f"; {cases} finished cases in {where}" if where else ""
         return Outcome("failed", f"ran past --timeout {timeout} s and was stopped{kept} (log: {log})", out)
-    signalled = _stop_signal(log)
+    signalled = _stop_signal(status_file(out))
     if (code == SUITE_INTERRUPTED and signalled) or early == "driver":
         cases, where = _finished_cases(out)
         by = "Ctrl-C or SIGTERM on the driver" if early == "driver" else f"{signalled} to its suite (docker stop?)"

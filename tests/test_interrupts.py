@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from bench import cluster, interpreters
+from common.schema import STATUS_FILE_ENV
 from tests.test_faults import no_survivors
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,6 +183,7 @@ def run_interrupted(tmp_path: Path, point: Point) -> dict:
         f"{point.phase}:{point.nth}:{point.delay_ms}",
     }
     env.pop("POOLBENCH_TEST_FAULT", None)
+    env[STATUS_FILE_ENV] = str(tmp_path / "status.json")
     cmd = [sys.executable, "-m", "pytest", "bench", "-p", "no:cacheprovider", "-p", "tests.fault_plugin", "-q"]
     cmd += ["--profile", "quick", "--case-timeout", "0", "--benchmark-json", str(out), *point.args()]
     proc = subprocess.Popen(
@@ -232,6 +234,8 @@ def test_an_interrupted_run_stops_saves_what_finished_and_leaves_nothing(tmp_pat
     assert "INTERNALERROR" not in output and "Traceback" not in output, output
     name = point.sig.split(":")[0]
     assert f"poolbench: SIG{name}: stopping the current case" in output, output
+    # what a driver reads (scripts.matrix): the signal, in the status file, not the words above
+    assert json.loads((tmp_path / "status.json").read_text()) == {"stopped_by": f"SIG{name}"}
 
     passed = seen["passed"]
     if passed:

@@ -186,15 +186,20 @@ def test_bad_compose_variables_are_refused_before_anything_runs(monkeypatch, var
     assert len(lines) == 1 and message in lines[0] and variable in lines[0]
 
 
-def test_exit_code_2_is_an_interruption_only_when_the_suite_says_a_signal_stopped_it(tmp_path):
+def test_exit_code_2_is_an_interruption_only_when_the_suites_status_file_names_a_signal(tmp_path):
     lim = Limit.parse("cpuset-0")
     log = tmp_path / "run.log"
     out = tmp_path / "cpuset-0" / "run.json"
-    log.write_text("..\npoolbench: SIGTERM: stopping the current case and saving the finished ones (at most 8 s)\n")
+    out.parent.mkdir()
+    # the suite's structured signal, not its wording: the status file it writes at the signal
+    matrix.status_file(out).write_text('{"stopped_by": "SIGTERM"}\n')
+    log.write_text("anything at all\n")
     stopped = matrix.classify(lim, 2, None, out=out, log=log, timeout=60)
+    assert matrix.status_file(out).name == "run.status"  # not *.json: not read as a results file
     assert stopped.status == "interrupted"
     assert "interrupted by SIGTERM to its suite" in stopped.what and "no case had finished" in stopped.what
-    log.write_text("ERROR collecting bench/bench_scaling.py\nInterrupted: 1 error during collection\n")
+    matrix.status_file(out).unlink()
+    log.write_text("poolbench: SIGTERM: stopping the current case (only the words)\nInterrupted: 1 error\n")
     broken = matrix.classify(lim, 2, None, out=out, log=log, timeout=60)
     assert broken.status == "failed" and "wrote no results (exit code 2" in broken.what
     by_driver = matrix.classify(lim, -15, "driver", out=out, log=log, timeout=60)
@@ -487,3 +492,16 @@ def test_builds_after_the_first_reuse_its_task_sizes_so_that_all_do_the_same_wor
         limits[2], args, tmp_path, "r1", out=tmp_path / "o.json", compose=compose, sizes_from="/results/a/b.json"
     )
     assert cmd[-2:] == ["--sizes-from", "/results/a/b.json"]
+
+
+def test_each_suite_is_told_where_to_write_its_status(tmp_path):
+    from common.schema import STATUS_FILE_ENV  # noqa: PLC0415
+
+    args = matrix.parse_args(["--backend", "docker", "--limits", "cpus-1"])
+    compose = ["docker", "compose", "-f", "docker/compose.yaml"]
+    out = tmp_path / "cpus-1" / "r1.json"
+    cmd, *_ = matrix._suite_command(Limit.parse("cpus-1"), args, tmp_path, "r1", out=out, compose=compose)
+    assert f"{STATUS_FILE_ENV}=/results/cpus-1/r1.status" in cmd  # as the container sees the results folder
+    args = matrix.parse_args(["--backend", "affinity", "--limits", "cpuset-0"])
+    _, env, *_ = matrix._suite_command(Limit.parse("cpuset-0"), args, tmp_path, "r1", out=out, compose=None)
+    assert env[STATUS_FILE_ENV] == str(tmp_path / "cpus-1" / "r1.status")
