@@ -322,16 +322,21 @@ def base_image(requested: str | None) -> str:
 
 
 def services_in_file(path: Path) -> list[str]:
-    """Service names of a compose file, read without a YAML library (keys indented under `services:`)."""
-    names, inside = [], False
-    for line in path.read_text().splitlines():
-        if re.match(r"^services:\s*$", line):
-            inside = True
-        elif inside and re.match(r"^\S", line):
-            inside = False
-        elif inside and (m := re.match(r"^  ([A-Za-z0-9][A-Za-z0-9._-]*):\s*$", line)):
-            names.append(m.group(1))
-    return [n for n in names if n not in CLUSTER_SERVICES]
+    """Service names of a compose file (its ``services`` mapping, read with a YAML parser), limits only."""
+    import yaml  # noqa: PLC0415  (PyYAML: requirements.txt)
+
+    try:
+        body = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" (line {where.line + 1})" if where is not None else ""
+        raise MatrixError(
+            f"{path}: not a readable compose file{at}; fix the file or give another --compose-file"
+        ) from None
+    services = body.get("services") if isinstance(body, dict) else None
+    if not isinstance(services, dict):
+        raise MatrixError(f"{path}: has no services mapping; give a compose file with services: <limit>: ...")
+    return [str(n) for n in services if n not in CLUSTER_SERVICES]
 
 
 # --- workload files -------------------------------------------------------------------------------

@@ -505,3 +505,34 @@ def test_each_suite_is_told_where_to_write_its_status(tmp_path):
     args = matrix.parse_args(["--backend", "affinity", "--limits", "cpuset-0"])
     _, env, *_ = matrix._suite_command(Limit.parse("cpuset-0"), args, tmp_path, "r1", out=out, compose=None)
     assert env[STATUS_FILE_ENV] == str(tmp_path / "cpus-1" / "r1.status")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("services:\n  cpuset-0: [unclosed\n", "not a readable compose file (line 3); fix the file"),
+        ("name: only\n", "has no services mapping"),
+    ],
+)
+def test_a_compose_file_that_does_not_parse_is_one_line_for_the_affinity_backend(tmp_path, body, message):
+    compose = tmp_path / "compose.yaml"
+    compose.write_text(body)
+    done = run_module(
+        "scripts.matrix",
+        *("--backend", "affinity", "--compose-file", str(compose), "--results", str(tmp_path / "r"), "--no-report"),
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{compose}: {message}" in lines[0], lines
+
+
+def test_services_are_read_with_a_yaml_parser_anchors_and_flow_style_included(tmp_path):
+    compose = tmp_path / "compose.yaml"
+    compose.write_text(
+        "x-base: &base {image: poolbench:local}\n"
+        "services:\n"
+        "  cpuset-0: {<<: *base, cpuset: '0'}\n"
+        "  \"cpuset-0-1\":\n    <<: *base\n    cpuset: '0,1'\n"
+        "  scheduler: {image: poolbench:local}\n"
+    )
+    assert matrix.services_in_file(compose) == ["cpuset-0", "cpuset-0-1"]  # the cluster's services are not limits
