@@ -29,13 +29,12 @@ Exit status: 0 passed (or recorded a baseline), 1 a regression with ``--fail-on-
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from scripts.cli import Parser, prepare_out, run
+from scripts.cli import Parser, prepare_out, run, write_atomic
 from scripts.compare import DEFAULT_MIN_EFFECT, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_REGRESSION
 from scripts.matrix import ROOT, Limit, MatrixError, check_workload_files
 from scripts.results import ResultsError
@@ -121,9 +120,7 @@ def _compare(baseline: Path, current: Path, args, fmt: str) -> subprocess.Comple
 
 def _copy(source: Path, target: Path) -> None:
     """Copy whole or not at all: a half-written baseline would fail every later run."""
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.copyfile(source, tmp)
-    tmp.replace(target)
+    write_atomic(target, source.read_bytes())
 
 
 def _write(path: str | None, text: str) -> None:

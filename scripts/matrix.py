@@ -51,7 +51,7 @@ from pathlib import Path
 
 from common.schema import PROFILES, SKIP_MISSING_ENV, STATUS_FILE_ENV, WORKLOAD_FILES_ENV
 from scripts import report
-from scripts.cli import Parser, run
+from scripts.cli import Parser, run, write_atomic
 from scripts.results import ResultsError, load_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -433,11 +433,7 @@ def workloads_override(files: Sequence[WorkloadFile], services: Sequence[str], r
             for name in services
         }
     }
-    path = results / WORKLOADS_OVERRIDE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(body, indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    return write_atomic(results / WORKLOADS_OVERRIDE, json.dumps(body, indent=2) + "\n")
 
 
 def files_problem(info: dict, files: Sequence[WorkloadFile]) -> str | None:
