@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 
-from bench.executors import OUT_OF_PROCESS, make_executor
+from bench.backend import in_process
+from bench.executors import make_executor
 from bench.harness import case_info, run_pool_starts
 from bench.measure import WrongAnswer
 
@@ -30,7 +31,7 @@ def test_cold_start(benchmark, case, suite):
     parent = os.getpid()
     for pid in answers:
         in_parent = pid == parent
-        if in_parent != (case.executor not in OUT_OF_PROCESS):
+        if in_parent != in_process(case.executor):
             raise WrongAnswer(f"{case.id}: first task ran in pid {pid}, parent is {parent}")
     info = case_info(case, suite)
     info.update(tasks=1, task_param="os.getpid", **meter.as_info())

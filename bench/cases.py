@@ -10,10 +10,10 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench import interpreters
+from bench.backend import backend
 from bench.config import DEFAULT_WORKERS_WORKLOADS, DISPATCH_CHUNKSIZES, PAYLOAD_BYTES, SuiteConfig
 from bench.executors import executor_defaults
-from workloads import get
+from common.executors import REGISTRY
 from workloads.faults import CRASHES
 
 
@@ -49,55 +49,54 @@ class Case:
         return "-".join(parts)
 
 
-def _pools(cfg: SuiteConfig, workers: int, with_serial: bool, dask: bool = True) -> list[tuple[str, int, str | None]]:
-    """(executor, workers, start method) for every selected executor at one worker count.
+def _pools(cfg: SuiteConfig, workers: int, with_serial: bool, case: str) -> list[tuple[str, int, str | None]]:
+    """(executor, workers, variant) for every selected executor that joins ``case`` at one worker count.
 
-    ``dask=False`` leaves the dask executor out (case types that need a pool of the suite's own).
-    An existing dask cluster has one size, its own: its cases use it whatever ``workers`` says.
+    Each executor's record (common/executors.py) says which case types it joins; its backend
+    (bench/backend.py) may leave out more on this run, sets the pool size (an existing dask cluster
+    has one size, its own) and lists the variants (start methods, dask configurations).
     """
     out: list[tuple[str, int, str | None]] = []
-    if with_serial and "serial" in cfg.executors:
-        out.append(("serial", 1, None))
-    if "thread" in cfg.executors:
-        out.append(("thread", workers, None))
-    if "interpreter" in cfg.executors:
-        out.append(("interpreter", workers, None))
-    if "process" in cfg.executors:
-        out.extend(("process", workers, m) for m in cfg.start_methods)
-    if dask and "dask" in cfg.executors:
-        size = int(cfg.dask_cluster["workers"]) if cfg.dask_cluster else workers
-        out.extend(("dask", size, name) for name in cfg.dask_configs)
+    for name in cfg.executors:
+        spec, impl = REGISTRY[name], backend(name)
+        if name == "serial":
+            if with_serial:
+                out.append(("serial", 1, None))
+            continue
+        if case not in spec.cases or not impl.joins(cfg, case):
+            continue
+        size = impl.size(cfg, workers)
+        out.extend((name, size, v) for v in impl.variants(cfg))
     return out
-
-
-def _own_cluster(cfg: SuiteConfig) -> bool:
-    """Whether dask cases start their own LocalCluster (cold start, memory and crashes need one)."""
-    return cfg.dask_scheduler is None
 
 
 def runs_under(cfg: SuiteConfig, workload: str, executor: str) -> bool:
     """Whether ``workload`` can run in ``executor``'s workers here (see :func:`left_out`)."""
-    return executor != "interpreter" or interpreters.runnable(get(workload).needs, cfg.interpreter_imports) is None
+    return backend(executor).leaves_out(cfg, workload) is None
 
 
-def left_out(cfg: SuiteConfig) -> dict[str, str]:
-    """Selected workloads an interpreter pool cannot run here, each with why (one phrase)."""
-    if "interpreter" not in cfg.executors or "scaling" not in cfg.cases:
+def left_out(cfg: SuiteConfig) -> dict[str, dict[str, str]]:
+    """Per selected executor, the selected workloads its workers cannot run here, each with why."""
+    if "scaling" not in cfg.cases:
         return {}
-    out = {}
-    for name in cfg.workloads:
-        why = interpreters.runnable(get(name).needs, cfg.interpreter_imports)
-        if why is not None:
-            out[name] = why
+    out: dict[str, dict[str, str]] = {}
+    for ex in cfg.executors:
+        for name in cfg.workloads:
+            why = backend(ex).leaves_out(cfg, name)
+            if why is not None:
+                out.setdefault(ex, {})[name] = why
     return out
 
 
 def left_out_lines(cfg: SuiteConfig) -> list[str]:
-    """:func:`left_out` as lines for the start of a run, one per reason."""
-    by_reason: dict[str, list[str]] = {}
-    for name, why in left_out(cfg).items():
-        by_reason.setdefault(why, []).append(name)
-    return [f"interpreter pool leaves out {', '.join(names)}: {why}" for why, names in by_reason.items()]
+    """:func:`left_out` as lines for the start of a run, one per executor and reason."""
+    lines = []
+    for ex, names in left_out(cfg).items():
+        by_reason: dict[str, list[str]] = {}
+        for name, why in names.items():
+            by_reason.setdefault(why, []).append(name)
+        lines += [f"{ex} pool leaves out {', '.join(ns)}: {why}" for why, ns in by_reason.items()]
+    return lines
 
 
 def scaling_cases(cfg: SuiteConfig) -> list[Case]:
@@ -115,7 +114,7 @@ def scaling_cases(cfg: SuiteConfig) -> list[Case]:
         if "serial" in cfg.executors:
             cases.append(Case("scaling", name, "serial", 1, tasks=cfg.batch(1)))
         for w in cfg.workers:
-            pools = _pools(cfg, w, with_serial=False)
+            pools = _pools(cfg, w, with_serial=False, case="scaling")
             cases.extend(
                 Case("scaling", name, ex, n, m, tasks=cfg.batch(n)) for ex, n, m in pools if runs_under(cfg, name, ex)
             )
@@ -131,7 +130,7 @@ def scaling_cases(cfg: SuiteConfig) -> list[Case]:
 def cold_start_cases(cfg: SuiteConfig) -> list[Case]:
     """Pool creation to first result, per executor and start method, at the recommended size."""
     w = cfg.cpu.recommended_workers
-    pools = _pools(cfg, w, with_serial=False, dask=_own_cluster(cfg))
+    pools = _pools(cfg, w, with_serial=False, case="cold_start")
     return [Case("cold_start", "whoami", ex, n, m) for ex, n, m in pools]
 
 
@@ -140,8 +139,8 @@ def dispatch_cases(cfg: SuiteConfig) -> list[Case]:
     serial and thread pools run at chunksize 1 only."""
     w = cfg.cpu.recommended_workers
     out = []
-    for ex, n, m in _pools(cfg, w, with_serial=True):
-        sizes = DISPATCH_CHUNKSIZES if ex == "process" else (1,)
+    for ex, n, m in _pools(cfg, w, with_serial=True, case="dispatch"):
+        sizes = DISPATCH_CHUNKSIZES if REGISTRY[ex].honours_chunksize else (1,)
         out.extend(Case("dispatch", "noop", ex, n, m, chunksize=c) for c in sizes)
     return out
 
@@ -152,7 +151,7 @@ def payload_cases(cfg: SuiteConfig) -> list[Case]:
     return [
         Case("payload", "echo", ex, n, m, payload=p)
         for p in PAYLOAD_BYTES
-        for ex, n, m in _pools(cfg, w, with_serial=True)
+        for ex, n, m in _pools(cfg, w, with_serial=True, case="payload")
     ]
 
 
@@ -162,7 +161,7 @@ def memory_cases(cfg: SuiteConfig) -> list[Case]:
     if "serial" in cfg.executors:
         out.append(Case("memory", "whoami", "serial", 1))
     for w in cfg.workers:
-        pools = _pools(cfg, w, with_serial=False, dask=_own_cluster(cfg))
+        pools = _pools(cfg, w, with_serial=False, case="memory")
         out.extend(Case("memory", "whoami", ex, n, m) for ex, n, m in pools)
     return out
 
@@ -174,11 +173,11 @@ def default_workers_cases(cfg: SuiteConfig) -> list[Case]:
     worker count each default chooses here is read off a real executor and kept in the case.
     """
     defaults = executor_defaults()
-    chosen = {ex: defaults.get(f"{ex}_max_workers") for ex in ("thread", "interpreter", "process")}
+    chosen = {ex: defaults.get(f"{ex}_max_workers") for ex in cfg.executors}
     rec = cfg.cpu.recommended_workers
     out = []
     for name in DEFAULT_WORKERS_WORKLOADS:
-        for ex, _, m in _pools(cfg, 1, with_serial=False, dask=False):  # dask has no max_workers=None
+        for ex, _, m in _pools(cfg, 1, with_serial=False, case="default_workers"):
             tasks = cfg.batch(max(chosen[ex] or rec, rec))  # one batch for both sizings: the larger's
             out.append(Case("default_workers", name, ex, chosen[ex], m, sizing="default", tasks=tasks))
             out.append(Case("default_workers", name, ex, rec, m, sizing="recommended", tasks=tasks))
@@ -187,7 +186,7 @@ def default_workers_cases(cfg: SuiteConfig) -> list[Case]:
 
 def crash_cases(cfg: SuiteConfig) -> list[Case]:
     """Each crash (os._exit, abort, segfault) under each pool, one worker, in a child process."""
-    pools = _pools(cfg, 1, with_serial=False, dask=_own_cluster(cfg))  # never crash a user's cluster
+    pools = _pools(cfg, 1, with_serial=False, case="crash")
     return [Case("crash", f"crash_{crash}", ex, n, m) for crash in CRASHES for ex, n, m in pools]
 
 

@@ -33,7 +33,7 @@ Two traps measured here (shared/ANCHORS.md) shape the code:
   one thread each, explicitly.
 
 Each worker process gets the same BLAS limit and allocator setting as a process-pool worker
-(``Client.run`` of :func:`init_dask_worker`). ``map`` ignores ``chunksize`` (dask's does) and
+(``Client.run`` of bench.workers.init_dask_worker). ``map`` ignores ``chunksize`` (dask's does) and
 ``shutdown`` closes the client and, when embedded, the cluster. ``distributed`` is an optional
 dependency (``requirements-cluster.txt``): without it the executor is skipped with one line, and
 asking for it explicitly is an error.
@@ -50,7 +50,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from bench.backend import Backend, FreshWorker
+from bench.workers import Setup, init_dask_worker
+from workloads import overhead
+
+if TYPE_CHECKING:
+    from bench.config import SuiteConfig
 
 #: Environment variable naming an existing scheduler (``tcp://host:8786``), like ``--dask-scheduler``.
 SCHEDULER_ENV = "POOLBENCH_DASK_SCHEDULER"
@@ -100,27 +107,6 @@ def available() -> bool:
 
 def missing_line() -> str:
     return f"the dask executor needs `distributed`: pip install -r {REQUIREMENTS}"
-
-
-def init_dask_worker(blas_threads: int, malloc: str | None) -> int | None:
-    """Cap BLAS and set the allocator policy in a dask worker process, as a process-pool worker does.
-
-    Runs through ``Client.run`` (not in the worker's main thread, so no signal handling here: the
-    nanny owns its worker's signals). Returns the BLAS thread count now in force.
-    """
-    from bench import allocator, executors  # noqa: PLC0415  (the worker imports the suite by module name)
-
-    if malloc is not None:
-        allocator.apply(malloc)  # process-wide: the worker's task thread allocates under it
-    import numpy  # noqa: F401, PLC0415  (loads the BLAS library the limit applies to)
-    from threadpoolctl import threadpool_limits  # noqa: PLC0415
-
-    global _DASK_BLAS_LIMIT
-    _DASK_BLAS_LIMIT = threadpool_limits(limits=blas_threads, user_api="blas")
-    return executors.blas_threads_here()
-
-
-_DASK_BLAS_LIMIT: Any = None
 
 
 def _busy_ns(pids: list[int], skip_tid: int) -> int | None:
@@ -375,3 +361,87 @@ def cluster_info(scheduler: str) -> dict[str, Any]:
         }
     finally:
         pool.shutdown()
+
+
+def existing_cluster(scheduler: str) -> dict[str, Any]:
+    """The size and workers of the dask cluster at ``scheduler``; OptionError when it cannot be reached."""
+    from bench.config import OptionError  # noqa: PLC0415  (config reads this module's CONFIGS)
+
+    try:
+        return cluster_info(scheduler)
+    except (OSError, TimeoutError) as exc:
+        raise OptionError(
+            f"--dask-scheduler {scheduler}: no scheduler answered within {CONNECT_TIMEOUT_S} s ({exc}); "
+            "start the cluster first or fix the address"
+        ) from None
+
+
+def machine_info(suite: SuiteConfig) -> dict[str, Any] | None:
+    """machine_info["poolbench"]["dask"]: the dask version and the cluster measured, when dask ran."""
+    if "dask" not in suite.executors:
+        return None
+    if suite.dask_cluster:
+        return {**suite.dask_cluster, "configs": {EXTERNAL: None}}  # its own settings
+    import distributed  # noqa: PLC0415
+
+    return {
+        "version": distributed.__version__,
+        "scheduler": None,  # a LocalCluster per case: W single-threaded worker processes on this machine
+        "workers": None,
+        "threads_per_worker": 1,
+        "configs": {name: CONFIGS[name] for name in suite.dask_configs},
+    }
+
+
+#: Case types that start a cluster of their own: never run against a user's existing cluster
+#: (start-up and memory are the suite's cluster's, and a crash would kill the user's worker).
+OWN_CLUSTER_CASES = frozenset({"cold_start", "memory", "crash"})
+
+
+def _make(workers: int | None, config: str | None, setup: Setup | None, scheduler: str | None) -> Executor:
+    return DaskExecutor(
+        workers,
+        scheduler=scheduler,
+        blas_threads=None if setup is None else setup.blas_threads,
+        malloc=None if setup is None else setup.malloc,
+        config=config or "default",
+    )
+
+
+def _ask_every_worker(pool: Executor, place: str, paths: tuple[str, ...]) -> dict[str, list]:
+    """The scheduler (it unpickles the task graph) and every worker, by address: what each found."""
+    client = pool.client  # type: ignore[attr-defined]
+    found = {
+        f"dask worker {addr} {place}": each for addr, each in client.run(overhead.import_files_here, paths).items()
+    }
+    return {f"the dask scheduler {place}": client.run_on_scheduler(overhead.import_files_here, paths), **found}
+
+
+def _fresh_workers(cfg: SuiteConfig) -> list[FreshWorker]:
+    where = f"of the cluster at {cfg.dask_scheduler}" if cfg.dask_scheduler else "(LocalCluster)"
+    return [(where, lambda: _make(1, "default", None, cfg.dask_scheduler), _ask_every_worker)]
+
+
+def _prepare(cfg: SuiteConfig) -> dict[str, Any]:
+    return {"dask_cluster": existing_cluster(cfg.dask_scheduler)} if cfg.dask_scheduler else {}
+
+
+def _crash_info() -> dict[str, Any]:
+    """A dead worker's task is re-run elsewhere this many times before KilledWorker."""
+    import dask  # noqa: PLC0415
+
+    return {"allowed_failures": dask.config.get("distributed.scheduler.allowed-failures")}
+
+
+BACKEND = Backend(
+    make=_make,
+    missing=lambda: None if available() else missing_line(),
+    variants=lambda cfg: tuple(cfg.dask_configs),
+    # an existing cluster has one size, its own: its cases use it whatever the sweep says
+    size=lambda cfg, workers: int(cfg.dask_cluster["workers"]) if cfg.dask_cluster else workers,
+    joins=lambda cfg, case: cfg.dask_scheduler is None or case not in OWN_CLUSTER_CASES,
+    prepare=_prepare,
+    machine_info=machine_info,
+    fresh_workers=_fresh_workers,
+    crash_info=_crash_info,
+)

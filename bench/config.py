@@ -18,20 +18,22 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from bench import allocator, cluster, interpreters
+from bench import allocator, cluster
+from bench.backend import missing_line
 from bench.cpus import CpuInfo
 from bench.plan import Sizing
+from common import executors as executor_names
 from common import plan
 from common.schema import SKIP_MISSING_ENV
 from workloads import PROFILES, get, scaling_names
 from workloads.io_bound import IO_DIR_ENV
 
-EXECUTORS = ("serial", "thread", "interpreter", "process", "dask")
-#: Run unless --executors says otherwise. ``interpreter`` (InterpreterPoolExecutor, Python 3.14+)
-#: is in the default set and skipped with one line on a Python without it. dask is opt-in
-#: (``--executors ...,dask`` or ``all``): a cluster costs seconds to start per case, and
-#: ``distributed`` is an optional dependency.
-DEFAULT_EXECUTORS = ("serial", "thread", "interpreter", "process")
+#: Every executor, in registry order (common/executors.py: one record each).
+EXECUTORS = executor_names.NAMES
+#: Run unless --executors says otherwise (each record's ``default``). An executor this Python or
+#: install lacks is skipped from the default set with one line; opt-in ones (a dask cluster costs
+#: seconds to start per case, and ``distributed`` is an optional dependency) run when named.
+DEFAULT_EXECUTORS = executor_names.DEFAULTS
 CASES = ("scaling", "cold_start", "dispatch", "payload", "memory", "default_workers", "crash")
 SIZES = ("calibrated", "fixed")
 #: The default-workers trap is shown on one CPU-bound and one I/O-bound workload, in every run.
@@ -88,15 +90,6 @@ def parse_names(option: str, text: str | None, allowed: tuple[str, ...], default
     if unknown:
         raise OptionError(f"{option}: unknown {unknown[0]!r}; choose from {', '.join(allowed)} (or all)")
     return tuple(a for a in allowed if a in items)
-
-
-def missing_line(executor: str) -> str | None:
-    """Why ``executor`` cannot run here (one phrase), or None when it can."""
-    if executor == "dask":
-        return None if cluster.available() else cluster.missing_line()
-    if executor == "interpreter":
-        return interpreters.missing_line()
-    return None
 
 
 def parse_executors(

@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from bench import allocator, benchmark_api, cluster, cpus, interpreters, machine, measure, preflight, sizing, stopping
+from bench import allocator, benchmark_api, cluster, cpus, machine, measure, preflight, sizing, stopping
+from bench.backend import backend, missing_line
 from bench.cases import GENERATORS, left_out_lines
-from bench.config import CASES, DEFAULT_EXECUTORS, EXECUTORS, OptionError, SuiteConfig, build_config, missing_line
+from bench.config import CASES, DEFAULT_EXECUTORS, EXECUTORS, OptionError, SuiteConfig, build_config
 from bench.journal import Journal, journal_path
 from bench.plan import size_line
 from bench.saving import SaveError, make_saving_atomic, writable_folder
@@ -27,7 +28,6 @@ from bench.terminal import scaling_waits, speedup_table, summary_workers, tell, 
 from bench.timeouts import case_deadline
 from common.schema import WORKLOAD_FILES_ENV, denied_line, denied_summary
 from workloads import PROFILES, scaling_names
-from workloads import get as get_workload
 from workloads.io_bound import IO_DIR_ENV
 from workloads.user import WorkloadFileError, load_files
 
@@ -100,11 +100,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[USER_KEY] = [(w.name, w.source) for w in load_files(workload_files(config))]
         cpu = cpus.detect()
         suite = build_config({name: getattr(config.option, f"poolbench_{name}") for name in OPTIONS}, cpu)
-        if suite.dask_scheduler and "dask" in suite.executors:
-            suite = dataclasses.replace(suite, dask_cluster=machine.existing_cluster(suite.dask_scheduler))
-        if "interpreter" in suite.executors:  # which workloads' modules a subinterpreter can load here
-            needs = [m for name in suite.workloads for m in get_workload(name).needs]
-            suite = dataclasses.replace(suite, interpreter_imports=interpreters.probe_imports(needs))
+        for name in suite.executors:  # what each needs to know first (an existing cluster's size, ...)
+            suite = dataclasses.replace(suite, **backend(name).prepare(suite))
     except (OptionError, cpus.CpuOverrideError, WorkloadFileError) as exc:
         raise pytest.UsageError(str(exc)) from None
     files = {"--benchmark-json": getattr(config.option, "benchmark_json", None), "--journal": suite.journal}

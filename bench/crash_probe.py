@@ -17,6 +17,7 @@ import sys
 import time
 from concurrent.futures.process import BrokenProcessPool
 
+from bench.backend import backend
 from bench.executors import make_executor
 from workloads import faults
 
@@ -44,10 +45,7 @@ def probe(executor: str, start_method: str | None, crash: str) -> dict:
     finally:
         again.shutdown(wait=True)
     found = {"outcome": outcome, "parent_survived": True, "detect_s": round(detect_s, 6), "recovered": recovered}
-    if executor == "dask":  # a dead worker's task is re-run elsewhere this many times before KilledWorker
-        import dask  # noqa: PLC0415
-
-        found["allowed_failures"] = dask.config.get("distributed.scheduler.allowed-failures")
+    found.update(backend(executor).crash_info())  # what the executor adds (dask: its allowed failures)
     return found
 
 

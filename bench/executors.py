@@ -1,46 +1,40 @@
 """The executor factory: one way to build every pool the suite measures, and to warm and close it.
 
-``serial`` is a no-pool executor that runs each task in the calling thread: the baseline every
-speedup is divided by. ``thread``, ``interpreter`` (Python 3.14+: bench/interpreters.py) and
-``process`` are the standard library's pools; a process pool
-gets an explicit start method (never the implicit global default) and an initializer that fixes
-the number of BLAS threads in each worker, so that workers × BLAS threads is chosen, not inherited.
+Which executors exist, and what each is, is common/executors.py; each one's record names its
+backend (bench/backend.py). This module holds the standard library's three: ``serial``, a no-pool
+executor that runs each task in the calling thread (the baseline every speedup is divided by),
+``thread`` and ``process``. A process pool gets an explicit start method (never the implicit global
+default) and the worker set-up of bench/workers.py as its initializer (BLAS threads, allocator
+policy), so that workers × BLAS threads is chosen, not inherited. The interpreter pool's backend is
+bench/interpreters.py, dask's bench/cluster.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import inspect
 import multiprocessing
 import os
-import select
-import signal
-import sys
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from bench import allocator, interpreters, stopping
-from bench.cluster import DaskExecutor
+from bench import stopping
+from bench.backend import Backend, FreshWorker, backend, in_process
+from bench.workers import Setup, blas_threads_here, init_process_worker
+from common.executors import REGISTRY
 from workloads import overhead
 
-# Held for the life of a worker process: threadpoolctl applies the limit when the limiter is
-# created; keeping a reference documents that it must stay in force.
-_WORKER_BLAS_LIMIT: Any = None
+if TYPE_CHECKING:
+    from bench.config import SuiteConfig
 
 #: How long each warm-up task occupies its worker. Long enough that a task submitted to a busy
 #: pool makes it start another worker (spawn and forkserver start workers lazily, one per submit
 #: that finds no idle worker), short enough to cost little per case.
 WARMUP_HOLD_S = 0.02
-
-#: Executors whose tasks run in other processes: BLAS is limited there, not around the batch here.
-OUT_OF_PROCESS = ("process", "dask")
 
 
 class SerialExecutor(Executor):
@@ -60,87 +54,6 @@ class SerialExecutor(Executor):
         return iter([fn(*args) for args in zip(*iterables, strict=False)])
 
 
-_PR_SET_PDEATHSIG = 1  # prctl option, from linux/prctl.h
-
-
-def die_with_parent() -> bool:
-    """Ask Linux to SIGKILL this process when its parent dies (prctl PR_SET_PDEATHSIG).
-
-    A pool worker blocked on its task queue never learns that the suite was killed (SIGKILL, an
-    out-of-memory kill); without this it would live on as an orphan. False where not Linux.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) == 0
-    except (OSError, AttributeError):
-        return False
-
-
-def _exit_when_gone(pid: int) -> None:
-    """Block until process ``pid`` has ended, then end this process at once."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        os._exit(1)
-    except (OSError, AttributeError):  # no pidfd (not Linux, or a kernel before 5.3): ask twice a second
-        while _alive(pid):
-            time.sleep(0.5)
-        os._exit(1)
-    select.select([fd], [], [])  # a pidfd turns readable when its process exits
-    os._exit(1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, under another user
-        pass
-    return True
-
-
-def die_with_owner(pid: int) -> None:
-    """End this worker when the suite's process ``pid`` ends, whoever this worker's parent is.
-
-    :func:`die_with_parent` alone is not enough under ``forkserver``: the worker's parent is the
-    fork server, which lives on after the suite is SIGKILLed because every worker it forked holds
-    the server's "alive" pipe open, and every worker holds its pool's call queue open at both
-    ends, so no worker ever reads EOF. A daemon thread waits on a pidfd of the suite (no polling,
-    no CPU) and exits the process when the suite is gone.
-    """
-    threading.Thread(target=_exit_when_gone, args=(pid,), name="poolbench-owner-watch", daemon=True).start()
-
-
-def init_worker(blas_threads: int, malloc: str | None, owner_pid: int | None = None) -> None:
-    """Process-pool initializer: cap BLAS at ``blas_threads`` and set the allocator policy, as in the parent.
-
-    Also ties the worker's life to its parent's (:func:`die_with_parent`) and to the suite's
-    (``owner_pid``, :func:`die_with_owner`), and ignores SIGINT: a terminal's Ctrl-C reaches the
-    whole process group, and the suite stops its workers itself (bench/stopping.py). NumPy is
-    imported first so that its BLAS library is loaded and threadpoolctl can find it.
-    """
-    global _WORKER_BLAS_LIMIT
-    import numpy  # noqa: F401, PLC0415  (loads the BLAS library that the limit applies to)
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with_parent()
-    if owner_pid is not None:
-        die_with_owner(owner_pid)
-    if malloc is not None:
-        allocator.apply(malloc)  # forkserver and spawn workers start with glibc's own settings
-    _WORKER_BLAS_LIMIT = threadpool_limits(limits=blas_threads, user_api="blas")
-
-
-def blas_threads_here(_: Any = None) -> int | None:
-    """The BLAS thread count in force in the calling process (None: no BLAS library loaded)."""
-    import numpy  # noqa: F401, PLC0415
-
-    counts = [lib["num_threads"] for lib in threadpool_info() if lib.get("user_api") == "blas"]
-    return max(counts) if counts else None
-
-
 def blas_libraries() -> list[dict[str, Any]]:
     """threadpoolctl's description of every BLAS/OpenMP library loaded here (for machine_info)."""
     import numpy  # noqa: F401, PLC0415
@@ -150,29 +63,24 @@ def blas_libraries() -> list[dict[str, Any]]:
 
 
 def executor_defaults() -> dict[str, Any]:
-    """What the standard executors choose when given no arguments, read off real instances here.
+    """What the executors choose when given no arguments, read off real instances here.
 
-    Neither constructor starts a worker, so this costs nothing. Both size for the CPUs the OS
-    shows (cpu_count, or process_cpu_count from Python 3.13), never for a cgroup quota.
+    For every executor that joins the default-workers cases and runs here; no constructor starts
+    a worker, so this costs nothing. The standard pools size for the CPUs the OS shows (cpu_count,
+    or process_cpu_count from Python 3.13), never for a cgroup quota.
     """
-    threads = ThreadPoolExecutor()
-    processes = ProcessPoolExecutor()
-    subinterpreters = interpreters.make(None) if interpreters.available() else None
-    try:
-        found = {
-            "thread_max_workers": threads._max_workers,
-            "process_max_workers": processes._max_workers,
-            "thread_initializer": "initializer" in inspect.signature(ThreadPoolExecutor).parameters,
-            "process_initializer": "initializer" in inspect.signature(ProcessPoolExecutor).parameters,
-        }
-        if subinterpreters is not None:
-            found["interpreter_max_workers"] = subinterpreters._max_workers  # type: ignore[attr-defined]
-        return found
-    finally:
-        threads.shutdown()
-        processes.shutdown()
-        if subinterpreters is not None:
-            subinterpreters.shutdown()
+    found: dict[str, Any] = {}
+    for name, spec in REGISTRY.items():
+        if "default_workers" not in spec.cases or backend(name).missing() is not None:
+            continue
+        pool = backend(name).make(None, None, None, None)
+        try:
+            found[f"{name}_max_workers"] = pool._max_workers  # type: ignore[attr-defined]
+        finally:
+            pool.shutdown()
+    found["thread_initializer"] = "initializer" in inspect.signature(ThreadPoolExecutor).parameters
+    found["process_initializer"] = "initializer" in inspect.signature(ProcessPoolExecutor).parameters
+    return found
 
 
 def make_executor(
@@ -184,41 +92,60 @@ def make_executor(
     *,
     scheduler: str | None = None,
 ) -> Executor:
-    """A new executor of ``kind`` (see EXECUTORS in bench/config.py); ``workers=None`` keeps its default.
+    """A new executor of ``kind`` (common/executors.py); ``workers=None`` keeps its default.
 
-    Process pools limit BLAS to ``blas_threads`` and set the allocator policy ``malloc``
-    (bench/allocator.py; None: leave it) in each worker through an initializer; with
-    ``blas_threads=None`` they get no initializer at all (the pool as users build it, for start-up).
-    dask workers get the same settings (bench/cluster.py); ``scheduler`` connects to an existing
-    cluster instead of starting a LocalCluster of ``workers`` processes.
+    Workers in other processes (process pools, dask) get the set-up of bench/workers.py: BLAS
+    limited to ``blas_threads``, the allocator policy ``malloc`` (None: leave it); with
+    ``blas_threads=None`` no set-up at all (the pool as users build it, for start-up).
+    ``start_method`` is the pool's variant (a process pool's start method, a dask configuration);
+    ``scheduler`` connects dask to an existing cluster.
     """
-    if kind == "serial":
-        return SerialExecutor()
-    if kind == "thread":
-        return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poolbench")
-    if kind == "interpreter":
-        return interpreters.make(workers)
-    if kind == "process":
-        context = multiprocessing.get_context(start_method)
-        if blas_threads is None:
-            return ProcessPoolExecutor(max_workers=workers, mp_context=context)
-        return ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=context,
-            initializer=init_worker,
-            initargs=(blas_threads, malloc, os.getpid()),
-        )
-    if kind == "dask":
-        return DaskExecutor(
-            workers, scheduler=scheduler, blas_threads=blas_threads, malloc=malloc, config=start_method or "default"
-        )
-    raise ValueError(f"unknown executor kind {kind!r}")
+    if kind not in REGISTRY:
+        raise ValueError(f"unknown executor kind {kind!r}")
+    setup = None if blas_threads is None else Setup(blas_threads, malloc, os.getpid())
+    return backend(kind).make(workers, start_method, setup, scheduler)
+
+
+def _serial(_workers: int | None, _variant: str | None, _setup: Setup | None, _scheduler: str | None) -> Executor:
+    return SerialExecutor()
+
+
+def _thread(workers: int | None, _variant: str | None, _setup: Setup | None, _scheduler: str | None) -> Executor:
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poolbench")
+
+
+def _process(workers: int | None, method: str | None, setup: Setup | None, _scheduler: str | None) -> Executor:
+    context = multiprocessing.get_context(method)
+    if setup is None:
+        return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=init_process_worker,
+        initargs=(setup.blas_threads, setup.malloc, setup.owner_pid),
+    )
+
+
+def _fresh_process_workers(cfg: SuiteConfig) -> Iterator[FreshWorker]:
+    """One worker per start method that starts afresh (fork workers inherit what the suite imported)."""
+    for method in cfg.start_methods:
+        if method != "fork":
+            yield (
+                f"a process worker ({method})",
+                lambda m=method: make_executor("process", 1, m, cfg.blas_threads, cfg.malloc),
+                None,
+            )
+
+
+SERIAL = Backend(make=_serial)
+THREAD = Backend(make=_thread)
+PROCESS = Backend(make=_process, variants=lambda cfg: tuple(cfg.start_methods), fresh_workers=_fresh_process_workers)
 
 
 @contextmanager
 def blas_limit_here(kind: str, threads: int) -> Iterator[None]:
-    """For serial and thread executors the tasks run in this process: cap BLAS here meanwhile."""
-    if kind in OUT_OF_PROCESS:
+    """For executors whose tasks run in this process (serial, threads): cap BLAS here meanwhile."""
+    if not in_process(kind):
         yield
         return
     with threadpool_limits(limits=threads, user_api="blas"):
@@ -247,7 +174,7 @@ def warm_up(pool: Executor, workers: int, attempts: int = 4) -> set[int]:
 
 def blas_threads_of(pool: Executor, kind: str) -> int | None:
     """The BLAS thread count that tasks of ``pool`` run with, asked of a worker for process pools."""
-    if kind in OUT_OF_PROCESS:
+    if not in_process(kind):
         return pool.submit(blas_threads_here).result()
     return blas_threads_here()
 
@@ -264,8 +191,9 @@ def terminate(pool: Executor) -> None:
     after its workers were killed mid-message. The session ends with os._exit when such threads are
     left (bench.stopping.finish), so the interpreter's exit never waits for them.
     """
-    if isinstance(pool, DaskExecutor):
-        pool.terminate()
+    own = getattr(pool, "terminate", None)
+    if callable(own):  # a pool that knows how to stop itself at once (a dask cluster)
+        own()
         return
     workers = list((getattr(pool, "_processes", None) or {}).values()) if isinstance(pool, ProcessPoolExecutor) else []
     for proc in workers:

@@ -10,7 +10,9 @@ So a workload runs under this pool only if every module it ``needs`` (``Workload
 in a subinterpreter here; :func:`probe_imports` asks one at start, and the cases left out are named
 in one line with the error the import gave.
 
-Only the standard library and ``workloads`` are imported here, so that this module loads anywhere.
+Its backend (bench/backend.py, named by its record in common/executors.py) is :data:`BACKEND`.
+Only the standard library, ``workloads`` and bench.backend are imported here, so that this module
+loads anywhere.
 """
 
 from __future__ import annotations
@@ -19,9 +21,13 @@ import concurrent.futures
 import sys
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from workloads import overhead
+from bench.backend import Backend
+from workloads import get, overhead
+
+if TYPE_CHECKING:
+    from bench.config import SuiteConfig
 
 #: How long the probe waits for a subinterpreter to answer.
 PROBE_TIMEOUT_S = 60
@@ -82,3 +88,31 @@ def runnable(needs: Iterable[str], imports: Mapping[str, str | None] | None) -> 
         if error is not None:
             return f"{name} does not import in a subinterpreter ({error})"
     return None
+
+
+def _leaves_out(cfg: SuiteConfig, workload: str) -> str | None:
+    return runnable(get(workload).needs, cfg.interpreter_imports)
+
+
+def _prepare(cfg: SuiteConfig) -> dict[str, Any]:
+    """Which workloads' modules a subinterpreter can load here (asked once, at start)."""
+    needs = [m for name in cfg.workloads for m in get(name).needs]
+    return {"interpreter_imports": probe_imports(needs)}
+
+
+def machine_info(cfg: SuiteConfig) -> dict[str, Any] | None:
+    """machine_info["poolbench"]["interpreter"]: what a subinterpreter could import, and the
+    workloads the interpreter pool left out for it; None when that pool did not run."""
+    if "interpreter" not in cfg.executors:
+        return None
+    left = {} if "scaling" not in cfg.cases else {w: why for w in cfg.workloads if (why := _leaves_out(cfg, w))}
+    return {"imports": dict(cfg.interpreter_imports or {}), "left_out": left}
+
+
+BACKEND = Backend(
+    make=lambda workers, _variant, _setup, _scheduler: make(workers),
+    missing=missing_line,
+    leaves_out=_leaves_out,
+    prepare=_prepare,
+    machine_info=machine_info,
+)

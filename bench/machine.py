@@ -21,9 +21,9 @@ from typing import Any
 
 import psutil
 
-from bench import allocator, cluster, cpus, measure
-from bench.cases import left_out
-from bench.config import OptionError, SuiteConfig, missing_line
+from bench import allocator, cpus, measure
+from bench.backend import backend, missing_line
+from bench.config import EXECUTORS, SuiteConfig
 from bench.executors import blas_libraries, executor_defaults
 from common import plan
 from common.schema import MEMORY_FILESYSTEMS, SCHEMA_VERSION, busy_line, python_build
@@ -138,8 +138,9 @@ def poolbench_info(
         "started_at": started_at,
         "loadavg_start": loadavg_start,
         "loadavg_end": load_average(),
-        "dask": dask_info(suite),
-        "interpreter": interpreter_info(suite),
+        # per executor whose backend records something (bench/backend.py): the dask cluster, what a
+        # subinterpreter could import
+        **{name: info(suite) for name in EXECUTORS if (info := backend(name).machine_info) is not None},
         # executors asked for (or in the default set) that this Python or install lacks, and why
         "skipped_executors": [{"executor": n, "why": missing_line(n)} for n in suite.skipped_executors],
         "config": suite.as_dict(),
@@ -161,42 +162,6 @@ def plan_info(suite: SuiteConfig) -> dict[str, Any]:
         "passes": suite.settings["passes"],
         "probe_tasks": plan.PROBE_TASKS,
     }
-
-
-def existing_cluster(scheduler: str) -> dict[str, Any]:
-    """The size and workers of the dask cluster at ``scheduler``; OptionError when it cannot be reached."""
-    try:
-        return cluster.cluster_info(scheduler)
-    except (OSError, TimeoutError) as exc:
-        raise OptionError(
-            f"--dask-scheduler {scheduler}: no scheduler answered within {cluster.CONNECT_TIMEOUT_S} s ({exc}); "
-            "start the cluster first or fix the address"
-        ) from None
-
-
-def dask_info(suite: SuiteConfig) -> dict[str, Any] | None:
-    """machine_info["poolbench"]["dask"]: the dask version and the cluster measured, when dask ran."""
-    if "dask" not in suite.executors:
-        return None
-    if suite.dask_cluster:
-        return {**suite.dask_cluster, "configs": {cluster.EXTERNAL: None}}  # its own settings
-    import distributed  # noqa: PLC0415
-
-    return {
-        "version": distributed.__version__,
-        "scheduler": None,  # a LocalCluster per case: W single-threaded worker processes on this machine
-        "workers": None,
-        "threads_per_worker": 1,
-        "configs": {name: cluster.CONFIGS[name] for name in suite.dask_configs},
-    }
-
-
-def interpreter_info(suite: SuiteConfig) -> dict[str, Any] | None:
-    """machine_info["poolbench"]["interpreter"]: what a subinterpreter could import, and the
-    workloads the interpreter pool left out for it; None when that pool did not run."""
-    if "interpreter" not in suite.executors:
-        return None
-    return {"imports": dict(suite.interpreter_imports or {}), "left_out": left_out(suite)}
 
 
 def io_dir_warning(suite: SuiteConfig) -> str | None:

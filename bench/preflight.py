@@ -18,12 +18,13 @@ as for any module a task needs (``Workload.needs``, bench/interpreters.py).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from bench import executors
+from bench.backend import FreshWorker, backend
 from bench.config import SuiteConfig
 from workloads import overhead
 from workloads.user import WorkloadFileError
@@ -37,28 +38,14 @@ IMPORT_FIX = (
 )
 
 
-def _places(suite: SuiteConfig) -> Iterator[tuple[str, Callable[[], Executor]]]:
-    """(where, how to start one such worker) for each kind of fresh worker this run starts."""
-    if "process" in suite.executors:
-        for method in suite.start_methods:
-            if method != "fork":
-                yield (
-                    f"a process worker ({method})",
-                    lambda m=method: executors.make_executor("process", 1, m, suite.blas_threads, suite.malloc),
-                )
-    if "dask" in suite.executors:
-        where = f"of the cluster at {suite.dask_scheduler}" if suite.dask_scheduler else "(LocalCluster)"
-        yield where, lambda: executors.make_executor("dask", 1, "default", None, scheduler=suite.dask_scheduler)
+def _places(suite: SuiteConfig) -> Iterator[FreshWorker]:
+    """Each kind of fresh worker this run starts, as its executor's backend names them."""
+    for name in suite.executors:
+        yield from backend(name).fresh_workers(suite)
 
 
-def _answers(pool: Executor, place: str, paths: tuple[str, ...]) -> dict[str, list]:
-    """What each worker of ``pool`` found: {where: [(path, problem, sha256), ...]}."""
-    client = getattr(pool, "client", None)
-    if client is not None:  # dask: the scheduler (it unpickles the task graph) and every worker, by address
-        found = {
-            f"dask worker {addr} {place}": each for addr, each in client.run(overhead.import_files_here, paths).items()
-        }
-        return {f"the dask scheduler {place}": client.run_on_scheduler(overhead.import_files_here, paths), **found}
+def _one_worker(pool: Executor, place: str, paths: tuple[str, ...]) -> dict[str, list]:
+    """What the pool's one worker found: {where: [(path, problem, sha256), ...]}."""
     return {place: pool.submit(overhead.import_files_here, paths).result(timeout=IMPORT_TIMEOUT_S)}
 
 
@@ -87,11 +74,11 @@ def check(suite: SuiteConfig, files: Sequence[str]) -> None:
     if not paths:
         return
     expected = {p: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths}
-    for place, start in _places(suite):
+    for place, start, ask in _places(suite):
         pool = start()
         try:
             with executors.closing(pool):
-                answers = _answers(pool, place, paths)
+                answers = (ask or _one_worker)(pool, place, paths)
         except BrokenProcessPool:
             raise WorkloadFileError(
                 f"workload file {', '.join(paths)}: {place} died while importing it; {IMPORT_FIX}"

@@ -1,0 +1,136 @@
+"""Worker set-up: what every worker process the suite starts does before its first task.
+
+One module for every kind of worker (a process pool's, through its initializer; a dask worker's,
+through ``Client.run``), so that both run under the same conditions as the suite's own process:
+
+* BLAS capped at the run's ``--blas-threads`` (threadpoolctl), so workers × BLAS threads is chosen,
+  not inherited;
+* the allocator policy of ``--malloc`` (bench/allocator.py): forkserver and spawn workers, and
+  dask's, start with glibc's own settings;
+* (process-pool workers) SIGINT ignored and the worker's life tied to the suite's: a terminal's
+  Ctrl-C reaches the whole process group, and the suite stops its workers itself
+  (bench/stopping.py). A dask worker's signals belong to its nanny.
+
+Imports only the standard library, threadpoolctl and bench.allocator at module level, so a worker
+importing it by name pulls in nothing of the suite's measuring code.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import select
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from bench import allocator
+
+# Held for the life of a worker process: threadpoolctl applies the limit when the limiter is
+# created; keeping a reference documents that it must stay in force.
+_BLAS_LIMIT: Any = None
+
+_PR_SET_PDEATHSIG = 1  # prctl option, from linux/prctl.h
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The conditions a worker runs under: BLAS threads, allocator policy (None: leave it), the suite's pid."""
+
+    blas_threads: int
+    malloc: str | None = None
+    owner_pid: int | None = None
+
+
+def apply_limits(setup: Setup) -> int | None:
+    """Set the allocator policy and cap BLAS in this process; the BLAS thread count now in force.
+
+    NumPy is imported first so that its BLAS library is loaded and threadpoolctl can find it.
+    """
+    global _BLAS_LIMIT
+    if setup.malloc is not None:
+        allocator.apply(setup.malloc)  # process-wide: every thread of the worker allocates under it
+    import numpy  # noqa: F401, PLC0415  (loads the BLAS library that the limit applies to)
+
+    _BLAS_LIMIT = threadpool_limits(limits=setup.blas_threads, user_api="blas")
+    return blas_threads_here()
+
+
+def init_process_worker(blas_threads: int, malloc: str | None, owner_pid: int | None = None) -> None:
+    """Process-pool initializer: the limits of :func:`apply_limits`, SIGINT ignored, life tied to the suite's.
+
+    Takes plain arguments (``initargs``), as an initializer must be picklable under spawn.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
+    if owner_pid is not None:
+        die_with_owner(owner_pid)
+    apply_limits(Setup(blas_threads, malloc, owner_pid))
+
+
+def init_dask_worker(blas_threads: int, malloc: str | None) -> int | None:
+    """In a dask worker (``Client.run``, not the worker's main thread): the limits of :func:`apply_limits`."""
+    return apply_limits(Setup(blas_threads, malloc))
+
+
+def blas_threads_here(_: Any = None) -> int | None:
+    """The BLAS thread count in force in the calling process (None: no BLAS library loaded)."""
+    import numpy  # noqa: F401, PLC0415
+
+    counts = [lib["num_threads"] for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    return max(counts) if counts else None
+
+
+def die_with_parent() -> bool:
+    """Ask Linux to SIGKILL this process when its parent dies (prctl PR_SET_PDEATHSIG).
+
+    A pool worker blocked on its task queue never learns that the suite was killed (SIGKILL, an
+    out-of-memory kill); without this it would live on as an orphan. False where not Linux.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _exit_when_gone(pid: int) -> None:
+    """Block until process ``pid`` has ended, then end this process at once."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os._exit(1)
+    except (OSError, AttributeError):  # no pidfd (not Linux, or a kernel before 5.3): ask twice a second
+        while _alive(pid):
+            time.sleep(0.5)
+        os._exit(1)
+    select.select([fd], [], [])  # a pidfd turns readable when its process exits
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, under another user
+        pass
+    return True
+
+
+def die_with_owner(pid: int) -> None:
+    """End this worker when the suite's process ``pid`` ends, whoever this worker's parent is.
+
+    :func:`die_with_parent` alone is not enough under ``forkserver``: the worker's parent is the
+    fork server, which lives on after the suite is SIGKILLed because every worker it forked holds
+    the server's "alive" pipe open, and every worker holds its pool's call queue open at both
+    ends, so no worker ever reads EOF. A daemon thread waits on a pidfd of the suite (no polling,
+    no CPU) and exits the process when the suite is gone.
+    """
+    threading.Thread(target=_exit_when_gone, args=(pid,), name="poolbench-owner-watch", daemon=True).start()

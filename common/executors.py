@@ -1,0 +1,160 @@
+"""The executors poolbench measures: one record each, and the ``Pool`` value that names one pool.
+
+Both sides read this (standard library only): the suite (bench/) builds and runs pools from it, the
+scripts label, rank and plot them. Everything the suite needs to *run* an executor lives in its own
+module, named by :attr:`Executor.backend` (``"module:object"``, resolved by bench/backend.py), so an
+executor is one record here, one module there, and its tests.
+
+A pool is an executor and, where the executor has them, a variant: a process pool's start method
+(``process/fork``), a dask cluster's configuration (``dask/tuned``). Results and reports spell a
+pool ``executor/variant``; :class:`Pool` is that name as a value, parsed once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+
+#: Every case type an executor can join (bench/config.py CASES is this order).
+ALL_CASES = frozenset({"scaling", "cold_start", "dispatch", "payload", "memory", "default_workers", "crash"})
+
+
+@dataclass(frozen=True)
+class Executor:
+    """What poolbench knows about one executor, whatever runs it."""
+
+    name: str
+    #: The plural a sentence uses ("processes beat threads"); also the README's recommendation order.
+    words: str
+    #: Rank in the recommendation order: when several pools reach the best speedup within its
+    #: interval, the cheapest in memory and start-up wins (scripts/claims.py). None: not a pool.
+    cost_rank: int | None
+    #: Whether its workers share the suite's address space (memory is the tree's, not per worker).
+    shares_memory: bool
+    #: Whether tasks run in the suite's own process (BLAS is then limited around the batch here,
+    #: not in workers' initializers).
+    in_process: bool
+    #: What the pool's variant is, when it has one ("start method", "configuration").
+    variant: str | None
+    #: The case types it joins (its backend may leave out more on a given run).
+    cases: frozenset[str]
+    #: In the default ``--executors`` set (else opt-in: ``--executors ...,name`` or ``all``).
+    default: bool
+    #: Whether ``map``'s chunksize changes what it does (the dispatch cases sweep chunksizes only then).
+    honours_chunksize: bool
+    #: Colour and marker of its curves (scripts/plot.py).
+    style: tuple[str, str]
+    #: ``module:object`` of its bench.backend.Backend: how the suite builds and prepares it.
+    backend: str
+
+
+#: The executors, in the order options, cases and tables list them.
+REGISTRY: MappingProxyType[str, Executor] = MappingProxyType(
+    {
+        "serial": Executor(
+            name="serial",
+            words="the serial baseline",
+            cost_rank=None,
+            shares_memory=True,
+            in_process=True,
+            variant=None,
+            cases=frozenset({"scaling", "dispatch", "payload", "memory"}),
+            default=True,
+            honours_chunksize=False,
+            style=("tab:gray", "s"),
+            backend="bench.executors:SERIAL",
+        ),
+        "thread": Executor(
+            name="thread",
+            words="threads",
+            cost_rank=0,
+            shares_memory=True,
+            in_process=True,
+            variant=None,
+            cases=ALL_CASES,
+            default=True,
+            honours_chunksize=False,
+            style=("tab:blue", "o"),
+            backend="bench.executors:THREAD",
+        ),
+        "interpreter": Executor(
+            name="interpreter",
+            words="subinterpreters",
+            cost_rank=1,
+            shares_memory=True,
+            in_process=True,
+            variant=None,
+            cases=ALL_CASES,
+            default=True,
+            honours_chunksize=False,
+            style=("tab:purple", "^"),
+            backend="bench.interpreters:BACKEND",
+        ),
+        "process": Executor(
+            name="process",
+            words="processes",
+            cost_rank=2,
+            shares_memory=False,
+            in_process=False,
+            variant="start method",
+            cases=ALL_CASES,
+            default=True,
+            honours_chunksize=True,
+            style=("tab:purple", "^"),  # plot.py colours each start method; this is for one it does not know
+            backend="bench.executors:PROCESS",
+        ),
+        "dask": Executor(
+            name="dask",
+            words="a dask cluster",
+            cost_rank=3,
+            shares_memory=False,
+            in_process=False,
+            variant="configuration",
+            cases=ALL_CASES - {"default_workers"},  # a cluster has no max_workers=None
+            default=False,  # seconds per case to start a cluster; an optional dependency
+            honours_chunksize=False,  # dask's map ignores chunksize
+            style=("tab:brown", "D"),
+            backend="bench.cluster:BACKEND",
+        ),
+    }
+)
+
+NAMES: tuple[str, ...] = tuple(REGISTRY)
+DEFAULTS: tuple[str, ...] = tuple(n for n, e in REGISTRY.items() if e.default)
+
+
+def of(name: str) -> Executor | None:
+    """The record of executor ``name``, or of the executor of a pool name (``process/fork``); None if unknown."""
+    return REGISTRY.get(name.split("/", 1)[0])
+
+
+@dataclass(frozen=True, order=True)
+class Pool:
+    """One pool: an executor and, where it has them, its variant (start method, configuration)."""
+
+    executor: str
+    variant: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Pool:
+        """``process/fork`` → Pool("process", "fork"); ``thread`` → Pool("thread")."""
+        executor, _, variant = text.partition("/")
+        return cls(executor, variant or None)
+
+    def __str__(self) -> str:
+        return f"{self.executor}/{self.variant}" if self.variant else self.executor
+
+    @property
+    def spec(self) -> Executor | None:
+        return REGISTRY.get(self.executor)
+
+
+def family(pool: str) -> str:
+    """The executor of a pool name: ``process/fork`` → ``process``."""
+    return Pool.parse(pool).executor
+
+
+def cost_order() -> list[str]:
+    """The executors that are pools, cheapest first: the order a tie between them is broken in."""
+    ranked = [e for e in REGISTRY.values() if e.cost_rank is not None]
+    return [e.name for e in sorted(ranked, key=lambda e: e.cost_rank)]
