@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from common import executors
 from scripts.metrics import (
     ScalingPoint,
     cold_start_ms,
@@ -28,18 +29,17 @@ PARALLEL_CPUS = 1.5
 PARALLEL_BUSY = 1.5
 #: CPUs kept busy below which threads are taking turns (one CPU's worth plus scheduling slack).
 TAKING_TURNS_BUSY = 1.3
-#: Cheapest first, for recommendations among pools the results cannot tell apart: threads share
-#: memory, processes cost start-up and pickling, a dask cluster adds a scheduler round trip per task.
-#: An interpreter pool (Python 3.14+) sits between: one process, but a subinterpreter per worker
-#: and pickling between them.
-COST_RANK = {"thread": 0, "interpreter": 1, "process": 2, "dask": 3}
-#: How the report and README name each executor in the recommendation order.
-COST_WORDS = {"thread": "threads", "interpreter": "subinterpreters", "process": "processes", "dask": "a dask cluster"}
+#: Cheapest first, for recommendations among pools the results cannot tell apart (each executor's
+#: ``cost_rank`` in common/executors.py, the one place it is stated): threads share memory,
+#: processes cost start-up and pickling, a dask cluster adds a scheduler round trip per task; an
+#: interpreter pool (Python 3.14+) sits between: one process, but a subinterpreter per worker and
+#: pickling between them.
+COST_RANK = {name: executors.REGISTRY[name].cost_rank for name in executors.cost_order()}
 
 
 def cost_order() -> str:
-    """The recommendation order in words, cheapest first, from COST_RANK (the one place it is stated)."""
-    return "no pool, then " + ", ".join(COST_WORDS[k] for k in sorted(COST_RANK, key=COST_RANK.__getitem__))
+    """The recommendation order in words, cheapest first (common/executors.py)."""
+    return "no pool, then " + ", ".join(executors.REGISTRY[k].words for k in executors.cost_order())
 
 
 #: Threads "do not scale" below this speedup on 2+ CPUs; one above it for GIL-holding code refutes the GIL claim.
@@ -109,7 +109,7 @@ class Evidence:
         return find(self.points, workload, pool, workers or self.at)
 
     def widest(self, workload: str, pool: str) -> ScalingPoint | None:
-        options = [p for p in self.points if p.workload == workload and p.pool.split("/")[0] == pool]
+        options = [p for p in self.points if p.workload == workload and p.executor == pool]
         return max(options, key=lambda p: p.workers) if options else None
 
 
@@ -361,7 +361,7 @@ def recommend(ev: Evidence) -> list[tuple[str, str, str, str, str]]:
         best = max(options, key=lambda p: capped(p)[1])
         floor = capped(best)[0]
         good = [p for p in options if capped(p)[2] >= floor]
-        pick = min(good, key=lambda p: (COST_RANK.get(p.pool.split("/")[0], len(COST_RANK)), p.workers))
+        pick = min(good, key=lambda p: (COST_RANK.get(p.executor, len(COST_RANK)), p.workers))
         if floor <= 1.0:
             choice = "no pool (serial): no executor beat serial beyond its 95 % interval"
             held = best

@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common.executors import family
+from common.executors import of as executor_of
 from common.schema import (
     DENIED_SHARE,
     STEAL_SHARE,
@@ -180,6 +182,11 @@ class ScalingPoint:
         return self.speedup / self.ideal
 
     @property
+    def executor(self) -> str:
+        """The executor of :attr:`pool` (``process/fork`` → ``process``)."""
+        return family(self.pool)
+
+    @property
     def efficiency_lo(self) -> float:
         return self.speedup_lo / self.ideal
 
@@ -316,8 +323,8 @@ def signals_of(
 
 
 def _who(pool: str) -> str:
-    kind = pool.split("/", maxsplit=1)[0]
-    return {"thread": "threads", "process": "processes", "interpreter": "subinterpreters"}.get(kind, kind)
+    spec = executor_of(pool)
+    return spec.words if spec is not None else family(pool)
 
 
 def _idle_causes(pool: str, sig: Signals) -> list[Cause]:
@@ -348,7 +355,7 @@ def _idle_causes(pool: str, sig: Signals) -> list[Cause]:
                 sig.dispatch_share,
             )
         )
-    shared_space = pool.split("/", 1)[0] in ("thread", "interpreter")
+    shared_space = (spec := executor_of(pool)) is not None and spec.shares_memory and spec.cost_rank is not None
     if shared_space and faults is not None and faults >= EXTRA_FAULTS_PER_TASK and used is not None:
         # one address space: its page faults take turns on the process's memory map, so CPUs idle
         found.append(
@@ -506,7 +513,7 @@ def scaling_points(records: Iterable[Record]) -> list[ScalingPoint]:
 def find(points: Iterable[ScalingPoint], workload: str, pool: str, workers: int) -> ScalingPoint | None:
     """The point for ``workload`` on ``pool`` (``thread``, ``process``, ``process/fork``…) at ``workers``."""
     for p in points:
-        if p.workload == workload and p.workers == workers and (p.pool == pool or p.pool.split("/")[0] == pool):
+        if p.workload == workload and p.workers == workers and pool in (p.pool, p.executor):
             return p
     return None
 

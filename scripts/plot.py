@@ -23,20 +23,18 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 
+from common.executors import Pool
 from scripts.cli import Parser, prepare_out, run, write_atomic
 from scripts.metrics import DefaultWorkers, ScalingPoint, default_workers, ideal_speedup, scaling_points
 from scripts.results import Record, ResultsError, latest_runs, load
 
 FORMATS = ("png", "svg")
-POOL_STYLE = {
-    "thread": ("tab:blue", "o"),
-    "serial": ("tab:gray", "s"),
-    "interpreter": ("tab:purple", "^"),
-    "dask": ("tab:brown", "D"),
+#: Colours of the variants of an executor (its marker and its other colours: common/executors.py):
+#: process start methods, dask configurations (bench/cluster.py CONFIGS; ``external``: an existing cluster).
+VARIANT_COLOURS = {
+    "process": {"fork": "tab:orange", "forkserver": "tab:green", "spawn": "tab:red"},
+    "dask": {"default": "tab:brown", "tuned": "tab:olive", "external": "tab:cyan"},
 }
-PROCESS_COLOURS = {"fork": "tab:orange", "forkserver": "tab:green", "spawn": "tab:red"}
-#: dask's configurations (bench/cluster.py CONFIGS; ``external``: an existing cluster)
-DASK_COLOURS = {"default": "tab:brown", "tuned": "tab:olive", "external": "tab:cyan"}
 
 
 def parse_args(argv: Sequence[str] | None = None):
@@ -50,11 +48,13 @@ def parse_args(argv: Sequence[str] | None = None):
 
 
 def style(pool: str) -> tuple[str, str]:
-    if pool.startswith("process"):
-        return PROCESS_COLOURS.get(pool.partition("/")[2], "tab:purple"), "^"
-    if pool.startswith("dask/"):
-        return DASK_COLOURS.get(pool.partition("/")[2], "tab:brown"), "D"
-    return POOL_STYLE.get(pool, ("black", "x"))
+    """Colour and marker of a pool's curve: its executor's, coloured by its variant where it has one."""
+    named = Pool.parse(pool)
+    spec = named.spec
+    if spec is None:
+        return "black", "x"
+    colour, marker = spec.style
+    return VARIANT_COLOURS.get(named.executor, {}).get(named.variant or "", colour), marker
 
 
 def save(fig, out: Path, stem: str) -> list[Path]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.executors import Pool
 from common.schema import (
     READABLE_VERSIONS,
     REQUIRED_EXTRA,
@@ -112,7 +113,7 @@ class Record:
     @property
     def pool(self) -> str:
         """The executor as plotted: ``thread``, ``serial``, or ``process/fork`` and the like."""
-        return f"{self.executor}/{self.start_method}" if self.start_method else self.executor
+        return str(Pool(self.executor, self.start_method))
 
 
 def _fail(path: Path, problem: str, fix: str) -> ResultsError:
