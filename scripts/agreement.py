@@ -21,8 +21,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from scripts.analysis import Analysis
 from scripts.cli import Parser, run
-from scripts.metrics import ScalingPoint, scaling_points
+from scripts.metrics import ScalingPoint
 from scripts.results import ResultsError, latest_runs, load
 
 SPREAD_GOAL = 0.05
@@ -64,7 +65,7 @@ def one_run(path: str) -> list[ScalingPoint]:
     records = latest_runs(load([path]))
     if len({r.run.source for r in records}) > 1:
         raise ResultsError(f"{path}: holds more than one run; give one results file per run")
-    points = [p for p in scaling_points(records) if p.pool != "serial"]
+    points = [p for p in Analysis(records).points if p.pool != "serial"]
     if not points:
         raise ResultsError(f"{path}: no scaling cases with a serial baseline; run `pytest bench --cases scaling`")
     return points

@@ -98,10 +98,12 @@ def _above(a: ScalingPoint, b: ScalingPoint) -> bool:
 class Evidence:
     """The records of one run and what is derived from them, for the claim checks."""
 
-    def __init__(self, records: list[Record]) -> None:
+    def __init__(self, records: list[Record], points: list[ScalingPoint] | None = None) -> None:
+        """``points``: the run's scaling points as an Analysis computed them (scripts/analysis.py);
+        None: computed here."""
         self.records = records
         self.run: Run = records[0].run
-        self.points: list[ScalingPoint] = scaling_points(records)
+        self.points: list[ScalingPoint] = scaling_points(records) if points is None else points
         self.cpus = self.run.effective_cpus
         self.at = int(self.run.poolbench["recommended_workers"])  # as the run recorded it
 

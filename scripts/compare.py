@@ -24,8 +24,9 @@ tell a slower code from a busy neighbour: a regression found against or by such 
 CPU count, CPU limit or Python build stays a regression, named as one of the configuration.
 
 A change counts as a regression only when it is both **significant** and **large**: the bootstrap
-interval of the ratio current / baseline (resampling the rounds of every side, medians, a fixed
-seed) lies wholly on the worse side of 1, *and* the point change is worse than ``--min-effect``.
+interval of the ratio current / baseline (resampling the rounds of every side, medians; each side's
+draws are its scripts/analysis.py Analysis's, seeded per case as the report's) lies wholly on the
+worse side of 1, *and* the point change is worse than ``--min-effect``.
 pytest-benchmark's ``--benchmark-compare-fail=mean:5%`` is a bare threshold, which on a noisy
 machine either misses regressions or fails builds for nothing; a significance test alone flags
 changes too small to matter once rounds are many. The defaults were set from measured run-to-run
@@ -44,18 +45,16 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from scripts.analysis import Analysis
 from scripts.cli import Parser, run
 from scripts.metrics import (
     CONFIDENCE,
-    ideal_speedup,
     interval,
-    record_medians,
     run_denied,
-    speedup_draws,
-    speedup_point,
 )
 from scripts.results import Record, ResultsError, Run, latest_runs, load
 
@@ -73,7 +72,6 @@ DEFAULT_FAIL_ON = ("index", "work", "speedup")
 DEFAULT_MIN_EFFECT = 0.25
 DEFAULT_CASE_MIN_EFFECT = 0.5
 DEFAULT_CONFIDENCE = 0.99
-BOOTSTRAP_RESAMPLES = 4000
 #: machine_info fields that must agree before absolute times are compared.
 SAME_MACHINE_KEYS = ("node", "machine", "processor", "python_implementation", "python_version")
 
@@ -143,7 +141,12 @@ def parse_args(argv: Sequence[str] | None = None):
         help="compare runs whose task sizes differ (each calibrated on its own host): speedups and efficiency "
         "only, absolute times left out; refused by default (run the current side with --sizes-from BASELINE)",
     )
-    parser.add_argument("--seed", type=int, default=12345, help="bootstrap seed (default: 12345)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="bootstrap seed (default: each case's own, from its file and case name, as the report's intervals)",
+    )
     parser.add_argument(
         "--format",
         choices=FORMATS,
@@ -294,33 +297,51 @@ def _geomean(values: Sequence[np.ndarray]) -> np.ndarray:
 
 
 class Sampler:
-    """Bootstrap draws of serial / pool speedup for each scaling case, drawn once and shared."""
+    """One side's scaling points and bootstrap draws, read off its :class:`~scripts.analysis.Analysis`:
+    the same draws, and so the same intervals, as the report's for that file."""
 
-    def __init__(self, records: list[Record], rng: np.random.Generator) -> None:
-        self.serials = _serials(records)
-        self.rng = rng
-        self.cache: dict[str, np.ndarray] = {}
+    def __init__(self, an: Analysis) -> None:
+        self.an = an
+        self.serials = _serials(an.records)
 
     def has(self, r: Record) -> bool:
-        return r.case == "scaling" and r.executor != "serial" and r.workload in self.serials
+        return r.case == "scaling" and r.executor != "serial" and self.an.point_of(r) is not None
+
+    def _point(self, r: Record):
+        point = self.an.point_of(r)
+        assert point is not None, r.name  # callers ask has() first
+        return point
 
     def point(self, r: Record) -> float:
-        return speedup_point(r, self.serials[r.workload])
+        return self._point(r).speedup
+
+    def ideal(self, r: Record) -> float:
+        """The point's ideal as the analysis has it (an existing cluster's: its workers' CPUs)."""
+        return self._point(r).ideal
 
     def draws(self, r: Record) -> np.ndarray:
         """Draws of the speedup (scripts.metrics: serial rounds paired with the pool's when recorded)."""
-        if r.name not in self.cache:
-            self.cache[r.name] = speedup_draws(r, self.serials[r.workload], self.rng, BOOTSTRAP_RESAMPLES)
-        return self.cache[r.name]
+        return self.an.speedup_draws(r, self.serials[r.workload])
+
+    def medians(self, r: Record) -> np.ndarray:
+        return self.an.medians(r)
+
+
+def samplers(base: list[Record], cur: list[Record], seed: int | None) -> tuple[Sampler, Sampler]:
+    """Each side analysed once. Draws are seeded per case by file and case name (as the report's);
+    two files of the same name, or ``--seed``, salt them so the two sides' draws stay independent."""
+    same_name = bool({Path(r.run.source).name for r in base} & {Path(r.run.source).name for r in cur})
+    b_salt = "" if seed is None else f"seed {seed}:"
+    c_salt = f"seed {seed}:current:" if seed is not None else ("current:" if same_name else "")
+    return Sampler(Analysis(base, salt=b_salt)), Sampler(Analysis(cur, salt=c_salt))
 
 
 def compare(base: list[Record], cur: list[Record], args) -> tuple[list[Row], list[str], list[str], bool]:
     """(rows, names only in baseline, names only in current, absolute times compared?)."""
-    rng = np.random.default_rng(args.seed)
     b_by, c_by = {r.name: r for r in base}, {r.name: r for r in cur}
     only_base = sorted(set(b_by) - set(c_by))
     only_cur = sorted(set(c_by) - set(b_by))
-    bs, cs = Sampler(base, rng), Sampler(cur, rng)
+    bs, cs = samplers(base, cur, args.seed)
     absolute = args.absolute == "always" or (args.absolute == "auto" and same_machine(base[0], cur[0]))
     absolute = absolute and not size_changes(base, cur)  # other work: its time is no regression
     rows = []
@@ -352,20 +373,18 @@ def compare(base: list[Record], cur: list[Record], args) -> tuple[list[Row], lis
         )
 
     if absolute:
-        rows += _work_rows(base, cur, rng, args)
+        rows += _work_rows(base, cur, bs, cs, args)
 
     for name in sorted(set(b_by) & set(c_by)):
         b, c = b_by[name], c_by[name]
         if absolute:
-            bd = record_medians(b, rng, BOOTSTRAP_RESAMPLES)
-            cd = record_medians(c, rng, BOOTSTRAP_RESAMPLES)
+            bd, cd = bs.medians(b), cs.medians(c)
             lo, hi = interval(cd / bd, args.confidence)
             verdict = judge(c.median / b.median, lo, hi, False, args.case_min_effect)
             rows.append(Row(name, "time", b.median, c.median, lo, hi, verdict))
         if not (bs.has(b) and cs.has(c)):
             continue
-        b_ideal = ideal_speedup(b.kind, b.workers, b.tasks, b.run.effective_cpus)
-        c_ideal = ideal_speedup(c.kind, c.workers, c.tasks, c.run.effective_cpus)
+        b_ideal, c_ideal = bs.ideal(b), cs.ideal(c)
         for metric, scale_b, scale_c in (("speedup", 1.0, 1.0), ("efficiency", b_ideal, c_ideal)):
             b_draws, c_draws = bs.draws(b) / scale_b, cs.draws(c) / scale_c
             lo, hi = interval(c_draws / b_draws, args.confidence)
@@ -387,7 +406,7 @@ def compare(base: list[Record], cur: list[Record], args) -> tuple[list[Row], lis
     return rows, only_base, only_cur, absolute
 
 
-def _work_rows(base: list[Record], cur: list[Record], rng: np.random.Generator, args) -> list[Row]:
+def _work_rows(base: list[Record], cur: list[Record], bs: Sampler, cs: Sampler, args) -> list[Row]:
     """A ``work[workload]`` row per workload: the geometric mean current / baseline time of its scaling cases."""
     # I/O workloads are left out, as from the scaling index: their times are the disk's and the sleep's
     b_by = {r.name: r for r in base if r.case == "scaling" and r.kind != "io"}
@@ -398,10 +417,7 @@ def _work_rows(base: list[Record], cur: list[Record], rng: np.random.Generator, 
     rows = []
     for workload, pairs in sorted(by_workload.items()):
         point = math.exp(sum(math.log(c.median / b.median) for b, c in pairs) / len(pairs))
-        draws = _geomean(
-            [record_medians(c, rng, BOOTSTRAP_RESAMPLES) / record_medians(b, rng, BOOTSTRAP_RESAMPLES)
-             for b, c in pairs]
-        )  # fmt: skip
+        draws = _geomean([cs.medians(c) / bs.medians(b) for b, c in pairs])
         lo, hi = interval(draws, args.confidence)
         b_time = math.exp(sum(math.log(b.median) for b, _ in pairs) / len(pairs))
         rows.append(

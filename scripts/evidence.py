@@ -33,6 +33,7 @@ import numpy as np
 from common.plan import PROFILE_SETTINGS, SWEEP_CAP, TARGET_TASK_S, batch_tasks, main_job_seconds, sweep
 from common.schema import DENIED_SHARE, paired_speedup
 from scripts import agreement, compare
+from scripts.analysis import Analysis
 from scripts.claims import xi
 from scripts.cli import Parser, run, write_atomic
 from scripts.metrics import (
@@ -156,8 +157,27 @@ def _runs(pattern: str) -> list[Path]:
     return found
 
 
+#: One analysis per results file (scripts/analysis.py), by path, and by the source of each of its runs.
+_BY_PATH: dict[str, Analysis] = {}
+_BY_SOURCE: dict[str, Analysis] = {}
+
+
+def _analysis(path: Path) -> Analysis:
+    key = str(path)
+    if key not in _BY_PATH:
+        an = _BY_PATH[key] = Analysis(load([key]))
+        _BY_SOURCE.update((view.run.source, an) for view in an.runs)
+    return _BY_PATH[key]
+
+
 def _records(path: Path) -> list[Record]:
-    return load([str(path)])
+    return _analysis(path).records
+
+
+def _points(records: list[Record]) -> list[ScalingPoint]:
+    """The scaling points of whole runs read by :func:`_records`, as their analysis computed them."""
+    an = _BY_SOURCE.get(records[0].run.source) if records else None
+    return an.points_of(records) if an is not None else scaling_points(records)
 
 
 def wall_s(records: list[Record]) -> float:
@@ -382,7 +402,7 @@ def block_limits() -> list[str]:
     lines = [
         header,
         "| --- | " + " | ".join("---" for _ in range(n)) + " | --- |",
-        *_physics_rows([scaling_points(_records(p)) for p in paths]),
+        *_physics_rows([_points(_records(p)) for p in paths]),
         _denied_row([_records(p) for p in paths]),
         f"| `cpu_python`, processes, 2 workers: efficiency ≥ 0.90 in every run | {' | '.join(effs)} | "
         f"{'yes' if met == n else 'no'}, {met} of {n} |",
@@ -625,7 +645,7 @@ def block_faults() -> list[str]:
     rows_f, rows_s = [], []
     for m, recs in runs.items():
         at = {(r.workload, r.pool, r.workers): r for r in recs if r.case == "scaling"}
-        points = {(p.workload, p.pool, p.workers): p for p in scaling_points(recs)}
+        points = {(p.workload, p.pool, p.workers): p for p in _points(recs)}
         for w in workloads:
             for pool in ("serial", *fault_pools):
                 rec = at.get((w, pool, 1 if pool == "serial" else 2))
@@ -685,7 +705,7 @@ def block_causes() -> list[str]:
         f"| workload | pool | speedup at {at} workers | of its ideal | what held it back (measured) |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for p in scaling_points(recs):
+    for p in _points(recs):
         if p.workers != at or p.pool == "serial":
             continue
         held = p.cause.text if p.cause else "— (within 10 % of its ideal)"
@@ -720,7 +740,7 @@ def block_matrix() -> list[str]:
     )
     d = []
     for name, rs in default.items():
-        points = [p for p in scaling_points(rs) if p.pool != "serial" and p.kind != "io"]
+        points = [p for p in _points(rs) if p.pool != "serial" and p.kind != "io"]
         at = [p for p in points if p.workers == p.recommended_workers]
         worst = min(points, key=lambda p: p.speedup)
         d.append(
@@ -754,7 +774,7 @@ PROCESS_EFFICIENCY_TARGET = 0.90
 
 def block_builds() -> list[str]:
     runs = {rs[0].run.python_build: rs for rs in (_records(p) for p in _runs("builds/*.json"))}
-    table = build_rows(runs, "cpu_python", workers=2)
+    table = build_rows(runs, "cpu_python", workers=2, points_of=_points)
     builds = [row.build for row in table]
     rows, targets = [], []
     for row in table:
@@ -839,7 +859,7 @@ def block_dask() -> list[str]:
         f"| workload | pool | speedup at {at} workers, runs 1–{len(runs)} |",
         "| --- | --- | --- |",
     ]
-    points = [{(p.workload, p.pool): p for p in scaling_points(recs) if p.workers == at} for recs in runs]
+    points = [{(p.workload, p.pool): p for p in _points(recs) if p.workers == at} for recs in runs]
     for workload in ("cpu_python", "numpy_ufunc"):
         for pool in DASK_POOLS:
             got = [pts.get((workload, pool)) for pts in points]
@@ -865,7 +885,7 @@ def block_dask() -> list[str]:
 
     per_config: dict[str, list[OverheadModel]] = {}
     for i, recs in enumerate(runs, 1):
-        for m in overhead_model(recs):
+        for m in overhead_model(recs, points=_points(recs)):
             band = "—" if m.model_ms is None else f"{m.model_ms:.2f} ms [{m.model_lo:.2f}, {m.model_hi:.2f}]"
             lines.append(
                 f"| {i} | {m.pool} | {m.measured_ms:.2f} ms [{m.measured_lo:.2f}, {m.measured_hi:.2f}] "
@@ -905,7 +925,7 @@ def block_dask() -> list[str]:
     for path in sorted(EVIDENCE.glob("dask/cluster-*.json")):  # topic cluster, when it was measured
         recs = _records(path)
         shape = path.stem.removeprefix("cluster-")
-        pts = [p for p in scaling_points(recs) if p.pool.startswith("dask") and p.workload == "cpu_python"]
+        pts = [p for p in _points(recs) if p.pool.startswith("dask") and p.workload == "cpu_python"]
         lines += [
             "",
             f"On a cluster of containers (`scripts.matrix --cluster {shape}`: a scheduler and worker containers of "
@@ -916,7 +936,7 @@ def block_dask() -> list[str]:
             + "; ".join(
                 f"{m.pool}: cost per task by the clock {m.measured_ms:.2f} ms [{m.measured_lo:.2f}, "
                 f"{m.measured_hi:.2f}], one map call {ms(m.latency_ms)}, the empty tasks predict {ms(m.empty_model_ms)}"
-                for m in overhead_model(recs)
+                for m in overhead_model(recs, points=_points(recs))
                 if m.pool.startswith("dask")
             )
             + ". No CPU-time model there: the scheduler's and the workers' CPU is spent in other containers, outside "

@@ -22,8 +22,9 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from scripts.analysis import Analysis
 from scripts.cli import Parser, run, write_atomic
-from scripts.metrics import ScalingPoint, scaling_points
+from scripts.metrics import ScalingPoint
 from scripts.results import Record, ResultsError, latest_runs, load
 
 FORMATS = ("github-action-benchmark",)
@@ -56,10 +57,10 @@ def series_name(r: Record) -> str:
     return "/".join(parts)
 
 
-def speedup_entries(records: list[Record]) -> list[dict]:
-    by_key = {(r.run.source, r.workload, r.pool, r.workers): r for r in records if r.case == "scaling"}
+def speedup_entries(an: Analysis) -> list[dict]:
+    by_key = {(r.run.source, r.workload, r.pool, r.workers): r for r in an.records if r.case == "scaling"}
     out = []
-    points: list[ScalingPoint] = [p for p in scaling_points(records) if p.pool != "serial"]
+    points: list[ScalingPoint] = [p for p in an.points if p.pool != "serial"]
     for p in points:
         record = by_key[(p.source, p.workload, p.pool, p.workers)]
         half = (p.speedup_hi - p.speedup_lo) / 2
@@ -95,8 +96,8 @@ def time_entries(records: list[Record]) -> list[dict]:
     return out
 
 
-def work(args, records: list[Record]) -> Path:
-    entries = speedup_entries(records) if args.metric == "speedup" else time_entries(records)
+def work(args, an: Analysis) -> Path:
+    entries = speedup_entries(an) if args.metric == "speedup" else time_entries(an.records)
     if not entries:
         raise ResultsError(
             f"{', '.join(args.paths)}: nothing to export as {args.metric}; "
@@ -115,7 +116,7 @@ def work(args, records: list[Record]) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    print(work(args, latest_runs(load(args.paths))))
+    print(work(args, Analysis(latest_runs(load(args.paths)))))
     return 0
 
 

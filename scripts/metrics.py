@@ -35,7 +35,7 @@ import dataclasses
 import math
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -450,9 +450,15 @@ def dispatch_costs(records: Iterable[Record]) -> dict[str, dict[tuple[str, int],
     return {source: per_task_us(rs, "dispatch") for source, rs in by_source.items()}
 
 
-def scaling_points(records: Iterable[Record]) -> list[ScalingPoint]:
+def scaling_points(
+    records: Iterable[Record], draws: Callable[[Record, Record], np.ndarray] | None = None
+) -> list[ScalingPoint]:
     """Speedup and efficiency of every scaling case that has a serial baseline in its own run,
-    each with its :class:`Signals` and, off its ideal, its :class:`Cause`."""
+    each with its :class:`Signals` and, off its ideal, its :class:`Cause`.
+
+    ``draws(pool, serial)``: the bootstrap draws of the speedup (scripts/analysis.py keeps them, so
+    that every tool reads the same ones); default: drawn here, seeded as there.
+    """
     records = list(records)
     dispatch = dispatch_costs(records)
     by_source: dict[str, list[Record]] = defaultdict(list)
@@ -475,7 +481,12 @@ def scaling_points(records: Iterable[Record]) -> list[ScalingPoint]:
             else:
                 speedup = speedup_point(r, serial)
                 # seeded by the file's name, not its path: the same file gives the same interval in any checkout
-                lo, hi = interval(speedup_draws(r, serial, seeded(f"{Path(r.run.source).name}:{r.name}")))
+                drawn = (
+                    draws(r, serial)
+                    if draws is not None
+                    else speedup_draws(r, serial, seeded(f"{Path(r.run.source).name}:{r.name}"))
+                )
+                lo, hi = interval(drawn)
             paired = r.paired_serial
             ideal = ideal_speedup(r.kind, r.workers, r.tasks, cpus)
             sig = signals_of(r, serial, dispatch.get(r.run.source, {}), denied.get(r.run.source, False))
@@ -686,7 +697,9 @@ def _probe_cpu_per_task_ms(r: Record) -> float | None:
     return sum(cpu) / (len(cpu) * tasks) * 1e3
 
 
-def overhead_model(records: Iterable[Record], workload: str = "cpu_python") -> list[OverheadModel]:
+def overhead_model(
+    records: Iterable[Record], workload: str = "cpu_python", points: list[ScalingPoint] | None = None
+) -> list[OverheadModel]:
     """Per pool with a scaling case of ``workload`` at the recommended size (every CPU busy): the
     cost per task by the clock and by CPU time, with the dispatch case's empty-task figures at
     that size when they were measured (:class:`OverheadModel`)."""
@@ -712,7 +725,7 @@ def overhead_model(records: Iterable[Record], workload: str = "cpu_python") -> l
     serial_cpu = _cpu_per_task_ms(serial_run) if serial_run else None
     serial_dispatch = next((r for r in records if r.case == "dispatch" and r.executor == "serial"), None)
     out = []
-    for p in scaling_points(records):
+    for p in scaling_points(records) if points is None else points:
         external = p.pool.endswith("/external")  # an existing cluster: its size is the only one, its CPU elsewhere
         if p.workload != workload or p.pool == "serial" or p.speedup <= 0:
             continue
@@ -893,15 +906,21 @@ def _isolated_pools(by_pool: dict[str, float]) -> dict[str, float]:
     return {k: v for k, v in sorted(by_pool.items()) if k == "interpreter" or k.startswith("process")}
 
 
-def build_rows(by_build: dict[str, list[Record]], workload: str, workers: int | None = None) -> list[BuildRow]:
+def build_rows(
+    by_build: dict[str, list[Record]],
+    workload: str,
+    workers: int | None = None,
+    points_of: Callable[[list[Record]], list[ScalingPoint]] = scaling_points,
+) -> list[BuildRow]:
     """Per build (one run each), in build order: ``workload``'s serial time and pools at ``workers``
-    (None: each run's recorded recommended workers)."""
+    (None: each run's recorded recommended workers). ``points_of(records)``: the run's scaling points
+    (scripts/analysis.py ``Analysis.points_of``, computed once)."""
     rows = []
     for b in sorted(by_build, key=build_order):
         records = by_build[b]
         info = records[0].run.poolbench
         at = workers if workers is not None else int(info["recommended_workers"])
-        points = [p for p in scaling_points(records) if p.workload == workload and p.workers == at]
+        points = [p for p in points_of(records) if p.workload == workload and p.workers == at]
         mem = memory_per_worker(records)
         twin = by_build.get(b.rstrip("t")) if b.endswith("t") else None
         serial, twin_serial = serial_median_s(records, workload), twin and serial_median_s(twin, workload)

@@ -24,9 +24,10 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 
 from common.executors import Pool
+from scripts.analysis import Analysis
 from scripts.cli import Parser, prepare_out, run, write_atomic
-from scripts.metrics import DefaultWorkers, ScalingPoint, default_workers, ideal_speedup, scaling_points
-from scripts.results import Record, ResultsError, latest_runs, load
+from scripts.metrics import DefaultWorkers, ScalingPoint, default_workers, ideal_speedup
+from scripts.results import ResultsError, latest_runs, load
 
 FORMATS = ("png", "svg")
 #: Colours of the variants of an executor (its marker and its other colours: common/executors.py):
@@ -278,13 +279,13 @@ def _suffixes(points: list[ScalingPoint]) -> dict[str, str]:
     return out
 
 
-def work(records: list[Record], out: Path | str, *, sources: Sequence[str] = ()) -> list[Path]:
-    """Write every figure ``records`` support into ``out``; returns the paths written.
+def work(an: Analysis, out: Path | str, *, sources: Sequence[str] = ()) -> list[Path]:
+    """Write every figure the analysed records support into ``out``; returns the paths written.
 
     ``sources`` (the paths the user gave) only name the input in the error raised when the records
     hold no scaling case.
     """
-    points = scaling_points(records)
+    points = an.points
     if not points:
         raise ResultsError(
             f"{', '.join(sources) or 'the results'}: no scaling cases with a serial baseline; "
@@ -306,7 +307,7 @@ def work(records: list[Record], out: Path | str, *, sources: Sequence[str] = ())
             written += plot_by_limit(series, out)
     for source, suffix in suffixes.items():
         written += plot_summary([p for p in points if p.source == source], out, suffix)
-    pairs = default_workers(records)
+    pairs = default_workers(an.records)
     if pairs:
         written += plot_default_workers(pairs, out)
     return written
@@ -317,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     records = load(args.paths)
     if not args.all_runs:
         records = latest_runs(records)
-    for path in work(records, args.out, sources=args.paths):
+    for path in work(Analysis(records), args.out, sources=args.paths):
         print(path)
     return 0
 

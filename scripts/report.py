@@ -18,7 +18,8 @@ from pathlib import Path
 
 from common.schema import MEMORY_FILESYSTEMS, busy_line, denied_line
 from scripts import plot
-from scripts.claims import CLAIMS, Evidence, corrections, cost_order, recommend, times, xi
+from scripts.analysis import Analysis, RunView
+from scripts.claims import CLAIMS, corrections, cost_order, recommend, times, xi
 from scripts.cli import Parser, prepare_out, run, write_atomic
 from scripts.metrics import (
     CONFIDENCE,
@@ -32,7 +33,6 @@ from scripts.metrics import (
     overhead_model,
     payload_ms_per_mib,
     run_denied,
-    scaling_points,
     short_rounds_under_quota,
 )
 from scripts.results import Record, ResultsError, Run, latest_runs, load
@@ -64,7 +64,7 @@ def summary(points: Sequence[ScalingPoint], runs: Sequence[Run]) -> dict:
                 "workload": p.workload,
                 "kind": p.kind,
                 "gil": p.gil,
-                "executor": p.pool.split("/")[0],
+                "executor": p.executor,
                 "start_method": p.start_method,
                 "workers": p.workers,
                 "speedup": round(p.speedup, 6),
@@ -204,10 +204,10 @@ def _band(m) -> str:
     return f"{m.model_ms:.2f} ms [{m.model_lo:.2f}, {m.model_hi:.2f}]"
 
 
-def model_lines(records: list[Record]) -> list[str]:
+def model_lines(view: RunView) -> list[str]:
     """The cost per task of each pool at W = C (scripts/metrics.py ``overhead_model``): by the clock, by
     CPU time and a call's latency, and as the empty tasks would predict it."""
-    models = overhead_model(records)
+    models = overhead_model(view.records, points=view.points)
     if not models:
         return []
     rows = []
@@ -272,8 +272,9 @@ def model_lines(records: list[Record]) -> list[str]:
     return lines
 
 
-def cluster_section(records: list[Record]) -> list[str]:
+def cluster_section(view: RunView) -> list[str]:
     """ "One machine or a cluster": dask's measured costs against thread and process pools (empty without dask)."""
+    records = view.records
     if not any(r.executor == "dask" for r in records):
         return []
     per_mib = payload_ms_per_mib(records)
@@ -298,7 +299,7 @@ def cluster_section(records: list[Record]) -> list[str]:
         described.append(f"`dask/{name}`: {settings}; results gathered {spec.get('gather')}")
     if described:
         lines += ["", "Configurations: " + "; ".join(described) + ' (README, "dask: where a task\'s time goes").']
-    lines += model_lines(records)
+    lines += model_lines(view)
     if per_mib:
         lines += [
             "",
@@ -306,7 +307,7 @@ def cluster_section(records: list[Record]) -> list[str]:
             + ", ".join(f"{pool} {v:.2f} ms" for pool, v in sorted(per_mib.items()))
             + ".",
         ]
-    if not overhead_model(records):
+    if not overhead_model(records, points=view.points):
         lines += ["", "Not modelled: run the `dispatch` case (schema 6: it times one map call) with dask."]
     crashes = [r for r in records if r.case == "crash" and r.executor == "dask"]
     if crashes:
@@ -325,8 +326,8 @@ def cluster_section(records: list[Record]) -> list[str]:
                 + ("; a new cluster worked" if e.get("recovered") else "")
             )
         lines += ["", "Crash isolation on dask (a task that kills its worker process): " + "; ".join(parts) + "."]
-    points = [p for p in scaling_points(records) if p.workload == "cpu_python" and p.pool != "serial"]
-    dask_points = [p for p in points if p.pool.split("/")[0] == "dask"]
+    points = [p for p in view.points if p.workload == "cpu_python" and p.pool != "serial"]
+    dask_points = [p for p in points if p.executor == "dask"]
     if dask_points:
         sizes = {p.workers for p in dask_points}
         recommended = dask_points[0].recommended_workers
@@ -341,19 +342,21 @@ def cluster_section(records: list[Record]) -> list[str]:
     return lines
 
 
-def builds_section(runs: list[list[Record]]) -> list[str]:
+def builds_section(an: Analysis) -> list[str]:
     """Across Python builds (runs of two or more): the claims' verdicts side by side, and what changes.
 
     Per build, its run with the most CPUs answers. The single-thread cost of a free-threaded build
     is its serial time over that of the build with the GIL of the same version, when both ran.
     """
-    by_build: dict[str, list[Record]] = {}
-    for records in runs:  # most CPUs first
-        by_build.setdefault(records[0].run.python_build, records)
-    if len(by_build) < 2:
+    views: dict[str, RunView] = {}
+    for view in an.runs:  # most CPUs first
+        views.setdefault(view.run.python_build, view)
+    if len(views) < 2:
         return []
+    by_build = {b: v.records for b, v in views.items()}
     builds = sorted(by_build, key=build_order)
-    evidence = {b: Evidence(by_build[b]) for b in builds}
+    evidence = {b: an.evidence[views[b].run.source] for b in builds}
+    build_table = build_rows(by_build, "cpu_python", points_of=an.points_of)
     lines = ["", "## Across Python builds", ""]
     lines += [
         "The same claims on each Python build (its run with the most CPUs: "
@@ -369,7 +372,7 @@ def builds_section(runs: list[list[Record]]) -> list[str]:
     )
     lines += ["", "### What changes with the build", ""]
     rows = []
-    for row in build_rows(by_build, "cpu_python"):
+    for row in build_table:
         b = row.build
         cost = f" ({row.gil_twin_ratio:.2f}× py{b.rstrip('t')})" if row.gil_twin_ratio else ""
         gil = "on (re-enabled at import)" if row.gil_enabled and b.endswith("t") else "on" if row.gil_enabled else "off"
@@ -403,7 +406,7 @@ def builds_section(runs: list[list[Record]]) -> list[str]:
         "A free-threaded build runs it on threads in parallel; an interpreter pool (Python 3.14+) gives each "
         "worker its own GIL; the serial batch shows what a build costs on one thread.",
     ]
-    return lines + pool_costs_by_build(build_rows(by_build, "cpu_python"))
+    return lines + pool_costs_by_build(build_table)
 
 
 def pool_costs_by_build(rows: list) -> list[str]:
@@ -437,12 +440,12 @@ def pool_costs_by_build(rows: list) -> list[str]:
     ]
 
 
-def render(runs: list[list[Record]], figures: list[Path], out: Path) -> str:
-    """The Markdown report. ``runs``: records per run, the run with the most CPUs first."""
-    main = Evidence(runs[0])
+def render(an: Analysis, figures: list[Path], out: Path) -> str:
+    """The Markdown report of one analysis (its runs: the one with the most CPUs first)."""
+    main = an.evidence[an.runs[0].run.source]
     lines = ["# poolbench report", "", "Every number below was measured in the results named here.", ""]
-    for records in runs:
-        lines += _machine_lines(records[0].run, records)
+    for view in an.runs:
+        lines += _machine_lines(view.run, view.records)
     lines.append("")
     summary = [f for f in figures if f.name.startswith("summary") and f.suffix == ".png"]
     if summary:
@@ -457,15 +460,15 @@ def render(runs: list[list[Record]], figures: list[Path], out: Path) -> str:
     lines += ["", "## Stale claims corrected", ""]
     lines += [f"- {c}" for c in corrections(main)]
 
-    for records in runs:
-        ev = Evidence(records)
+    for view in an.runs:
+        ev = an.evidence[view.run.source]
         lines += ["", f"## Recommendation for this machine ({ev.run.label}, {ev.cpus:g} effective CPUs)", ""]
         lines += _table(
             ["workload", "kind", "use", "speedup over serial", "what held it back (measured)"], recommend(ev)
         )
-    lines += builds_section(runs)
-    lines += cluster_section(runs[0])
-    trap = default_workers([r for records in runs for r in records])
+    lines += builds_section(an)
+    lines += cluster_section(an.runs[0])
+    trap = default_workers([r for view in an.runs for r in view.records])
     if trap:
         lines += [
             "",
@@ -499,9 +502,9 @@ def render(runs: list[list[Record]], figures: list[Path], out: Path) -> str:
             ["limit", "workload", "executor", "default", "recommended", "default / recommended", "throttled periods"],
             rows,
         )
-    points = [p for records in runs for p in scaling_points(records)]
+    points = an.points
     paired = any(p.paired for p in points)
-    probed = any(r.extra.get("serial_tasks") for records in runs for r in records if r.case == "scaling")
+    probed = any(r.extra.get("serial_tasks") for r in an.records if r.case == "scaling")
     passes = max((p.passes for p in points), default=1)
     if probed:
         serial_side = (
@@ -543,31 +546,26 @@ def render(runs: list[list[Record]], figures: list[Path], out: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def work(args, records: list[Record]) -> list[Path]:
+def work(args, an: Analysis) -> list[Path]:
     """Write the plots, summary.json and report.md; returns their paths, the report last."""
     out = prepare_out(args.out)
-    figures = plot.work(records, out / "plots", sources=args.paths)
-    by_run: dict[str, list[Record]] = {}
-    for r in records:
-        by_run.setdefault(r.run.source, []).append(r)
-    runs = sorted(by_run.values(), key=lambda rs: -rs[0].run.effective_cpus)
-    points = [p for rs in runs for p in scaling_points(rs)]
-    table = summary(points, [rs[0].run for rs in runs])
+    figures = plot.work(an, out / "plots", sources=args.paths)
+    table = summary([p for view in an.runs for p in view.points], [view.run for view in an.runs])
     return [
         *figures,
         write_atomic(out / "summary.json", json.dumps(table, indent=1) + "\n"),
-        write_atomic(out / "report.md", render(runs, figures, out)),
+        write_atomic(out / "report.md", render(an, figures, out)),
     ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    records = latest_runs(load(args.paths))
-    if not scaling_points(records):
+    an = Analysis(latest_runs(load(args.paths)))
+    if not an.points:
         raise ResultsError(
             f"{', '.join(args.paths)}: no scaling cases with a serial baseline; run `pytest bench` with --cases scaling"
         )
-    for path in work(args, records):
+    for path in work(args, an):
         print(path)
     return 0
 

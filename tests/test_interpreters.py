@@ -21,6 +21,7 @@ from bench import cases, interpreters
 from bench.config import OptionError, build_config
 from bench.cpus import CpuInfo
 from scripts import claims
+from scripts.analysis import Analysis
 from scripts.results import load
 from tests.clirun import run_module
 from workloads import overhead
@@ -268,7 +269,7 @@ def test_the_figure_across_runs_says_its_lines_are_builds(tmp_path, monkeypatch)
     titles = []
     monkeypatch.setattr(plot, "save", lambda fig, out, stem: titles.append(fig._suptitle.get_text()) or [])
     records = load([ROOT / "tests" / "fixtures" / "quick-2cpus.json", FIXTURE])
-    by_workload = [p for p in plot.scaling_points(records) if p.workload == "cpu_python"]
+    by_workload = [p for p in Analysis(records).points if p.workload == "cpu_python"]
     plot.plot_by_limit(by_workload, tmp_path)
     assert titles == [
         "cpu_python: speedup per CPU limit and Python build (dashed: each one's ideal; bars: 95 % intervals)"

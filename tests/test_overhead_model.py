@@ -14,6 +14,7 @@ import json
 import pytest
 
 from scripts import metrics, report
+from scripts.analysis import Analysis
 from scripts.results import load
 from tests.test_intervals import FIXTURES, bench_named, edited
 
@@ -94,7 +95,7 @@ def test_a_clock_cost_beyond_the_band_is_named_off(tmp_path):
 
 def test_the_report_says_by_how_much_the_two_clocks_differ(tmp_path):
     records = load([edited(tmp_path, "m.json", known(0.12))])
-    text = "\n".join(report.model_lines(records))
+    text = "\n".join(report.model_lines(Analysis(records).runs[0]))
     row = (
         "| process/fork w2 | 10.00 ms [10.00, 10.00] (8 tasks of 20.0 ms) | 5.00 ms | 1.00 ms "
         "| 5.50 ms [5.00, 6.00] | +82% (off) | 490 µs |"
@@ -105,7 +106,7 @@ def test_the_report_says_by_how_much_the_two_clocks_differ(tmp_path):
         "(5.50 ms [5.00, 6.00]), outside its band" in text
     )
     agreeing = load([edited(tmp_path, "a.json", known(0.1))])
-    assert "`process/fork`:" not in "\n".join(report.model_lines(agreeing))
+    assert "`process/fork`:" not in "\n".join(report.model_lines(Analysis(agreeing).runs[0]))
 
 
 def test_results_without_cpu_time_or_latency_keep_what_they_have(tmp_path):

@@ -1,0 +1,65 @@
+"""One analysis per invocation (scripts/analysis.py): drawn once, read by every tool alike."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from scripts import analysis, compare, metrics, report
+from scripts.analysis import Analysis
+from scripts.results import load
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TWO = FIXTURES / "quick-2cpus.json"
+
+
+def test_a_report_draws_each_interval_once(tmp_path, monkeypatch):
+    calls = []
+    real = metrics.speedup_draws
+
+    def counted(pool, serial, rng, resamples=metrics.RESAMPLES):
+        calls.append(pool.name)
+        return real(pool, serial, rng, resamples)
+
+    monkeypatch.setattr(analysis, "speedup_draws", counted)
+    monkeypatch.setattr(metrics, "speedup_draws", counted)
+    assert report.main([str(TWO), "--out", str(tmp_path / "r")]) == 0
+    pools = [r.name for r in load([TWO]) if r.case == "scaling" and r.executor != "serial"]
+    assert sorted(calls) == sorted(pools)  # each pool's bootstrap once, though report, plots and claims read it
+
+
+def test_the_analysis_gives_the_same_points_as_scaling_points_alone():
+    records = load([TWO])
+    assert Analysis(records).points == metrics.scaling_points(records)
+
+
+def test_the_gate_shows_each_side_the_interval_the_report_states(tmp_path):
+    base = tmp_path / "base" / "run-a.json"
+    cur = tmp_path / "cur" / "run-b.json"
+    for path in (base, cur):
+        path.parent.mkdir()
+        shutil.copy(TWO, path)
+    args = compare.parse_args([str(base), str(cur)])
+    gate = compare.decide(args, compare.one_run(str(base)), compare.one_run(str(cur)))
+    points = {(p.workload, p.pool, p.workers): p for p in Analysis(load([base])).points}
+    rows = [r for r in gate.rows if r.metric == "speedup"]
+    assert rows
+    for row in rows:
+        rec = next(r for r in load([base]) if r.name == row.name)
+        p = points[(rec.workload, rec.pool, rec.workers)]
+        assert row.baseline_ci == pytest.approx((p.speedup_lo, p.speedup_hi))
+
+
+def test_two_sides_of_one_file_name_draw_independently(tmp_path):
+    base = tmp_path / "a" / "results.json"
+    cur = tmp_path / "b" / "results.json"
+    for path in (base, cur):
+        path.parent.mkdir()
+        shutil.copy(TWO, path)
+    bs, cs = compare.samplers(load([base]), load([cur]), None)
+    rec_b = next(r for r in bs.an.records if r.case == "scaling" and r.executor != "serial")
+    rec_c = next(r for r in cs.an.records if r.name == rec_b.name)
+    serial_b, serial_c = bs.serials[rec_b.workload], cs.serials[rec_c.workload]
+    assert not (bs.an.speedup_draws(rec_b, serial_b) == cs.an.speedup_draws(rec_c, serial_c)).all()
