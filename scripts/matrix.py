@@ -26,133 +26,59 @@ suite saves its finished cases and exits 2) is reported as interrupted, never as
 driver goes on to the next limit or stops there (``--on-interrupt``). Ctrl-C or SIGTERM on the
 driver stops the container it is running the same way (``docker stop``), reports, and exits 130.
 Each suite runs in a session of its own, so that a terminal's Ctrl-C reaches the driver only and
-the driver decides how its child stops.
+the driver decides how its child stops. A suite's outcome comes from its exit status, its results
+and the status file it writes at a stop signal, never from the wording of its output.
+
+This module is the driver (options, the loop, each limit's outcome); the limits and builds are
+scripts/limits.py, everything asked of Docker and compose scripts/containers.py.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import hashlib
 import json
 import os
-import re
-import shutil
 import signal
-import stat
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common.schema import PROFILES, SKIP_MISSING_ENV, STATUS_FILE_ENV, WORKLOAD_FILES_ENV
+from common.schema import PROFILES, SKIP_MISSING_ENV, STATUS_FILE_ENV
 from scripts import report
-from scripts.cli import Parser, run, write_atomic
+from scripts.cli import Parser, run
+from scripts.containers import (
+    CLUSTER_SERVICES,
+    COMPOSE_FILE,
+    CONTAINER_WORKLOADS,
+    ROOT,
+    STOP_GRACE_S,
+    _elapsed,
+    _run,
+    base_image,
+    build_python_images,
+    check_compose_variables,
+    check_workload_files,
+    cluster_up,
+    compose_cmd,
+    files_problem,
+    prepare_folder,
+    services_docker,
+    services_in_file,
+    workloads_override,
+)
+from scripts.limits import Limit, MatrixError, parse_pythons, select
 from scripts.results import ResultsError, load_file
 
-ROOT = Path(__file__).resolve().parents[1]
-COMPOSE_FILE = ROOT / "docker" / "compose.yaml"
-#: The compose services of a dask cluster (profile "cluster"): not CPU limits (``--cluster`` runs them).
-CLUSTER_SERVICES = ("scheduler", "worker", "client")
-DASK_SERVICES = ("scheduler", "worker")  # dask's own processes; the client runs the suite
-PUBLIC_BASE = "python:3.11-slim"  # the Dockerfile's default BASE_IMAGE
-CONTAINER_UID = 10001  # the non-root user of docker/Dockerfile
-#: Where --workload-file's files are mounted (read-only) in the suite's and the dask workers' containers.
-CONTAINER_WORKLOADS = "/workloads"
-#: The compose override the driver writes into the results folder when it mounts workload files.
-WORKLOADS_OVERRIDE = "workload-files.compose.json"
 #: pytest's exit code for an interrupted session: the suite exits with it on SIGINT or SIGTERM.
 SUITE_INTERRUPTED = 2
 #: pytest's exit code for a usage error: the suite refused an option or a workload file before any case.
 USAGE_ERROR = 4
-#: Seconds `docker stop` waits before SIGKILL; the suite stops within 8 s of SIGTERM
-#: (bench.stopping.STOP_DEADLINE_S), so its finished cases are saved first.
-STOP_GRACE_S = 10
 #: Exit code of the driver when it was interrupted itself (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED = 130
-
-
-class MatrixError(ResultsError):
-    """The matrix cannot start; one line for the user (exit code 2)."""
-
-
-@dataclass(frozen=True)
-class Limit:
-    """A CPU limit as its service name states it."""
-
-    name: str
-    quota: float | None = None
-    cpuset: frozenset[int] | None = None
-    cluster_workers: int | None = None  # a dask cluster shape WORKERSxcpus-LIMIT: that many worker containers
-    python: str | None = None  # the Python build of its image (--pythons); None: the one image's own
-
-    @property
-    def label(self) -> str:
-        """What the run is labelled and its results folder is called: the limit, and the build if chosen."""
-        return self.name if self.python is None else f"{self.name}-py{self.python}"
-
-    @property
-    def image(self) -> str | None:
-        return None if self.python is None else f"poolbench:py{self.python}"
-
-    @classmethod
-    def parse_cluster(cls, shape: str) -> Limit:
-        """``2xcpus-1``: two dask worker containers of one CPU each (and a client of one CPU)."""
-        m = re.fullmatch(r"(\d+)x(cpus-\d+(?:\.\d+)?)", shape)
-        if not m or not 1 <= int(m.group(1)) <= 64:
-            raise MatrixError(
-                f"--cluster: {shape!r} is not a cluster shape; give WORKERSxcpus-LIMIT such as 2xcpus-1 "
-                "(1 to 64 workers, each with that CPU quota)"
-            )
-        return cls(shape, quota=cls.parse(m.group(2)).quota, cluster_workers=int(m.group(1)))
-
-    @classmethod
-    def parse(cls, name: str) -> Limit:
-        if name == "unlimited":
-            return cls(name)
-        if m := re.fullmatch(r"cpus-(\d+(?:\.\d+)?)", name):
-            return cls(name, quota=float(m.group(1)))
-        if m := re.fullmatch(r"cpuset-(\d+(?:-\d+)*)", name):
-            return cls(name, cpuset=frozenset(int(c) for c in m.group(1).split("-")))
-        raise MatrixError(
-            f"service {name!r} does not say its limit; name it cpus-<CPUs>, cpuset-<CPU numbers joined by '-'> "
-            "or unlimited"
-        )
-
-    def problem(self, info: dict) -> str | None:
-        """Why the recorded machine info does not show this limit (None: it does)."""
-        checks = [
-            (info.get("label") != self.label, f"results are labelled {info.get('label')!r}, not {self.label!r}"),
-            (
-                self.python is not None and info.get("python_build") != self.python,
-                f"results record Python {info.get('python_build')!r}, expected {self.python}",
-            ),
-            (
-                self.quota is not None and info.get("cpu_quota") != self.quota,
-                f"results record a CPU quota of {info.get('cpu_quota')}, expected {self.quota or 0:g}",
-            ),
-            (
-                self.cpuset is not None and info.get("affinity_cpus") != len(self.cpuset or ()),
-                f"results record {info.get('affinity_cpus')} CPUs of affinity, expected {len(self.cpuset or ())}",
-            ),
-        ]
-        for failed, why in checks:
-            if failed:
-                return why
-        return self._cluster_problem(info) if self.cluster_workers is not None else None
-
-    def _cluster_problem(self, info: dict) -> str | None:
-        dask = info.get("dask") or {}
-        if dask.get("workers") != self.cluster_workers:
-            return f"results record a cluster of {dask.get('workers')} workers, expected {self.cluster_workers}"
-        quotas = {w.get("cpu_quota") for w in dask.get("worker_info") or []}
-        if quotas != {self.quota}:
-            return f"the cluster's workers record CPU quotas {sorted(map(str, quotas))}, expected {self.quota or 0:g}"
-        return None
 
 
 def parse_args(argv: Sequence[str] | None = None):
@@ -234,250 +160,6 @@ def parse_args(argv: Sequence[str] | None = None):
         if args.base_image:
             parser.error("--pythons picks each build's base image itself; drop --base-image")
     return args
-
-
-#: Python builds scripts.matrix --pythons knows how to make an image of (docker/python-image.sh).
-PYTHON_BUILDS = ("3.11", "3.13", "3.13t", "3.14", "3.14t", "3.15", "3.15t")
-
-
-def parse_pythons(text: str) -> tuple[str, ...]:
-    """``--pythons``: a comma list of builds, in the order given, without repeats."""
-    names = [n.strip() for n in text.split(",")]
-    if not text.strip() or not all(names):
-        raise MatrixError(f"--pythons: empty value {text!r}; give a comma list such as 3.11,3.13t,3.14")
-    for n in names:
-        if n not in PYTHON_BUILDS:
-            raise MatrixError(f"--pythons: unknown build {n!r}; choose from {', '.join(PYTHON_BUILDS)}")
-    return tuple(dict.fromkeys(names))
-
-
-def requirements_for(build: str) -> str:
-    """The pinned lists an image of ``build`` installs (docker/Dockerfile's REQUIREMENTS)."""
-    if build.endswith("t"):  # no free-threaded wheels yet for the plotting stack; the suite needs none of it
-        return "requirements-measure.txt"
-    if build == "3.15":  # NumPy's first 3.15 wheel, and no plotting stack (requirements-py315.txt says why)
-        return "requirements-py315.txt"
-    return "requirements.txt requirements-cluster.txt"
-
-
-def python_base(build: str) -> str:
-    """docker/python-image.sh's base image for ``build``; MatrixError with its one line when it cannot be had."""
-    done = _run(["bash", str(ROOT / "docker" / "python-image.sh"), build], timeout=1800)
-    if done.returncode != 0:
-        lines = [line for line in done.stderr.strip().splitlines() if line.startswith("python-image.sh:")]
-        raise MatrixError(lines[-1] if lines else f"docker/python-image.sh {build} failed (exit {done.returncode})")
-    return done.stdout.strip().splitlines()[-1]
-
-
-def _run(cmd: Sequence[str], **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(list(cmd), check=False, capture_output=True, text=True, **kw)
-
-
-# --- docker ---------------------------------------------------------------------------------------
-
-
-def compose_cmd(files: Sequence[str]) -> list[str]:
-    if shutil.which("docker") is None:
-        raise MatrixError("no docker command; install Docker, or run `bash scripts/docker-engine.sh` on Debian")
-    if _run(["docker", "info"]).returncode != 0:
-        raise MatrixError(
-            "no Docker engine answers; run `bash scripts/docker-engine.sh` (Debian, root) or start Docker"
-        )
-    base = ["docker", "compose"] if _run(["docker", "compose", "version"]).returncode == 0 else ["docker-compose"]
-    if base == ["docker-compose"] and shutil.which("docker-compose") is None:
-        raise MatrixError("Docker Compose v2 is missing; run `bash scripts/docker-engine.sh` to install it")
-    cmd = list(base)
-    for f in files:
-        if not Path(f).is_file():
-            raise MatrixError(f"{f}: no such compose file; give --compose-file an existing file")
-        cmd += ["-f", str(f)]
-    return cmd
-
-
-def services_docker(compose: list[str]) -> list[str]:
-    done = _run([*compose, "config", "--services"])
-    if done.returncode != 0:
-        lines = done.stderr.strip().splitlines()
-        raise MatrixError(f"compose files do not parse: {lines[-1] if lines else 'no message'}; fix the file")
-    return [s for s in done.stdout.split() if s]
-
-
-def base_image(requested: str | None) -> str:
-    if requested or os.environ.get("BASE_IMAGE"):
-        return requested or os.environ["BASE_IMAGE"]
-    if _run(["docker", "image", "inspect", PUBLIC_BASE]).returncode == 0:
-        return PUBLIC_BASE
-    print(f"matrix: pulling {PUBLIC_BASE} ...", flush=True)
-    if _run(["docker", "pull", PUBLIC_BASE], timeout=300).returncode == 0:
-        return PUBLIC_BASE
-    print("matrix: no registry answers; building a local base image (docker/base-image.sh, about a minute)", flush=True)
-    done = _run(["bash", str(ROOT / "docker" / "base-image.sh")], timeout=900)
-    if done.returncode != 0 or not done.stdout.strip():
-        lines = done.stderr.strip().splitlines()
-        raise MatrixError(f"docker/base-image.sh failed: {lines[-1] if lines else 'no message'}; pass --base-image")
-    return done.stdout.strip().splitlines()[-1]
-
-
-# --- affinity -------------------------------------------------------------------------------------
-
-
-def services_in_file(path: Path) -> list[str]:
-    """Service names of a compose file (its ``services`` mapping, read with a YAML parser), limits only."""
-    import yaml  # noqa: PLC0415  (PyYAML: requirements.txt)
-
-    try:
-        body = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" (line {where.line + 1})" if where is not None else ""
-        raise MatrixError(
-            f"{path}: not a readable compose file{at}; fix the file or give another --compose-file"
-        ) from None
-    services = body.get("services") if isinstance(body, dict) else None
-    if not isinstance(services, dict):
-        raise MatrixError(f"{path}: has no services mapping; give a compose file with services: <limit>: ...")
-    return [str(n) for n in services if n not in CLUSTER_SERVICES]
-
-
-# --- workload files -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WorkloadFile:
-    """A ``--workload-file``: where it is here, its sha256, and where a container sees it."""
-
-    host: Path
-    sha256: str
-    workloads: tuple[str, ...] = ()  # the names its WORKLOADS defines
-
-    @property
-    def inside(self) -> str:
-        return f"{CONTAINER_WORKLOADS}/{self.host.name}"
-
-
-def _others_can_read(path: Path) -> bool:
-    """Whether a user that owns neither the file nor its folders (the containers' uid) can read it."""
-    try:
-        if path.stat().st_uid != CONTAINER_UID and not path.stat().st_mode & stat.S_IROTH:
-            return False
-        return all(d.stat().st_uid == CONTAINER_UID or d.stat().st_mode & stat.S_IXOTH for d in path.parents)
-    except OSError:
-        return False
-
-
-#: Loads the files named on its command line as ``pytest bench`` does; one line and exit 4 if one is bad.
-_CHECK_FILES = """
-import json, sys
-from workloads.user import WorkloadFileError, load_files
-try:
-    found = {}
-    for w in load_files(sys.argv[1:]):
-        found.setdefault(w.source, []).append(w.name)
-    print(json.dumps(found))
-except WorkloadFileError as exc:
-    print(exc, file=sys.stderr)
-    raise SystemExit(4)
-"""
-
-
-def check_workload_files(raw: Sequence[str], backend: str) -> list[WorkloadFile]:
-    """Each file checked here, as the suite would check it, before any image is built or container started.
-
-    The check imports the user's code, so it runs in a Python process of its own: the driver keeps
-    none of its modules or side effects.
-    """
-    files = [Path(r).expanduser().resolve() for r in dict.fromkeys(raw)]
-    by_name: dict[str, Path] = {}
-    for path in files:
-        if path.name in by_name:
-            raise MatrixError(
-                f"--workload-file {path}: its name is the same as {by_name[path.name]}'s; rename one "
-                "(workers import each file by its name)"
-            )
-        by_name[path.name] = path
-    names = workload_names(files)
-    if backend == "docker":
-        for path in files:
-            if not _others_can_read(path):
-                raise MatrixError(
-                    f"workload file {path}: the containers' user (uid {CONTAINER_UID}) cannot read it; "
-                    f"`chmod o+r {path}` (and o+x on its folders), or copy it somewhere readable"
-                )
-    return [WorkloadFile(p, hashlib.sha256(p.read_bytes()).hexdigest(), tuple(names[str(p)])) for p in files]
-
-
-def workload_names(files: Sequence[Path]) -> dict[str, list[str]]:
-    """The workloads each file defines, loaded together as the suite loads them; MatrixError with its one line."""
-    if not files:
-        return {}
-    done = _run([sys.executable, "-c", _CHECK_FILES, *map(str, files)], cwd=ROOT, timeout=300)
-    if done.returncode != 0:
-        said = done.stderr.strip().splitlines()[-1:] or [f"the check exited {done.returncode}"]
-        raise MatrixError(f"{said[0]} (checked on this host, before any run)")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def workloads_override(files: Sequence[WorkloadFile], services: Sequence[str], results: Path) -> Path:
-    """A compose override that mounts the files read-only into ``services`` and names them to the suite.
-
-    The dask scheduler and workers get the folder on PYTHONPATH instead: they import the task
-    functions by module name (the scheduler unpickles the task graph), as process workers do, also
-    when dask restarts one. JSON is YAML.
-    """
-    mounts = [{"type": "bind", "source": str(f.host), "target": f.inside, "read_only": True} for f in files]
-    suite_env = {WORKLOAD_FILES_ENV: ":".join(f.inside for f in files)}
-    worker_env = {"PYTHONPATH": f"/opt/poolbench:{CONTAINER_WORKLOADS}"}
-    body = {
-        "services": {
-            name: {"volumes": mounts, "environment": worker_env if name in DASK_SERVICES else suite_env}
-            for name in services
-        }
-    }
-    return write_atomic(results / WORKLOADS_OVERRIDE, json.dumps(body, indent=2) + "\n")
-
-
-def files_problem(info: dict, files: Sequence[WorkloadFile]) -> str | None:
-    """Why a run's results do not show it ran the workload files given (None: they do)."""
-    recorded = {r.get("sha256") for r in info.get("workload_files") or []}
-    for f in files:
-        if f.sha256 not in recorded:
-            return f"results do not record workload file {f.host.name} (sha256 {f.sha256[:12]}…) as the host has it"
-    return None
-
-
-# --- the loop -------------------------------------------------------------------------------------
-
-
-def prepare_folder(folder: Path) -> None:
-    """A results folder the container's non-root user can write to."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        os.chown(folder, CONTAINER_UID, CONTAINER_UID)
-    else:
-        folder.chmod(0o777)
-
-
-def select(available: list[str], wanted: str | None, backend: str) -> list[Limit]:
-    limits = [Limit.parse(name) for name in available]
-    runnable = [lim for lim in limits if backend == "docker" or lim.quota is None]
-    if wanted is None:
-        return runnable
-    names = [n.strip() for n in wanted.split(",") if n.strip()]
-    if not names:
-        raise MatrixError(f"--limits: empty value {wanted!r}; give a comma list such as cpus-1,cpuset-0")
-    by_name = {lim.name: lim for lim in limits}
-    chosen = []
-    for n in names:
-        if n not in by_name:
-            raise MatrixError(f"--limits: unknown {n!r}; choose from {', '.join(available)}")
-        if by_name[n].quota is not None and backend == "affinity":
-            raise MatrixError(f"--limits: {n} is a CPU quota, which needs cgroups; use --backend docker")
-        chosen.append(by_name[n])
-    return chosen
-
-
-def _elapsed(seconds: float) -> str:
-    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
 
 
 @dataclass(frozen=True)
@@ -609,37 +291,6 @@ def _suite_command(
     return cmd, env, preexec, lambda child: child.send_signal(signal.SIGTERM)
 
 
-@contextlib.contextmanager
-def cluster_up(lim: Limit, compose: list[str] | None, env: dict[str, str], log) -> Iterator[None]:
-    """For a cluster shape: the scheduler and its workers up before the client runs, and down after, always."""
-    if lim.cluster_workers is None or compose is None:
-        yield
-        return
-    cluster = [*compose, "--profile", "cluster"]
-    try:
-        up = subprocess.run(
-            [*cluster, "up", "-d", "--scale", f"worker={lim.cluster_workers}", "scheduler", "worker"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
-        if up.returncode != 0:
-            raise MatrixError(f"{lim.name}: the cluster did not start (exit code {up.returncode}); see its log")
-        yield
-    finally:
-        # Whatever happened (a failure, a timeout, Ctrl-C on the driver): no scheduler or worker is left.
-        subprocess.run(
-            [*cluster, "down", "-t", str(STOP_GRACE_S), "--remove-orphans"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
-
-
 def run_one(
     lim: Limit, args, results: Path, run_id: str, compose: list[str] | None, *, sizes_from: str | None = None
 ) -> Outcome:
@@ -713,15 +364,6 @@ def classify(lim: Limit, code: int, early: str | None, *, out: Path, log: Path, 
     return Outcome("ok" if code == 0 else "failed", what, out)
 
 
-def check_compose_variables(environ: dict[str, str]) -> None:
-    """Refuse compose variables that would only fail later, inside every container."""
-    memory = environ.get("POOLBENCH_MEMORY")
-    if memory is not None and not re.fullmatch(r"\d+(\.\d+)?[bkmgBKMG]?", memory):
-        raise MatrixError(f"POOLBENCH_MEMORY={memory!r} is not a memory size; use e.g. 2g or 512m, or unset it")
-    if "BASE_IMAGE" in environ and not environ["BASE_IMAGE"].strip():
-        raise MatrixError("BASE_IMAGE is set but empty; give an image name (e.g. python:3.11-slim) or unset it")
-
-
 def choose_limits(args, files: list[str]) -> tuple[list[Limit], list[str] | None]:
     """The limits (or cluster shapes) to run, and the compose command (None: the affinity backend)."""
     if args.cluster is not None:
@@ -785,42 +427,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 DRIVER_STOPPED = "the driver was interrupted"
-
-
-def build_python_images(
-    pythons: Sequence[str], limits: list[Limit], compose: list[str] | None, files: list[str], start: float
-) -> tuple[list[Limit], list[str]]:
-    """An image per build (``poolbench:py<build>``), then every (build, limit) pair, build by build.
-
-    A build whose image cannot be had is named with why and left out; the others go on.
-    """
-    assert compose is not None  # --pythons needs the docker backend (parse_args)
-    pairs: list[Limit] = []
-    missing: list[str] = []
-    for build in pythons:
-        t0 = time.monotonic()
-        print(f"matrix: Python {build}: base image (docker/python-image.sh {build})", flush=True)
-        try:
-            base = python_base(build)
-        except MatrixError as exc:
-            print(f"matrix: Python {build} left out: {exc}", flush=True)
-            missing.append(f"py{build}")
-            continue
-        env = {
-            **os.environ,
-            "BASE_IMAGE": base,
-            "POOLBENCH_IMAGE": f"poolbench:py{build}",
-            "POOLBENCH_REQUIREMENTS": requirements_for(build),
-        }
-        built = _run([*compose, "build", limits[0].name], env=env, cwd=ROOT)
-        if built.returncode != 0:
-            tail = (built.stdout + built.stderr).strip().splitlines()[-1:] or ["no message"]
-            print(f"matrix: Python {build} left out: image build failed: {tail[0]}", flush=True)
-            missing.append(f"py{build}")
-            continue
-        print(f"matrix: Python {build}: image poolbench:py{build} ready in {_elapsed(time.monotonic() - t0)}")
-        pairs += [dataclasses.replace(lim, python=build) for lim in limits]
-    return pairs, missing
 
 
 def run_limits(

@@ -156,7 +156,7 @@ def test_dask_cases_run_end_to_end_and_the_report_has_its_section(tmp_path):
 
 
 def test_cluster_shapes_are_parsed_and_their_results_checked():
-    from scripts import matrix  # noqa: PLC0415
+    from scripts import containers, matrix  # noqa: PLC0415
 
     lim = matrix.Limit.parse_cluster("2xcpus-1.5")
     assert (lim.name, lim.cluster_workers, lim.quota) == ("2xcpus-1.5", 2, 1.5)
@@ -171,7 +171,7 @@ def test_cluster_shapes_are_parsed_and_their_results_checked():
     assert "CPU quotas" in lim.problem(uneven)
     with pytest.raises(SystemExit):
         matrix.parse_args(["--cluster", "2xcpus-1", "--limits", "cpus-1"])
-    assert "client" not in matrix.services_in_file(matrix.COMPOSE_FILE)  # not a CPU limit
+    assert "client" not in containers.services_in_file(containers.COMPOSE_FILE)  # not a CPU limit
 
 
 def test_the_idle_level_is_the_median_window_of_a_quiet_cluster(monkeypatch):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import matrix
-from scripts.matrix import Limit, MatrixError
+from scripts import containers, matrix
+from scripts.limits import Limit, MatrixError, requirements_for
 from tests.clirun import run_module
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ def test_recorded_limit_is_checked():
 
 
 def test_compose_file_services_are_the_issue_limits():
-    names = matrix.services_in_file(COMPOSE)
+    names = containers.services_in_file(COMPOSE)
     assert {"cpus-0.5", "cpus-1", "cpus-1.5", "cpus-2", "cpuset-0", "cpuset-0-1"} <= set(names)
     for name in names:
         Limit.parse(name)  # every service says its limit
@@ -69,7 +69,7 @@ def test_compose_services_differ_only_in_their_limit():
     bodies = service_bodies(text)
     assert bodies.pop("unlimited") == ["<<: *bench"]
     assert len(bodies) >= 6
-    for name in matrix.CLUSTER_SERVICES:  # the dask cluster's services (profile "cluster") are not limits
+    for name in containers.CLUSTER_SERVICES:  # the dask cluster's services (profile "cluster") are not limits
         assert "<<: *cluster" in bodies.pop(name)[0] or name == "client", name
     for name, lines in bodies.items():
         assert lines[0] == "extends: unlimited", name
@@ -215,8 +215,8 @@ def test_python_builds_are_parsed_in_order_and_unknown_ones_refused():
         matrix.parse_pythons("3.11,3.12")
     with pytest.raises(MatrixError, match="empty value"):
         matrix.parse_pythons("3.11,")
-    assert matrix.requirements_for("3.13t") == "requirements-measure.txt"  # no free-threaded matplotlib wheels
-    assert matrix.requirements_for("3.14") == "requirements.txt requirements-cluster.txt"
+    assert requirements_for("3.13t") == "requirements-measure.txt"  # no free-threaded matplotlib wheels
+    assert requirements_for("3.14") == "requirements.txt requirements-cluster.txt"
 
 
 @pytest.mark.parametrize(
@@ -277,10 +277,10 @@ def test_a_build_that_cannot_be_had_is_left_out_and_the_others_go_on(monkeypatch
         built.append((kw["env"]["BASE_IMAGE"], kw["env"]["POOLBENCH_IMAGE"], kw["env"]["POOLBENCH_REQUIREMENTS"]))
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
-    monkeypatch.setattr(matrix, "python_base", base)
-    monkeypatch.setattr(matrix, "_run", run)
+    monkeypatch.setattr(containers, "python_base", base)
+    monkeypatch.setattr(containers, "_run", run)
     limits = [Limit.parse("cpus-1"), Limit.parse("cpus-0.5")]
-    pairs, missing = matrix.build_python_images(("3.14t", "3.13t", "3.11"), limits, ["docker", "compose"], [], 0.0)
+    pairs, missing = containers.build_python_images(("3.14t", "3.13t", "3.11"), limits, ["docker", "compose"], [], 0.0)
     assert [p.label for p in pairs] == ["cpus-1-py3.13t", "cpus-0.5-py3.13t", "cpus-1-py3.11", "cpus-0.5-py3.11"]
     assert missing == ["py3.14t"]
     assert built == [
@@ -327,7 +327,7 @@ def test_the_315_build_installs_the_same_pins_but_numpy(tmp_path):
     others = pins("requirements-measure.txt", "requirements-cluster.txt")
     assert set(py315) == set(others)
     assert {k for k in py315 if py315[k] != others[k]} == {"numpy"}
-    assert matrix.requirements_for("3.15") == "requirements-py315.txt"
+    assert requirements_for("3.15") == "requirements-py315.txt"
     assert "requirements-py315.txt" in (ROOT / "docker" / "Dockerfile").read_text()  # copied into the image
     assert matrix.parse_pythons("3.14,3.15,3.15t") == ("3.14", "3.15", "3.15t")
 
@@ -367,10 +367,10 @@ def _file(folder: Path, name: str, workload: str = "summing") -> Path:
 
 def test_workload_files_are_mounted_read_only_and_named_to_the_suite_and_to_dask(tmp_path):
     a, b = _file(tmp_path / "x", "tasks_a.py", "summing_a"), _file(tmp_path / "y", "tasks_b.py", "summing_b")
-    files = matrix.check_workload_files([str(a), str(b), str(a)], "affinity")
+    files = containers.check_workload_files([str(a), str(b), str(a)], "affinity")
     assert [f.host for f in files] == [a, b]  # each once, in order
     assert [f.inside for f in files] == ["/workloads/tasks_a.py", "/workloads/tasks_b.py"]
-    override = matrix.workloads_override(files, ["cpus-1", "scheduler", "worker"], tmp_path)
+    override = containers.workloads_override(files, ["cpus-1", "scheduler", "worker"], tmp_path)
     body = json.loads(override.read_text())["services"]
     for service in ("cpus-1", "scheduler", "worker"):
         mounts = body[service]["volumes"]
@@ -389,7 +389,7 @@ def test_workload_files_are_mounted_read_only_and_named_to_the_suite_and_to_dask
 def test_the_affinity_backend_passes_the_files_as_they_are(tmp_path):
     path = _file(tmp_path, "tasks_c.py", "summing_c")
     args = matrix.parse_args(["--backend", "affinity", "--workload-file", str(path), "--", "--cases", "scaling"])
-    args.workload_files = matrix.check_workload_files(args.workload_files, "affinity")
+    args.workload_files = containers.check_workload_files(args.workload_files, "affinity")
     cmd, *_ = matrix._suite_command(
         Limit.parse("cpuset-0"), args, tmp_path, "r1", out=tmp_path / "o.json", compose=None
     )
@@ -397,9 +397,9 @@ def test_the_affinity_backend_passes_the_files_as_they_are(tmp_path):
 
 
 def test_results_must_record_the_files_sha256_as_the_host_has_it(tmp_path):
-    (f,) = matrix.check_workload_files([str(_file(tmp_path, "tasks_d.py", "summing_d"))], "affinity")
-    assert matrix.files_problem({"workload_files": [{"workload": "summing_d", "sha256": f.sha256}]}, [f]) is None
-    problem = matrix.files_problem({"workload_files": [{"workload": "summing_d", "sha256": "0" * 64}]}, [f])
+    (f,) = containers.check_workload_files([str(_file(tmp_path, "tasks_d.py", "summing_d"))], "affinity")
+    assert containers.files_problem({"workload_files": [{"workload": "summing_d", "sha256": f.sha256}]}, [f]) is None
+    problem = containers.files_problem({"workload_files": [{"workload": "summing_d", "sha256": "0" * 64}]}, [f])
     assert problem == f"results do not record workload file tasks_d.py (sha256 {f.sha256[:12]}…) as the host has it"
 
 
@@ -450,15 +450,15 @@ def test_a_file_the_containers_user_cannot_read_is_refused_for_the_docker_backen
     try:
         folder.chmod(0o755)
         path = _file(folder, "tasks_g.py", "summing_g")
-        assert [f.host for f in matrix.check_workload_files([str(path)], "docker")] == [path]
+        assert [f.host for f in containers.check_workload_files([str(path)], "docker")] == [path]
         path.chmod(0o600)
         with pytest.raises(MatrixError, match=r"cannot read it; `chmod o\+r .*tasks_g.py` \(and o\+x on its folders\)"):
-            matrix.check_workload_files([str(path)], "docker")
+            containers.check_workload_files([str(path)], "docker")
         path.chmod(0o644)
         folder.chmod(0o700)
         with pytest.raises(MatrixError, match="cannot read it"):
-            matrix.check_workload_files([str(path)], "docker")
-        assert matrix.check_workload_files([str(path)], "affinity")  # the host's own user reads it
+            containers.check_workload_files([str(path)], "docker")
+        assert containers.check_workload_files([str(path)], "affinity")  # the host's own user reads it
     finally:
         folder.chmod(0o755)
         for f in folder.iterdir():
@@ -535,4 +535,4 @@ def test_services_are_read_with_a_yaml_parser_anchors_and_flow_style_included(tm
         "  \"cpuset-0-1\":\n    <<: *base\n    cpuset: '0,1'\n"
         "  scheduler: {image: poolbench:local}\n"
     )
-    assert matrix.services_in_file(compose) == ["cpuset-0", "cpuset-0-1"]  # the cluster's services are not limits
+    assert containers.services_in_file(compose) == ["cpuset-0", "cpuset-0-1"]  # the cluster's services are not limits
