@@ -9,7 +9,7 @@ BLAS thread count (shared/DESIGN.md). Three policies (``--malloc``):
 ``neutral`` (the default): no executor pays page faults per task that a long-running program
     would not. Once warm, every executor (serial in the main thread, pool threads, process workers
     under fork, forkserver and spawn, subinterpreters, dask workers) reuses the memory it already
-    has. Three knobs, each for a reason measured here (README.md, "The allocator is a condition"):
+    has. Three knobs, each for a reason measured here (docs/guide.md, "The allocator is a condition"):
 
     * ``M_MMAP_THRESHOLD`` = 64 MiB, the largest block a pool thread's arena can hold (glibc's
       ``HEAP_MAX_SIZE``, 2 × its largest dynamic threshold on 64-bit): a buffer below it comes from

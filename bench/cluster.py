@@ -15,7 +15,7 @@ the name where process pools carry their start method, so pools read ``dask/defa
 * ``default``: dask as it ships: ``LocalCluster()`` with its settings, results taken through
   ``get_executor().map``, which asks for each future's result in turn;
 * ``tuned``: what dask's documentation advises for many CPU-bound tasks, each item a cost measured
-  by hand (evidence/dask_parts.py, README "dask: where a task's time goes"): every task sent to the
+  by hand (evidence/dask_parts.py, docs/cluster.md, "dask: where a task's time goes"): every task sent to the
   workers at once (``distributed.scheduler.worker-saturation: inf``, the scheduler's queue off),
   the worker's statistical profiler off (``distributed.worker.profile.enabled: False``: it samples
   the task thread's stack every 10 ms and takes the GIL to do so), and a batch's results fetched in
@@ -254,7 +254,7 @@ class DaskExecutor(Executor):
         After a batch returns, dask is not finished with it: the client tells the scheduler that
         its results are released, the scheduler forgets them and tells the workers to free them,
         all in event loops, one of which (client and, embedded, scheduler) shares this process's
-        GIL. Measured by hand (evidence/dask_parts.py ``probe_check``; README, "dask: where a
+        GIL. Measured by hand (evidence/dask_parts.py ``probe_check``; docs/cluster.md, "dask: where a
         task's time goes"): a serial task timed right after a round ran slower than one timed 0.3 s
         later, and a process pool's did not, which raised dask's paired speedup. So the suite's
         serial probe waits for this: until the cluster's threads are back at their idle level (a

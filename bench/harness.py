@@ -1,6 +1,6 @@
 """The measuring loop shared by the batch cases (scaling, dispatch, payload), and the schema of extra_info.
 
-Every case records the same core keys in ``benchmark.extra_info`` (README.md, "Results schema"),
+Every case records the same core keys in ``benchmark.extra_info`` (docs/results-schema.md),
 so the scripts read one shape whatever the case.
 """
 

@@ -100,7 +100,7 @@ def poolbench_info(
     started_at: str | None = None,
     cpu_denied: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``machine_info["poolbench"]``: every key is part of the results schema (README.md)."""
+    """``machine_info["poolbench"]``: every key is part of the results schema (docs/results-schema.md)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "label": suite.label,

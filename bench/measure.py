@@ -206,7 +206,7 @@ def tree_minor_faults(proc: psutil.Process | None = None) -> int | None:
     """Minor page faults of the whole tree so far, reaped children included; None off Linux.
 
     A minor fault maps a page the kernel already has (a fresh zero page, say): what a process pays
-    each time glibc hands a large array back to the kernel and asks again (README.md, "The allocator
+    each time glibc hands a large array back to the kernel and asks again (docs/guide.md, "The allocator
     is pinned"). This process from ``getrusage`` (every thread), the others from /proc/PID/stat.
     """
     proc = proc or psutil.Process()
@@ -429,7 +429,7 @@ class RoundMeter:
             )
 
     def as_info(self) -> dict[str, Any]:
-        """The extra_info keys this meter fills (README.md, "Results schema")."""
+        """The extra_info keys this meter fills (docs/results-schema.md)."""
         return {
             "cpu_time_s": round(self.cpu_time_s, 9),
             "rss_peak_bytes": self.rss_peak_bytes or None,

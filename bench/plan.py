@@ -1,10 +1,10 @@
 """The sampling plan: how long a task is, how many tasks a batch holds, which worker counts are swept.
 
-Four rules, each chosen so an answer carries to the next machine and the next run (README.md,
+Four rules, each chosen so an answer carries to the next machine and the next run (docs/guide.md,
 "The sampling plan"):
 
 The rules other than calibration live in common/plan.py, which the scripts read too (the cost
-model of README's table).
+model of the guide's cost table).
 
 * **Task size is calibrated to the host.** At start, each workload's task parameter is moved along
   a ladder of steps of 2^(1/8) (9 %) of work until one serial task takes the profile's target time

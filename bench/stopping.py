@@ -48,7 +48,7 @@ from common.files import write_atomic
 from common.schema import STATUS_FILE_ENV
 
 #: Seconds from the first signal to a forced exit. Stopping normally takes well under a second
-#: (README.md, "Faults"); this bounds the worst case below `docker stop`'s 10 s grace, after which
+#: (docs/faults.md); this bounds the worst case below `docker stop`'s 10 s grace, after which
 #: the engine sends SIGKILL and nothing can be saved any more.
 STOP_DEADLINE_S = 8.0
 

@@ -24,7 +24,7 @@ class Executor:
     """What poolbench knows about one executor, whatever runs it."""
 
     name: str
-    #: The plural a sentence uses ("processes beat threads"); also the README's recommendation order.
+    #: The plural a sentence uses ("processes beat threads"); also the recommendation order's words.
     words: str
     #: Rank in the recommendation order: when several pools reach the best speedup within its
     #: interval, the cheapest in memory and start-up wins (scripts/claims.py). None: not a pool.

@@ -1,6 +1,6 @@
 """The sampling plan's rules, shared by the suite (which applies them) and the scripts (which model their cost).
 
-bench/plan.py says why each rule is what it is, and calibrates task sizes to the host; README.md,
+bench/plan.py says why each rule is what it is, and calibrates task sizes to the host; docs/guide.md,
 "The sampling plan", states them for users.
 """
 
@@ -72,7 +72,7 @@ def main_job_seconds(
     memory_case_s: tuple[float, float] = (0.0, 0.0),
     memory_pools: int = 0,
 ) -> float:
-    """The main job's cost on ``cpus`` CPUs under these rules (README's cost table).
+    """The main job's cost on ``cpus`` CPUs under these rules (the guide's cost table).
 
     Per scaling case of a pool: a warm-up batch of one task per worker, ``rounds`` timed rounds of
     about ``k`` task times each (the batch rule: k tasks per busy CPU; for I/O, waits of ceil(N / W)

@@ -1,7 +1,7 @@
 """The results schema, the profiles and the pool-size rule: what the suite writes and the scripts read.
 
 Everything here is part of the contract between ``bench`` (which records) and ``scripts`` (which
-read, plot and gate); README.md, "Results schema", documents it for users.
+read, plot and gate); docs/results-schema.md, documents it for users.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def paired_speedup(serial_samples: Sequence[float], pool_samples: Sequence[float
     Each round and the serial reference timed right after it share the host's phase of the moment;
     their ratio cancels it, and the median over rounds drops the pairs a phase change split. A
     ratio of the two medians would mix the phases of different rounds on each side, and spreads
-    more between runs (README.md, "Against the physical limits", measures both). scripts/metrics.py
+    more between runs (docs/guide.md, "Against the physical limits", measures both). scripts/metrics.py
     adds intervals.
     """
     return statistics.median(s / p for s, p in zip(serial_samples, pool_samples, strict=True))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Re-measures every figure README.md quotes, on this machine, then trims the result files into
-# evidence/ (python -m scripts.evidence trim) and rewrites README.md's generated blocks from them
+# Re-measures every figure README.md and docs/ quote, on this machine, then trims the result files into
+# evidence/ (python -m scripts.evidence trim) and rewrites the generated blocks of README.md and docs/ from them
 # (python -m scripts.evidence write). Keep the machine otherwise idle while it runs: about 50
 # minutes on a 2-core VM (topic dask: about 10). Needs .venv (README.md, "Two commands") and, for
 # the container matrix, a Docker engine (scripts/docker-engine.sh starts one on a Debian host as root).
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 RAW=${RAW:-/tmp/poolbench-evidence}
-ONLY=${ONLY:-"growth gate denied limits dask crash faults interrupts matrix cluster builds"}
+ONLY=${ONLY:-"frontpage growth gate denied limits dask crash faults interrupts matrix cluster builds"}
 mkdir -p "$RAW"
 
 # run NAME [taskset args --] pytest-bench-args...: one `pytest bench` run saved as $RAW/NAME.json
@@ -28,6 +28,11 @@ run() {
 
 for topic in $ONLY; do
   case $topic in
+    frontpage)  # README's front page: the main job as a new user runs it (its end-of-run table, its summary plot)
+      echo "== frontpage ($(date -u +%T))"
+      rm -rf "$RAW/frontpage"; mkdir -p "$RAW/frontpage"
+      $PY -m pytest bench --benchmark-json "$RAW/frontpage/main-job.json" > "$RAW/frontpage/main-job.log" 2>&1
+      $PY -m scripts.report "$RAW/frontpage/main-job.json" --out "$RAW/frontpage/report" > /dev/null ;;
     growth)  # "Profiles and what they cost": quick-profile sweeps, one axis varied at a time
       for w in 1 1,2 1,2,4 1,2,4,8; do run "growth-workers-$w" --profile quick --workers "$w"; done
       for wl in cpu_python cpu_python,io_sleep cpu_python,io_sleep,zlib,numpy_ufunc; do
@@ -97,4 +102,4 @@ for topic in $ONLY; do
 done
 echo "== done ($(date -u +%T)); trimming into evidence/"
 $PY -m scripts.evidence trim "$RAW"
-$PY -m scripts.evidence write README.md
+$PY -m scripts.evidence write  # README.md and docs/*.md

@@ -7,7 +7,7 @@ Run it with the built-ins, or alone:
 hashlib releases the GIL while it hashes more than 2047 bytes, so threads should scale like
 processes here, without pickling the buffer (each task builds its own). The sizes are where
 calibration starts (``scale=1``: the work grows with the byte count), so one serial task takes the
-profile's target time on whatever host runs it (README.md, "The sampling plan"); with
+profile's target time on whatever host runs it (docs/guide.md, "The sampling plan"); with
 ``--sizes fixed`` they run as given (32 MiB: 38 ms on a 2-core x86-64 VM here, `timeit` best of 3).
 """
 

@@ -14,7 +14,7 @@ Compares two runs of the same sweep case by case, from their per-round samples:
   workload's scaling cases (serial and every pool). Speedups cannot see code that got slower
   everywhere alike (serial too); times can, where the machine is the same. It is held to the
   single-case bar (``--case-min-effect``): on a shared host a whole run's times move together,
-  by up to 42 % between idle quick runs here (README.md, "Regression gate").
+  by up to 42 % between idle quick runs here (docs/gate.md).
 
 A run that was **denied CPU** (its CPU-bound cases' threads waited for a CPU, beyond their own
 turns, more than a stated share of what they could use, or the hypervisor stole CPU, judged over
@@ -30,7 +30,7 @@ worse side of 1, *and* the point change is worse than ``--min-effect``.
 pytest-benchmark's ``--benchmark-compare-fail=mean:5%`` is a bare threshold, which on a noisy
 machine either misses regressions or fails builds for nothing; a significance test alone flags
 changes too small to matter once rounds are many. The defaults were set from measured run-to-run
-noise (README.md, "Regression gate"): by default the gate fails on the index (``--min-effect``)
+noise (docs/gate.md): by default the gate fails on the index (``--min-effect``)
 and on single-case speedups (``--case-min-effect``); times and efficiencies are shown, and fail
 only when named in ``--fail-on``.
 
@@ -62,13 +62,13 @@ EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 #: The gate's outcomes and their exit statuses (exit 2 is for input it cannot compare at all).
 OUTCOMES = {"pass": EXIT_OK, "regression": EXIT_REGRESSION, "inconclusive": EXIT_INCONCLUSIVE}
 FORMATS = ("text", "markdown", "json")
-#: Version of the ``--format json`` layout (README.md, "Regression gate"). 2 added ``outcome``,
+#: Version of the ``--format json`` layout (docs/gate.md). 2 added ``outcome``,
 #: ``denied`` (each side's CPU-denial summary) and the ``work`` metric.
 COMPARE_SCHEMA = 2
 METRICS = ("index", "work", "speedup", "efficiency", "time")
 DEFAULT_FAIL_ON = ("index", "work", "speedup")
-#: Defaults set above the noise of unchanged quick runs on a shared 2-core machine: README.md,
-#: "Regression gate", generated from evidence/gate/ (python -m scripts.evidence).
+#: Defaults set above the noise of unchanged quick runs on a shared 2-core machine: docs/gate.md,
+#: generated from evidence/gate/ (python -m scripts.evidence).
 DEFAULT_MIN_EFFECT = 0.25
 DEFAULT_CASE_MIN_EFFECT = 0.5
 DEFAULT_CONFIDENCE = 0.99

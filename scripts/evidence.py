@@ -1,6 +1,7 @@
-"""README figures recomputed from the result files they were measured in: ``python -m scripts.evidence``.
+"""The figures of README and docs/ recomputed from the result files they came from: ``python -m scripts.evidence``.
 
-Every figure README.md quotes about this machine sits in a block between two markers::
+Every figure README.md and the pages under docs/ quote about this machine sits in a block between
+two markers::
 
     <!-- evidence:NAME -->
     ...generated text...
@@ -12,14 +13,15 @@ and each block is generated here from the trimmed result files under ``evidence/
 * ``trim RAW``: copy the runs of ``evidence/measure.sh`` from RAW into ``evidence/``, trimmed to
   what the loader reads (per-round samples, extra_info, machine_info without the CPU flag list);
 * ``show``: print every block;
-* ``write README.md``: rewrite the blocks in place (atomically);
-* ``check README.md``: exit 1 when a block differs from what the files give (tests/test_evidence.py).
+* ``write [FILE...]``: rewrite the blocks in place (atomically); default: README.md and docs/*.md;
+* ``check [FILE...]``: exit 1 when a block differs from what the files give (tests/test_evidence.py).
 
 A figure outside these blocks is prose about method, not a measurement of this machine.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -70,7 +72,7 @@ def parse_args(argv: Sequence[str] | None = None):
     sub.add_parser("show", help="print every generated block")
     for name, what in (("write", "rewrite the blocks of FILE"), ("check", "exit 1 if a block of FILE is stale")):
         p = sub.add_parser(name, help=what)
-        p.add_argument("file", metavar="FILE", help="README.md")
+        p.add_argument("files", metavar="FILE", nargs="*", help="Markdown files (default: README.md and docs/*.md)")
     return parser.parse_args(argv)
 
 
@@ -105,6 +107,17 @@ def _write_json(path: Path, data: dict) -> None:
     write_atomic(path, json.dumps(data, separators=(",", ":")) + "\n")
 
 
+def end_of_run(log: str) -> str:
+    """The poolbench section of a ``pytest bench`` run's output and pytest's last line, as a user saw them."""
+    lines = log.splitlines()
+    start = next((i for i, line in enumerate(lines) if re.fullmatch(r"=+ poolbench =+", line)), None)
+    if start is None:
+        raise ResultsError("the main job's log has no poolbench section; run it again (evidence/measure.sh frontpage)")
+    table = list(itertools.takewhile(lambda line: not line.startswith("results: "), lines[start:]))
+    last = [line for line in lines if re.fullmatch(r"=+ \d+ passed.* =+", line)]
+    return "\n".join([*table, *last[-1:]]) + "\n"
+
+
 def trim(raw: Path) -> list[Path]:
     written = []
     for src in sorted(raw.glob("*.json")):
@@ -132,6 +145,13 @@ def trim(raw: Path) -> list[Path]:
         dest = EVIDENCE / "dask" / f"cluster-{src.parent.name}.json"
         _write_json(dest, trimmed(json.loads(src.read_text())))
         written.append(dest)
+    front = raw / "frontpage"
+    if (front / "main-job.json").exists():  # the main job: its results, its end-of-run table, its summary plot
+        dest = EVIDENCE / "frontpage"
+        _write_json(dest / "main-job.json", trimmed(json.loads((front / "main-job.json").read_text())))
+        write_atomic(dest / "terminal.txt", end_of_run((front / "main-job.log").read_text()))
+        (dest / "summary.png").write_bytes((front / "report" / "plots" / "summary.png").read_bytes())
+        written += [dest / "main-job.json", dest / "terminal.txt", dest / "summary.png"]
     parts = raw / "dask-parts.jsonl"
     if parts.exists():  # evidence/dask_parts.py: one JSON line per workload, configuration and W
         dest = EVIDENCE / "dask" / "parts.jsonl"
@@ -985,8 +1005,44 @@ def _target(what: str, value: float, target: float) -> str:
     return f"{what} (target ≥ {target}: {'met' if value >= target else 'NOT met'})"
 
 
+def block_frontpage() -> list[str]:
+    """README's front page: the end of the main job as a user saw it, each speedup checked against the report's."""
+    path = EVIDENCE / "frontpage" / "main-job.json"
+    records = _records(path)
+    table = (EVIDENCE / "frontpage" / "terminal.txt").read_text().splitlines()
+    at = int(records[0].run.poolbench["recommended_workers"])
+    points = {(p.workload, p.pool): p for p in _points(records) if p.workers == at}
+    header = next(i for i, line in enumerate(table) if line.strip().startswith("workload"))
+    pools = table[header].split()[1:]
+    for line in table[header + 1 :]:
+        cells = line.split()
+        if len(cells) != len(pools) + 1 or not cells[1].endswith("×"):
+            break
+        for pool, cell in zip(pools, cells[1:], strict=True):
+            p = points.get((cells[0], pool))
+            if p is None or abs(p.speedup - float(cell.rstrip("×"))) > 0.006:
+                raise ResultsError(
+                    f"evidence/frontpage/terminal.txt: {cells[0]} {pool} {cell} is not the run's "
+                    f"{'missing point' if p is None else f'{p.speedup:.3f}'}; measure both again "
+                    "(ONLY=frontpage bash evidence/measure.sh)"
+                )
+    return [
+        "```text",
+        *table,
+        "```",
+        "",
+        "![speedup per workload, with 95 % intervals](evidence/frontpage/summary.png)",
+        "",
+        f"The end of the main job here ({_machine(records)}; {cases_run(records)} cases in {_s(wall_s(records))}; "
+        "`bash evidence/measure.sh` topic `frontpage`), and the report's summary plot of the same run. Every "
+        "speedup in the table is the one the report states for that run (`evidence/frontpage/main-job.json`), "
+        "checked whenever this block is generated.",
+    ]
+
+
 BLOCKS: dict[str, Callable[[], list[str]]] = {
     "profiles": block_profiles,
+    "frontpage": block_frontpage,
     "plan": block_plan,
     "growth": block_growth,
     "limits": block_limits,
@@ -1037,22 +1093,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in BLOCKS:
             print(f"<!-- evidence:{name} -->\n{generated(name)}<!-- /evidence:{name} -->\n")
         return 0
-    path = Path(args.file)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ResultsError(f"{path}: cannot be read ({exc.strerror}); give README.md") from None
-    new, changed = rewrite(text)
-    if args.command == "write":
-        if changed:
-            write_atomic(path, new)
-        print(f"{path}: {len(changed)} block(s) rewritten" + (f" ({', '.join(changed)})" if changed else ""))
-        return 0
-    if changed:
-        print(f"{path}: stale evidence blocks: {', '.join(changed)}; run `python -m scripts.evidence write {path}`")
-        return 1
-    print(f"{path}: every evidence block matches the files under evidence/")
-    return 0
+    paths = [Path(f) for f in args.files] or doc_files()
+    texts = {}
+    for path in paths:
+        try:
+            texts[path] = path.read_text()
+        except OSError as exc:
+            raise ResultsError(f"{path}: cannot be read ({exc.strerror}); give README.md or a page of docs/") from None
+    stale = 0
+    for path, text in texts.items():
+        new, changed = rewrite(text)
+        if args.command == "write":
+            if changed:
+                write_atomic(path, new)
+            print(f"{path}: {len(changed)} block(s) rewritten" + (f" ({', '.join(changed)})" if changed else ""))
+        elif changed:
+            stale += 1
+            print(f"{path}: stale evidence blocks: {', '.join(changed)}; run `python -m scripts.evidence write {path}`")
+        else:
+            print(f"{path}: every evidence block matches the files under evidence/")
+    return 1 if stale else 0
+
+
+def doc_files() -> list[Path]:
+    """README.md and every page of docs/: where generated blocks may sit."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 if __name__ == "__main__":

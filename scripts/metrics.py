@@ -591,7 +591,7 @@ class OverheadModel:
     dispatch case's map of one empty task per worker) spread over the batch. The CPUs idle for at
     most that long per round (waiting for the first task, for the last result) and for at least
     none of it, so the cost per task lies in ``model_lo``..``model_hi`` = ``cpu_ms`` ..
-    ``cpu_ms + call_ms``; ``model_ms`` is the middle (README, "dask: where a task's time goes",
+    ``cpu_ms + call_ms``; ``model_ms`` is the middle (docs/cluster.md, "dask: where a task's time goes",
     checks both against the clock).
 
     Beside them, the empty task's figures from the dispatch case (chunksize 1, same W): ``wall_ms``,

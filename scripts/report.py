@@ -2,7 +2,7 @@
 
 Writes ``DIR/report.md`` (and the plots it embeds, through scripts.plot) and ``DIR/summary.json``
 (every speedup with its 95 % interval, one record per label, Python, workload, executor, start
-method and worker count: README.md, "Results schema"): the tutorial's eight
+method and worker count: docs/results-schema.md): the tutorial's eight
 claims about threads and processes, each with the numbers these results measured and a verdict
 (confirmed, refuted, depends, or not measured with the case that would measure it); corrections of
 stale claims; and a recommendation per workload for the machine or container measured. Every
@@ -37,7 +37,7 @@ from scripts.metrics import (
 )
 from scripts.results import Record, ResultsError, Run, latest_runs, load
 
-#: Version of summary.json's layout (README.md, "Results schema"). 2 added ``signals`` and ``cause``
+#: Version of summary.json's layout (docs/results-schema.md). 2 added ``signals`` and ``cause``
 #: (where a point's time went, and the largest measured reason it is off its ideal); 3 added
 #: ``tasks`` (the batch, which grows with the worker count since results schema 5) and ``passes``
 #: (how many passes the rounds came from; the interval resamples passes, then rounds).
@@ -298,7 +298,8 @@ def cluster_section(view: RunView) -> list[str]:
         settings = ", ".join(f"`{k}: {v}`" for k, v in (spec.get("settings") or {}).items()) or "dask's own settings"
         described.append(f"`dask/{name}`: {settings}; results gathered {spec.get('gather')}")
     if described:
-        lines += ["", "Configurations: " + "; ".join(described) + ' (README, "dask: where a task\'s time goes").']
+        where_told = ' (docs/cluster.md, "dask: where a task\'s time goes").'
+        lines += ["", "Configurations: " + "; ".join(described) + where_told]
     lines += model_lines(view)
     if per_mib:
         lines += [

@@ -3,7 +3,7 @@
 Accepts files and folders (searched recursively for ``*.json``): ``.benchmarks/`` autosave storage,
 ``--benchmark-json`` files, and matrix result folders; and journals (``*.jsonl``, bench/journal.py)
 named as files, which hold the cases that finished before a run was killed. Everything a script knows about the results
-schema (README.md, "Results schema") is here; plots, reports and comparisons read :class:`Record`.
+schema (docs/results-schema.md) is here; plots, reports and comparisons read :class:`Record`.
 
 Files are parsed as JSON only, never unpickled or evaluated. Any problem is a :class:`ResultsError`
 whose message is one line naming the file, the problem and the fix.

@@ -157,12 +157,12 @@ def test_action_yml_runs_the_script_with_its_inputs_through_the_environment():
     assert "${{ github.event.repository.default_branch }}" in text
 
 
-def test_readme_documents_every_input_of_the_action():
-    readme = (ROOT / "README.md").read_text()
+def test_the_gate_page_documents_every_input_of_the_action():
+    readme = (ROOT / "docs" / "gate.md").read_text()
     inputs = re.findall(r"^  ([a-z][a-z-]+):\n    description:", ACTION.read_text(), re.M)
     assert {"workload-files", "profile", "workers", "executors", "python", "fail-on-regression", "min-effect"} <= set(
         inputs
     )
     for name in inputs:
-        assert f"`{name}`" in readme, f"README does not document the action's input {name}"
+        assert f"`{name}`" in readme, f"docs/gate.md does not document the action's input {name}"
     assert "permissions:" in readme and "contents: read" in readme

@@ -16,14 +16,16 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "quick-2cpus.json"
 
 
-def test_every_readme_figure_block_matches_its_result_files():
-    done = run_module("scripts.evidence", "check", "README.md")
+def test_every_figure_block_of_readme_and_docs_matches_its_result_files():
+    done = run_module("scripts.evidence", "check")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "every evidence block matches" in done.stdout
+    pages = evidence.doc_files()
+    assert ROOT / "README.md" in pages and ROOT / "docs" / "guide.md" in pages
+    assert done.stdout.count("every evidence block matches") == len(pages)
 
 
-def test_readme_has_every_block_once_and_no_unknown_one():
-    names = re.findall(r"<!-- evidence:([a-z]+) -->", (ROOT / "README.md").read_text())
+def test_readme_and_docs_hold_every_block_once_and_no_unknown_one():
+    names = [n for page in evidence.doc_files() for n in re.findall(r"<!-- evidence:([a-z]+) -->", page.read_text())]
     assert sorted(names) == sorted(evidence.BLOCKS)
 
 

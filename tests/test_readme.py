@@ -1,4 +1,6 @@
-"""README.md stays true: its test command is what CI runs, and its schema names every recorded key."""
+"""README.md and docs/ stay true: README's test command is what CI runs, the schema page names every
+recorded key, the recommendation order is the code's wherever it is stated, and the front page is a
+front page (its links lead to pages that exist)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from tests.test_suite_run import EXTRA_INFO_KEYS, MACHINE_KEYS, SCALING_POOL_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+DOCS = ROOT / "docs"
 
 
 def command_after(heading: str) -> str:
@@ -29,8 +32,9 @@ def test_main_job_runs_the_benchmarks_then_the_report():
 
 
 def test_schema_documents_every_recorded_key():
+    schema = (DOCS / "results-schema.md").read_text()
     for key in EXTRA_INFO_KEYS | MACHINE_KEYS | SCALING_POOL_KEYS:
-        assert f"`{key}`" in README, key
+        assert f"`{key}`" in schema, key
 
 
 def test_the_recommendation_order_is_the_codes_wherever_it_is_stated():
@@ -39,5 +43,21 @@ def test_the_recommendation_order_is_the_codes_wherever_it_is_stated():
     order = cost_order()
     assert order == "no pool, then threads, subinterpreters, processes, a dask cluster"
     assert list(COST_RANK) == sorted(COST_RANK, key=COST_RANK.__getitem__)  # the words follow the ranks
-    readme = " ".join((ROOT / "README.md").read_text().split())  # as one line: the phrase wraps there
-    assert f"({order}; fewer workers before more)" in readme
+    guide = " ".join((DOCS / "guide.md").read_text().split())  # as one line: the phrase wraps there
+    assert f"({order}; fewer workers before more)" in guide
+    # wherever the order is spelled out, it is this one
+    for page in [ROOT / "README.md", *DOCS.glob("*.md")]:
+        text = " ".join(page.read_text().split())
+        for found in re.findall(r"no pool, then [a-z ,]+?(?=[;).])", text):
+            assert found == order, f"{page.name}: {found!r}"
+
+
+def test_the_front_page_is_short_and_its_links_lead_somewhere():
+    assert len(README.splitlines()) < 150
+    links = re.findall(r"\]\(([^)#]+\.(?:md|png))\)", README)
+    assert {"docs/guide.md", "docs/results-schema.md", "docs/architecture.md"} <= set(links)
+    for link in links:
+        assert (ROOT / link).is_file(), link
+    for page in DOCS.glob("*.md"):
+        for link in re.findall(r"\]\(([^)#:]+\.md)\)", page.read_text()):
+            assert (page.parent / link).resolve().is_file(), f"{page.name}: {link}"

@@ -23,7 +23,7 @@ from workloads.registry import KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: README.md documents these extra_info keys as the results schema; every case records all of them.
+#: docs/results-schema.md documents these extra_info keys as the results schema; every case records all of them.
 EXTRA_INFO_KEYS = {
     "schema_version",
     "case",

@@ -1,4 +1,4 @@
-"""The GitHub workflows do what README.md says: gate, report into the job summary, upload results.
+"""The GitHub workflows do what docs/gate.md says: gate, report into the job summary, upload results.
 
 Their syntax is checked against GitHub's workflow schema by `.ci/run`
 (`check-jsonschema --builtin-schema vendor.github-workflows`); this checks what they run.

@@ -128,7 +128,7 @@ def hash_fresh_buffer(n_bytes: int) -> bytes:
     Models a service that hashes or signs what it receives (uploads, messages): every task
     allocates its own large buffers (the buffer, and ``data + digest`` each round), and hashlib
     releases the GIL while it hashes them. Where those buffers come from is the allocator's choice,
-    so this workload shows what a page fault per 4 KiB costs each executor (README.md, "The
+    so this workload shows what a page fault per 4 KiB costs each executor (docs/guide.md, "The
     allocator is a condition of the measurement").
     """
     data = bytes(range(256)) * (n_bytes // 256)
