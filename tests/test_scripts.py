@@ -196,23 +196,15 @@ def test_plot_panels(monkeypatch, tmp_path):
 # --- report ---------------------------------------------------------------------------------------
 
 
-def _claims(text: str) -> dict[str, list[str]]:
-    rows = {}
-    section = text.split("## The tutorial's claims")[1].split("##", maxsplit=1)[0]
-    for line in section.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
-        if len(cells) == 4 and cells[0] not in ("topic", "---"):
-            rows[cells[0]] = cells
-    return rows
+def _verdicts(records) -> dict[str, claims.Verdict]:
+    """The claims' verdicts as scripts.claims gives them (the objects the report renders)."""
+    ev = claims.Evidence(records)
+    return {v.topic: v for v in (check(ev) for check in claims.CLAIMS)}
 
 
-def test_report_rows_carry_the_fixture_numbers_and_a_verdict(tmp_path, records, capsys):
-    assert report.main([str(TWO), "--out", str(tmp_path)]) == 0
-    printed = capsys.readouterr().out.split()
-    assert printed[-1] == str(tmp_path / "report.md")
-    text = (tmp_path / "report.md").read_text()
-    rows = _claims(text)
-    assert list(rows) == [
+def test_each_claim_carries_the_fixture_numbers_and_a_verdict(records):
+    verdicts = _verdicts(records)
+    assert list(verdicts) == [
         "concurrency type",
         "ideal workload",
         "GIL",
@@ -222,16 +214,25 @@ def test_report_rows_carry_the_fixture_numbers_and_a_verdict(tmp_path, records, 
         "crash isolation",
         "parallelism",
     ]
-    for topic, (_, _, measured, verdict) in rows.items():
-        assert verdict.strip("*").split(":")[0] in ("confirmed", "refuted", "depends", "not measured"), topic
+    for topic, v in verdicts.items():
+        assert v.verdict.split(":")[0] in ("confirmed", "refuted", "depends", "not measured"), topic
         if topic != "crash isolation":
-            assert any(ch.isdigit() for ch in measured), topic
-    assert rows["crash isolation"][3].startswith("**not measured")
+            assert any(ch.isdigit() for ch in v.measured), topic
+    assert verdicts["crash isolation"].verdict.startswith("not measured")
     points = metrics.scaling_points(records)
     gil = metrics.find(points, "cpu_python", "thread", 2)
-    assert f"cpu_python (holds) {gil.speedup:.2f}×" in rows["GIL"][2]
+    assert f"cpu_python (holds) {gil.speedup:.2f}×" in verdicts["GIL"].measured
     cold = metrics.cold_start_ms(records)
-    assert f"threads {cold['thread']:.2f} ms" in rows["start-up"][2]
+    assert f"threads {cold['thread']:.2f} ms" in verdicts["start-up"].measured
+
+
+def test_the_report_renders_every_verdict_and_links_its_plots(tmp_path, records, capsys):
+    assert report.main([str(TWO), "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed[-1] == str(tmp_path / "report.md")
+    text = (tmp_path / "report.md").read_text()
+    for v in _verdicts(records).values():
+        assert f"| {v.topic} | {v.claim} | {v.measured or '—'} | **{v.verdict}** |" in text, v.topic
     assert "## Stale claims corrected" in text
     assert "not 10" in text  # 2 CPUs × 5 = 10, while the default was min(32, 2 + 4) = 6
     assert "](plots/summary.png)" in text
@@ -239,12 +240,11 @@ def test_report_rows_carry_the_fixture_numbers_and_a_verdict(tmp_path, records, 
         assert (tmp_path / link).is_file()
 
 
-def test_report_names_the_case_that_would_measure_a_missing_claim(tmp_path):
-    report.main([str(ONE), "--out", str(tmp_path)])
-    rows = _claims((tmp_path / "report.md").read_text())
-    assert "`--cases memory`" in rows["memory"][3]
-    assert "`--cases cold_start`" in rows["start-up"][3]
-    assert rows["parallelism"][3].startswith("**depends: 1 effective CPUs")
+def test_a_missing_claim_names_the_case_that_would_measure_it():
+    verdicts = _verdicts(load([ONE]))
+    assert "`--cases memory`" in verdicts["memory"].verdict
+    assert "`--cases cold_start`" in verdicts["start-up"].verdict
+    assert verdicts["parallelism"].verdict.startswith("depends: 1 effective CPUs")
 
 
 # --- command lines: one line, exit code 2, nothing half-written --------------------------------------
