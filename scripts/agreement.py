@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from common.executors import family
 from scripts.analysis import Analysis
 from scripts.cli import Parser, run
 from scripts.metrics import ScalingPoint
@@ -113,7 +114,7 @@ def render(cases: list[CaseAgreement], names: Sequence[str]) -> str:
             f"interval agreement: a run's 95 % interval held another run's point in {held} of {pairs} "
             f"(case, run pair) = {held / pairs:.0%} (goal {AGREEMENT_GOAL:.0%})"
         )
-    process_cpu = [c for c in cases if c.key[0] == "cpu_python" and c.key[1].startswith("process") and c.key[2] == 2]
+    process_cpu = [c for c in cases if c.key[0] == "cpu_python" and family(c.key[1]) == "process" and c.key[2] == 2]
     for c in process_cpu:
         effs = ", ".join(f"{q.efficiency:.2f} [{q.efficiency_lo:.2f}-{q.efficiency_hi:.2f}]" for q in c.points)
         met = sum(q.efficiency >= EFFICIENCY_GOAL for q in c.points)

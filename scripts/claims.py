@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from common import executors
+from common.executors import family
 from scripts.metrics import (
     ScalingPoint,
     cold_start_ms,
@@ -186,7 +187,7 @@ def claim_gil(ev: Evidence) -> Verdict:
 
 def _thread_and_processes(by_pool: dict[str, float]) -> tuple[float | None, dict[str, float]]:
     """A per-pool figure split into the thread pool's and each process pool's (by start method)."""
-    return by_pool.get("thread"), {k: v for k, v in by_pool.items() if k.startswith("process")}
+    return by_pool.get("thread"), {k: v for k, v in by_pool.items() if family(k) == "process"}
 
 
 def _per_pool(
@@ -223,7 +224,7 @@ def claim_communication(ev: Evidence) -> Verdict:
         return Verdict("communication", claim, "", f"{NOT_MEASURED}: needs the payload case (`--cases payload`)")
     dispatch = per_task_us(ev.records, "dispatch")
     text = _per_pool("round trip per MiB of payload", per_mib, lambda v: f"{v:.3f} ms", lambda v: f"{v:.2f} ms")
-    chunk = {k: v for k, v in dispatch.items() if k[0].startswith("process")}
+    chunk = {k: v for k, v in dispatch.items() if family(k[0]) == "process"}
     if chunk:
         c1 = [v for (pool, c), v in chunk.items() if c == 1]
         cmax = max(chunk, key=lambda k: k[1])
@@ -276,8 +277,8 @@ def claim_isolation(ev: Evidence) -> Verdict:
         parts.append(f"{pool}: {how}")
     text = "; ".join(parts)
     threads_die = verdicts.get("thread") is False
-    processes_survive = all(v for k, v in verdicts.items() if k.startswith("process"))
-    if "thread" not in verdicts or not any(k.startswith("process") for k in verdicts):
+    processes_survive = all(v for k, v in verdicts.items() if family(k) == "process")
+    if "thread" not in verdicts or not any(family(k) == "process" for k in verdicts):
         return Verdict("crash isolation", claim, text, "depends: measured on one executor only")
     return Verdict("crash isolation", claim, text, "confirmed" if threads_die and processes_survive else "refuted")
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.executors import family
 from common.plan import PROFILE_SETTINGS, SWEEP_CAP, TARGET_TASK_S, batch_tasks, main_job_seconds, sweep
 from common.schema import DENIED_SHARE, paired_speedup
 from scripts import agreement, compare
@@ -408,7 +409,7 @@ def block_limits() -> list[str]:
     paths = _runs("limits/default-run*.json")
     cases = agreement.agreement([agreement.one_run(str(p)) for p in paths])
     n = len(paths)
-    cpu = next(c for c in cases if c.key[0] == "cpu_python" and c.key[1].startswith("process") and c.key[2] == 2)
+    cpu = next(c for c in cases if c.key[0] == "cpu_python" and family(c.key[1]) == "process" and c.key[2] == 2)
     effs = [f"{q.efficiency:.2f} [{q.efficiency_lo:.2f}–{q.efficiency_hi:.2f}]" for q in cpu.points]
     met = sum(q.efficiency >= agreement.EFFICIENCY_GOAL for q in cpu.points)
     at_c = [c for c in cases if c.at_c and c.kind != "io"]
@@ -912,7 +913,7 @@ def block_dask() -> list[str]:
                 f"| {ms(m.cpu_ms)} | {ms(m.call_ms)} | {band} | {'—' if m.gap is None else f'{m.gap:+.0%}'} "
                 f"| {ms(m.empty_cpu_ms)} | {ms(m.empty_model_ms)} |"
             )
-            if m.pool.startswith("dask/") and m.gap is not None:
+            if family(m.pool) == "dask" and m.gap is not None:
                 per_config.setdefault(m.pool, []).append(m)
     models = [m for ms_ in per_config.values() for m in ms_]
     close = sum(abs(m.gap) <= MODEL_TOLERANCE for m in models)
@@ -945,7 +946,7 @@ def block_dask() -> list[str]:
     for path in sorted(EVIDENCE.glob("dask/cluster-*.json")):  # topic cluster, when it was measured
         recs = _records(path)
         shape = path.stem.removeprefix("cluster-")
-        pts = [p for p in _points(recs) if p.pool.startswith("dask") and p.workload == "cpu_python"]
+        pts = [p for p in _points(recs) if p.executor == "dask" and p.workload == "cpu_python"]
         lines += [
             "",
             f"On a cluster of containers (`scripts.matrix --cluster {shape}`: a scheduler and worker containers of "
@@ -957,7 +958,7 @@ def block_dask() -> list[str]:
                 f"{m.pool}: cost per task by the clock {m.measured_ms:.2f} ms [{m.measured_lo:.2f}, "
                 f"{m.measured_hi:.2f}], one map call {ms(m.latency_ms)}, the empty tasks predict {ms(m.empty_model_ms)}"
                 for m in overhead_model(recs, points=_points(recs))
-                if m.pool.startswith("dask")
+                if family(m.pool) == "dask"
             )
             + ". No CPU-time model there: the scheduler's and the workers' CPU is spent in other containers, outside "
             f"the suite's process tree (`{path.relative_to(ROOT).as_posix()}`).",

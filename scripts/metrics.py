@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.executors import family
+from common.executors import Pool, family
 from common.executors import of as executor_of
 from common.schema import (
     DENIED_SHARE,
@@ -726,7 +726,8 @@ def overhead_model(
     serial_dispatch = next((r for r in records if r.case == "dispatch" and r.executor == "serial"), None)
     out = []
     for p in scaling_points(records) if points is None else points:
-        external = p.pool.endswith("/external")  # an existing cluster: its size is the only one, its CPU elsewhere
+        # an existing cluster: its size is the only one, its CPU elsewhere
+        external = Pool.parse(p.pool).variant == "external"
         if p.workload != workload or p.pool == "serial" or p.speedup <= 0:
             continue
         if p.workers != p.recommended_workers and not external:
@@ -903,7 +904,7 @@ class BuildRow:
 
 def _isolated_pools(by_pool: dict[str, float]) -> dict[str, float]:
     """The interpreter and process pools of ``by_pool``, by name: what a build changes about pools of their own."""
-    return {k: v for k, v in sorted(by_pool.items()) if k == "interpreter" or k.startswith("process")}
+    return {k: v for k, v in sorted(by_pool.items()) if family(k) in ("interpreter", "process")}
 
 
 def build_rows(
@@ -932,10 +933,8 @@ def build_rows(
                 serial_s=serial,
                 thread=next((p for p in points if p.pool == "thread"), None),
                 interpreter=next((p for p in points if p.pool == "interpreter"), None),
-                processes=[p for p in points if p.pool.startswith("process")],
-                memory_per_worker={
-                    k: v for k, v in sorted(mem.items()) if k == "interpreter" or k.startswith("process")
-                },
+                processes=[p for p in points if p.executor == "process"],
+                memory_per_worker={k: v for k, v in sorted(mem.items()) if family(k) in ("interpreter", "process")},
                 gil_twin_ratio=serial / twin_serial if serial and twin_serial else None,
                 start_ms=_isolated_pools(cold_start_ms(records)),
                 payload_ms_per_mib=_isolated_pools(payload_ms_per_mib(records)),

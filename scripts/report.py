@@ -333,7 +333,7 @@ def cluster_section(view: RunView) -> list[str]:
         sizes = {p.workers for p in dask_points}
         recommended = dask_points[0].recommended_workers
         at = recommended if recommended in sizes else max(sizes)
-        same = sorted((p for p in points if p.workers == at), key=lambda p: (not p.pool.startswith("dask"), p.pool))
+        same = sorted((p for p in points if p.workers == at), key=lambda p: (p.executor != "dask", p.pool))
         lines += [
             "",
             f"`cpu_python` at {at} workers: "
