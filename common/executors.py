@@ -12,7 +12,7 @@ pool ``executor/variant``; :class:`Pool` is that name as a value, parsed once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 #: Every case type an executor can join (bench/config.py CASES is this order).
@@ -40,12 +40,16 @@ class Executor:
     cases: frozenset[str]
     #: In the default ``--executors`` set (else opt-in: ``--executors ...,name`` or ``all``).
     default: bool
+    #: Whether each worker runs an interpreter of its own, tasks and results pickled between them
+    #: (what a Python build changes about such pools is reported per build: start-up, payload, memory).
+    isolated: bool
     #: Whether ``map``'s chunksize changes what it does (the dispatch cases sweep chunksizes only then).
     honours_chunksize: bool
-    #: Colour and marker of its curves (scripts/plot.py).
+    #: Colour and marker of its curves (scripts/plot.py), and a colour per variant it knows.
     style: tuple[str, str]
     #: ``module:object`` of its bench.backend.Backend: how the suite builds and prepares it.
     backend: str
+    variant_colours: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 #: The executors, in the order options, cases and tables list them.
@@ -60,6 +64,7 @@ REGISTRY: MappingProxyType[str, Executor] = MappingProxyType(
             variant=None,
             cases=frozenset({"scaling", "dispatch", "payload", "memory"}),
             default=True,
+            isolated=False,
             honours_chunksize=False,
             style=("tab:gray", "s"),
             backend="bench.executors:SERIAL",
@@ -73,6 +78,7 @@ REGISTRY: MappingProxyType[str, Executor] = MappingProxyType(
             variant=None,
             cases=ALL_CASES,
             default=True,
+            isolated=False,
             honours_chunksize=False,
             style=("tab:blue", "o"),
             backend="bench.executors:THREAD",
@@ -86,6 +92,7 @@ REGISTRY: MappingProxyType[str, Executor] = MappingProxyType(
             variant=None,
             cases=ALL_CASES,
             default=True,
+            isolated=True,
             honours_chunksize=False,
             style=("tab:purple", "^"),
             backend="bench.interpreters:BACKEND",
@@ -99,8 +106,10 @@ REGISTRY: MappingProxyType[str, Executor] = MappingProxyType(
             variant="start method",
             cases=ALL_CASES,
             default=True,
+            isolated=True,
             honours_chunksize=True,
-            style=("tab:purple", "^"),  # plot.py colours each start method; this is for one it does not know
+            style=("tab:purple", "^"),  # the colour of a start method it does not know
+            variant_colours=MappingProxyType({"fork": "tab:orange", "forkserver": "tab:green", "spawn": "tab:red"}),
             backend="bench.executors:PROCESS",
         ),
         "dask": Executor(
@@ -112,8 +121,11 @@ REGISTRY: MappingProxyType[str, Executor] = MappingProxyType(
             variant="configuration",
             cases=ALL_CASES - {"default_workers"},  # a cluster has no max_workers=None
             default=False,  # seconds per case to start a cluster; an optional dependency
+            isolated=True,
             honours_chunksize=False,  # dask's map ignores chunksize
             style=("tab:brown", "D"),
+            # its configurations (bench/cluster.py CONFIGS; external: an existing cluster)
+            variant_colours=MappingProxyType({"default": "tab:brown", "tuned": "tab:olive", "external": "tab:cyan"}),
             backend="bench.cluster:BACKEND",
         ),
     }

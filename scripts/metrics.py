@@ -123,11 +123,12 @@ def speedup_draws(pool: Record, serial: Record, rng: np.random.Generator, resamp
 
 
 def capacity(r: Record) -> float:
-    """The CPUs a record's workers could use: the run's effective CPUs, or, for an existing dask
-    cluster (its workers elsewhere, each with CPUs of its own), the sum over its workers of the CPUs
-    each could use (its effective CPUs, at most its threads), as the run recorded them."""
-    if r.executor == "dask":
-        info = r.run.poolbench.get("dask") or {}
+    """The CPUs a record's workers could use: the run's effective CPUs, or, for a pool of an existing
+    cluster (its workers elsewhere, each with CPUs of its own: machine_info["poolbench"][executor]
+    names a scheduler and each worker, as the dask backend records them), the sum over its workers of
+    the CPUs each could use (its effective CPUs, at most its threads), as the run recorded them."""
+    info = r.run.poolbench.get(r.executor)
+    if isinstance(info, dict):
         workers = info.get("worker_info") or []
         if info.get("scheduler") and workers:
             cpus = [w.get("effective_cpus") for w in workers]
@@ -903,8 +904,9 @@ class BuildRow:
 
 
 def _isolated_pools(by_pool: dict[str, float]) -> dict[str, float]:
-    """The interpreter and process pools of ``by_pool``, by name: what a build changes about pools of their own."""
-    return {k: v for k, v in sorted(by_pool.items()) if family(k) in ("interpreter", "process")}
+    """The pools of ``by_pool`` whose workers each run an interpreter of their own (common/executors.py
+    ``isolated``), by name: what a build changes about pools of their own."""
+    return {k: v for k, v in sorted(by_pool.items()) if (spec := executor_of(k)) is not None and spec.isolated}
 
 
 def build_rows(
@@ -934,7 +936,7 @@ def build_rows(
                 thread=next((p for p in points if p.pool == "thread"), None),
                 interpreter=next((p for p in points if p.pool == "interpreter"), None),
                 processes=[p for p in points if p.executor == "process"],
-                memory_per_worker={k: v for k, v in sorted(mem.items()) if family(k) in ("interpreter", "process")},
+                memory_per_worker=_isolated_pools(mem),
                 gil_twin_ratio=serial / twin_serial if serial and twin_serial else None,
                 start_ms=_isolated_pools(cold_start_ms(records)),
                 payload_ms_per_mib=_isolated_pools(payload_ms_per_mib(records)),

@@ -30,12 +30,6 @@ from scripts.metrics import DefaultWorkers, ScalingPoint, default_workers, ideal
 from scripts.results import ResultsError, latest_runs, load
 
 FORMATS = ("png", "svg")
-#: Colours of the variants of an executor (its marker and its other colours: common/executors.py):
-#: process start methods, dask configurations (bench/cluster.py CONFIGS; ``external``: an existing cluster).
-VARIANT_COLOURS = {
-    "process": {"fork": "tab:orange", "forkserver": "tab:green", "spawn": "tab:red"},
-    "dask": {"default": "tab:brown", "tuned": "tab:olive", "external": "tab:cyan"},
-}
 
 
 def parse_args(argv: Sequence[str] | None = None):
@@ -55,7 +49,7 @@ def style(pool: str) -> tuple[str, str]:
     if spec is None:
         return "black", "x"
     colour, marker = spec.style
-    return VARIANT_COLOURS.get(named.executor, {}).get(named.variant or "", colour), marker
+    return spec.variant_colours.get(named.variant or "", colour), marker
 
 
 def save(fig, out: Path, stem: str) -> list[Path]:

@@ -68,6 +68,7 @@ def one_more_executor(monkeypatch):
         variant="flavour",
         cases=frozenset({"scaling", "dispatch"}),
         default=False,
+        isolated=False,
         honours_chunksize=False,
         style=("tab:pink", "*"),
         backend=f"{module.__name__}:BACKEND",
