@@ -15,6 +15,15 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TWO = FIXTURES / "quick-2cpus.json"
 
 
+def _two_sides(tmp_path: Path, base_name: str, cur_name: str) -> tuple[Path, Path]:
+    """The fixture run copied to two results files (a gate's baseline and current side)."""
+    base, cur = tmp_path / "base" / base_name, tmp_path / "cur" / cur_name
+    for path in (base, cur):
+        path.parent.mkdir()
+        shutil.copy(TWO, path)
+    return base, cur
+
+
 def test_a_report_draws_each_interval_once(tmp_path, monkeypatch):
     calls = []
     real = metrics.speedup_draws
@@ -36,11 +45,7 @@ def test_the_analysis_gives_the_same_points_as_scaling_points_alone():
 
 
 def test_the_gate_shows_each_side_the_interval_the_report_states(tmp_path):
-    base = tmp_path / "base" / "run-a.json"
-    cur = tmp_path / "cur" / "run-b.json"
-    for path in (base, cur):
-        path.parent.mkdir()
-        shutil.copy(TWO, path)
+    base, cur = _two_sides(tmp_path, "run-a.json", "run-b.json")
     args = compare.parse_args([str(base), str(cur)])
     gate = compare.decide(args, compare.one_run(str(base)), compare.one_run(str(cur)))
     points = {(p.workload, p.pool, p.workers): p for p in Analysis(load([base])).points}
@@ -53,11 +58,7 @@ def test_the_gate_shows_each_side_the_interval_the_report_states(tmp_path):
 
 
 def test_two_sides_of_one_file_name_draw_independently(tmp_path):
-    base = tmp_path / "a" / "results.json"
-    cur = tmp_path / "b" / "results.json"
-    for path in (base, cur):
-        path.parent.mkdir()
-        shutil.copy(TWO, path)
+    base, cur = _two_sides(tmp_path, "results.json", "results.json")
     bs, cs = compare.samplers(load([base]), load([cur]), None)
     rec_b = next(r for r in bs.an.records if r.case == "scaling" and r.executor != "serial")
     rec_c = next(r for r in cs.an.records if r.name == rec_b.name)
