@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from bench import benchmark_api
+from common.executors import Pool
 from common.schema import paired_speedup, serial_batch_times
 
 
@@ -39,8 +40,7 @@ def warn(config: pytest.Config, text: str) -> None:
 
 
 def _pool(extra: dict[str, Any]) -> str:
-    method = extra.get("start_method")
-    return f"{extra['executor']}/{method}" if method else str(extra["executor"])
+    return str(Pool(str(extra["executor"]), extra.get("start_method")))
 
 
 def _samples(b: Any) -> list[float] | None:
