@@ -214,6 +214,13 @@ def workloads_override(files: Sequence[WorkloadFile], services: Sequence[str], r
     return write_atomic(results / WORKLOADS_OVERRIDE, json.dumps(body, indent=2) + "\n")
 
 
+def host_paths(text: str, files: Sequence[WorkloadFile]) -> str:
+    """A suite's line with each workload file's in-container path (/workloads/x.py) as the host has it."""
+    for f in files:
+        text = text.replace(f.inside, str(f.host))
+    return text
+
+
 def files_problem(info: dict, files: Sequence[WorkloadFile]) -> str | None:
     """Why a run's results do not show it ran the workload files given (None: they do)."""
     recorded = {r.get("sha256") for r in info.get("workload_files") or []}

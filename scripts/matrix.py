@@ -35,6 +35,7 @@ scripts/limits.py, everything asked of Docker and compose scripts/containers.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -65,6 +66,7 @@ from scripts.containers import (
     cluster_up,
     compose_cmd,
     files_problem,
+    host_paths,
     prepare_folder,
     services_docker,
     services_in_file,
@@ -317,6 +319,8 @@ def run_one(
         )
         code, early = _wait(child, lambda: stop(child), args.timeout)
     outcome = classify(lim, code, early, out=out, log=log, timeout=args.timeout)
+    if compose is not None and args.workload_files:  # the suite named the files where its container sees them
+        outcome = dataclasses.replace(outcome, what=host_paths(outcome.what, args.workload_files))
     if (
         outcome.status == "ok"
         and args.workload_files
@@ -429,6 +433,37 @@ def main(argv: Sequence[str] | None = None) -> int:
 DRIVER_STOPPED = "the driver was interrupted"
 
 
+def builds_lines(outcome: Sequence[tuple[str, Outcome]]) -> list[str]:
+    """Across Python builds: each executor a build left out, with why, and the builds that ran it.
+
+    Read from the results (machine_info ``skipped_executors`` and ``config.executors``); one line per
+    such executor, so a user sees where the pool was measured, not only where it was not.
+    """
+    ran: dict[str, list[str]] = {}
+    skipped: dict[str, dict[str, str]] = {}
+    for _, result in outcome:
+        if result.status != "ok":
+            continue
+        try:
+            info = load_file(result.results)[0].run.poolbench
+        except (ResultsError, IndexError):
+            continue
+        build = str(info.get("python_build"))
+        for name in (info.get("config") or {}).get("executors") or []:
+            ran.setdefault(name, []).append(build)
+        for left in info.get("skipped_executors") or []:
+            skipped.setdefault(str(left.get("executor")), {})[build] = str(left.get("why"))
+    lines = []
+    for name, why in skipped.items():
+        where = list(dict.fromkeys(ran.get(name, [])))
+        lines.append(
+            f"matrix: {name} left out of "
+            + "; ".join(f"py{b} ({w})" for b, w in why.items())
+            + (f"; it ran on {', '.join(f'py{b}' for b in where)}" if where else "; no build ran it")
+        )
+    return lines
+
+
 def run_limits(
     limits: list[Limit], args, results: Path, compose: list[str] | None, start: float
 ) -> tuple[list[tuple[str, Outcome]], str | None]:
@@ -462,6 +497,8 @@ def run_limits(
                 print(f"matrix: {stopped}; not run: {', '.join(lim.label for lim in limits[i:])}")
             break
         sys.stdout.flush()
+    for line in builds_lines(outcome):
+        print(line)
     failed = [name for name, r in outcome if r.status == "failed"]
     interrupted = [name for name, r in outcome if r.status == "interrupted"]
     print(

@@ -19,6 +19,7 @@ from tests.clirun import run_module
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker" / "compose.yaml"
+FIXTURE = ROOT / "tests" / "fixtures" / "quick-2cpus.json"
 
 
 def test_limit_names_say_their_limit():
@@ -409,6 +410,35 @@ def test_a_suite_that_refused_a_file_is_reported_with_its_one_line(tmp_path):
     done = matrix.classify(Limit.parse("cpus-1"), 4, None, out=tmp_path / "none.json", log=log, timeout=60)
     assert done.status == "failed"
     assert "wrote no results (exit code 4: workload file /workloads/t.py: importing it raised KeyError" in done.what
+
+
+def test_a_suites_line_names_the_file_where_the_host_has_it(tmp_path):
+    (f,) = containers.check_workload_files([str(_file(tmp_path, "tasks_h.py", "summing_h"))], "affinity")
+    line = f"wrote no results (exit code 4: workload file {f.inside}: importing it raised KeyError: 'X' (line 3)"
+    assert containers.host_paths(line, [f]) == line.replace(f.inside, str(f.host))
+    assert str(f.host).startswith(str(tmp_path)) and f.inside == "/workloads/tasks_h.py"
+
+
+def test_across_builds_the_driver_says_where_a_left_out_pool_ran(tmp_path):
+    outcome = []
+    for build, executors, skipped in (
+        ("3.11", ["serial", "thread", "process"], [{"executor": "interpreter", "why": "needs Python 3.14"}]),
+        ("3.14", ["serial", "thread", "interpreter", "process"], []),
+    ):
+        data = json.loads(FIXTURE.read_text())
+        info = data["machine_info"]["poolbench"]
+        info.update(python_build=build, skipped_executors=skipped, label=f"cpus-1-py{build}")
+        info["config"]["executors"] = executors
+        path = tmp_path / f"py{build}.json"
+        path.write_text(json.dumps(data))
+        outcome.append((f"cpus-1-py{build}", matrix.Outcome("ok", "ok", path)))
+    assert matrix.builds_lines(outcome) == [
+        "matrix: interpreter left out of py3.11 (needs Python 3.14); it ran on py3.14"
+    ]
+    assert matrix.builds_lines(outcome[:1]) == [
+        "matrix: interpreter left out of py3.11 (needs Python 3.14); no build ran it"
+    ]
+    assert matrix.builds_lines([]) == []
 
 
 @pytest.mark.parametrize(
