@@ -16,10 +16,11 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from common.executors import of as executor_of
 from common.schema import MEMORY_FILESYSTEMS, busy_line, denied_line
 from scripts import plot
 from scripts.analysis import Analysis, RunView
-from scripts.claims import CLAIMS, corrections, cost_order, recommend, times, xi
+from scripts.claims import CLAIMS, COST_RANK, corrections, cost_order, recommend, times, xi
 from scripts.cli import Parser, prepare_out, run, write_atomic
 from scripts.metrics import (
     CONFIDENCE,
@@ -410,6 +411,12 @@ def builds_section(an: Analysis) -> list[str]:
     return lines + pool_costs_by_build(build_table)
 
 
+def _cost_then_name(pool: str) -> tuple[int, str]:
+    """Pools in the recommendation order of their executors (common/executors.py), then by name."""
+    spec = executor_of(pool)
+    return (spec.cost_rank if spec is not None and spec.cost_rank is not None else len(COST_RANK), pool)
+
+
 def pool_costs_by_build(rows: list) -> list[str]:
     """What a pool of its own costs on each build: start-up and payload, interpreter and process pools.
 
@@ -419,9 +426,7 @@ def pool_costs_by_build(rows: list) -> list[str]:
     measured = [r for r in rows if r.pool_costs]
     if len(measured) < 2:
         return []
-    pools = sorted(
-        {k for r in measured for k in (*r.start_ms, *r.payload_ms_per_mib)}, key=lambda k: (k != "interpreter", k)
-    )
+    pools = sorted({k for r in measured for k in (*r.start_ms, *r.payload_ms_per_mib)}, key=_cost_then_name)
 
     def cell(values: dict[str, float], pool: str, digits: int) -> str:
         return f"{values[pool]:.{digits}f} ms" if pool in values else "—"
