@@ -89,11 +89,6 @@ def backend(executor: str) -> Backend:
     return getattr(importlib.import_module(module), attr)
 
 
-def make(executor: str, workers: int | None, variant: str | None, setup: Setup | None, scheduler: str | None = None):
-    """A new pool of ``executor`` (see :attr:`Backend.make`)."""
-    return backend(executor).make(workers, variant, setup, scheduler)
-
-
 def missing_line(executor: str) -> str | None:
     """Why ``executor`` cannot run here (one phrase), or None when it can."""
     return backend(executor).missing()
