@@ -49,6 +49,8 @@ class Executor:
     style: tuple[str, str]
     #: ``module:object`` of its bench.backend.Backend: how the suite builds and prepares it.
     backend: str
+    #: ``module:function`` of its own section of the report (scripts/report.py), if it has one.
+    report_section: str | None = None
     variant_colours: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
@@ -127,6 +129,7 @@ REGISTRY: MappingProxyType[str, Executor] = MappingProxyType(
             # its configurations (bench/cluster.py CONFIGS; external: an existing cluster)
             variant_colours=MappingProxyType({"default": "tab:brown", "tuned": "tab:olive", "external": "tab:cyan"}),
             backend="bench.cluster:BACKEND",
+            report_section="scripts.cluster_report:section",
         ),
     }
 )
