@@ -150,7 +150,7 @@ def test_interrupted_run_saves_finished_cases_and_leaves_no_worker(tmp_path, sig
 
 #: The platform's default and forkserver: a forkserver worker's parent is the fork server, which
 #: outlives a SIGKILLed suite (its workers hold its "alive" pipe), so dying with the parent is not
-#: enough there (bench.executors.die_with_owner).
+#: enough there (bench.workers.die_with_owner).
 KILL_METHODS = sorted({METHOD, "forkserver"} & set(multiprocessing.get_all_start_methods()))
 
 
