@@ -47,8 +47,8 @@ class Setup:
     owner_pid: int | None = None
 
 
-def apply_limits(setup: Setup) -> int | None:
-    """Set the allocator policy and cap BLAS in this process; the BLAS thread count now in force.
+def apply_limits(setup: Setup) -> None:
+    """Set the allocator policy and cap BLAS in this process.
 
     NumPy is imported first so that its BLAS library is loaded and threadpoolctl can find it.
     """
@@ -58,7 +58,6 @@ def apply_limits(setup: Setup) -> int | None:
     import numpy  # noqa: F401, PLC0415  (loads the BLAS library that the limit applies to)
 
     _BLAS_LIMIT = threadpool_limits(limits=setup.blas_threads, user_api="blas")
-    return blas_threads_here()
 
 
 def init_process_worker(blas_threads: int, malloc: str | None, owner_pid: int | None = None) -> None:
@@ -74,8 +73,10 @@ def init_process_worker(blas_threads: int, malloc: str | None, owner_pid: int | 
 
 
 def init_dask_worker(blas_threads: int, malloc: str | None) -> int | None:
-    """In a dask worker (``Client.run``, not the worker's main thread): the limits of :func:`apply_limits`."""
-    return apply_limits(Setup(blas_threads, malloc))
+    """In a dask worker (``Client.run``, not the worker's main thread): the limits of :func:`apply_limits`;
+    returns the BLAS thread count now in force."""
+    apply_limits(Setup(blas_threads, malloc))
+    return blas_threads_here()
 
 
 def blas_threads_here(_: Any = None) -> int | None:

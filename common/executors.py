@@ -140,7 +140,7 @@ DEFAULTS: tuple[str, ...] = tuple(n for n, e in REGISTRY.items() if e.default)
 
 def of(name: str) -> Executor | None:
     """The record of executor ``name``, or of the executor of a pool name (``process/fork``); None if unknown."""
-    return REGISTRY.get(name.split("/", 1)[0])
+    return REGISTRY.get(family(name))
 
 
 @dataclass(frozen=True, order=True)

@@ -64,11 +64,16 @@ class Analysis:
         return seeded(f"{self.salt}{kind}{Path(r.run.source).name}:{r.name}")
 
     def speedup_draws(self, pool: Record, serial: Record) -> np.ndarray:
-        """Bootstrap draws of ``serial`` / ``pool`` (drawn once per pool record)."""
+        """Bootstrap draws of ``serial`` / ``pool`` (drawn once per pool record: scaling_points asks
+        once per pool, with the serial baseline of its run)."""
         key = id(pool)
         if key not in self._draws:
             self._draws[key] = speedup_draws(pool, serial, self._seed("", pool))
         return self._draws[key]
+
+    def draws_of(self, pool: Record) -> np.ndarray:
+        """The speedup draws behind a pool record's point (one that :meth:`point_of` finds)."""
+        return self._draws[id(pool)]
 
     def medians(self, r: Record) -> np.ndarray:
         """Bootstrap draws of a record's median round (drawn once per record)."""

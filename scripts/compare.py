@@ -276,10 +276,6 @@ def same_machine(base: Record, cur: Record) -> bool:
 # --- comparison -----------------------------------------------------------------------------------
 
 
-def _serials(records: list[Record]) -> dict[str, Record]:
-    return {r.workload: r for r in records if r.case == "scaling" and r.executor == "serial"}
-
-
 def _index_members(records: list[Record]) -> dict[str, list[Record]]:
     """Scaling cases grouped by index: pool and worker count (2 and more), CPU-bound kinds that can scale."""
     groups: dict[str, list[Record]] = {}
@@ -302,7 +298,6 @@ class Sampler:
 
     def __init__(self, an: Analysis) -> None:
         self.an = an
-        self.serials = _serials(an.records)
 
     def has(self, r: Record) -> bool:
         return r.case == "scaling" and r.executor != "serial" and self.an.point_of(r) is not None
@@ -321,7 +316,7 @@ class Sampler:
 
     def draws(self, r: Record) -> np.ndarray:
         """Draws of the speedup (scripts.metrics: serial rounds paired with the pool's when recorded)."""
-        return self.an.speedup_draws(r, self.serials[r.workload])
+        return self.an.draws_of(r)
 
     def medians(self, r: Record) -> np.ndarray:
         return self.an.medians(r)
