@@ -153,10 +153,17 @@ class _QuietAfterStop(logging.Filter):
         return stopping.STATE.signal is None
 
 
+#: Loggers whose reports after a stop signal are its echo: asyncio's (a cluster's start-up task
+#: failing) and distributed.process's ("process N exit status was already read, will report
+#: exitcode 255": the stop's final kill reaped a worker before dask's own watcher did).
+QUIET_AFTER_STOP = ("asyncio", "distributed.process")
+
+
 def _quiet_asyncio_after_stop() -> None:
-    log = logging.getLogger("asyncio")
-    if not any(isinstance(f, _QuietAfterStop) for f in log.filters):
-        log.addFilter(_QuietAfterStop())
+    for name in QUIET_AFTER_STOP:
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _QuietAfterStop) for f in log.filters):
+            log.addFilter(_QuietAfterStop())
 
 
 @contextlib.contextmanager
@@ -332,7 +339,22 @@ class DaskExecutor(Executor):
 
         Short, so that a stop signal's bound holds (bench/stopping.py); whatever is still alive
         after it is killed with the rest of the suite's process tree.
+
+        After a stop signal an embedded cluster is not closed but killed: the run ends anyway, and
+        a graceful close races its nannies (which live in this process) against a worker process
+        they are starting or restarting, whose bootstrap then reads a closed pipe and prints
+        ``EOFError: Ran out of input`` with a traceback (seen once in the interruption sweep:
+        cold_start, dask, SIGINT mid-round). Restarts are turned off first, then every process
+        of the run is frozen and killed (bench.stopping.kill_descendants).
         """
+        from bench import stopping  # noqa: PLC0415  (stopping is the suite's; this module loads in workers)
+
+        if self.cluster is not None and stopping.STATE.signal is not None:
+            for nanny in getattr(self.cluster, "workers", {}).values():
+                with contextlib.suppress(Exception):
+                    nanny.auto_restart = False
+            stopping.kill_descendants()
+            return
         self._close(TERMINATE_S)
 
     def _close(self, timeout: float) -> None:

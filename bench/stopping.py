@@ -237,13 +237,15 @@ def _resource_tracker_pid() -> int | None:
 def kill_descendants() -> int:
     """SIGKILL every live descendant (pool workers, forkservers, probes, orphans reparented here).
 
-    The resource tracker is spared: it exits by itself once this process is gone. Returns how many
-    processes were killed.
+    The tree is frozen first (SIGSTOP), then killed: a stopped process can neither fork another
+    nor, when its parent dies first, wake up and print a traceback (a worker process still in its
+    bootstrap reads a closed pipe as "EOFError: Ran out of input"). The resource tracker is spared:
+    it exits by itself once this process is gone. Returns how many processes were killed.
     """
     me = psutil.Process()
     spare = _resource_tracker_pid()
     killed: list[psutil.Process] = []
-    for _ in range(3):  # a process forked between listing and killing is caught by the next pass
+    for _ in range(3):  # a process forked between listing and freezing is caught by the next pass
         try:
             found = [p for p in me.children(recursive=True) if p.pid != spare]
         except psutil.Error:
@@ -253,8 +255,11 @@ def kill_descendants() -> int:
             break
         for proc in found:
             with contextlib.suppress(psutil.Error):
-                proc.kill()
+                proc.suspend()
         killed += found
+    for proc in killed:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
     psutil.wait_procs(killed, timeout=REAP_WAIT_S)
     with contextlib.suppress(ChildProcessError, OSError):
         while os.waitpid(-1, os.WNOHANG)[0]:  # reap zombies of orphans adopted as subreaper

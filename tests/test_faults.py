@@ -295,3 +295,25 @@ def test_a_case_over_its_memory_limit_fails_with_the_reason_and_the_run_goes_on(
     names = {b["name"] for b in json.loads((tmp_path / "out.json").read_text())["benchmarks"]}
     assert names == {f"test_scaling[io_sleep-process-{METHOD}-w1]"}
     assert not no_survivors(env["_mark"])
+
+
+_TREE = """
+import subprocess, sys, time
+import psutil
+from bench import stopping
+grandchild = "import subprocess, time; subprocess.Popen(['sleep', '60']); time.sleep(60)"
+child = subprocess.Popen([sys.executable, "-c", grandchild])
+time.sleep(1)
+tree = psutil.Process().children(recursive=True)
+print(len(tree), stopping.kill_descendants(), sum(p.is_running() and p.status() != "zombie" for p in tree))
+"""
+
+
+def test_the_final_kill_freezes_and_kills_the_whole_tree():
+    """bench.stopping.kill_descendants: every descendant (a child and its own child) frozen, then gone."""
+    done = subprocess.run(
+        [sys.executable, "-c", _TREE], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    found, killed, alive = map(int, done.stdout.split())
+    assert found == 2 and killed == 2 and alive == 0
