@@ -154,16 +154,25 @@ class _QuietAfterStop(logging.Filter):
 
 
 #: Loggers whose reports after a stop signal are its echo: asyncio's (a cluster's start-up task
-#: failing) and distributed.process's ("process N exit status was already read, will report
-#: exitcode 255": the stop's final kill reaped a worker before dask's own watcher did).
+#: failing), distributed.process's ("process N exit status was already read, will report exitcode
+#: 255": the stop's final kill reaped a worker before dask's own watcher did), and whatever dask
+#: says through its own handlers ("distributed", "tornado": a nanny refused a new worker process
+#: after the stop, bench.stopping.refuse_new_processes).
 QUIET_AFTER_STOP = ("asyncio", "distributed.process")
+QUIET_HANDLERS_AFTER_STOP = ("distributed", "tornado")
+
+
+def _quiet(filterer: logging.Filterer) -> None:
+    if not any(isinstance(f, _QuietAfterStop) for f in filterer.filters):
+        filterer.addFilter(_QuietAfterStop())
 
 
 def _quiet_asyncio_after_stop() -> None:
     for name in QUIET_AFTER_STOP:
-        log = logging.getLogger(name)
-        if not any(isinstance(f, _QuietAfterStop) for f in log.filters):
-            log.addFilter(_QuietAfterStop())
+        _quiet(logging.getLogger(name))
+    for name in QUIET_HANDLERS_AFTER_STOP:
+        for handler in logging.getLogger(name).handlers:  # dask's own: records of every child logger pass here
+            _quiet(handler)
 
 
 @contextlib.contextmanager

@@ -34,6 +34,7 @@ import contextlib
 import ctypes
 import functools
 import json
+import multiprocessing.process
 import os
 import signal
 import sys
@@ -138,6 +139,35 @@ def install(where_saved: Callable[[], str], say: Callable[[str], None] = _to_std
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    refuse_new_processes()
+
+
+class StoppingError(RuntimeError):
+    """A background thread asked for a new process after a stop signal."""
+
+
+def refuse_new_processes() -> None:
+    """After a stop signal, a background thread of this process starts no new multiprocessing process.
+
+    A dask nanny (it lives in this process) starts or restarts its worker process from a thread of
+    its own; one started while the run stops is still in its spawn bootstrap, reading its
+    preparation data from this process, when this process exits, and prints ``EOFError: Ran out of
+    input`` with a traceback (seen in the interruption sweep: dask, SIGINT mid-round and SIGTERM at
+    teardown). The main thread is left alone: after a stop it starts nothing anyway, and its own
+    path through the stop must stay the KeyboardInterrupt.
+    """
+    base = multiprocessing.process.BaseProcess
+    if getattr(base.start, "_poolbench", False):
+        return
+    original = base.start
+
+    def start(self: Any) -> None:
+        if STATE.signal is not None and threading.current_thread() is not threading.main_thread():
+            raise StoppingError(f"poolbench is stopping ({STATE.signal}): no new process")
+        original(self)
+
+    start._poolbench = True  # type: ignore[attr-defined]
+    base.start = start  # type: ignore[method-assign]
 
 
 #: One entry per fork under way in this process (see install). A stop signal that arrives then is

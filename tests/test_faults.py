@@ -317,3 +317,33 @@ def test_the_final_kill_freezes_and_kills_the_whole_tree():
     assert done.returncode == 0, done.stderr
     found, killed, alive = map(int, done.stdout.split())
     assert found == 2 and killed == 2 and alive == 0
+
+
+_REFUSE = """
+import multiprocessing, threading
+from bench import stopping
+stopping.refuse_new_processes()
+stopping.STATE.signal = "SIGINT"
+seen = []
+def start():
+    try:
+        multiprocessing.get_context("spawn").Process(target=print).start()
+        seen.append("started")
+    except stopping.StoppingError as exc:
+        seen.append(str(exc))
+t = threading.Thread(target=start)
+t.start(); t.join()
+main = multiprocessing.get_context("fork").Process(target=print)
+main.start(); main.join()
+print(seen[0]); print("main", main.exitcode)
+"""
+
+
+def test_after_a_stop_no_background_thread_starts_a_process():
+    """bench.stopping.refuse_new_processes: a dask nanny's thread cannot start a worker once the run stops."""
+    done = subprocess.run(
+        [sys.executable, "-c", _REFUSE], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.split("\n")
+    assert "poolbench is stopping (SIGINT): no new process" in lines and "main 0" in lines
