@@ -37,7 +37,7 @@ def test_dispatch(benchmark, case, suite):
             func=work.func,
             args=args,
             check=lambda i, result: result == args[i],
-            rounds=suite.settings["rounds"],
+            rounds=suite.settings["dispatch_rounds"],
             warmup_rounds=suite.settings["warmup_rounds"],
         )
         if case.chunksize == 1:

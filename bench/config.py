@@ -23,7 +23,7 @@ from bench.backend import missing_line
 from bench.cpus import CpuInfo
 from bench.plan import Sizing
 from common import executors as executor_names
-from common import plan
+from common import plan, reference
 from common.schema import SKIP_MISSING_ENV
 from workloads import PROFILES, get, scaling_names
 from workloads.io_bound import IO_DIR_ENV
@@ -35,7 +35,9 @@ EXECUTORS = executor_names.NAMES
 #: seconds to start per case, and ``distributed`` is an optional dependency) run when named.
 DEFAULT_EXECUTORS = executor_names.DEFAULTS
 CASES = ("scaling", "cold_start", "dispatch", "payload", "memory", "default_workers", "crash")
-SIZES = ("calibrated", "fixed")
+#: ``--sizes``: calibrated keeps this machine's last calibration while it fits (bench/sizing.py), fresh
+#: calibrates anew, fixed runs the registry's sizes.
+SIZES = ("calibrated", "fresh", "fixed")
 #: The default-workers trap is shown on one CPU-bound and one I/O-bound workload, in every run.
 DEFAULT_WORKERS_WORKLOADS = ("cpu_python", "io_sleep")
 
@@ -170,9 +172,12 @@ def parse_malloc(text: str | None) -> str:
 
 
 def parse_sizes(text: str | None, sizes_from: str | None) -> str:
-    """``--sizes``: calibrated (the default) or fixed; ``--sizes-from`` replaces both."""
+    """``--sizes``: calibrated (the default: this machine's last calibration kept while it fits), fresh or
+    fixed; ``--sizes-from`` replaces them."""
     if text is not None and text not in SIZES:
-        raise OptionError(f"--sizes: unknown {text!r}; choose calibrated (the default) or fixed, or use --sizes-from")
+        raise OptionError(
+            f"--sizes: unknown {text!r}; choose calibrated (the default), fresh or fixed, or use --sizes-from"
+        )
     if text is not None and sizes_from is not None:
         raise OptionError(f"--sizes {text} and --sizes-from: choose one (--sizes-from reuses a run's sizes exactly)")
     return "from" if sizes_from is not None else (text or "calibrated")
@@ -214,10 +219,10 @@ def read_sizes_from(path: str, profile: str, names: tuple[str, ...]) -> dict[str
             f"{where}: holds no size for workload {lacking[0]!r}; leave it out of --workloads, "
             "or leave --sizes-from out to calibrate"
         )
-    return {name: Sizing(_as_saved(sizes[name]["param"]), f"from {path}", sizes[name].get("task_s")) for name in names}
+    return {name: Sizing(as_saved(sizes[name]["param"]), f"from {path}", sizes[name].get("task_s")) for name in names}
 
 
-def _as_saved(param: Any) -> Any:
+def as_saved(param: Any) -> Any:
     """A parameter read back from JSON: a list was a tuple when it was saved (``io_file``'s (KiB, files))."""
     return tuple(param) if isinstance(param, list) else param
 
@@ -261,6 +266,23 @@ def parse_blas_threads(text: str | None) -> int:
     if value < 1:
         raise OptionError(f"--blas-threads: {text!r} is not a whole number >= 1; use 1 (the default) or more")
     return value
+
+
+def parse_passes(text: str | None, profile: str) -> Mapping[str, Any]:
+    """``--passes``: how many times every scaling point is measured (default: the profile's); the profile's
+    settings with it."""
+    settings = PROFILE_SETTINGS[profile]
+    if text is None:
+        return settings
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise OptionError(
+            f"--passes: {text!r} is not a whole number >= 1; use {settings['passes']} (the {profile} profile's) or more"
+        )
+    return MappingProxyType({**settings, "passes": value})
 
 
 LABEL_ENV = "POOLBENCH_LABEL"
@@ -367,7 +389,8 @@ class SuiteConfig:
             "sizes": self.sizes_mode,
             "sizes_from": self.sizes_from,
             "target_task_s": plan.TARGET_TASK_S[self.profile],
-            "probe_tasks": plan.PROBE_TASKS,
+            "probe_tasks": reference.PROBE_TASKS,
+            "probe_warm_tasks": reference.PROBE_WARM_TASKS,
             **dict(self.settings),
         }
 
@@ -417,7 +440,7 @@ def build_config(
         malloc=parse_malloc(options.get("malloc")),
         cpu=cpu,
         default_start_method=default_method,
-        settings=PROFILE_SETTINGS[profile],
+        settings=parse_passes(options.get("passes"), profile),
         case_timeout=parse_case_timeout(options.get("case_timeout")),
         journal=parse_journal(options.get("journal")),
         label=parse_label(environ.get(LABEL_ENV)),

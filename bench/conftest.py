@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 
-from bench import allocator, benchmark_api, cluster, cpus, machine, measure, preflight, sizing, stopping
+from bench import allocator, benchmark_api, cluster, cpus, machine, measure, preflight, sizing, stopping, workers
 from bench.backend import backend, missing_line
 from bench.cases import GENERATORS, left_out_lines
 from bench.config import CASES, DEFAULT_EXECUTORS, EXECUTORS, OptionError, SuiteConfig, build_config
 from bench.journal import Journal, journal_path
 from bench.plan import size_line
 from bench.saving import SaveError, make_saving_atomic, writable_folder
-from bench.terminal import scaling_waits, speedup_table, summary_workers, tell, warn
+from bench.terminal import defects, scaling_waits, speedup_table, summary_workers, tell, warn
 from bench.timeouts import case_deadline
 from common.schema import WORKLOAD_FILES_ENV, denied_line, denied_summary
 from workloads import PROFILES, scaling_names
@@ -38,6 +38,8 @@ STATUS_KEY = pytest.StashKey[int]()
 USER_KEY = pytest.StashKey["list[tuple[str, str | None]]"]()
 LOAD_KEY = pytest.StashKey["list[float] | None"]()
 STARTED_KEY = pytest.StashKey[str]()
+FROZEN_KEY = pytest.StashKey[int]()
+INFO_KEY = pytest.StashKey[dict]()
 
 
 OPTIONS = {
@@ -49,12 +51,16 @@ OPTIONS = {
     "dask_configs": "comma list of the embedded dask cluster's configurations: default (as dask ships), "
     "tuned (scheduler queue off, worker profiler off, results gathered in one call) (default: both)",
     "profile": f"task sizes, batch sizes and rounds: {' | '.join(PROFILES)} (default: default)",
+    "passes": "times every scaling point is measured, each on fresh pools, one pass after the other (default: the "
+    "profile's: 2 quick, 3 default and full); its intervals come from the passes, so 1 gives intervals a rerun "
+    "can miss",
     "cases": f"comma list of {', '.join(CASES)} (default: all)",
     "blas_threads": "BLAS threads per worker, set with threadpoolctl (default: 1)",
     "malloc": "allocator policy in the suite and every worker: neutral (no page faults per task once warm; "
     "default), fixed (every buffer >= 128 KiB mapped per task) or dynamic (glibc as it ships)",
-    "sizes": "task sizes: calibrated (each workload's serial task takes the profile's target time on this host; "
-    "default) or fixed (the registry's sizes, the same work on every host)",
+    "sizes": "task sizes: calibrated (each workload's serial task takes the profile's target time on this host, "
+    "kept from this machine's last calibration while it fits; default), fresh (calibrated anew) or fixed (the "
+    "registry's sizes, the same work on every host)",
     "sizes_from": "a results .json of an earlier run: reuse its task sizes exactly (a CI gate compares equal work)",
     "case_timeout": "seconds one case may run before it fails and its workers are stopped (default: 600; 0: none)",
     "journal": "JSON Lines file of finished cases (default: beside --benchmark-json or the autosave file)",
@@ -157,7 +163,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             warn(session.config, NO_WAIT_LINE)
     if not session.config.option.collectonly:
         suite = session.config.stash[CONFIG_KEY]
-        sized = sizing.size_workloads(suite)
+        session.config.stash[FROZEN_KEY] = workers.freeze_heap()  # as before every case (calibration times tasks)
+        cache = getattr(session.config, "cache", None)  # pytest's cache: absent with -p no:cacheprovider
+        key = sizing.remembered_key(suite, machine.package_version("numpy"))
+        remembered = cache.get(key, {}) if cache is not None else None
+        sized = sizing.size_workloads(suite, remembered=remembered)
+        if cache is not None and remembered:
+            cache.set(key, remembered)
         if sized:
             session.config.stash[CONFIG_KEY] = dataclasses.replace(suite, sizes=sized)
         if line := size_line(sized, suite):
@@ -177,6 +189,8 @@ def pytest_runtest_call(item: pytest.Item):
     """Fail a case that runs past --case-timeout (its pools are stopped on the way out); record its wall time."""
     stopping.checkpoint()  # a stop signal held somewhere (a fork) stops the run before the next case
     started = time.perf_counter()
+    # The suite's own heap out of the case's collections, as every worker's (common/reference.py).
+    item.config.stash[FROZEN_KEY] = workers.freeze_heap()
     with case_deadline(item.config.stash[CONFIG_KEY].case_timeout):
         result = yield
     bench = getattr(item, "funcargs", {}).get("benchmark")
@@ -314,13 +328,14 @@ def _denied(config: pytest.Config) -> dict[str, Any]:
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     """Add what bounds the measurement (bench/machine.py): effective CPUs, BLAS, versions, options, load."""
-    machine_info["poolbench"] = machine.poolbench_info(
+    machine_info["poolbench"] = config.stash[INFO_KEY] = machine.poolbench_info(
         config.stash[CONFIG_KEY],
         malloc=config.stash[MALLOC_KEY],
         user_workloads=config.stash[USER_KEY],
         loadavg_start=config.stash[LOAD_KEY],
         started_at=config.stash[STARTED_KEY],
         cpu_denied=_denied(config),
+        frozen_objects=config.stash.get(FROZEN_KEY, None),
     )
 
 
@@ -334,14 +349,18 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     finished = _finished(config)
     recommended = suite.cpu.recommended_workers
     workers = summary_workers(suite.workers, recommended)
-    table = speedup_table((b.fixture for b in finished), workers)
+    # what the saved results hold of the CPUs (an existing cluster's workers); not saved: this run's own
+    info = config.stash.get(INFO_KEY, None) or {"effective_cpus": suite.cpu.effective_cpus}
+    table = speedup_table([b.fixture for b in finished], workers, info)
     if table or finished:
         terminalreporter.section("poolbench")
     if table:
         why = "recommended here" if workers == recommended else f"the most swept; {recommended} recommended here"
-        terminalreporter.write_line(f"speedup over serial at {workers} workers ({why}; median rounds):")
+        terminalreporter.write_line(f"speedup over serial at {workers} workers ({why}; throughput ratio):")
         for line in table:
             terminalreporter.write_line("  " + line)
+    if defect := defects([b.fixture for b in finished], info):
+        warn(config, defect)
     saved = [str(p) for p in getattr(bench_session, "poolbench_saved", [])]
     journal = _journal_name(config)
     if saved:

@@ -20,7 +20,7 @@ from bench.config import SuiteConfig
 from bench.cpus import read_memory_cgroup
 from bench.executors import blas_limit_here, blas_threads_of, terminate, warm_pool
 from bench.measure import BatchRounds, RoundMeter, WrongAnswer
-from common import plan
+from common import reference
 from common.schema import SCHEMA_VERSION
 
 
@@ -103,14 +103,16 @@ def run_batches(
     rounds: int,
     warmup_rounds: int,
     probe_args: Sequence[Any] | None = None,
+    probe_warm_args: Sequence[Any] = (),
     warm_args: Sequence[Any] | None = None,
     least_batch_s: Callable[[int, int], float] | None = None,
 ) -> dict[str, Any]:
     """Time ``pool.map(func, args)`` once per round on a warm pool; check every answer of every round.
 
-    ``probe_args``: after each timed round, also time ``func`` over these serially in this thread,
-    with BLAS capped as for the serial case (extra_info ``serial_samples_s``, one per timed round,
-    and ``serial_tasks``): the drift-cancelling serial reference (bench/plan.py).
+    ``probe_args``: bracket the timed rounds with serial probes of ``func`` over these, in this thread
+    with BLAS capped as for the serial case, each after ``probe_warm_args`` run untimed (extra_info
+    ``serial_samples_s``, one before the first timed round and one after each, ``serial_tasks`` and
+    ``serial_warm_tasks``): the serial reference (common/reference.py).
     ``warm_args``: before the first round, one untimed batch of these (one task per worker: every
     worker's first task pays its imports, page faults and caches), its answers checked; with it, a
     scaling case needs no warm-up round of a whole batch.
@@ -119,6 +121,7 @@ def run_batches(
     Returns the extra_info it recorded (also set on ``benchmark``).
     """
     probe = list(probe_args) if probe_args else None
+    probe_warm = list(probe_warm_args) if probe else []
     batch = BatchRounds(
         run_batch=lambda: list(pool.map(func, args, chunksize=case.chunksize)),
         check=check,
@@ -127,6 +130,8 @@ def run_batches(
         warmup_rounds=warmup_rounds,
         paired=(lambda: [func(a) for a in probe]) if probe else None,
         paired_tasks=len(probe) if probe else 0,
+        paired_warm=(lambda: [func(a) for a in probe_warm]) if probe_warm else None,
+        paired_warm_tasks=len(probe_warm),
         cgroup=suite.cpu.cgroup,
         floor_s=least_batch_s(len(args), 1 if case.executor == "serial" else case.workers) if least_batch_s else None,
         paired_floor_s=least_batch_s(len(probe), 1) if least_batch_s and probe else None,
@@ -157,6 +162,7 @@ def run_batches(
         info["serial_samples_s"] = [round(t, 9) for t in batch.paired_samples]
         info["serial_cpu_samples_s"] = [round(t, 9) for t in batch.paired_cpu_samples]
         info["serial_tasks"] = len(probe)
+        info["serial_warm_tasks"] = len(probe_warm)
     if batch.settle_samples:
         info["settle_samples_s"] = [round(t, 6) for t in batch.settle_samples]
     benchmark.extra_info.update(info)
@@ -167,12 +173,14 @@ def run_workload(benchmark: Any, suite: SuiteConfig, case: Case, pool: Executor)
     """A batch of ``case.workload`` at this run's task size (bench/sizing.py), every answer checked.
 
     The pool is warmed by one task per worker, then every round is timed (bench/plan.py); scaling
-    cases of pools time a serial probe after each round; every batch case records its pass.
+    cases of pools bracket their rounds with serial probes (common/reference.py); every batch case
+    records its pass.
     """
     work = workloads.get(case.workload)
     param = suite.param(case.workload)
     tasks = case.tasks or work.size(suite.profile).tasks
     workers = 1 if case.executor == "serial" else case.workers
+    probed = case.case == "scaling"  # the serial case too: its probes against its batch are the reference's check
     info = run_batches(
         benchmark,
         suite,
@@ -184,7 +192,8 @@ def run_workload(benchmark: Any, suite: SuiteConfig, case: Case, pool: Executor)
         rounds=suite.settings["rounds"],
         warmup_rounds=0,
         warm_args=[param] * workers,
-        probe_args=[param] * plan.PROBE_TASKS if case.case == "scaling" and case.executor != "serial" else None,
+        probe_args=[param] * reference.PROBE_TASKS if probed else None,
+        probe_warm_args=[param] * reference.PROBE_WARM_TASKS if probed else (),
         least_batch_s=(lambda n, w: work.least_batch_s(param, n, w)) if work.least_batch_s else None,
     )
     sized = suite.sizes.get(case.workload) if suite.sizes else None

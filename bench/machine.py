@@ -10,6 +10,7 @@ of the run (a busy machine is named in one line at the end: its numbers are susp
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import importlib.metadata
 import os
@@ -25,7 +26,7 @@ from bench import allocator, cpus, measure
 from bench.backend import backend, missing_line
 from bench.config import EXECUTORS, SuiteConfig
 from bench.executors import blas_libraries, executor_defaults
-from common import plan
+from common import plan, reference
 from common.schema import MEMORY_FILESYSTEMS, SCHEMA_VERSION, busy_line, python_build
 
 #: Environment variables that change what a measurement means; recorded with every run.
@@ -84,7 +85,7 @@ def _sha256(path: str | None) -> str | None:
         return None
 
 
-def _version(dist: str) -> str | None:
+def package_version(dist: str) -> str | None:
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
@@ -99,6 +100,7 @@ def poolbench_info(
     loadavg_start: list[float] | None,
     started_at: str | None = None,
     cpu_denied: dict[str, Any] | None = None,
+    frozen_objects: int | None = None,
 ) -> dict[str, Any]:
     """``machine_info["poolbench"]``: every key is part of the results schema (docs/results-schema.md)."""
     return {
@@ -121,7 +123,7 @@ def poolbench_info(
         "python_build": python_build(platform.python_version(), free_threaded()),
         "versions": {
             "python": platform.python_version(),
-            **{d: _version(d) for d in ("numpy", "pytest", "pytest-benchmark", "psutil", "threadpoolctl")},
+            **{d: package_version(d) for d in ("numpy", "pytest", "pytest-benchmark", "psutil", "threadpoolctl")},
         },
         "environment": {k: os.environ.get(k) for k in RECORDED_ENV},
         "workload_files": [
@@ -148,6 +150,14 @@ def poolbench_info(
         # (bench/plan.py); what --sizes-from reads back.
         "sizes": {name: s.as_dict() for name, s in (suite.sizes or {}).items()},
         "plan": plan_info(suite),
+        # How garbage collection met the timed regions (common/reference.py): the suite's heap and each
+        # worker's start-up heap frozen out of it, so a collection costs what the tasks made.
+        "gc": {
+            "policy": "frozen",
+            "enabled": gc.isenabled(),
+            "thresholds": list(gc.get_threshold()),
+            "frozen_objects": frozen_objects,
+        },
     }
 
 
@@ -160,7 +170,10 @@ def plan_info(suite: SuiteConfig) -> dict[str, Any]:
         "batch_tasks": {str(w): suite.batch(w) for w in suite.workers},
         "sweep_rule": f"powers of two up to min(4 * C, {plan.SWEEP_CAP}), and C",
         "passes": suite.settings["passes"],
-        "probe_tasks": plan.PROBE_TASKS,
+        "probe_tasks": reference.PROBE_TASKS,
+        "probe_warm_tasks": reference.PROBE_WARM_TASKS,
+        "reference": "rounds bracketed by serial probes: one before the first timed round and one after each, "
+        "each untimed warm task(s) then timed ones; a round's reference is the mean of the probes beside it",
     }
 
 

@@ -449,10 +449,11 @@ class BatchRounds:
     CPU time, throttling and peak RSS around each round (timed rounds only), and every answer of the
     round just run is checked, warm-up rounds included.
 
-    With ``paired`` (a function that runs ``paired_tasks`` of the same tasks serially: the serial
-    probe, bench/plan.py), ``teardown`` also times it right after each timed pool round and keeps
-    the times in ``paired_samples``: round i of the pool and probe i are moments apart, so a slow
-    phase of a shared host hits both (scripts/metrics.py divides them). Its answers are checked too.
+    With ``paired`` (a function that runs ``paired_tasks`` of the same tasks serially) the rounds are
+    bracketed by serial probes (common/reference.py): one before the first timed round and one after
+    each, each made of ``paired_warm`` (untimed: the first task after a pool round runs cold) and then
+    ``paired`` timed; the times go to ``paired_samples`` (rounds + 1), their answers are checked.
+    A probe and the rounds beside it are moments apart, so a slow phase of a shared host hits both.
 
     With ``floor_s`` (the least wall time a right batch can take, e.g. ceil(N / W) sleeps), a round
     that ends sooner fails: the parent's clock checks what the task's own answer claims.
@@ -465,17 +466,20 @@ class BatchRounds:
     warmup_rounds: int = 0
     paired: Callable[[], list[Any]] | None = None
     paired_tasks: int = 0
+    #: The untimed start of every probe: runs ``paired_warm_tasks`` serial tasks, answers checked.
+    paired_warm: Callable[[], list[Any]] | None = None
+    paired_warm_tasks: int = 0
     cgroup: CgroupCpu | None = None
     floor_s: float | None = None
     paired_floor_s: float | None = None
     paired_samples: list[float] = field(default_factory=list)
-    #: Called after each timed round, before its probe: waits until the pool's own clean-up of the
-    #: round is done (a dask cluster frees the round's results in this process's event loop, which
+    #: Called before each probe: waits until the pool's own clean-up of the round (or the warm-up
+    #: batch) is done (a dask cluster frees the round's results in this process's event loop, which
     #: would slow the probe; bench/cluster.py ``DaskExecutor.settle``) and returns the seconds waited.
     settle: Callable[[], float] | None = None
     settle_samples: list[float] = field(default_factory=list)
-    #: The CPU time of each serial probe (this thread's): the CPU a task costs alone, at the moment
-    #: of the round it pairs with (scripts/metrics.py ``overhead_model``).
+    #: The CPU time of each probe's timed tasks (this thread's): the CPU a task costs alone, at the
+    #: moment of the rounds beside it (scripts/metrics.py ``overhead_model``).
     paired_cpu_samples: list[float] = field(default_factory=list)
     meter: RoundMeter = field(init=False)
     _results: list[Any] | None = field(default=None, repr=False)
@@ -494,6 +498,8 @@ class BatchRounds:
 
     def setup(self) -> None:
         self._results = None
+        if self.paired is not None and self.meter.timing and not self.paired_samples:
+            self.probe()  # the probe before the first timed round
         self.meter.start()
 
     def target(self) -> None:
@@ -506,16 +512,24 @@ class BatchRounds:
         self._check_floor(took, self.floor_s)
         self.verify()
         if self.paired is not None and timed:
-            if self.settle is not None:
-                self.settle_samples.append(self.settle())
-            cpu = time.thread_time()
-            started = time.perf_counter()
-            self._results = self.paired()
-            took = time.perf_counter() - started
-            self.paired_cpu_samples.append(time.thread_time() - cpu)  # the probe's own CPU, this thread
-            self._check_floor(took, self.paired_floor_s, "serial probe paired with this case")
-            self.verify("serial probe paired with this case", self.paired_tasks)
-            self.paired_samples.append(took)
+            self.probe()
+
+    def probe(self) -> None:
+        """One serial probe: settle, the untimed warm task(s), then the timed ones; answers checked."""
+        if self.settle is not None:
+            self.settle_samples.append(self.settle())
+        if self.paired_warm is not None:
+            self._results = self.paired_warm()
+            self.verify("warm-up of the serial probe", self.paired_warm_tasks)
+        assert self.paired is not None
+        cpu = time.thread_time()
+        started = time.perf_counter()
+        self._results = self.paired()
+        took = time.perf_counter() - started
+        self.paired_cpu_samples.append(time.thread_time() - cpu)  # the probe's own CPU, this thread
+        self._check_floor(took, self.paired_floor_s, "serial probe paired with this case")
+        self.verify("serial probe paired with this case", self.paired_tasks)
+        self.paired_samples.append(took)
 
     def _check_floor(self, took: float, floor: float | None, what: str | None = None) -> None:
         if floor is not None and self._results is not None and took < floor:

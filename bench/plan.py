@@ -23,9 +23,10 @@ model of the guide's cost table).
   C times more on a big machine, and could not show a speedup above its own task count.
 * **The sweep follows the machine** (``common.plan.sweep``): powers of two up to 4 × C, capped
   at ``SWEEP_CAP`` workers, plus C itself. On 2 CPUs: 1, 2, 4, 8.
-* **The serial reference is a probe**: after each timed round of a pool, ``PROBE_TASKS`` serial
-  task(s) in the suite's thread right after the round, so drift hits both; speedup = the median
-  over rounds of serial time per task × tasks / round time (common.schema.paired_speedup). The
+* **The serial reference is a bracket of probes** (common/reference.py): serial tasks in the
+  suite's thread before the first timed round and after each, each probe warm (an untimed task
+  first) and in a row; a round's reference is the mean of the probes beside it, so drift hits both;
+  speedup = the median over rounds of serial time per task × tasks / round time. The
   passes (the profile's ``passes``) repeat every scaling point on fresh pools, one pass after
   another, so what moves a whole pass lands in the interval (scripts/metrics.py resamples
   passes, then rounds).
@@ -56,7 +57,7 @@ class Sizing:
     """The task parameter a workload runs at in this run, and where it came from."""
 
     param: Any
-    method: str  # "calibrated", "fixed" or "from <file>"
+    method: str  # "calibrated", "kept" (this machine's last calibration, bench/sizing.py), "fixed" or "from <file>"
     task_s: float | None = None  # one serial task, measured at start (None: not measured)
     target_s: float | None = None
     tries: int = 0  # measurements the calibration took
@@ -133,9 +134,15 @@ def size_line(sizes: dict[str, Sizing], suite: Any) -> str | None:
     if suite.sizes_mode == "fixed":
         return "task sizes fixed (--sizes fixed): " + ", ".join(f"{n} {s.param!r}" for n, s in sizes.items())
     done = {n: s for n, s in sizes.items() if s.method == "calibrated"}
+    kept = {n: s for n, s in sizes.items() if s.method == "kept"}
     stopped = {n: s for n, s in sizes.items() if s.method.startswith("fixed:")}
-    if not done and not stopped:
+    if not done and not stopped and not kept:
         return None
     parts = [f"{n} {s.param!r} ({s.task_s * 1e3:.1f} ms)" for n, s in done.items() if s.task_s is not None]
     parts += [f"{n} {s.param!r} ({s.method})" for n, s in stopped.items()]
-    return f"task sizes calibrated to {TARGET_TASK_S[suite.profile] * 1e3:g} ms per serial task: " + ", ".join(parts)
+    line = f"task sizes calibrated to {TARGET_TASK_S[suite.profile] * 1e3:g} ms per serial task: " + ", ".join(parts)
+    if not kept:
+        return line
+    held = ", ".join(f"{n} {s.param!r} ({s.task_s * 1e3:.1f} ms)" for n, s in kept.items() if s.task_s is not None)
+    held = f"task sizes kept from this machine's last calibration (--sizes fresh calibrates anew): {held}"
+    return f"{line}; {held}" if parts else held

@@ -6,17 +6,30 @@ CPU-bound task is timed by the process's CPU clock, not the wall clock: under a 
 (``cpus: 0.5``) or beside a busy neighbour a task's wall time stretches while its work does not,
 so the same host gives the same sizes in every container of the matrix and on a busy day. An I/O
 task is timed by the wall clock (its time is the wait).
+
+**Calibration is kept.** A host's speed moves between runs: measured on a 2-vCPU AMD EPYC guest,
+each vCPU switches between two speeds 1.5× apart every 0.1-0.5 s, so three calibrations in a row
+picked three sizes for five of eight workloads (cpu_python 25000, 22272, 25000; zlib 262144, 220160,
+441344), and the runs' speedups then compared different work. So a calibration is remembered in
+pytest's cache (``.pytest_cache``, keyed by the machine, Python build, NumPy, the allocator policy,
+BLAS threads, profile and each task function's code), and the next run on the same machine keeps a
+workload's size while one warm task there still takes within :data:`KEEP_BAND` of the target; only a
+workload outside it is calibrated anew. ``--sizes fresh`` calibrates everything anew (and
+remembers that); ``-p no:cacheprovider`` keeps nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import marshal
+import platform
 import time
 from collections.abc import Callable
 from typing import Any
 
 from bench import plan, stopping
-from bench.config import SuiteConfig, sized_workloads
+from bench.config import SuiteConfig, as_saved, sized_workloads
 from bench.executors import blas_limit_here
 from bench.timeouts import CaseTimeout, case_deadline
 from common.plan import TARGET_TASK_S
@@ -28,13 +41,24 @@ def clock_for(kind: str) -> Callable[[], float]:
     return time.perf_counter if kind == "io" else time.process_time
 
 
-def size_workloads(suite: SuiteConfig, clock: Callable[[], float] | None = None) -> dict[str, plan.Sizing]:
+#: How far from the target a kept size's warm task may run before the workload is calibrated anew:
+#: an octave either way. Narrower, the host's own speed states (1.5× apart, module doc) would
+#: recalibrate on a phase alone; an octave keeps a pool's dispatch cost within twice its planned
+#: share of a task (bench/plan.py: at most 1.4 % at half the default target).
+KEEP_BAND = (0.5, 2.0)
+
+
+def size_workloads(
+    suite: SuiteConfig, clock: Callable[[], float] | None = None, remembered: dict[str, Any] | None = None
+) -> dict[str, plan.Sizing]:
     """Every workload this run times in batches, with its task parameter and one serial task's time.
 
-    ``calibrated``: workloads whose Size names a scale are calibrated (plan.calibrate), the others
-    (waits, fixed files) keep their size; ``fixed``: every size as the registry has it; ``from``:
-    the sizes ``--sizes-from`` read. Only calibration runs a task here. ``clock``: one
-    clock for every workload (a test's scripted clock); default :func:`clock_for` its kind.
+    ``calibrated``: workloads whose Size names a scale keep their ``remembered`` size (this
+    machine's last calibration, :func:`remembered_key`) while it fits :data:`KEEP_BAND`, else are
+    calibrated (plan.calibrate); ``fresh``: calibrated whatever was remembered; the others (waits,
+    fixed files) keep the registry's size; ``fixed``: every size as the registry has it; ``from``:
+    the sizes ``--sizes-from`` read. ``clock``: one clock for every workload (a test's scripted
+    clock); default :func:`clock_for` its kind. ``remembered`` is updated with what was calibrated.
     """
     target = TARGET_TASK_S[suite.profile]
     fixed_clock = clock
@@ -47,12 +71,64 @@ def size_workloads(suite: SuiteConfig, clock: Callable[[], float] | None = None)
             given = suite.sizes.get(name) if suite.sizes else None
             if given is not None:  # --sizes-from: as saved, nothing run here
                 out[name] = given
-            elif suite.sizes_mode != "calibrated" or size.scale is None:  # the registry's, nothing run here
+            elif suite.sizes_mode not in ("calibrated", "fresh") or size.scale is None:  # the registry's
                 out[name] = plan.Sizing(size.param, "fixed", None, target, 0)
             else:
                 clock = clock_for(work.kind) if fixed_clock is None else fixed_clock
-                out[name] = _calibrated(suite, name, size, clock, target)
+                kept = None
+                if remembered is not None and suite.sizes_mode == "calibrated":
+                    kept = _kept(suite, name, remembered.get(name), clock, target)
+                out[name] = kept or _calibrated(suite, name, size, clock, target)
+                if remembered is not None and out[name].method in ("calibrated", "kept"):
+                    remembered[name] = {"param": out[name].param, "code": code_digest(name)}
     return out
+
+
+def code_digest(name: str) -> str:
+    """A digest of a workload's task function's code: a changed function is calibrated anew."""
+    func = get(name).func
+    code = getattr(func, "__code__", None)
+    raw = marshal.dumps(code) if code is not None else repr(func).encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def remembered_key(suite: SuiteConfig, numpy_version: str | None) -> str:
+    """Where this machine's calibration is remembered in pytest's cache: what a size depends on besides the code."""
+    parts = (
+        platform.node(),
+        platform.machine(),
+        _cpu_model(),
+        platform.python_implementation(),
+        platform.python_version(),
+        numpy_version or "-",
+        suite.profile,
+        suite.malloc,
+        str(suite.blas_threads),
+    )
+    return "poolbench/sizes/" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        return ""
+
+
+def _kept(suite: SuiteConfig, name: str, entry: Any, clock: Callable[[], float], target: float) -> plan.Sizing | None:
+    """The remembered size of ``name`` if it is for this code and a warm task there still fits KEEP_BAND."""
+    if not isinstance(entry, dict) or entry.get("code") != code_digest(name) or "param" not in entry:
+        return None
+    param = as_saved(entry["param"])
+    try:
+        with case_deadline(suite.case_timeout):
+            took = plan.task_seconds(get(name).func, param, clock)
+    except Exception:  # the task misbehaves now (a timeout too): calibrate, which says what happened
+        return None
+    if not KEEP_BAND[0] <= took / target <= KEEP_BAND[1]:
+        return None
+    return plan.Sizing(param, "kept", took, target, 1, _clock_name(clock))
 
 
 def _calibrated(suite: SuiteConfig, name: str, size: Any, clock: Callable[[], float], target: float) -> plan.Sizing:

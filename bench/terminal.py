@@ -10,14 +10,24 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pytest
 
 from bench import benchmark_api
 from common.executors import Pool
-from common.schema import paired_speedup, serial_batch_times
+from common.reference import (
+    Estimate,
+    Paired,
+    capacity,
+    case_paired,
+    defects_line,
+    estimates,
+    ideal_speedup,
+    join,
+    run_defects,
+)
 
 
 def tell(config: pytest.Config, text: str) -> None:
@@ -66,26 +76,58 @@ def summary_workers(swept: tuple[int, ...], recommended: int) -> int:
     return max(below) if below else min(swept)
 
 
-def speedup_table(benchmarks: Iterable[Any], workers: int) -> list[str]:
+def scaling_estimates(
+    benchmarks: Iterable[Any], info: Mapping[str, Any]
+) -> tuple[dict[tuple[str, str, int], tuple[Estimate, float, str]], list[Estimate]]:
+    """Every finished scaling point's estimate and ideal, and each workload's reference bias, as the report's.
+
+    ``benchmarks``: pytest-benchmark fixtures that finished, one per pass of a point; ``info``: what
+    machine_info["poolbench"] holds of the CPUs (``effective_cpus``, an existing cluster's workers).
+    The passes of a point are joined and every figure comes from common/reference.py, which
+    scripts/metrics.py calls too: ``{(workload, pool, workers): (estimate, ideal, kind)}``, [bias].
+    """
+    joined: dict[tuple[str, str, int], list[Paired]] = {}
+    shape: dict[tuple[str, str, int], tuple[str, int, str]] = {}
+    for b in benchmarks:
+        extra, samples = b.extra_info, _samples(b)
+        if extra.get("case") != "scaling" or not samples:
+            continue
+        pairing = case_paired(extra, samples, int(extra.get("tasks") or 1))
+        if pairing is None:
+            continue
+        key = (str(extra["workload"]), _pool(extra), int(extra["workers"]))
+        joined.setdefault(key, []).append(pairing)
+        shape[key] = (str(extra.get("kind")), int(extra.get("tasks") or 1), str(extra["executor"]))
+    figures = {k: join(parts) for k, parts in joined.items()}
+    est = estimates({k: (k[0], p.speedup(), p.values()) for k, p in figures.items()})
+    points = {}
+    biases = []
+    for key, e in est.items():
+        kind, tasks, executor = shape[key]
+        if executor == "serial":
+            biases.append(e)
+            continue
+        points[key] = (e, ideal_speedup(kind, key[2], tasks, capacity(info, executor)), kind)
+    return points, biases
+
+
+def defects(benchmarks: Iterable[Any], info: Mapping[str, Any]) -> str | None:
+    """The run's measurement defects in one line (common/reference.py ``run_defects``), or None."""
+    points, biases = scaling_estimates(benchmarks, info)
+    named = [(f"{w} {p} w{n}", n, kind, e, ideal) for (w, p, n), (e, ideal, kind) in points.items()]
+    return defects_line(run_defects(named, biases))
+
+
+def speedup_table(benchmarks: Iterable[Any], workers: int, info: Mapping[str, Any]) -> list[str]:
     """Rows of "workload  pool speedup ..." for the scaling cases of pools at ``workers`` workers.
 
-    ``benchmarks`` are pytest-benchmark fixtures that finished; a pool's speedup is the median over
-    its rounds (every pass's together) of its paired serial probe, scaled to its batch (serial time
-    per task × tasks), over the round, as scripts/metrics.py does. Empty when nothing qualifies.
+    The speedup of each pool is the report's (:func:`scaling_estimates`). Empty when nothing qualifies.
     """
-    joined: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
-    for b in benchmarks:
-        extra = b.extra_info
-        serial = extra.get("serial_samples_s")
-        samples = _samples(b)
-        if extra.get("case") != "scaling" or extra.get("workers") != workers or not serial or not samples:
-            continue
-        serial_all, pool_all = joined.setdefault((str(extra["workload"]), _pool(extra)), ([], []))
-        serial_all.extend(serial_batch_times(serial, int(extra.get("tasks") or 1), extra.get("serial_tasks")))
-        pool_all.extend(samples)
+    points, _ = scaling_estimates(benchmarks, info)
     cells: dict[str, dict[str, float]] = {}
-    for (workload, pool), (serial_all, pool_all) in joined.items():
-        cells.setdefault(workload, {})[pool] = paired_speedup(serial_all, pool_all)
+    for (workload, pool, n), (e, _, _) in points.items():
+        if n == workers:
+            cells.setdefault(workload, {})[pool] = e.value
     if not cells:
         return []
     pools = sorted({p for row in cells.values() for p in row})

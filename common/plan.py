@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from types import MappingProxyType
 
+from common.reference import PROBE_TASKS, PROBE_WARM_TASKS, probes_per_pass
+
 #: One serial task's target time per profile (seconds). Measured here (2-vCPU AMD EPYC, Python
 #: 3.11): a process pool's empty-task dispatch is about 135 µs per task at chunksize 1, so 20 ms
 #: keeps it under 1 % of a task in the default profile (0.7 %); quick trades that for speed (1.4 %).
@@ -16,29 +18,33 @@ TARGET_TASK_S = {"quick": 0.010, "default": 0.020, "full": 0.040}
 #: Most workers the default sweep reaches, whatever the CPU count (memory: a process worker costs
 #: 10 to 30 MiB of its own; 256 of them fit a 64-CPU server many times over).
 SWEEP_CAP = 256
-#: Serial tasks timed after each timed round of a pool (the drift-cancelling reference).
-PROBE_TASKS = 1
 
 #: What each profile changes besides the target task time. Every round of a scaling case is a
 #: batch of ``tasks_per_cpu`` tasks per busy CPU (:func:`batch_tasks`), about that many task times
 #: long at every worker count, and every round is timed: the pool is warmed first by one untimed
 #: task per worker (a fresh worker's first task pays its imports and page faults), not by a whole
-#: batch. ``warmup_rounds``: the untimed first rounds of the dispatch and payload cases.
+#: batch. ``rounds``: the timed rounds of a scaling (and default-workers) case per pass;
+#: ``dispatch_rounds``, ``payload_rounds``, ``cold_rounds``, ``memory_rounds``: those of the other case
+#: types; ``warmup_rounds``: the untimed first rounds of the dispatch and payload cases.
 #: ``passes``: how many times every scaling point is measured, each time on a fresh pool, one pass
-#: after the other; its interval resamples passes, then rounds (scripts/metrics.py).
+#: after the other; its intervals are built from the passes (common/reference.py), so every profile
+#: has at least two: a single pass cannot see what moves a whole pass (its pool's placement on the
+#: CPUs, a host phase), and its rounds alone gave intervals that a rerun missed. quick spends its
+#: time on two passes of one round each (35 s for the main job here, against 29 s for one pass of
+#: three rounds: measured with ``pytest bench --profile quick`` on this 2-vCPU host).
 PROFILE_SETTINGS = MappingProxyType(
     {
         "quick": {
-            "rounds": 3, "warmup_rounds": 1, "passes": 1, "tasks_per_cpu": 4,
-            "cold_rounds": 3, "memory_rounds": 1, "payload_rounds": 3,
+            "rounds": 1, "warmup_rounds": 1, "passes": 2, "tasks_per_cpu": 4,
+            "cold_rounds": 3, "memory_rounds": 1, "payload_rounds": 3, "dispatch_rounds": 3,
         },
         "default": {
             "rounds": 3, "warmup_rounds": 1, "passes": 3, "tasks_per_cpu": 6,
-            "cold_rounds": 7, "memory_rounds": 2, "payload_rounds": 5,
+            "cold_rounds": 7, "memory_rounds": 2, "payload_rounds": 5, "dispatch_rounds": 3,
         },
         "full": {
             "rounds": 6, "warmup_rounds": 1, "passes": 3, "tasks_per_cpu": 8,
-            "cold_rounds": 15, "memory_rounds": 3, "payload_rounds": 10,
+            "cold_rounds": 15, "memory_rounds": 3, "payload_rounds": 10, "dispatch_rounds": 6,
         },
     }
 )  # fmt: skip
@@ -76,8 +82,9 @@ def main_job_seconds(
 
     Per scaling case of a pool: a warm-up batch of one task per worker, ``rounds`` timed rounds of
     about ``k`` task times each (the batch rule: k tasks per busy CPU; for I/O, waits of ceil(N / W)
-    tasks), a probe task after each, the pool's start (``start_per_worker_s`` per worker) and a
-    fixed per-case cost; per workload a serial case of k tasks per round; all of it ``passes``
+    tasks), serial probes around them (one before the first round and one after each, each of its
+    warm and timed tasks: common/reference.py), the pool's start (``start_per_worker_s`` per worker) and a
+    fixed per-case cost; per workload a serial case of k tasks per round with the same probes; all of it ``passes``
     times. Memory cases start every swept pool size: ``memory_case_s`` = (a, b) costs a + b × W
     each, for ``memory_pools`` pools and a serial one. ``other_s``: the other case types and the
     session's own start and save, taken as measured (they run at fixed sizes). ``task_s``: each
@@ -86,13 +93,14 @@ def main_job_seconds(
     total = 0.0
     for signed in task_s.values():
         io, t = signed < 0, abs(signed)
+        probes_s = probes_per_pass(rounds) * (PROBE_WARM_TASKS + PROBE_TASKS) * t
         for w in sweep(cpus):
             n = batch_tasks(w, cpus, per_cpu)
             round_s = math.ceil(n / w) * t if io else n * t / min(w, cpus)
             warm_s = t if io else w * t / min(w, cpus)
-            case_s = warm_s + rounds * (round_s + PROBE_TASKS * t)
+            case_s = warm_s + rounds * round_s + probes_s
             total += pools * (case_s + w * start_per_worker_s + case_overhead_s)
-        total += (1 + rounds * per_cpu) * t + case_overhead_s
+        total += (1 + rounds * per_cpu) * t + probes_s + case_overhead_s
     a, b = memory_case_s
     memory = a + sum(memory_pools * (a + b * w) for w in sweep(cpus))
     return passes * total + memory + other_s

@@ -7,7 +7,6 @@ read, plot and gate); docs/results-schema.md, documents it for users.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 
 #: Bumped when a key of extra_info or machine_info["poolbench"] is added, changes meaning or goes
@@ -53,10 +52,19 @@ from collections.abc import Sequence
 #:    ``serial_cpu_samples_s`` (each serial probe's own CPU time, the calling thread's);
 #:    machine_info adds ``skipped_executors`` (``executor``, ``why``: asked for or in the default
 #:    set, but missing on this Python or install).
-SCHEMA_VERSION = 6
+#: 7. the serial reference is a bracket of warm probes (common/reference.py): ``serial_samples_s``
+#:    holds one probe before the first timed round and one after each (rounds + 1 per pass; it held
+#:    one cold task after each round), each timing ``serial_tasks`` tasks after
+#:    ``serial_warm_tasks`` (new) untimed ones, and ``serial_cpu_samples_s`` likewise; round i's
+#:    reference is the mean of probes i−1 and i. machine_info adds ``gc`` (garbage collection:
+#:    the suite's heap frozen before every case and each worker's start-up heap, how many objects);
+#:    ``plan`` and ``config`` add ``probe_warm_tasks``, ``plan`` adds ``reference`` (the rule in
+#:    words). Speedups of schema 5-6 read 3-14 % high where the first task after a pool round ran
+#:    cold (issue #30).
+SCHEMA_VERSION = 7
 
 #: Schema versions the loader accepts.
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
 
 #: extra_info keys every poolbench benchmark carries.
 REQUIRED_EXTRA = (
@@ -88,33 +96,6 @@ def recommended_workers(effective_cpus: float) -> int:
     ``1e-9`` keeps a quota read as 2.0000000001 CPUs at 2.)
     """
     return max(1, math.ceil(effective_cpus - 1e-9))
-
-
-def speedup(serial_samples: Sequence[float], pool_samples: Sequence[float]) -> float:
-    """Speedup of a pool against a serial case measured apart: the median serial round over the median pool round.
-
-    Medians, not means: one round slowed by the host moves a mean, not a median.
-    """
-    return statistics.median(serial_samples) / statistics.median(pool_samples)
-
-
-def serial_batch_times(serial_samples: Sequence[float], tasks: int, serial_tasks: object) -> list[float]:
-    """``serial_samples_s`` as serial times of the whole batch: a probe of ``serial_tasks`` tasks
-    (schema 5) scaled by tasks / serial_tasks; without ``serial_tasks`` (schema 2-4) they timed the batch."""
-    scale = tasks / serial_tasks if isinstance(serial_tasks, int) and serial_tasks > 0 else 1.0
-    return [float(x) * scale for x in serial_samples]
-
-
-def paired_speedup(serial_samples: Sequence[float], pool_samples: Sequence[float]) -> float:
-    """Speedup of a pool from paired rounds: the median over rounds of serial reference / pool round.
-
-    Each round and the serial reference timed right after it share the host's phase of the moment;
-    their ratio cancels it, and the median over rounds drops the pairs a phase change split. A
-    ratio of the two medians would mix the phases of different rounds on each side, and spreads
-    more between runs (docs/guide.md, "Against the physical limits", measures both). scripts/metrics.py
-    adds intervals.
-    """
-    return statistics.median(s / p for s, p in zip(serial_samples, pool_samples, strict=True))
 
 
 #: Set by scripts.matrix for the runs of a matrix across Python builds (``--pythons``): an executor

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scripts.metrics import ScalingPoint, record_medians, scaling_points, seeded, speedup_draws
+from common.reference import Estimate
+from scripts.metrics import ScalingPoint, estimate_draws, record_medians, run_checks, scaling_points, seeded
 from scripts.results import Record, Run
 
 
@@ -63,12 +64,12 @@ class Analysis:
         # seeded by the file's name, not its path: the same file gives the same interval in any checkout
         return seeded(f"{self.salt}{kind}{Path(r.run.source).name}:{r.name}")
 
-    def speedup_draws(self, pool: Record, serial: Record) -> np.ndarray:
-        """Bootstrap draws of ``serial`` / ``pool`` (drawn once per pool record: scaling_points asks
-        once per pool, with the serial baseline of its run)."""
+    def speedup_draws(self, pool: Record, estimate: Estimate) -> np.ndarray:
+        """Draws of a pool's speedup from its estimate (drawn once per pool record: scaling_points asks
+        once per pool)."""
         key = id(pool)
         if key not in self._draws:
-            self._draws[key] = speedup_draws(pool, serial, self._seed("", pool))
+            self._draws[key] = estimate_draws(estimate, self._seed("", pool))
         return self._draws[key]
 
     def draws_of(self, pool: Record) -> np.ndarray:
@@ -90,6 +91,10 @@ class Analysis:
         """The points of the runs ``records`` belong to (records of this analysis)."""
         sources = {r.run.source for r in records}
         return [p for p in self.points if p.source in sources]
+
+    def defects(self, view: RunView) -> list[tuple[str, Estimate, float]]:
+        """One run's measurement defects (scripts/metrics.py ``run_checks``), as the terminal names them."""
+        return run_checks(view.points)
 
     @functools.cached_property
     def evidence(self) -> dict[str, object]:

@@ -347,23 +347,20 @@ def recommend(ev: Evidence) -> list[tuple[str, str, str, str, str]]:
 
     "As good" means the two 95 % intervals overlap: the results cannot tell them apart, so the
     cheaper one wins: no pool (serial: a speedup of exactly 1), then threads before processes,
-    fewer workers before more. Speedups and their intervals are capped at the ideal first: a
-    CPU-bound case measured above min(workers, CPUs) is noise, not a reason to choose more
-    workers than CPUs. What held it back: the measured cause of the chosen pool's shortfall from
-    its ideal (of the best pool's, when the choice is serial), or "at its ideal".
+    fewer workers before more. Nothing is capped at the ideal: a point above its physical limit is
+    a measurement defect, named as one (scripts/metrics.py), and never chosen for it; two workers
+    as fast as four within their intervals are chosen before them anyway. What held it back: the
+    measured cause of the chosen pool's shortfall from its ideal (of the best pool's, when the
+    choice is serial), or "at its ideal".
     """
     rows = []
     for workload in dict.fromkeys(p.workload for p in ev.points):
-        options = [p for p in ev.points if p.workload == workload and p.pool != "serial"]
+        options = [p for p in ev.points if p.workload == workload and p.pool != "serial" and not p.defect]
         if not options:
             continue
-
-        def capped(p: ScalingPoint) -> tuple[float, float, float]:
-            return min(p.speedup_lo, p.ideal), min(p.speedup, p.ideal), min(p.speedup_hi, p.ideal)
-
-        best = max(options, key=lambda p: capped(p)[1])
-        floor = capped(best)[0]
-        good = [p for p in options if capped(p)[2] >= floor]
+        best = max(options, key=lambda p: p.speedup)
+        floor = best.speedup_lo
+        good = [p for p in options if p.speedup_hi >= floor]
         pick = min(good, key=lambda p: (COST_RANK.get(p.executor, len(COST_RANK)), p.workers))
         if floor <= 1.0:
             choice = "no pool (serial): no executor beat serial beyond its 95 % interval"
@@ -372,7 +369,7 @@ def recommend(ev: Evidence) -> list[tuple[str, str, str, str, str]]:
             choice = f"`{pick.pool}`, max_workers={pick.workers}"
             held = pick
         if held.cause is None:
-            back = f"{held.pool} w{held.workers}: within 10 % of its ideal"
+            back = f"{held.pool} w{held.workers}: at its ideal within this run's noise"
         else:
             back = f"{held.pool} w{held.workers} at {held.efficiency:.0%} of its ideal: {held.cause.text}"
         rows.append(

@@ -315,8 +315,13 @@ class Sampler:
         return self._point(r).ideal
 
     def draws(self, r: Record) -> np.ndarray:
-        """Draws of the speedup (scripts.metrics: serial rounds paired with the pool's when recorded)."""
+        """Draws of the speedup from its estimate (scripts.metrics ``estimate_draws``)."""
         return self.an.draws_of(r)
+
+    def ci(self, r: Record) -> tuple[float, float]:
+        """The speedup's own 95 % interval, as the report states it."""
+        p = self._point(r)
+        return p.speedup_lo, p.speedup_hi
 
     def medians(self, r: Record) -> np.ndarray:
         return self.an.medians(r)
@@ -385,6 +390,7 @@ def compare(base: list[Record], cur: list[Record], args) -> tuple[list[Row], lis
             lo, hi = interval(c_draws / b_draws, args.confidence)
             base_v, cur_v = bs.point(b) / scale_b, cs.point(c) / scale_c
             verdict = judge(cur_v / base_v, lo, hi, True, args.case_min_effect)
+            (b_lo, b_hi), (c_lo, c_hi) = bs.ci(b), cs.ci(c)
             rows.append(
                 Row(
                     name,
@@ -394,8 +400,8 @@ def compare(base: list[Record], cur: list[Record], args) -> tuple[list[Row], lis
                     lo,
                     hi,
                     verdict,
-                    interval(b_draws, CONFIDENCE),
-                    interval(c_draws, CONFIDENCE),
+                    (b_lo / scale_b, b_hi / scale_b),
+                    (c_lo / scale_c, c_hi / scale_c),
                 )
             )
     return rows, only_base, only_cur, absolute

@@ -34,7 +34,7 @@ import numpy as np
 
 from common.executors import family
 from common.plan import PROFILE_SETTINGS, SWEEP_CAP, TARGET_TASK_S, batch_tasks, main_job_seconds, sweep
-from common.schema import DENIED_SHARE, paired_speedup
+from common.schema import DENIED_SHARE
 from scripts import agreement, compare
 from scripts.analysis import Analysis
 from scripts.claims import xi
@@ -446,42 +446,39 @@ def variance_levels(runs: list[list[Record]]) -> list[str]:
     """Where the variance of a pool case's log speedup lives: rounds, passes within a run, or runs.
 
     Kalibera & Jones' question, per pool scaling case measured in every run: the standard error of a
-    pass's median log ratio from its rounds (rounds), the spread of the passes' log speedups within
-    a run (passes), and of the runs' log speedups (runs), as standard deviations; medians over cases.
+    pass's mean log speedup from its rounds (rounds), the spread of the passes' log speedups within a
+    run (passes), and of the runs' log speedups (runs), as standard deviations; medians over cases
+    (common/reference.py ``Paired``).
     """
-    by_name = [{r.name: r for r in rs if r.case == "scaling" and r.paired_serial} for rs in runs]
-    rounds_sd, passes_sd, runs_sd, medians_sd = [], [], [], []
+    by_name = [{r.name: r for r in rs if r.case == "scaling" and r.executor != "serial" and r.paired} for rs in runs]
+    rounds_sd, passes_sd, runs_sd = [], [], []
     for name in set(by_name[0]).intersection(*by_name[1:]):
         per_run = []
         for b in by_name:
-            r = b[name]
-            sizes = list(r.passes) or [len(r.samples)]
-            logs = [math.log(s / p) for s, p in zip(r.paired_serial, r.samples, strict=True)]
+            pairing = b[name].paired
+            assert pairing is not None
+            logs = [math.log(x) for x in pairing.round_speedups()]
+            sizes = [len(r) for r in pairing.rounds]
             chunks, at = [], 0
             for size in sizes:
                 chunks.append(logs[at : at + size])
                 at += size
             if len(chunks) > 1:
-                passes_sd.append(statistics.stdev(statistics.median(c) for c in chunks))
+                passes_sd.append(statistics.stdev(math.log(x) for x in pairing.pass_speedups()))
             rounds_sd.extend(statistics.stdev(c) / math.sqrt(len(c)) for c in chunks if len(c) > 1)
-            per_run.append(math.log(paired_speedup(r.paired_serial, r.samples)))
+            per_run.append(math.log(pairing.speedup()))
         runs_sd.append(statistics.stdev(per_run))
-        medians_sd.append(
-            statistics.stdev(
-                math.log(statistics.median(b[name].paired_serial) / statistics.median(b[name].samples)) for b in by_name
-            )
-        )
     if not runs_sd:
         return []
-    parts = [f"rounds (a pass's standard error) {statistics.median(rounds_sd):.1%}"]
+    parts = [f"rounds (a pass's standard error) {statistics.median(rounds_sd):.1%}"] if rounds_sd else []
     if passes_sd:
         parts.append(f"passes within a run {statistics.median(passes_sd):.1%}")
     parts.append(f"runs {statistics.median(runs_sd):.1%}")
     return [
         f"Where the spread lives ({len(runs_sd)} pool cases, log speedup, standard deviations, median over cases): "
         + ", ".join(parts)
-        + f". The runs' spread is that of the paired median (common.schema.paired_speedup); a ratio of the two "
-        f"medians spreads {statistics.median(medians_sd):.1%} between the same runs."
+        + ". The intervals are built from the passes (common/reference.py): a run's passes stand for the runs "
+        "that follow when the passes' spread, over √passes, matches the runs'."
     ]
 
 

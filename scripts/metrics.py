@@ -1,32 +1,20 @@
 """Derived numbers, computed from loaded records only: speedup, efficiency, and per-unit pool costs.
 
-Since schema 2 each scaling case of a pool times a serial reference right after each of its own
-rounds (``serial_samples_s``: the whole batch in schema 2-4, a probe of ``serial_tasks`` tasks
-since 5, scaled to the batch by the loader), so a slow phase of a shared host hits both alike: the
-speedup is the median over rounds of serial reference / pool round (common.schema.paired_speedup).
-Older results (and the serial case itself) fall back to the run's separate serial case, measured
-seconds or minutes apart: serial median / pool median.
+Every speedup comes from common/reference.py, the one home that the suite's end-of-run table calls
+too: a scaling case of a pool brackets its rounds with serial probes, and its speedup is the ratio
+of the two throughputs, pass by pass (results of schema 2-6 paired one probe, or a serial batch,
+after each round, read by the same code; results without probes, schema 1, fall back to the run's
+separate serial case). Each figure carries two 95 % intervals built from its pass-level values,
+their spread pooled with the other points of the same workload in the same run: the confidence
+interval of this run's figure (``speedup_lo``..``speedup_hi``) and the prediction interval of the
+next run's figure under the same plan (``prediction_lo``..``prediction_hi``). Efficiency and its
+intervals are the speedup's divided by the ideal (common/reference.py ``ideal_speedup``: min(W, C)
+for CPU-bound work, with the uneven last batch; N / ceil(N / W) for I/O).
 
-Every speedup carries a 95 % interval: a bootstrap over rounds (:data:`RESAMPLES` resamples of the
-rounds with replacement, the estimate of each, the 2.5th and 97.5th percentiles).
-A point measured in several passes (schema 5, bench/plan.py) is resampled hierarchically, as
-Kalibera & Jones advise for repeated levels: passes with replacement first, then rounds within
-each chosen pass, so a shift between passes (a host phase, a pool that drew a slow layout) widens
-the interval as much as it moves a rerun. Paired rounds are resampled together (the same round
-indices on both sides), so drift that hits a pair alike stays out of the interval; unpaired sides
-are resampled independently. Each case's resampling uses its own fixed seed (from its name), so
-the same results always give the same interval. Efficiency and its interval are the speedup's
-divided by the ideal.
-
-The ideal a speedup is held against:
-
-* CPU-bound kinds: ``min(C, N / ceil(N / W)) / min(C, 1)`` for N equal tasks on W workers and C
-  effective CPUs. The middle term is the uneven-last-batch bound (it equals W when W divides N);
-  the divisor is what the serial baseline itself had: under a quota of 0.5 CPUs serial runs at half
-  speed too, so no pool can beat it and the ideal speedup is 1.
-* I/O (``kind == "io"``): ``N / ceil(N / W)``: waiting overlaps whatever the CPU count.
-
-Efficiency = speedup / ideal: 1.0 means the pool got everything the hardware and the batch allow.
+The physical limit is a check, never a cap: a point above its ideal beyond the run's noise, the
+run's one-worker pools together above 1, or the serial probes together slower than the serial
+batch, is a measurement defect (common/reference.py ``run_defects``), named in the report and
+summary.json. Time draws (the gate's ``time`` and ``work`` rows) are a bootstrap of rounds, by pass.
 """
 
 from __future__ import annotations
@@ -37,19 +25,18 @@ import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from common.executors import Pool, family
 from common.executors import of as executor_of
+from common.reference import Estimate, estimates, ideal_speedup, run_defects, unpaired
+from common.reference import capacity as reference_capacity
 from common.schema import (
     DENIED_SHARE,
     STEAL_SHARE,
     denied_summary,
     denied_wait_share,
-    paired_speedup,
-    speedup,
     steal_share,
 )
 from scripts.results import Record
@@ -104,49 +91,18 @@ def seeded(name: str) -> np.random.Generator:
     return np.random.default_rng(zlib.crc32(name.encode()))
 
 
-def speedup_point(pool: Record, serial: Record) -> float:
-    """Serial median / pool median, the serial side from the paired rounds when the case has them."""
-    paired = pool.paired_serial
-    if paired:
-        return paired_speedup(paired, pool.samples)
-    return speedup(serial.samples, pool.samples)
-
-
-def speedup_draws(pool: Record, serial: Record, rng: np.random.Generator, resamples: int = RESAMPLES) -> np.ndarray:
-    """Bootstrap draws of :func:`speedup_point`: paired rounds resampled together, else each side alone."""
-    paired = pool.paired_serial
-    if paired:
-        ratios = np.asarray(paired, dtype=float) / np.asarray(pool.samples, dtype=float)
-        idx = resample_index(len(ratios), pool.passes, rng, resamples)
-        return np.median(ratios[idx], axis=1)
-    return record_medians(serial, rng, resamples) / record_medians(pool, rng, resamples)
+def estimate_draws(estimate: Estimate, rng: np.random.Generator, resamples: int = RESAMPLES) -> np.ndarray:
+    """Draws of a speedup from its estimate's sampling distribution (log scale: Student's t with the
+    estimate's degrees of freedom, scaled by its standard error): the gate (scripts/compare.py) combines
+    two sides' draws, whose intervals are then the report's. A figure without a spread draws itself."""
+    if estimate.df == 0 or estimate.log_se <= 0:
+        return np.full(resamples, estimate.value)
+    return np.exp(math.log(estimate.value) + estimate.log_se * rng.standard_t(estimate.df, size=resamples))
 
 
 def capacity(r: Record) -> float:
-    """The CPUs a record's workers could use: the run's effective CPUs, or, for a pool of an existing
-    cluster (its workers elsewhere, each with CPUs of its own: machine_info["poolbench"][executor]
-    names a scheduler and each worker, as the dask backend records them), the sum over its workers of
-    the CPUs each could use (its effective CPUs, at most its threads), as the run recorded them."""
-    info = r.run.poolbench.get(r.executor)
-    if isinstance(info, dict):
-        workers = info.get("worker_info") or []
-        if info.get("scheduler") and workers:
-            cpus = [w.get("effective_cpus") for w in workers]
-            if all(isinstance(c, int | float) and c > 0 for c in cpus):
-                usable = [
-                    min(c, w["nthreads"]) if isinstance(w.get("nthreads"), int) else c
-                    for w, c in zip(workers, cpus, strict=True)
-                ]
-                return float(sum(usable))
-    return r.run.effective_cpus
-
-
-def ideal_speedup(kind: str, workers: int, tasks: int, cpus: float) -> float:
-    """The best speedup W workers can reach on a batch of ``tasks`` equal tasks (see module doc)."""
-    batches = tasks / math.ceil(tasks / workers) if tasks else float(workers)
-    if kind == "io":
-        return batches
-    return min(cpus, batches) / min(cpus, 1.0)
+    """The CPUs a record's workers could use (common/reference.py ``capacity``, from its run's machine_info)."""
+    return reference_capacity(r.run.poolbench, r.executor)
 
 
 @dataclass(frozen=True)
@@ -165,7 +121,7 @@ class ScalingPoint:
     median_s: float
     serial_s: float  # median serial round this speedup divides: paired with the pool's rounds, or the serial case's
     speedup: float
-    speedup_lo: float  # 95 % interval (module doc)
+    speedup_lo: float  # 95 % confidence interval of this run's figure (common/reference.py Estimate)
     speedup_hi: float
     ideal: float
     cpu_busy: float | None  # CPUs kept busy on average: tree CPU time / timed wall time
@@ -177,6 +133,25 @@ class ScalingPoint:
     recommended_workers: int = 1  # as the run recorded it (machine_info), never re-derived
     signals: Signals | None = None  # what the run recorded about where the time went
     cause: Cause | None = None  # the largest measured reason it is off its ideal (None: near it)
+    #: 95 % prediction interval of the next run's figure under the same plan (common/reference.py Estimate)
+    prediction_lo: float = 0.0
+    prediction_hi: float = 0.0
+    #: Above its physical limit beyond the run's noise (common/reference.py run_defects).
+    defect: bool = False
+    #: Serial points only: the probes against the serial batch (common/reference.py reference_bias).
+    bias: Estimate | None = None
+    #: The figure as common/reference.py estimated it (its spread and degrees of freedom too).
+    figure: Estimate | None = None
+    #: The task parameter the run used (calibrated per host, bench/plan.py): runs compare as the same
+    #: work only where it is equal.
+    task_param: object = None
+
+    @property
+    def estimate(self) -> Estimate:
+        """The figure and its two intervals as common/reference.py holds them."""
+        if self.figure is not None:
+            return self.figure
+        return Estimate(self.speedup, self.speedup_lo, self.speedup_hi, self.prediction_lo, self.prediction_hi)
 
     @property
     def efficiency(self) -> float:
@@ -217,10 +192,6 @@ def _cpu_busy(record: Record) -> float | None:
 # than it does serially (k > 1: page faults, contention for memory bandwidth and caches, pickling).
 # Each signal below is read from the run's own records; the largest share names the cause.
 
-#: Efficiency below which a point's shortfall from its ideal is explained in words.
-EXPLAIN_BELOW = 0.90
-#: Efficiency above which a point is "above its ideal", also explained (the baseline paid for something).
-EXPLAIN_ABOVE = 1.10
 #: A share of the ideal smaller than this is no cause worth naming.
 MIN_SHARE = 0.03
 #: Page faults per task above the other side's that count as an allocator effect: 64 faults are
@@ -268,7 +239,7 @@ class Signals:
 class Cause:
     """The largest measured reason a point is off its ideal: a key, a sentence, and the share it explains."""
 
-    cause: str  # gil, quota, dispatch, denied, idle, allocator, contention, io, none
+    cause: str  # gil, quota, dispatch, denied, idle, allocator, contention, io, defect, none
     text: str  # "threads used 1.0 of 2 CPUs: the GIL"
     share: float  # estimated share of the ideal lost (negative: gained, above the ideal)
 
@@ -404,20 +375,39 @@ def _inflation_cause(pool: str, sig: Signals) -> Cause | None:
     )
 
 
-def explain(pool: str, kind: str, efficiency: float, sig: Signals) -> Cause | None:
-    """Why a point sits off its ideal, from its :class:`Signals` (None: within EXPLAIN_BELOW..EXPLAIN_ABOVE)."""
-    if EXPLAIN_BELOW <= efficiency <= EXPLAIN_ABOVE or pool == "serial":
-        return None
+def _defect_cause(pool: str, efficiency: float, sig: Signals) -> Cause:
+    """A point above its physical limit: the reference paid for something the pool did not."""
     faults, serial_faults = sig.faults_per_task, sig.serial_faults_per_task
-    if efficiency > EXPLAIN_ABOVE:  # beyond the ideal: the baseline paid for something the pool did not
-        if faults is not None and serial_faults is not None and serial_faults - faults >= EXTRA_FAULTS_PER_TASK:
-            return Cause(
-                "allocator",
-                f"serial took {serial_faults:,.0f} page faults per task, {_who(pool)} {faults:,.0f}: the allocator "
-                "slowed the baseline (run with the default --malloc neutral)",
-                1.0 - efficiency,
-            )
-        return Cause("none", "above its ideal: no recorded signal explains it (noise, or a slow serial phase)", 0.0)
+    if faults is not None and serial_faults is not None and serial_faults - faults >= EXTRA_FAULTS_PER_TASK:
+        return Cause(
+            "allocator",
+            f"serial took {serial_faults:,.0f} page faults per task, {_who(pool)} {faults:,.0f}: the allocator "
+            "slowed the baseline (run with the default --malloc neutral)",
+            1.0 - efficiency,
+        )
+    return Cause(
+        "defect",
+        "above its physical limit beyond this run's noise: a measurement defect, not a speedup (the reference "
+        "or the machine misled the run)",
+        1.0 - efficiency,
+    )
+
+
+def explain(
+    pool: str, kind: str, efficiency: float, sig: Signals, *, efficiency_hi: float, defect: bool = False
+) -> Cause | None:
+    """Why a point sits off its ideal, from its :class:`Signals`; None where its interval reaches its ideal.
+
+    Below: only a shortfall beyond the run's noise (the whole interval below the ideal) is explained.
+    Above: a point flagged as a measurement defect (common/reference.py ``run_defects``) is named as
+    one, with the allocator as its cause where the serial side took the page faults the pool did not.
+    """
+    if pool == "serial":
+        return None
+    if defect:
+        return _defect_cause(pool, efficiency, sig)
+    if efficiency_hi >= 1.0:
+        return None
     if kind == "io":
         return Cause("io", "waiting on I/O: the disk or the wait itself bounds it, not the CPUs", 1.0 - efficiency)
     found = _idle_causes(pool, sig)
@@ -451,13 +441,55 @@ def dispatch_costs(records: Iterable[Record]) -> dict[str, dict[tuple[str, int],
     return {source: per_task_us(rs, "dispatch") for source, rs in by_source.items()}
 
 
-def scaling_points(
-    records: Iterable[Record], draws: Callable[[Record, Record], np.ndarray] | None = None
-) -> list[ScalingPoint]:
-    """Speedup and efficiency of every scaling case that has a serial baseline in its own run,
-    each with its :class:`Signals` and, off its ideal, its :class:`Cause`.
+def figure_of(pool: Record, serial: Record) -> tuple[float, list[float], bool]:
+    """A scaling record's speedup, its pass-level values (common/reference.py) and whether it was paired:
+    from its own probes, else (results without probes, schema 1) against its run's serial case."""
+    pairing = pool.paired
+    if pairing is not None:
+        return pairing.speedup(), pairing.values(), True
+    value, values = unpaired(serial.samples, pool.samples)
+    return value, values, False
 
-    ``draws(pool, serial)``: the bootstrap draws of the speedup (scripts/analysis.py keeps them, so
+
+def _hashable(value: object) -> object:
+    """A task parameter as a value that compares and hashes (JSON gives lists for tuples)."""
+    return tuple(_hashable(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+def _figures(
+    by_run: dict[tuple[str, str], list[Record]],
+) -> tuple[dict[tuple[str, str], Record], dict[int, tuple[str, float, list[float]]], set[int]]:
+    """Per (run, workload) with a serial case: that case; per record (by id): its group, figure and
+    pass-level values (a serial case's: the reference's bias); the ids of paired records."""
+    serials: dict[tuple[str, str], Record] = {}
+    figures: dict[int, tuple[str, float, list[float]]] = {}
+    paired_ids: set[int] = set()
+    for (source, workload), group in by_run.items():
+        serial = next((r for r in group if r.executor == "serial"), None)
+        if serial is None:
+            continue
+        serials[(source, workload)] = serial
+        for r in group:
+            if r is serial:
+                if (own := r.paired) is not None:
+                    figures[id(r)] = (f"{source}:{workload}", own.speedup(), own.values())
+                continue
+            value, values, was_paired = figure_of(r, serial)
+            figures[id(r)] = (f"{source}:{workload}", value, values)
+            if was_paired:
+                paired_ids.add(id(r))
+    return serials, figures, paired_ids
+
+
+def scaling_points(
+    records: Iterable[Record], draws: Callable[[Record, Estimate], np.ndarray] | None = None
+) -> list[ScalingPoint]:
+    """Speedup and efficiency of every scaling case that has a serial baseline in its own run, each with
+    its two intervals (common/reference.py ``estimates``: spreads pooled per run and workload), its
+    :class:`Signals`, whether it is a measurement defect, and, off its ideal, its :class:`Cause`.
+    A serial point carries the reference's bias (its probes against its batch).
+
+    ``draws(pool, estimate)``: the draws of a pool's speedup (scripts/analysis.py keeps them, so
     that every tool reads the same ones); default: drawn here, seeded as there.
     """
     records = list(records)
@@ -470,27 +502,34 @@ def scaling_points(
     for r in records:
         if r.case == "scaling":
             by_run[(r.run.source, r.workload)].append(r)
+    serials, figures, paired_ids = _figures(by_run)
+    est = estimates(figures)
+    ideals = {
+        id(r): ideal_speedup(r.kind, r.workers, r.tasks, capacity(r))
+        for key in serials
+        for r in by_run[key]
+        if r.executor != "serial"
+    }
+    flagged: set[int] = set()
+    for source in by_source:
+        pools = [r for (s, _), group in by_run.items() if s == source and (s, _) in serials for r in group]
+        named = {f"{r.workload} {r.pool} w{r.workers}": r for r in pools if r.executor != "serial"}
+        tested = [(n, r.workers, r.kind, est[id(r)], ideals[id(r)]) for n, r in named.items()]
+        flagged |= {id(named[n]) for n, _, _ in run_defects(tested) if n in named}
     points = []
-    for group in by_run.values():
-        serial = next((r for r in group if r.executor == "serial"), None)
-        if serial is None:
-            continue
-        for r in group:
+    for key, serial in serials.items():
+        for r in by_run[key]:
             cpus = capacity(r)
-            if r is serial:
-                speedup, lo, hi = 1.0, 1.0, 1.0
-            else:
-                speedup = speedup_point(r, serial)
-                # seeded by the file's name, not its path: the same file gives the same interval in any checkout
-                drawn = (
-                    draws(r, serial)
-                    if draws is not None
-                    else speedup_draws(r, serial, seeded(f"{Path(r.run.source).name}:{r.name}"))
-                )
-                lo, hi = interval(drawn)
-            paired = r.paired_serial
-            ideal = ideal_speedup(r.kind, r.workers, r.tasks, cpus)
             sig = signals_of(r, serial, dispatch.get(r.run.source, {}), denied.get(r.run.source, False))
+            if r is serial:
+                e = Estimate(1.0, 1.0, 1.0, 1.0, 1.0)
+                ideal = ideal_speedup(r.kind, r.workers, r.tasks, cpus)
+                bias = est.get(id(r))
+            else:
+                e, ideal, bias = est[id(r)], ideals[id(r)], None
+                if draws is not None:
+                    draws(r, e)
+            paired = r.paired_serial
             points.append(
                 ScalingPoint(
                     label=r.run.label,
@@ -504,22 +543,41 @@ def scaling_points(
                     effective_cpus=cpus,
                     median_s=r.median,
                     serial_s=float(np.median(paired)) if paired else serial.median,
-                    speedup=speedup,
-                    speedup_lo=min(lo, speedup),
-                    speedup_hi=max(hi, speedup),
+                    speedup=e.value,
+                    speedup_lo=e.low,
+                    speedup_hi=e.high,
                     ideal=ideal,
                     cpu_busy=_cpu_busy(r),
                     rounds=len(r.samples),
                     passes=max(len(r.passes), 1),
-                    paired=paired is not None,
+                    paired=id(r) in paired_ids,
                     start_method=r.start_method,
                     python=(r.run.poolbench.get("versions") or {}).get("python"),
                     recommended_workers=int(r.run.poolbench["recommended_workers"]),
                     signals=sig,
-                    cause=explain(r.pool, r.kind, speedup / ideal, sig),
+                    cause=explain(
+                        r.pool, r.kind, e.value / ideal, sig, efficiency_hi=e.high / ideal, defect=id(r) in flagged
+                    ),
+                    prediction_lo=e.prediction_low,
+                    prediction_hi=e.prediction_high,
+                    defect=id(r) in flagged,
+                    bias=bias,
+                    figure=e,
+                    task_param=_hashable(r.extra.get("task_param")),
                 )
             )
     return sorted(points, key=lambda p: (p.label, p.workload, p.pool, p.workers))
+
+
+def run_checks(points: Sequence[ScalingPoint]) -> list[tuple[str, Estimate, float]]:
+    """One run's measurement defects (common/reference.py ``run_defects``): points above their limit, the
+    one-worker pools together, and the serial probes against the serial batch together."""
+    named = [
+        (f"{p.workload} {p.pool} w{p.workers}", p.workers, p.kind, p.estimate, p.ideal)
+        for p in points
+        if p.pool != "serial"
+    ]
+    return run_defects(named, [p.bias for p in points if p.bias is not None])
 
 
 def find(points: Iterable[ScalingPoint], workload: str, pool: str, workers: int) -> ScalingPoint | None:
@@ -745,9 +803,9 @@ def overhead_model(
             tasks=p.tasks,
             task_ms=task_ms,
             measured_ms=task_ms * (p.ideal / p.speedup - 1),
-            # a cost cannot be negative: an interval reaching past the ideal speedup is noise
-            measured_lo=max(task_ms * (p.ideal / p.speedup_hi - 1), 0.0),
-            measured_hi=max(task_ms * (p.ideal / p.speedup_lo - 1), 0.0),
+            # not clamped at 0: an interval reaching past the ideal reads as a negative cost, as it measured
+            measured_lo=task_ms * (p.ideal / p.speedup_hi - 1),
+            measured_hi=task_ms * (p.ideal / p.speedup_lo - 1),
             cpu_ms=None if pool_cpu is None or base is None or external else pool_cpu - base,
             cpu_basis=None if base is None else ("paired probes" if alone is not None else "serial case"),
         )

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from common import executors
 from common.executors import of as executor_of
+from common.reference import defects_line
 from common.schema import MEMORY_FILESYSTEMS, busy_line, denied_line
 from scripts import plot
 from scripts.analysis import Analysis, RunView
@@ -42,8 +43,13 @@ from scripts.results import Record, ResultsError, Run, latest_runs, load
 #: Version of summary.json's layout (docs/results-schema.md). 2 added ``signals`` and ``cause``
 #: (where a point's time went, and the largest measured reason it is off its ideal); 3 added
 #: ``tasks`` (the batch, which grows with the worker count since results schema 5) and ``passes``
-#: (how many passes the rounds came from; the interval resamples passes, then rounds).
-SUMMARY_SCHEMA = 3
+#: (how many passes the rounds came from; the interval resamples passes, then rounds); 4 added
+#: ``prediction_low`` and ``prediction_high`` (the 95 % interval of the next run's figure),
+#: ``defect`` (above its physical limit beyond the run's noise), per serial record ``reference_bias``
+#: (its probes against its batch, with ``_low``/``_high``), and per run ``checks`` (every
+#: measurement defect named, common/reference.py run_defects); the intervals are built from
+#: pass-level values with spreads pooled per workload (they were a bootstrap).
+SUMMARY_SCHEMA = 4
 
 
 def parse_args(argv: Sequence[str] | None = None):
@@ -53,12 +59,22 @@ def parse_args(argv: Sequence[str] | None = None):
     return parser.parse_args(argv)
 
 
-def summary(points: Sequence[ScalingPoint], runs: Sequence[Run]) -> dict:
-    """summary.json: every scaling point with its interval, and the identity of each run it came from."""
-    by_source = {run.source: run for run in runs}
+def summary(an: Analysis) -> dict:
+    """summary.json: every scaling point with its intervals, the identity of each run it came from, and each
+    run's measurement defects."""
+    by_source = {view.run.source: view.run for view in an.runs}
     records = []
-    for p in points:
+    for p in (p for view in an.runs for p in view.points):
         run_ = by_source.get(p.source)
+        bias = (
+            {
+                "reference_bias": round(p.bias.value, 6),
+                "reference_bias_low": round(p.bias.low, 6),
+                "reference_bias_high": round(p.bias.high, 6),
+            }
+            if p.bias is not None
+            else {}
+        )
         records.append(
             {
                 "label": p.label,
@@ -72,6 +88,8 @@ def summary(points: Sequence[ScalingPoint], runs: Sequence[Run]) -> dict:
                 "speedup": round(p.speedup, 6),
                 "speedup_low": round(p.speedup_lo, 6),
                 "speedup_high": round(p.speedup_hi, 6),
+                "prediction_low": round(p.prediction_lo, 6),
+                "prediction_high": round(p.prediction_hi, 6),
                 "efficiency": round(p.efficiency, 6),
                 "efficiency_low": round(p.efficiency_lo, 6),
                 "efficiency_high": round(p.efficiency_hi, 6),
@@ -80,6 +98,8 @@ def summary(points: Sequence[ScalingPoint], runs: Sequence[Run]) -> dict:
                 "rounds": p.rounds,
                 "passes": p.passes,
                 "paired": p.paired,
+                "defect": p.defect,
+                **bias,
                 "signals": p.signals.as_dict() if p.signals else None,
                 "cause": dataclasses.asdict(p.cause) if p.cause else None,
                 "effective_cpus": p.effective_cpus,
@@ -94,8 +114,19 @@ def summary(points: Sequence[ScalingPoint], runs: Sequence[Run]) -> dict:
     return {
         "summary_schema": SUMMARY_SCHEMA,
         "confidence": CONFIDENCE,
-        "interval": "bootstrap over passes, then rounds within each (one pass: rounds), medians, percentile "
-        "method; serial probes paired with the pool's rounds where recorded (paired: true)",
+        "interval": "Student's t on the log speedups of the passes (one pass: of the rounds), their spread pooled "
+        "with the other points of the same workload and run; speedup_low/high: this run's figure; "
+        "prediction_low/high: the next run's figure under the same plan (common/reference.py)",
+        "checks": [
+            {
+                "source": view.run.source,
+                "defects": [
+                    {"figure": name, "value": round(e.value, 6), "low": round(e.low, 6), "limit": limit}
+                    for name, e, limit in an.defects(view)
+                ],
+            }
+            for view in an.runs
+        ],
         "records": records,
     }
 
@@ -393,6 +424,8 @@ def render(an: Analysis, figures: list[Path], out: Path) -> str:
     lines = ["# poolbench report", "", "Every number below was measured in the results named here.", ""]
     for view in an.runs:
         lines += _machine_lines(view.run, view.records)
+        if defect := defects_line(an.defects(view)):
+            lines.append(f"- **{defect}**")
     lines.append("")
     summary = [f for f in figures if f.name.startswith("summary") and f.suffix == ".png"]
     if summary:
@@ -449,40 +482,12 @@ def render(an: Analysis, figures: list[Path], out: Path) -> str:
             ["limit", "workload", "executor", "default", "recommended", "default / recommended", "throttled periods"],
             rows,
         )
-    points = an.points
-    paired = any(p.paired for p in points)
-    probed = any(r.extra.get("serial_tasks") for r in an.records if r.case == "scaling")
-    passes = max((p.passes for p in points), default=1)
-    if probed:
-        serial_side = (
-            "each timed round of a pool was followed by a serial probe of one task, scaled to the batch (serial "
-            "time per task × tasks), so a slow phase of the machine hits both sides of the ratio alike. "
-        )
-    elif paired:
-        serial_side = (
-            "each pool's rounds were interleaved with serial rounds of the same batch, so a slow phase of the "
-            "machine hits both sides of the ratio alike. "
-        )
-    else:
-        serial_side = "the serial side is the run's serial case (these results predate paired serial rounds). "
-    resampled = (
-        f"a bootstrap over the {passes} passes and then the rounds within each (4000 resamples, each round drawn "
-        "with its serial partner)"
-        if passes > 1
-        else "a bootstrap over the rounds (4000 resamples, the paired rounds resampled together)"
-    )
+    lines += reference_section(an)
     lines += [
         "",
-        "How to read the numbers: "
-        + (
-            "a speedup is the median over the timed rounds of serial reference / pool round; "
-            if paired
-            else "a speedup is the serial median over the pool's median of the timed rounds; "
-        )
-        + serial_side
-        + f"[low–high] is its {CONFIDENCE:.0%} interval: {resampled}, the 2.5th and 97.5th percentiles. Rule for "
-        f"a recommendation: the cheapest choice whose interval overlaps the best one's ({cost_order()}; fewer "
-        "workers before more), speedups capped at their ideal.",
+        "How to read the numbers: " + reading(an.points) + " Rule for a recommendation: the cheapest choice whose "
+        f"interval overlaps the best one's ({cost_order()}; fewer workers before more); nothing is capped at its "
+        "ideal, and a figure above it is named a measurement defect.",
         "",
         "## Scaling curves",
         "",
@@ -493,11 +498,61 @@ def render(an: Analysis, figures: list[Path], out: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def reading(points: Sequence[ScalingPoint]) -> str:
+    """How this report's speedups and intervals were made, in words (common/reference.py says why)."""
+    probed = any(p.paired for p in points)
+    passes = max((p.passes for p in points), default=1)
+    how = (
+        "a speedup is the pool's throughput over the serial throughput (tasks per second), pass by pass, and the "
+        "geometric mean over the passes; the serial side is a bracket of warm probes around the pool's rounds "
+        "(an untimed task, then a timed one, before the first round and after each), so a slow phase of the "
+        "machine hits both sides alike. "
+        if probed
+        else "a speedup is the serial case's median round over the pool's (these results predate paired probes). "
+    )
+    level = f"the {passes} passes" if passes > 1 else "the rounds"
+    return (
+        how + f"[low–high] is its {CONFIDENCE:.0%} confidence interval for this run, from the spread of {level} "
+        "(Student's t, the spread pooled over the points of the same workload); the next run's figure lands in "
+        f"the wider {CONFIDENCE:.0%} prediction interval (summary.json: prediction_low, prediction_high)."
+    )
+
+
+def reference_section(an: Analysis) -> list[str]:
+    """The serial reference checked against itself, per run: its probes against the serial batch, and the
+    one-worker pools (an A/A test of the reference: 1.0 less the pool's own cost)."""
+    lines: list[str] = []
+    for view in an.runs:
+        serial = {p.workload: p.bias for p in view.points if p.pool == "serial" and p.bias is not None}
+        solo = [p for p in view.points if p.workers == 1 and p.pool != "serial"]
+        if not serial and not solo:
+            continue
+        pools = sorted({p.pool for p in solo})
+        rows = []
+        for workload in dict.fromkeys(p.workload for p in view.points):
+            bias = serial.get(workload)
+            cells = [next((xi(p) for p in solo if p.workload == workload and p.pool == pool), "—") for pool in pools]
+            rows.append(
+                (workload, "—" if bias is None else f"{bias.value:.3f} [{bias.low:.3f}–{bias.high:.3f}]", *cells)
+            )
+        lines += [
+            "",
+            f"## The serial reference, checked ({view.run.label})",
+            "",
+            "Probe per task over the serial batch's per task (1.0: the probes measure what a serial batch does), "
+            "and each one-worker pool's speedup (1.0 less the pool's own cost; above 1 beyond its interval, the "
+            "reference ran slow):",
+            "",
+            *_table(["workload", "probe / serial batch", *(f"{p} w1" for p in pools)], rows),
+        ]
+    return lines
+
+
 def work(args, an: Analysis) -> list[Path]:
     """Write the plots, summary.json and report.md; returns their paths, the report last."""
     out = prepare_out(args.out)
     figures = plot.work(an, out / "plots", sources=args.paths)
-    table = summary([p for view in an.runs for p in view.points], [view.run for view in an.runs])
+    table = summary(an)
     return [
         *figures,
         write_atomic(out / "summary.json", json.dumps(table, indent=1) + "\n"),

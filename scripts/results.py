@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from common.executors import Pool
+from common.reference import Paired, case_paired
 from common.schema import (
     READABLE_VERSIONS,
     REQUIRED_EXTRA,
     REQUIRED_MACHINE,
     SCHEMA_VERSION,
     python_build,
-    serial_batch_times,
 )
 
 # The schema (its version history, the keys every record carries) lives in common/schema.py.
@@ -96,19 +96,19 @@ class Record:
         return q[0], q[2]
 
     @property
-    def paired_serial(self) -> tuple[float, ...] | None:
-        """Serial time of this case's batch, paired with each of its rounds (scaling cases of pools), or None.
+    def paired(self) -> Paired | None:
+        """This case's rounds paired with its serial probes, pass by pass (common/reference.py), or None.
 
-        Schema 2-4 timed the whole batch serially after each round; schema 5 times a probe of
-        ``serial_tasks`` tasks, scaled here to the batch (serial time per task × tasks), so every
-        reader divides the same two quantities.
+        The probes around the rounds (schema 7), after each round (5-6) or the whole batch after
+        each round (2-4): every reader takes the speedup and its intervals from this one pairing.
         """
-        data = self.extra.get("serial_samples_s")
-        if not isinstance(data, list) or len(data) != len(self.samples):
-            return None
-        if not all(isinstance(x, int | float) and x > 0 for x in data):
-            return None
-        return tuple(serial_batch_times(data, self.tasks, self.extra.get("serial_tasks")))
+        return case_paired(self.extra, self.samples, self.tasks, self.passes)
+
+    @property
+    def paired_serial(self) -> tuple[float, ...] | None:
+        """Serial time of this case's whole batch, per round, at the round's own reference (None: no probes)."""
+        pairing = self.paired
+        return None if pairing is None else tuple(self.tasks / s for s in pairing.round_references())
 
     @property
     def pool(self) -> str:
@@ -324,9 +324,10 @@ def join_passes(records: list[Record]) -> list[Record]:
             extra[key] = None if any(v is None for v in values) else sum(values)
         peaks = [g.extra.get("rss_peak_bytes") for g in group if g.extra.get("rss_peak_bytes") is not None]
         extra["rss_peak_bytes"] = max(peaks) if peaks else None
-        for key in ("serial_samples_s", "serial_cpu_samples_s"):  # one per round: joined as the rounds are
+        for key in ("serial_samples_s", "serial_cpu_samples_s"):  # per round, or around them: joined in pass order
             per_pass = [g.extra.get(key) for g in group]
-            if all(isinstance(x, list) and len(x) == len(g.samples) for x, g in zip(per_pass, group, strict=True)):
+            sizes = [(len(g.samples), len(g.samples) + 1) for g in group]  # after each round, or bracketing them
+            if all(isinstance(x, list) and len(x) in n for x, n in zip(per_pass, sizes, strict=True)):
                 extra[key] = [v for x in per_pass for v in x]
             else:
                 extra.pop(key, None)

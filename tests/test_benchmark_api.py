@@ -47,7 +47,8 @@ def test_a_pytest_benchmark_without_what_poolbench_needs_stops_the_run_in_one_li
         "from pytest_benchmark.storage.file import FileStorage\ndel FileStorage._next_num\n"
     )
     done = run_module(
-        "pytest", "bench", "-p", "no:cacheprovider", "-p", "older_benchmark", "-q", "--profile", "quick",
+        "pytest", "bench", "-p", "no:cacheprovider", "-p", "older_benchmark", "-q",
+        "--profile", "quick", "--passes", "1",
         "--cases", "scaling", "--workloads", "io_sleep", "--executors", "serial",
         "--benchmark-autosave", "--benchmark-storage", str(tmp_path / "store"),
         env={**os.environ, "PYTHONPATH": str(tmp_path)},

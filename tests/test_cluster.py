@@ -125,7 +125,8 @@ def test_each_configuration_starts_runs_records_its_settings_and_leaves_no_proce
 def test_dask_cases_run_end_to_end_and_the_report_has_its_section(tmp_path):
     out = tmp_path / "run.json"
     done = run_module(
-        "pytest", "bench", "-q", "-p", "no:cacheprovider", "--profile", "quick", "--executors", "serial,thread,dask",
+        "pytest", "bench", "-q", "-p", "no:cacheprovider", "--profile", "quick", "--passes", "1",
+        "--executors", "serial,thread,dask",
         "--cases", "scaling,dispatch,payload,crash", "--workloads", "cpu_python", "--workers", "2",
         "--benchmark-json", str(out), timeout=600,
     )  # fmt: skip

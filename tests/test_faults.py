@@ -51,7 +51,7 @@ def bench(tmp_path: Path, fault: str, *args: str, json_out: bool = True) -> tupl
     mark = uuid.uuid4().hex
     env = {**os.environ, "POOLBENCH_TEST_FAULT": fault, "POOLBENCH_TEST_MARK": mark}
     cmd = [sys.executable, "-m", "pytest", "bench", "-p", "no:cacheprovider", "-p", "tests.fault_plugin", "-q"]
-    cmd += ["--profile", "quick", *args]
+    cmd += ["--profile", "quick", "--passes", "1", *args]
     if json_out:
         cmd += ["--benchmark-json", str(tmp_path / "out.json")]
     return cmd, env | {"_mark": mark}

@@ -176,7 +176,7 @@ def test_interpreter_pool_runs_pure_python_tasks_and_refuses_numpy():
 def test_a_quick_run_measures_the_interpreter_pool(tmp_path):
     out = tmp_path / "r.json"
     done = run_module(
-        "pytest", "bench", "-p", "no:cacheprovider", "--profile", "quick", "--workers", "2",
+        "pytest", "bench", "-p", "no:cacheprovider", "--profile", "quick", "--passes", "1", "--workers", "2",
         "--workloads", "cpu_python,numpy_ufunc", "--cases", "scaling,crash", "--executors", "serial,interpreter",
         "--benchmark-json", str(out), timeout=300,
     )  # fmt: skip
@@ -220,7 +220,7 @@ def test_a_workload_file_from_outside_the_checkout_runs_in_the_interpreter_pool_
     numpy_file.write_text(USER_FILE % ("import numpy", "summing_np"))
     out = tmp_path / "r.json"
     done = run_module(
-        "pytest", "bench", "-p", "no:cacheprovider", "--profile", "quick", "--workers", "2",
+        "pytest", "bench", "-p", "no:cacheprovider", "--profile", "quick", "--passes", "1", "--workers", "2",
         "--workload-file", str(plain), "--workload-file", str(numpy_file), "--workloads", "summing,summing_np",
         "--cases", "scaling", "--executors", "serial,interpreter", "--benchmark-json", str(out), timeout=300,
     )  # fmt: skip

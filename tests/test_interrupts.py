@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from bench import cluster, interpreters
+from common.plan import PROFILE_SETTINGS
 from common.schema import STATUS_FILE_ENV
 from tests.test_faults import no_survivors
 
@@ -39,13 +40,14 @@ HANG_CAP_S = 120
 #: How each case type is selected, and how many pytest-benchmark rounds (warm-up included) one of
 #: its cases runs in the quick profile (scaling and default_workers: no warm-up round, the pool is
 #: warmed by one task per worker before the first timed round).
+QUICK = PROFILE_SETTINGS["quick"]
 SELECT = {
-    "scaling": (["--cases", "scaling", "--workloads", "cpu_python,io_sleep", "--workers", "2"], 3),
-    "cold_start": (["--cases", "cold_start"], 4),
-    "dispatch": (["--cases", "dispatch"], 4),
-    "payload": (["--cases", "payload"], 4),
-    "memory": (["--cases", "memory", "--workers", "1,2"], 1),
-    "default_workers": (["--cases", "default_workers"], 3),
+    "scaling": (["--cases", "scaling", "--workloads", "cpu_python,io_sleep", "--workers", "2"], QUICK["rounds"]),
+    "cold_start": (["--cases", "cold_start"], QUICK["cold_rounds"] + 1),
+    "dispatch": (["--cases", "dispatch"], QUICK["dispatch_rounds"] + QUICK["warmup_rounds"]),
+    "payload": (["--cases", "payload"], QUICK["payload_rounds"] + QUICK["warmup_rounds"]),
+    "memory": (["--cases", "memory", "--workers", "1,2"], QUICK["memory_rounds"]),
+    "default_workers": (["--cases", "default_workers"], QUICK["rounds"]),
     "crash": (["--cases", "crash"], 1),
 }
 
@@ -185,7 +187,7 @@ def run_interrupted(tmp_path: Path, point: Point) -> dict:
     env.pop("POOLBENCH_TEST_FAULT", None)
     env[STATUS_FILE_ENV] = str(tmp_path / "status.json")
     cmd = [sys.executable, "-m", "pytest", "bench", "-p", "no:cacheprovider", "-p", "tests.fault_plugin", "-q"]
-    cmd += ["--profile", "quick", "--case-timeout", "0", "--benchmark-json", str(out), *point.args()]
+    cmd += ["--profile", "quick", "--passes", "1", "--case-timeout", "0", "--benchmark-json", str(out), *point.args()]
     proc = subprocess.Popen(
         cmd,
         cwd=ROOT,

@@ -17,7 +17,10 @@ import pytest
 from bench import cpus
 from bench.config import CASES
 from bench.terminal import summary_workers
+from common.reference import PROBE_TASKS, PROBE_WARM_TASKS
 from common.schema import SCHEMA_VERSION
+from scripts.analysis import Analysis
+from scripts.results import load
 from tests.clirun import run_module
 from workloads.registry import KINDS
 
@@ -48,8 +51,8 @@ EXTRA_INFO_KEYS = {
     "cpu_wait_s",
     "steal_s",
 }
-#: Documented too, recorded by scaling cases of pools only.
-SCALING_POOL_KEYS = {"serial_samples_s"}
+#: Documented too, recorded by scaling cases only (the serial case's too: its probes are the reference's check).
+SCALING_POOL_KEYS = {"serial_samples_s", "serial_cpu_samples_s", "serial_tasks", "serial_warm_tasks"}
 MACHINE_KEYS = {
     "schema_version",
     "cpu_count",
@@ -79,13 +82,16 @@ MACHINE_KEYS = {
     "malloc",
     "cpu_wait_source",
     "cpu_denied",
+    "gc",
 }
 
 pytestmark = pytest.mark.slow
 
 
 def run_bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return run_module("pytest", "bench", "-p", "no:cacheprovider", "-q", "--profile", "quick", *args, timeout=600)
+    return run_module(
+        "pytest", "bench", "-p", "no:cacheprovider", "-q", "--profile", "quick", "--passes", "1", *args, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -117,11 +123,19 @@ def test_the_run_ends_with_the_answer_and_where_it_went(smallest_done):
     recommended = data["machine_info"]["poolbench"]["recommended_workers"]
     shown = summary_workers((1, 2), recommended)  # the sweep is 1,2: on more CPUs the table shows 2 and says so
     why = "recommended here" if shown == recommended else f"the most swept; {recommended} recommended here"
-    assert f"speedup over serial at {shown} workers ({why}; median rounds):" in out
+    assert f"speedup over serial at {shown} workers ({why}; throughput ratio):" in out
     method = data["machine_info"]["poolbench"]["default_start_method"]
     table = out.split(f"speedup over serial at {shown} workers", 1)[1].splitlines()
     assert table[1].split() == ["workload", f"process/{method}", "thread"]
     assert {row.split()[0] for row in table[2:4]} == {"cpu_python", "numpy_matmul"}
+    # every cell is the speedup the scripts' analysis states for the saved file: one computation
+    saved = next(line for line in out.splitlines() if line.startswith("results: ")).split()[1].rstrip(";")
+    points = Analysis(load([saved])).points
+    for row in table[2:4]:
+        workload, *cells = row.split()
+        for pool, cell in zip([f"process/{method}", "thread"], cells, strict=True):
+            p = next(p for p in points if (p.workload, p.pool, p.workers) == (workload, pool, shown))
+            assert cell == f"{p.speedup:.2f}×", (workload, pool)
     assert "results: " in out and "out.json" in out and "journal: " in out
     assert "results will not be saved" not in out
     # the answer comes after pytest-benchmark's tables, not above them
@@ -201,18 +215,21 @@ def test_per_round_samples_are_saved(smallest_run):
         assert len(bench["stats"]["data"]) == bench["stats"]["rounds"] >= 1
 
 
-def test_scaling_cases_of_pools_pair_a_serial_round_with_each_of_their_rounds(smallest_run):
+def test_scaling_cases_bracket_their_rounds_with_warm_serial_probes(smallest_run):
     for bench in smallest_run["benchmarks"]:
         info = bench["extra_info"]
         if info["case"] != "scaling":
             assert "serial_samples_s" not in info, bench["name"]
-        elif info["executor"] == "serial":
-            assert "serial_samples_s" not in info  # the baseline itself
-        else:
-            paired = info["serial_samples_s"]
-            assert len(paired) == len(bench["stats"]["data"]), bench["name"]
-            assert all(t > 0 for t in paired)
-            assert info["schema_version"] == SCHEMA_VERSION
+            continue
+        # one probe before the first timed round and one after each: the serial case's too (its bias)
+        probes = info["serial_samples_s"]
+        assert len(probes) == len(bench["stats"]["data"]) + 1, bench["name"]
+        assert len(info["serial_cpu_samples_s"]) == len(probes)
+        assert all(t > 0 for t in probes)
+        assert (info["serial_tasks"], info["serial_warm_tasks"]) == (PROBE_TASKS, PROBE_WARM_TASKS)
+        assert info["schema_version"] == SCHEMA_VERSION
+    assert smallest_run["machine_info"]["poolbench"]["gc"]["policy"] == "frozen"
+    assert smallest_run["machine_info"]["poolbench"]["gc"]["frozen_objects"] > 0
 
 
 def test_blas_is_limited_to_one_thread_in_every_executor(smallest_run):

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.slow
 
 
 def bench(*args: str, env: dict | None = None):
-    return run_module("pytest", "bench", "-p", "no:cacheprovider", "-q", "--profile", "quick", *args, env=env)
+    return run_module(
+        "pytest", "bench", "-p", "no:cacheprovider", "-q", "--profile", "quick", "--passes", "1", *args, env=env
+    )
 
 
 def test_the_example_runs_under_every_start_method_and_reaches_report_export_and_gate(tmp_path):

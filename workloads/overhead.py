@@ -30,10 +30,15 @@ def whoami(hold_s: float) -> int:
 
 
 def extend_path(entries: tuple[str, ...]) -> None:
-    """Interpreter-pool initializer: add the suite's import path (bench.interpreters.make)."""
+    """Interpreter-pool initializer: add the suite's import path (bench.interpreters.make), then freeze
+    the subinterpreter's start-up heap out of garbage collection, as every worker does (bench/workers.py
+    ``freeze_heap``; a subinterpreter collects its own heap)."""
+    import gc  # noqa: PLC0415
     import sys  # noqa: PLC0415
 
     sys.path[:0] = [e for e in entries if e not in sys.path]
+    gc.collect()
+    gc.freeze()
 
 
 def import_error(module: str) -> str | None:

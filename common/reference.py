@@ -1,0 +1,476 @@
+"""The serial reference, the speedup and its intervals: one home, called by the terminal table, the analysis, the gate
+and the cost model.
+
+How a scaling case measures its reference (bench/measure.py ``BatchRounds``), on one pass of R timed
+rounds::
+
+    warm-up batch ─ probe₀ ─ round₁ ─ probe₁ ─ round₂ ─ probe₂ ─ … ─ round_R ─ probe_R
+
+Each probe runs, in the suite's own thread with BLAS capped as for serial, :data:`PROBE_WARM_TASKS`
+untimed task(s) and then :data:`PROBE_TASKS` timed task(s) of the same workload at the same size:
+warm and in a row, as a pool's worker runs its tasks. Why the untimed one: the first task after a
+pool round runs cold (measured on a 2-vCPU Intel host with plain executors and no suite code: 1.10-
+1.23× a warm serial task for NumPy chains and fresh 4 MiB buffers, the second task 0.99-1.06×;
+shared/ANCHORS.md), so a reference made of that first task alone made one-worker pools "beat
+serial" by 3-14 %. The serial case brackets its own batches with the same probes, so every run
+measures the reference against a warm serial batch (:func:`reference_bias`).
+
+Garbage collection is handled alike on both sides: before every case the suite collects and freezes
+its own heap (pytest, NumPy, the results so far: about 80 k objects whose full collection took about
+20 ms, a whole task), and every worker freezes its start-up heap (bench/workers.py ``freeze_heap``),
+so a collection traverses what the tasks themselves made, in a probe, the serial case and every pool.
+
+**The speedup is a ratio of throughputs.** Per pass, the pool's throughput is the mean over its
+rounds of tasks per second, the serial throughput the mean over the pass's probes of tasks per
+second; the pass's speedup is their ratio, and a point's speedup the geometric mean over its passes.
+Rates, not times, are averaged: a pool's round runs on every CPU at once, so its throughput is the
+sum of their speeds at that moment, while one probe runs on one CPU at one moment. Measured here (a
+2-vCPU AMD EPYC guest, ``evidence/``): each vCPU switches between two speeds 1.5× apart every 0.1-
+0.5 s, independently of the other. Averaging probe *times* weighs the slow moments more (the mean of
+1/v exceeds 1/mean v), which reads a two-worker pool above 2× when both CPUs did exactly the work
+of two; averaging rates does not. The probes of a pass and its rounds interleave over the same
+second or so, so a host phase that lasts longer moves both sides alike.
+
+The physical limit (:func:`ideal_speedup`) is a check, never a cap (:func:`above_limit`): a figure
+whose interval lies wholly above it is a defect of the measurement, named in the run and the report.
+Standard library only: bench/ and scripts/ both read it.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: Untimed serial tasks at the start of every probe: the first task after a pool round runs cold
+#: (module doc); after one, the next runs as warm tasks do.
+PROBE_WARM_TASKS = 1
+#: Timed serial tasks per probe.
+PROBE_TASKS = 1
+#: Confidence of every interval: the figure's (what this run measured) and the prediction (where
+#: the next run's figure lands).
+CONFIDENCE = 0.95
+
+
+def probes_per_pass(rounds: int) -> int:
+    """Probes a pass of ``rounds`` timed rounds records: one before the first round and one after each."""
+    return rounds + 1
+
+
+# --- pairing rounds with their reference ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A case's timed rounds and its serial probes, pass by pass, as throughputs (tasks per second)."""
+
+    #: Per pass, each round's throughput: the batch's tasks over the round's time.
+    rounds: tuple[tuple[float, ...], ...]
+    #: Per pass, each probe's throughput: its timed tasks over its time. Bracketed (schema 7): one
+    #: more than the pass's rounds; one-sided (schema 2-6): one per round, taken after it.
+    probes: tuple[tuple[float, ...], ...]
+
+    @property
+    def bracketed(self) -> bool:
+        return all(len(p) == len(r) + 1 for r, p in zip(self.rounds, self.probes, strict=True))
+
+    def round_references(self) -> list[float]:
+        """Each round's serial throughput: the mean of the probes on either side of it (bracketed), or of the
+        one after it (one-sided)."""
+        out: list[float] = []
+        for rounds, probes in zip(self.rounds, self.probes, strict=True):
+            if len(probes) == len(rounds) + 1:
+                out.extend((probes[i] + probes[i + 1]) / 2 for i in range(len(rounds)))
+            else:
+                out.extend(probes)
+        return out
+
+    def round_speedups(self) -> list[float]:
+        """Each round's speedup: its throughput over its own reference's."""
+        pool = [x for rounds in self.rounds for x in rounds]
+        return [p / s for p, s in zip(pool, self.round_references(), strict=True)]
+
+    def pass_speedups(self) -> list[float]:
+        """Each pass's speedup: the mean throughput of its rounds over the mean throughput of its probes."""
+        return [statistics.fmean(r) / statistics.fmean(p) for r, p in zip(self.rounds, self.probes, strict=True)]
+
+    def speedup(self) -> float:
+        """The point's speedup: the geometric mean over its passes of each pass's speedup."""
+        return math.exp(statistics.fmean(math.log(s) for s in self.pass_speedups()))
+
+    def values(self) -> list[float]:
+        """What an interval is built from (:class:`Estimate`): each pass's log speedup; with one pass,
+        each round's (paired with its own reference)."""
+        if len(self.rounds) >= 2:
+            return [math.log(s) for s in self.pass_speedups()]
+        return [math.log(s) for s in self.round_speedups()]
+
+
+def join(parts: Sequence[Paired]) -> Paired:
+    """The passes of one point, recorded as separate cases (one per pass), as one :class:`Paired`."""
+    return Paired(tuple(r for p in parts for r in p.rounds), tuple(q for p in parts for q in p.probes))
+
+
+def _split(values: Sequence[float], sizes: Sequence[int]) -> list[tuple[float, ...]]:
+    out, at = [], 0
+    for n in sizes:
+        out.append(tuple(values[at : at + n]))
+        at += n
+    return out
+
+
+def _positive(values: object) -> bool:
+    return (
+        isinstance(values, Sequence)
+        and bool(values)
+        and all(isinstance(x, int | float) and not isinstance(x, bool) and x > 0 for x in values)
+    )
+
+
+def paired(
+    samples: Sequence[float],
+    tasks: int,
+    probes: object,
+    serial_tasks: object,
+    rounds_per_pass: Sequence[int] = (),
+) -> Paired | None:
+    """A case's rounds paired with its probes; None when they cannot be (no probes, or a count that fits no layout).
+
+    ``samples``: the rounds' times, every pass's in order; ``probes``: its ``serial_samples_s``;
+    ``rounds_per_pass``: the timed rounds of each pass (empty: one pass). Three layouts, told apart
+    by length: bracketed (schema 7: rounds + 1 probes per pass, each of ``serial_tasks`` tasks),
+    one-sided (schema 5-6: one probe after each round) and whole batch (schema 2-4, no
+    ``serial_tasks``: the batch run serially after each round).
+    """
+    sizes = tuple(rounds_per_pass) or (len(samples),)
+    if sum(sizes) != len(samples) or not _positive(samples) or not _positive(probes) or tasks < 1:
+        return None
+    assert isinstance(probes, Sequence)
+    per_probe = serial_tasks if isinstance(serial_tasks, int) and serial_tasks > 0 else tasks
+    rates = [per_probe / float(x) for x in probes]
+    rounds = _split([tasks / float(x) for x in samples], sizes)
+    if len(rates) == len(samples):
+        return Paired(tuple(rounds), tuple(_split(rates, sizes)))
+    if len(rates) == len(samples) + len(sizes):
+        return Paired(tuple(rounds), tuple(_split(rates, [n + 1 for n in sizes])))
+    return None
+
+
+def case_paired(extra: Mapping[str, Any], samples: Sequence[float], tasks: int, rounds_per_pass: Sequence[int] = ()):
+    """:func:`paired` of a case's extra_info (``serial_samples_s``, ``serial_tasks``)."""
+    return paired(samples, tasks, extra.get("serial_samples_s"), extra.get("serial_tasks"), rounds_per_pass)
+
+
+def unpaired(serial_rounds: Sequence[float], pool_rounds: Sequence[float]) -> tuple[float, list[float]]:
+    """Speedup against a serial case measured apart (results without probes, schema 1): median over median,
+    with one value per pool round (log of the serial median over that round) for its interval."""
+    serial = statistics.median(serial_rounds)
+    return serial / statistics.median(pool_rounds), [math.log(serial / x) for x in pool_rounds]
+
+
+# --- the physical limit ---------------------------------------------------------------------------------
+
+
+def ideal_speedup(kind: str, workers: int, tasks: int, cpus: float) -> float:
+    """The physical limit of a speedup: the best W workers can reach on ``tasks`` equal tasks.
+
+    * CPU-bound kinds: ``min(C, N / ceil(N / W)) / min(C, 1)`` on C effective CPUs. The middle
+      term is the uneven-last-batch bound (W when W divides N); the divisor is what the serial
+      baseline itself had: under a quota of 0.5 CPUs serial runs at half speed too, so the ideal
+      speedup is 1.
+    * I/O (``kind == "io"``): ``N / ceil(N / W)``: waiting overlaps whatever the CPU count.
+    """
+    batches = tasks / math.ceil(tasks / workers) if tasks else float(workers)
+    if kind == "io":
+        return batches
+    return min(cpus, batches) / min(cpus, 1.0)
+
+
+def capacity(info: Mapping[str, Any], executor: str) -> float:
+    """The CPUs a pool's workers could use: the run's effective CPUs, or, for a pool of an existing cluster
+    (its workers elsewhere, each with CPUs of its own: ``info[executor]`` names a scheduler and each
+    worker's ``effective_cpus`` and ``nthreads``, as the dask backend records them in
+    machine_info["poolbench"]), the sum over its workers of the CPUs each could use."""
+    own = info.get(executor)
+    if isinstance(own, Mapping):
+        workers = own.get("worker_info") or []
+        if own.get("scheduler") and workers:
+            cpus = [w.get("effective_cpus") for w in workers]
+            if all(isinstance(c, int | float) and c > 0 for c in cpus):
+                usable = [
+                    min(c, w["nthreads"]) if isinstance(w.get("nthreads"), int) else c
+                    for w, c in zip(workers, cpus, strict=True)
+                ]
+                return float(sum(usable))
+    return float(info["effective_cpus"])
+
+
+def above_limit(low: float, ideal: float) -> bool:
+    """Whether a figure's interval lies wholly above its physical limit: a defect of the measurement, not noise.
+
+    No band: a one-worker pool that reads above 1.0 beyond its own noise, or W workers beyond
+    min(W, C), measured something other than the work (a cold or collected reference, an allocator
+    that taxed one side).
+    """
+    return low > ideal
+
+
+# --- intervals ------------------------------------------------------------------------------------------
+#
+# A point's rounds come in passes (bench/plan.py): every scaling point is measured once per pass, on
+# fresh pools, the passes minutes apart in the run. Measured here (three default runs, 48 CPU-bound
+# points each, evidence/limits): the spread of pass medians (log, RMS 7.3 %) exceeds what the rounds
+# within a pass predict (4.6 %), while the spread of whole runs' points (4.6 %) is what the passes
+# predict (7.3 / √3 = 4.2 %). So the pass is the level whose variance dominates, and a run's passes
+# stand for the runs that would follow (Kalibera & Jones: repeat at the dominant level); every
+# interval is built from pass-level values (:meth:`Paired.values`).
+#
+# Few passes give a poor spread each (3 passes: 2 degrees of freedom, Student's t 4.30 at 95 %), so a
+# point's spread is pooled with those of the same workload in the same run (every pool and worker
+# count: measured there, the noise follows the workload, from 0.3 % for io_sleep to 8.6 % for
+# numpy_object, more than it follows the executor or the worker count), each weighted by its
+# degrees of freedom.
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz's method)."""
+    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        m2 = 2 * m
+        for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)), -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+            d = 1.0 + aa * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + aa / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-14:
+            break
+    return h
+
+
+def _betai(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+@functools.lru_cache(maxsize=256)
+def t_quantile(p: float, df: float) -> float:
+    """The ``p`` quantile (0.5 < p < 1) of Student's t with ``df`` degrees of freedom (the normal's for df = ∞)."""
+    if math.isinf(df):
+        return statistics.NormalDist().inv_cdf(p)
+    tail = 2 * (1.0 - p)  # t with P(|T| > t) = tail: I_{df/(df+t²)}(df/2, 1/2) = tail
+    lo, hi = 0.0, 1.0
+    while _betai(df / 2, 0.5, df / (df + hi * hi)) > tail:
+        hi *= 2
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if _betai(df / 2, 0.5, df / (df + mid * mid)) > tail:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def spread_of(values: Sequence[float]) -> tuple[float, int] | None:
+    """(sample variance, degrees of freedom) of pass-level values; None with fewer than two."""
+    if len(values) < 2:
+        return None
+    return statistics.variance(values), len(values) - 1
+
+
+def pooled(spreads: Sequence[tuple[float, int] | None]) -> tuple[float, int] | None:
+    """Spreads pooled, each weighted by its degrees of freedom; None when none has any."""
+    known = [s for s in spreads if s is not None and s[1] > 0]
+    df = sum(d for _, d in known)
+    return (sum(v * d for v, d in known) / df, df) if df else None
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A figure with its interval and the interval a rerun's figure lands in.
+
+    In log space, with n pass-level values (:meth:`Paired.values`) whose variance s² has df degrees of
+    freedom (pooled with the workload's, :func:`estimates`), and t the 97.5 % quantile of Student's
+    t with df degrees of freedom:
+
+    * ``low``..``high``: the 95 % confidence interval of this run's figure, ± t × s / √n;
+    * ``prediction_low``..``prediction_high``: the 95 % prediction interval of the next run's figure
+      under the same plan, ± t × s × √(2 / n). A second run's figure misses by this run's error and
+      its own, so even a perfect confidence interval holds it only about 83 % of the time (two
+      errors of equal size: P(|Z| < 1.96 / √2)); the prediction interval is the one to hold a rerun
+      against.
+
+    Without any spread (one value and nothing pooled) both intervals are the figure itself.
+    """
+
+    value: float
+    low: float
+    high: float
+    prediction_low: float
+    prediction_high: float
+    n: int = 0
+    df: int = 0
+    #: The figure's standard error in log space (0 without a spread).
+    log_se: float = 0.0
+
+    @classmethod
+    def of(cls, value: float, n: int, spread: tuple[float, int] | None) -> Estimate:
+        if spread is None or n == 0 or value <= 0:
+            return cls(value, value, value, value, value, n, 0)
+        se = math.sqrt(spread[0] / n)
+        half = t_quantile(1.0 - (1.0 - CONFIDENCE) / 2, spread[1]) * se
+        centre = math.log(value)
+        return cls(
+            value,
+            math.exp(centre - half),
+            math.exp(centre + half),
+            math.exp(centre - half * math.sqrt(2)),
+            math.exp(centre + half * math.sqrt(2)),
+            n,
+            spread[1],
+            se,
+        )
+
+    def scaled(self, factor: float) -> Estimate:
+        """The same estimate divided by ``factor`` (an efficiency from a speedup)."""
+        return Estimate(
+            self.value / factor,
+            self.low / factor,
+            self.high / factor,
+            self.prediction_low / factor,
+            self.prediction_high / factor,
+            self.n,
+            self.df,
+            self.log_se,
+        )
+
+
+def estimates(points: Mapping[Any, tuple[str, float, Sequence[float]]]) -> dict[Any, Estimate]:
+    """Every point's :class:`Estimate`, its spread pooled with the others of its group.
+
+    ``points``: per key, (its group: the workload and the run, e.g. ``"file.json:cpu_python"``; its
+    figure; its pass-level values).
+    """
+    by_group: dict[str, list[tuple[float, int] | None]] = {}
+    for group, _, values in points.values():
+        by_group.setdefault(group, []).append(spread_of(values))
+    pools = {g: pooled(s) for g, s in by_group.items()}
+    return {k: Estimate.of(value, len(values), pools[group]) for k, (group, value, values) in points.items()}
+
+
+# --- the reference's own checks ---------------------------------------------------------------------------
+
+
+def _p_above(estimate: Estimate, limit: float) -> float:
+    """One-sided p-value of "the figure is at or below ``limit``" against "above it", from its t statistic."""
+    se = estimate.log_se
+    if estimate.value <= limit:
+        return 1.0
+    if se <= 0:
+        return 0.0  # no spread to blame: above is above
+    t = math.log(estimate.value / limit) / se
+    return 0.5 * _betai(estimate.df / 2, 0.5, estimate.df / (estimate.df + t * t))
+
+
+def above_limits(tested: Sequence[tuple[str, Estimate, float]]) -> list[tuple[str, Estimate, float]]:
+    """The figures of one run that lie above their physical limit beyond the run's noise.
+
+    ``tested``: (a point's name, its estimate, its ideal) for every point of the run. A 95 %
+    interval leaves 2.5 % above for a figure that sits exactly at its limit, and a run has about a
+    hundred points, a fifth of them at or near their limit (one-worker pools, sleeps): tested one by
+    one, an honest run would be flagged about every other time. So the run's points are tested
+    together (Holm's step-down method, family-wise error 1 − :data:`CONFIDENCE`): a run is flagged
+    when a figure is above its limit with 95 % confidence for the whole run, and the one-worker
+    pools are also tested together (:func:`combined`), which sees a bias of a few percent that no
+    single point can.
+    """
+    alpha = 1.0 - CONFIDENCE
+    ranked = sorted(tested, key=lambda x: _p_above(x[1], x[2]))
+    found = []
+    for i, item in enumerate(ranked):
+        if _p_above(item[1], item[2]) > alpha / (len(ranked) - i):
+            break
+        found.append(item)
+    return found
+
+
+def combined(parts: Sequence[Estimate]) -> Estimate:
+    """The geometric mean of independent estimates, its interval from their standard errors (normal, as the
+    sum of many terms): the run's one-worker pools as one A/A test of the reference."""
+    if not parts:
+        raise ValueError("nothing to combine")
+    centre = statistics.fmean(math.log(e.value) for e in parts)
+    se = math.sqrt(sum(e.log_se**2 for e in parts)) / len(parts)
+    z = statistics.NormalDist().inv_cdf(1.0 - (1.0 - CONFIDENCE) / 2)
+    df = sum(e.df for e in parts)
+    return Estimate(
+        math.exp(centre),
+        math.exp(centre - z * se),
+        math.exp(centre + z * se),
+        math.exp(centre - z * se * math.sqrt(2)),
+        math.exp(centre + z * se * math.sqrt(2)),
+        len(parts),
+        df,
+        se,
+    )
+
+
+def defects_line(found: Sequence[tuple[str, Estimate, float]]) -> str | None:
+    """The one line that names the figures above their physical limit, for the terminal, the report and the gate.
+
+    ``found``: (a name, e.g. ``numpy_ufunc process/fork w1``; its estimate; its ideal) for the figures
+    :func:`above_limits` flags, or a run's one-worker pools :func:`combined`. None when there is none.
+    """
+    if not found:
+        return None
+    cases = "; ".join(f"{name} {e.value:.2f}× [{e.low:.2f}–{e.high:.2f}] > {ideal:g}" for name, e, ideal in found)
+    return (
+        f"measurement defect: {len(found)} figure{'s' if len(found) > 1 else ''} above the physical limit "
+        f"(min(W, CPUs), or the I/O ideal) beyond this run's noise: {cases}; no pool does more than its CPUs "
+        'allow, so the reference or the machine misled this run (docs/guide.md, "Against the physical limits")'
+    )
+
+
+def run_defects(
+    points: Sequence[tuple[str, int, str, Estimate, float]], biases: Sequence[Estimate] = ()
+) -> list[tuple[str, Estimate, float]]:
+    """Every measurement defect of one run, in the shape :func:`defects_line` names them.
+
+    ``points``: (name, workers, kind, estimate, ideal) of every pool's scaling point; ``biases``: the
+    serial case's :func:`reference_bias` estimate per workload. Three checks: a point above its limit
+    (:func:`above_limits`); the run's one-worker pools of CPU-bound work together (an A/A test of
+    the reference: they read 1.0 less the pool's own cost); the probes against the serial batch
+    together (a probe that runs slow inflates every speedup).
+    """
+    found = above_limits([(name, e, ideal) for name, _, _, e, ideal in points])
+    solo = [e for _, workers, kind, e, _ in points if workers == 1 and kind != "io" and e.df]
+    if solo and above_limit((together := combined(solo)).low, 1.0):
+        found.append((f"one-worker pools together ({len(solo)})", together, 1.0))
+    known = [b for b in biases if b.df]
+    if known and above_limit((slow := combined(known)).low, 1.0):
+        found.append((f"serial probes against the serial batch ({len(known)} workloads)", slow, 1.0))
+    return found
+
+
+def reference_bias(serial_case: Paired | None) -> float | None:
+    """The reference's bias in one run: a probe's time per task over the serial batch's, both warm, paired.
+
+    The serial case brackets its batches (tasks in a row in the suite's thread) with the same probes
+    the pools have, so its "speedup" against its own probes is exactly this ratio: 1.0 when a probe
+    measures what a batch does; above 1 when the probe runs slow (cold, or paying a collection of
+    the suite's heap), which would inflate every speedup by as much. None without probes.
+    """
+    return None if serial_case is None else serial_case.speedup()
