@@ -368,3 +368,41 @@ def test_compare_refuses_other_sizes_unless_told_and_then_leaves_times_out(tmp_p
     out = json.loads(told.stdout)
     assert not [r for r in out["rows"] if r["metric"] in ("time", "work")]
     assert any("task sizes differ" in n for n in out["notes"])
+
+
+# --- calibration kept between runs -------------------------------------------------------------------
+
+
+def test_calibration_on_a_scripted_clock_is_kept_across_runs_through_a_host_phase():
+    # a host whose speed moves between runs: run 2 finds every task 1.3× slower (a slow phase), run 3
+    # 2.5× slower (another machine, in effect); the remembered size is kept through the phase, and only a
+    # task outside an octave of the target is calibrated anew
+    clock = ScriptedClock()
+    speed = {"factor": 1.0}
+    registry.USER["scripted"] = Workload(
+        "scripted",
+        clock.task(lambda p: speed["factor"] * 0.002 * p / 100),
+        "cpu-python",
+        "holds",
+        {profile: Size(100, 8, 1) for profile in ("quick", "default", "full")},
+    )
+    try:
+        cfg = build_config({"workloads": "scripted", "cases": "scaling"}, TWO_CPUS)
+        remembered: dict = {}
+        first = size_workloads(cfg, clock, remembered)["scripted"]
+        assert first.method == "calibrated" and remembered["scripted"]["param"] == first.param
+        speed["factor"] = 1.3
+        second = size_workloads(cfg, clock, remembered)["scripted"]
+        assert (second.method, second.param) == ("kept", first.param)  # the same work as run 1
+        assert second.task_s == pytest.approx(1.3 * first.task_s)  # measured again, and said
+        speed["factor"] = 2.5
+        third = size_workloads(cfg, clock, remembered)["scripted"]
+        assert third.method == "calibrated" and third.param < first.param
+        fresh = build_config({"workloads": "scripted", "cases": "scaling", "sizes": "fresh"}, TWO_CPUS)
+        speed["factor"] = 1.0
+        assert size_workloads(fresh, clock, dict(remembered))["scripted"].method == "calibrated"
+        # another code for the task function: what was remembered is not for it
+        other = dict(remembered, scripted={**remembered["scripted"], "code": "0" * 16})
+        assert size_workloads(cfg, clock, other)["scripted"].method == "calibrated"
+    finally:
+        registry.USER.pop("scripted", None)

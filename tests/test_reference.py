@@ -1,0 +1,249 @@
+"""The serial reference (common/reference.py): measured as the pool's tasks are, checked against the physical
+limit in every run, one computation for every reader.
+
+On a scripted clock and synthetic data, so that nothing here depends on how fast this machine is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+import types
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from bench import harness, measure, terminal
+from bench.cases import Case
+from bench.config import build_config
+from bench.cpus import CgroupCpu, CpuInfo
+from common import reference
+from scripts import report
+from scripts.analysis import Analysis
+from scripts.results import load
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TWO = FIXTURES / "quick-2cpus.json"
+TWO_CPUS = CpuInfo(2, 2, None, CgroupCpu())
+
+# --- a synthetic cold penalty ----------------------------------------------------------------------------
+
+
+class ColdClock:
+    """A scripted clock, and a task that takes 5 ms, plus 5 ms when its thread was idle for more than 3 ms:
+    the first task after a pool round runs cold, as measured on real hosts (shared/ANCHORS.md)."""
+
+    WORK, PENALTY, IDLE = 0.005, 0.005, 0.003
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.last_end: dict[int, float] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def task(self, param: int) -> int:
+        with self.lock:
+            me = threading.get_ident()
+            idle = self.now - self.last_end.get(me, -1e9)
+            self.now += self.WORK + (self.PENALTY if idle > self.IDLE else 0.0)
+            self.last_end[me] = self.now
+        return param
+
+
+class ScriptedBenchmark:
+    """pytest-benchmark's ``pedantic`` on a scripted clock: setup, the timed target, teardown, per round."""
+
+    def __init__(self, clock: ColdClock) -> None:
+        self.clock = clock
+        self.extra_info: dict = {}
+        self.samples: list[float] = []
+
+    def pedantic(self, target, setup, teardown, rounds, warmup_rounds):
+        for i in range(warmup_rounds + rounds):
+            setup()
+            started = self.clock()
+            target()
+            if i >= warmup_rounds:
+                self.samples.append(self.clock() - started)
+            teardown()
+
+
+def _one_worker_speedup(monkeypatch, warm: bool) -> float:
+    clock = ColdClock()
+    scripted = {name: getattr(time, name) for name in dir(time) if not name.startswith("_")}
+    monkeypatch.setattr(measure, "time", types.SimpleNamespace(**{**scripted, "perf_counter": clock}))
+    suite = build_config({"workloads": "cpu_python", "cases": "scaling"}, TWO_CPUS)
+    case = Case("scaling", "cpu_python", "thread", 1, tasks=6)
+    bench = ScriptedBenchmark(clock)
+    with ThreadPoolExecutor(1) as pool:
+        info = harness.run_batches(
+            bench,
+            suite,
+            case,
+            pool,
+            func=clock.task,
+            args=[1] * 6,
+            check=lambda _, result: result == 1,
+            rounds=3,
+            warmup_rounds=0,
+            probe_args=[1],
+            probe_warm_args=[1] if warm else (),
+            warm_args=[1],
+        )
+    pairing = reference.case_paired(info, bench.samples, 6)
+    assert pairing is not None and pairing.bracketed
+    return pairing.speedup()
+
+
+def test_a_cold_first_task_makes_a_lone_probe_beat_serial_and_the_warm_probe_does_not(monkeypatch):
+    # a lone timed probe pays the cold penalty (10 ms) that the pool pays once per round of six (35 ms):
+    # the one-worker pool "beats serial" by 1.7×; after an untimed warm task the probe takes 5 ms, and the
+    # pool reads below 1 by the penalty its own worker paid after the idle gap of the probe
+    cold = _one_worker_speedup(monkeypatch, warm=False)
+    warm = _one_worker_speedup(monkeypatch, warm=True)
+    assert cold == pytest.approx(0.010 / (0.035 / 6))
+    assert reference.above_limit(cold, 1.0)
+    assert warm == pytest.approx(0.005 / (0.035 / 6)) and not reference.above_limit(warm, 1.0)
+
+
+# --- pairing, intervals, the check ----------------------------------------------------------------------
+
+
+def test_the_three_layouts_of_probes_pair_with_their_rounds():
+    rounds = [0.05, 0.05, 0.05, 0.05]
+    bracketed = reference.paired(rounds, 8, [0.01] * 6, 1, (2, 2))  # 2 passes of 2 rounds, 3 probes each
+    assert bracketed.bracketed and [len(p) for p in bracketed.probes] == [3, 3]
+    assert bracketed.speedup() == pytest.approx(0.08 / 0.05)
+    after = reference.paired(rounds, 8, [0.01] * 4, 1, (2, 2))  # schema 5-6: one probe after each round
+    assert not after.bracketed and after.speedup() == pytest.approx(0.08 / 0.05)
+    batch = reference.paired(rounds, 8, [0.08] * 4, None, (2, 2))  # schema 2-4: the whole batch serially
+    assert batch.speedup() == pytest.approx(0.08 / 0.05)
+    assert reference.paired(rounds, 8, [0.01] * 5, 1, (2, 2)) is None  # fits no layout
+    assert reference.paired(rounds, 8, [0.01, -1.0, 0.01, 0.01], 1, (2, 2)) is None
+
+
+def test_rates_not_times_are_averaged_on_a_host_whose_cpus_run_at_two_speeds():
+    # one CPU runs tasks in 10 ms, the other in 15 ms; a two-worker round uses both (8 tasks: 48 ms at the
+    # sum of their rates), the probes land on one or the other: the mean of their rates is a CPU's rate, and
+    # the pool does exactly twice that, where averaging the probes' times reads above 2
+    fast, slow = 0.010, 0.015
+    round_s = 8 / (1 / fast + 1 / slow)
+    pairing = reference.paired([round_s], 8, [fast, slow], 1)
+    assert pairing.speedup() == pytest.approx(2.0)
+    by_times = (fast + slow) / 2 * 8 / round_s
+    assert by_times > 2.0
+
+
+def test_t_quantiles_match_the_table():
+    table = {1: 12.706, 2: 4.303, 3: 3.182, 5: 2.571, 10: 2.228, 30: 2.042}
+    for df, t in table.items():
+        assert reference.t_quantile(0.975, df) == pytest.approx(t, abs=1e-3)
+    assert reference.t_quantile(0.975, math.inf) == pytest.approx(1.960, abs=1e-3)
+
+
+def test_a_prediction_interval_is_wider_than_the_confidence_interval_by_root_two():
+    e = reference.Estimate.of(2.0, 3, (0.0009, 12))
+    half = math.log(e.high / e.value)
+    assert math.log(e.prediction_high / e.value) == pytest.approx(half * math.sqrt(2))
+    assert half == pytest.approx(reference.t_quantile(0.975, 12) * math.sqrt(0.0009 / 3))
+    assert reference.Estimate.of(2.0, 1, None).low == 2.0  # no spread: the figure itself
+
+
+def test_a_points_spread_is_pooled_with_its_workloads():
+    est = reference.estimates(
+        {
+            "a": ("run:w", 1.0, [0.0, 0.1]),  # variance 0.005, 1 df
+            "b": ("run:w", 1.0, [0.0, 0.0, 0.0]),  # variance 0, 2 df
+            "c": ("run:other", 1.0, [0.0, 0.2]),
+        }
+    )
+    assert est["a"].df == est["b"].df == 3 and est["c"].df == 1
+    assert est["a"].log_se == pytest.approx(math.sqrt(0.005 / 3 / 2))
+    assert est["b"].log_se == pytest.approx(math.sqrt(0.005 / 3 / 3))
+
+
+def test_the_check_flags_a_planted_point_above_its_limit_and_leaves_noise_alone():
+    quiet = reference.Estimate.of(1.01, 3, (0.0004, 20))  # 1 % above, a 2 % spread: noise
+    planted = reference.Estimate.of(1.15, 3, (0.0004, 20))  # 15 % above with the same spread
+    io = reference.Estimate.of(1.98, 3, (0.0001, 20))
+    points = [("w thread w1", 1, "cpu-native", quiet, 1.0), ("w process w1", 1, "cpu-native", planted, 1.0)]
+    points.append(("io thread w2", 2, "io", io, 2.0))
+    found = reference.run_defects(points)
+    assert [name for name, _, _ in found] == ["w process w1", "one-worker pools together (2)"]
+    line = reference.defects_line(found)
+    assert line.startswith("measurement defect: 2 figures above the physical limit")
+    assert "w process w1 1.15× [" in line and "> 1;" in line
+    # the probes slower than the serial batch, across workloads: the reference itself is named
+    slow = [reference.Estimate.of(1.06, 3, (0.0004, 20))] * 4
+    assert reference.run_defects([points[0]], slow)[-1][0] == "serial probes against the serial batch (4 workloads)"
+    assert reference.run_defects([points[0]], [quiet] * 4) == []
+
+
+# --- one computation for every reader ------------------------------------------------------------------
+
+
+def _planted(tmp_path: Path) -> Path:
+    """The 2-CPU fixture's cpu_python pools given one probe after each round, each pool as fast as its ideal
+    within a few percent, but the one-worker process pool 30 % faster than its own probes."""
+    data = json.loads(TWO.read_text())
+    data["benchmarks"] = [
+        b
+        for b in data["benchmarks"]
+        if b["extra_info"]["case"] != "scaling" or b["extra_info"]["workload"] == "cpu_python"
+    ]
+    for b in data["benchmarks"]:
+        info = b["extra_info"]
+        if info["case"] != "scaling" or info["executor"] == "serial":
+            continue
+        planted = b["name"] == "test_scaling[cpu_python-process-fork-w1]"
+        speed = 1.3 if planted else min(info["workers"], 2) * 0.95
+        wobble = [1.0] * 3 if planted else [1.0, 1.03, 0.97]
+        info["serial_samples_s"] = [
+            x / info["tasks"] * speed * w for x, w in zip(b["stats"]["data"], wobble, strict=True)
+        ]
+        info["serial_tasks"] = 1
+    path = tmp_path / "planted.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+class _Fixture:
+    """A pytest-benchmark fixture as the end-of-run table reads it, built from a saved record."""
+
+    def __init__(self, bench: dict) -> None:
+        self.extra_info = bench["extra_info"]
+        self.stats = types.SimpleNamespace(stats=types.SimpleNamespace(data=bench["stats"]["data"]))
+        self.has_error = False
+
+
+def test_the_terminal_table_the_report_and_summary_json_state_the_same_figures_and_defects(tmp_path):
+    path = _planted(tmp_path)
+    data = json.loads(path.read_text())
+    fixtures = [_Fixture(b) for b in data["benchmarks"]]
+    info = data["machine_info"]["poolbench"]
+    points, _ = terminal.scaling_estimates(fixtures, info)
+    an = Analysis(load([path]))
+    assert points  # the paired ones: a table is made of those
+    for p in an.points:
+        if not p.paired:
+            continue
+        e, ideal, _ = points[(p.workload, p.pool, p.workers)]
+        assert (e.value, e.low, e.high, e.prediction_low) == pytest.approx(
+            (p.speedup, p.speedup_lo, p.speedup_hi, p.prediction_lo)
+        )
+        assert ideal == p.ideal
+    line = terminal.defects(fixtures, info)
+    assert line is not None and "cpu_python process/fork w1 1.30×" in line
+    assert line == reference.defects_line(an.defects(an.runs[0]))
+    table = report.summary(an)
+    (check,) = table["checks"]
+    assert "cpu_python process/fork w1" in [d["figure"] for d in check["defects"]]
+    (rec,) = [
+        r for r in table["records"] if (r["workload"], r["executor"], r["workers"]) == ("cpu_python", "process", 1)
+    ]
+    assert rec["defect"] is True and rec["cause"]["cause"] == "defect"
