@@ -28,6 +28,7 @@ from bench.terminal import defects, scaling_waits, speedup_table, summary_worker
 from bench.timeouts import case_deadline
 from common.schema import WORKLOAD_FILES_ENV, denied_line, denied_summary
 from workloads import PROFILES, scaling_names
+from workloads import get as get_workload
 from workloads.io_bound import IO_DIR_ENV
 from workloads.user import WorkloadFileError, load_files
 
@@ -104,6 +105,8 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         # The user's workloads first: --workloads may name them.
         config.stash[USER_KEY] = [(w.name, w.source) for w in load_files(workload_files(config))]
+        # Every workload's code is loaded: now the first thread (bench/workers.py start_threading).
+        workers.start_threading()
         cpu = cpus.detect()
         suite = build_config({name: getattr(config.option, f"poolbench_{name}") for name in OPTIONS}, cpu)
         for name in suite.executors:  # what each needs to know first (an existing cluster's size, ...)
@@ -152,28 +155,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         make_saving_atomic(bench_session)
         path = journal_path(bench_session, session.config.stash[CONFIG_KEY].journal)
         journal = Journal(path, bench_session) if path else None
-        if io_warning := machine.io_dir_warning(session.config.stash[CONFIG_KEY]):
-            warn(session.config, io_warning)
-        suite = session.config.stash[CONFIG_KEY]
-        for name in suite.skipped_executors:
-            warn(session.config, f"{name} executor skipped: {missing_line(name)}")
-        for line in left_out_lines(suite):
+        for line in _start_lines(session.config):
             warn(session.config, line)
-        if measure.WAIT_SOURCE is None and not session.config.option.collectonly:
-            warn(session.config, NO_WAIT_LINE)
     if not session.config.option.collectonly:
-        suite = session.config.stash[CONFIG_KEY]
-        session.config.stash[FROZEN_KEY] = workers.freeze_heap()  # as before every case (calibration times tasks)
-        cache = getattr(session.config, "cache", None)  # pytest's cache: absent with -p no:cacheprovider
-        key = sizing.remembered_key(suite, machine.package_version("numpy"))
-        remembered = cache.get(key, {}) if cache is not None else None
-        sized = sizing.size_workloads(suite, remembered=remembered)
-        if cache is not None and remembered:
-            cache.set(key, remembered)
-        if sized:
-            session.config.stash[CONFIG_KEY] = dataclasses.replace(suite, sizes=sized)
-        if line := size_line(sized, suite):
-            warn(session.config, line)
+        _size(session.config)
         saving = bench_session.json or bench_session.save or bench_session.autosave
         if not saving and not bench_session.disabled and not session.config.option.collectonly:
             warn(
@@ -182,6 +167,38 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                 "(or --benchmark-json FILE) to keep them",
             )
     session.config.stash[JOURNAL_KEY] = journal
+
+
+def _start_lines(config: pytest.Config) -> list[str]:
+    """What a run says at start about how it will measure, beyond its options."""
+    suite = config.stash[CONFIG_KEY]
+    lines = [io] if (io := machine.io_dir_warning(suite)) else []
+    lines += [f"{name} executor skipped: {missing_line(name)}" for name in suite.skipped_executors]
+    lines += left_out_lines(suite)
+    if measure.WAIT_SOURCE is None and not config.option.collectonly:
+        lines.append(NO_WAIT_LINE)
+    if contended := workers.contended_code({n: get_workload(n).func for n in suite.workloads}):
+        lines.append(
+            f"the code of {', '.join(contended)} is not immortal on this free-threaded build (a thread started "
+            "before it was loaded): its threads contend on reference counts where a plain program's would not"
+        )
+    return lines
+
+
+def _size(config: pytest.Config) -> None:
+    """Choose the run's task sizes (bench/sizing.py), this machine's last calibration kept where it fits."""
+    suite = config.stash[CONFIG_KEY]
+    config.stash[FROZEN_KEY] = workers.freeze_heap()  # as before every case (calibration times tasks)
+    cache = getattr(config, "cache", None)  # pytest's cache: absent with -p no:cacheprovider
+    key = sizing.remembered_key(suite, machine.package_version("numpy"))
+    remembered = cache.get(key, {}) if cache is not None else None
+    sized = sizing.size_workloads(suite, remembered=remembered)
+    if cache is not None and remembered:
+        cache.set(key, remembered)
+    if sized:
+        config.stash[CONFIG_KEY] = dataclasses.replace(suite, sizes=sized)
+    if line := size_line(sized, suite):
+        warn(config, line)
 
 
 @pytest.hookimpl(wrapper=True)

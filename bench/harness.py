@@ -163,6 +163,7 @@ def run_batches(
         info["serial_cpu_samples_s"] = [round(t, 9) for t in batch.paired_cpu_samples]
         info["serial_tasks"] = len(probe)
         info["serial_warm_tasks"] = len(probe_warm)
+        info["serial_cpus"] = list(batch.probe_cpus)
     if batch.settle_samples:
         info["settle_samples_s"] = [round(t, 6) for t in batch.settle_samples]
     benchmark.extra_info.update(info)

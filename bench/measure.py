@@ -7,6 +7,7 @@ inside the timed region; the peak RSS comes from the kernel's own high-water mar
 
 from __future__ import annotations
 
+import itertools
 import os
 import resource
 import time
@@ -340,6 +341,39 @@ def throttling(cgroup: CgroupCpu) -> Iterator[dict[str, Any]]:
             delta["throttled_s"] = round(after["throttled_s"] - before["throttled_s"], 6)
 
 
+#: The next CPU a serial probe runs on: a rotation over this process's CPUs for the whole run.
+_probe_turn = itertools.count()
+
+
+@contextmanager
+def on_next_cpu() -> Iterator[int | None]:
+    """Run the block in this thread on the next of this process's CPUs in turn, then give the thread back
+    every CPU it had; yields that CPU (None off Linux, or when the thread's CPUs cannot be set).
+
+    A pool's round runs on every CPU it may use, so its throughput is the sum of their speeds; a
+    probe left where the scheduler put the suite's thread measures that one CPU. Measured on a
+    2-vCPU AMD EPYC guest, the two vCPUs ran the same task 8 % apart over 30 s (10.1 vs 10.9 ms,
+    each pinned, both busy) and 1.5× apart in phases of a fraction of a second: a reference taken
+    on the slower one reads every pool above its physical limit, on the faster one below it. In
+    turn, the probes of a run sample every CPU alike, as the pool's rounds do.
+    """
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        yield None
+        return
+    cpu = allowed[next(_probe_turn) % len(allowed)]
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError:
+        yield None
+        return
+    try:
+        yield cpu
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+
 class WrongAnswer(AssertionError):
     """A task returned something its check rejects: the case fails, however fast it was."""
 
@@ -481,6 +515,8 @@ class BatchRounds:
     #: The CPU time of each probe's timed tasks (this thread's): the CPU a task costs alone, at the
     #: moment of the rounds beside it (scripts/metrics.py ``overhead_model``).
     paired_cpu_samples: list[float] = field(default_factory=list)
+    #: The CPU each probe ran on (None where this thread's CPU cannot be chosen).
+    probe_cpus: list[int | None] = field(default_factory=list)
     meter: RoundMeter = field(init=False)
     _results: list[Any] | None = field(default=None, repr=False)
     _started: float = 0.0
@@ -515,18 +551,21 @@ class BatchRounds:
             self.probe()
 
     def probe(self) -> None:
-        """One serial probe: settle, the untimed warm task(s), then the timed ones; answers checked."""
+        """One serial probe, on the next CPU of the rotation (:func:`on_next_cpu`): settle, the untimed warm
+        task(s), then the timed ones; answers checked."""
         if self.settle is not None:
             self.settle_samples.append(self.settle())
-        if self.paired_warm is not None:
-            self._results = self.paired_warm()
-            self.verify("warm-up of the serial probe", self.paired_warm_tasks)
         assert self.paired is not None
-        cpu = time.thread_time()
-        started = time.perf_counter()
-        self._results = self.paired()
-        took = time.perf_counter() - started
-        self.paired_cpu_samples.append(time.thread_time() - cpu)  # the probe's own CPU, this thread
+        with on_next_cpu() as where:
+            if self.paired_warm is not None:  # also pays the move to that CPU
+                self._results = self.paired_warm()
+                self.verify("warm-up of the serial probe", self.paired_warm_tasks)
+            cpu = time.thread_time()
+            started = time.perf_counter()
+            self._results = self.paired()
+            took = time.perf_counter() - started
+            self.paired_cpu_samples.append(time.thread_time() - cpu)  # the probe's own CPU, this thread
+        self.probe_cpus.append(where)
         self._check_floor(took, self.paired_floor_s, "serial probe paired with this case")
         self.verify("serial probe paired with this case", self.paired_tasks)
         self.paired_samples.append(took)

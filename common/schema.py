@@ -55,7 +55,8 @@ from collections.abc import Sequence
 #: 7. the serial reference is a bracket of warm probes (common/reference.py): ``serial_samples_s``
 #:    holds one probe before the first timed round and one after each (rounds + 1 per pass; it held
 #:    one cold task after each round), each timing ``serial_tasks`` tasks after
-#:    ``serial_warm_tasks`` (new) untimed ones, and ``serial_cpu_samples_s`` likewise; round i's
+#:    ``serial_warm_tasks`` (new) untimed ones, each on the next of the process's CPUs in turn
+#:    (``serial_cpus``, new), and ``serial_cpu_samples_s`` likewise; round i's
 #:    reference is the mean of probes i−1 and i. machine_info adds ``gc`` (garbage collection:
 #:    the suite's heap frozen before every case and each worker's start-up heap, how many objects);
 #:    ``plan`` and ``config`` add ``probe_warm_tasks``, ``plan`` adds ``reference`` (the rule in

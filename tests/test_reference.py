@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 import time
 import types
@@ -247,3 +248,30 @@ def test_the_terminal_table_the_report_and_summary_json_state_the_same_figures_a
         r for r in table["records"] if (r["workload"], r["executor"], r["workers"]) == ("cpu_python", "process", 1)
     ]
     assert rec["defect"] is True and rec["cause"]["cause"] == "defect"
+
+
+# --- the suite's own process out of the measurement ------------------------------------------------------
+
+
+def test_code_that_a_free_threaded_build_left_mortal_is_named(monkeypatch):
+    from bench import workers  # noqa: PLC0415
+
+    def fresh(x):
+        return x
+
+    if not workers.sysconfig.get_config_var("Py_GIL_DISABLED"):
+        assert workers.contended_code({"fresh": fresh}) == []  # nothing to contend on with the GIL
+    monkeypatch.setattr(workers.sysconfig, "get_config_var", lambda name: 1 if name == "Py_GIL_DISABLED" else None)
+    # on a build with the GIL nothing is immortalized by a thread's start: every code object reads as mortal
+    assert workers.contended_code({"fresh": fresh}) == ["fresh"]
+
+
+def test_a_probe_runs_on_each_cpu_in_turn_and_gives_the_thread_its_cpus_back():
+    before = os.sched_getaffinity(0)
+    seen = []
+    for _ in range(2 * len(before)):
+        with measure.on_next_cpu() as cpu:
+            assert os.sched_getaffinity(0) == {cpu}
+            seen.append(cpu)
+        assert os.sched_getaffinity(0) == before
+    assert set(seen) == before  # every CPU of the process, in turn

@@ -7,6 +7,7 @@ structure and behaviour only; no timing is asserted (the machines are shared and
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -52,7 +53,7 @@ EXTRA_INFO_KEYS = {
     "steal_s",
 }
 #: Documented too, recorded by scaling cases only (the serial case's too: its probes are the reference's check).
-SCALING_POOL_KEYS = {"serial_samples_s", "serial_cpu_samples_s", "serial_tasks", "serial_warm_tasks"}
+SCALING_POOL_KEYS = {"serial_samples_s", "serial_cpu_samples_s", "serial_tasks", "serial_warm_tasks", "serial_cpus"}
 MACHINE_KEYS = {
     "schema_version",
     "cpu_count",
@@ -227,6 +228,8 @@ def test_scaling_cases_bracket_their_rounds_with_warm_serial_probes(smallest_run
         assert len(info["serial_cpu_samples_s"]) == len(probes)
         assert all(t > 0 for t in probes)
         assert (info["serial_tasks"], info["serial_warm_tasks"]) == (PROBE_TASKS, PROBE_WARM_TASKS)
+        # each on the next CPU in turn, so that the probes sample every CPU as the pool's rounds do
+        assert len(info["serial_cpus"]) == len(probes) and set(info["serial_cpus"]) <= os.sched_getaffinity(0)
         assert info["schema_version"] == SCHEMA_VERSION
     assert smallest_run["machine_info"]["poolbench"]["gc"]["policy"] == "frozen"
     assert smallest_run["machine_info"]["poolbench"]["gc"]["frozen_objects"] > 0

@@ -1,0 +1,132 @@
+"""An independent check of poolbench's speedups: plain executors, warm serial tasks, timing code of its own.
+
+    python evidence/independent.py RESULTS.json [--seconds 12] > independent.jsonl
+
+Shares no timing or reference code with the suite (nothing from bench/ or common/): it imports only
+the task functions (workloads/, examples/) and reads the task sizes a suite run used, so both measure
+the same work. Per point it alternates blocks, serial then pool then serial ..., each serial block
+``k`` tasks in a row in this thread after one untimed task, each pool block a ``map`` of ``k × W``
+tasks on a warm pool, until ``--seconds`` have passed; the speedup is the pool's tasks per second
+over serial's, each summed over all of its blocks; the interval a bootstrap over block pairs. The
+allocator is set as the suite's default policy sets it (its own ctypes call to glibc's ``mallopt``:
+64 MiB mmap threshold and top pad, 1 GiB trim threshold) in this process and every worker, and BLAS
+is capped at one thread everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import multiprocessing
+import random
+import statistics
+import sys
+import time
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+
+from threadpoolctl import threadpool_limits
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
+
+from containers import records_roundtrip  # noqa: E402
+
+from workloads import cpu_bound  # noqa: E402
+
+TASKS = {
+    "cpu_python": cpu_bound.count_primes,
+    "numpy_ufunc": cpu_bound.ufunc_chain,
+    "hash_alloc": cpu_bound.hash_fresh_buffer,
+    "zlib": cpu_bound.zlib_roundtrip,
+    "containers": records_roundtrip,
+}
+#: (workload, executor, workers): the points checked.
+POINTS = (
+    ("cpu_python", "process", 2),
+    ("numpy_ufunc", "thread", 2),
+    ("numpy_ufunc", "process", 2),
+    ("hash_alloc", "thread", 2),
+    ("hash_alloc", "process", 2),
+    ("zlib", "thread", 2),
+    ("containers", "thread", 1),
+    ("containers", "process", 1),
+    ("containers", "thread", 2),
+)
+K = 6  # tasks per worker per block (the suite's default k)
+_LIMIT = None
+
+
+def allocator_and_blas() -> None:
+    """This process's allocator as the suite's neutral policy sets it, and one BLAS thread."""
+    global _LIMIT
+    libc = ctypes.CDLL("libc.so.6")
+    for param, value in ((-3, 64 << 20), (-1, 1 << 30), (-2, 64 << 20)):  # mmap threshold, trim, top pad
+        libc.mallopt(param, value)
+    import numpy  # noqa: F401, PLC0415  (loads BLAS, so that the limit reaches it)
+
+    _LIMIT = threadpool_limits(1)
+
+
+def pool_of(executor: str, workers: int) -> Executor:
+    if executor == "thread":
+        return ThreadPoolExecutor(workers)
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=allocator_and_blas)
+
+
+def measure(func, param, executor: str, workers: int, seconds: float) -> dict:
+    pool = pool_of(executor, workers)
+    try:
+        list(pool.map(func, [param] * (2 * workers)))  # every worker started and warm
+        func(param)
+        serial, parallel = [], []
+        ends = time.perf_counter() + seconds
+        while time.perf_counter() < ends or len(serial) < 8:
+            func(param)  # untimed: the first task after a pool block runs cold
+            started = time.perf_counter()
+            for _ in range(K):
+                func(param)
+            serial.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            list(pool.map(func, [param] * (K * workers)))
+            parallel.append(time.perf_counter() - started)
+    finally:
+        pool.shutdown()
+
+    def ratio(rows: list[int]) -> float:
+        return (K * workers * len(rows) / sum(parallel[i] for i in rows)) / (
+            K * len(rows) / sum(serial[i] for i in rows)
+        )
+
+    everything = list(range(len(serial)))
+    rng = random.Random(f"{executor}{workers}{param}")
+    draws = sorted(ratio([rng.choice(everything) for _ in everything]) for _ in range(2000))
+    return {
+        "speedup": ratio(everything),
+        "low": draws[50],
+        "high": draws[1949],
+        "blocks": len(serial),
+        "serial_task_ms": statistics.median(serial) / K * 1e3,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", help="a suite run's results .json: the task sizes to use")
+    parser.add_argument("--seconds", type=float, default=12.0, help="time per point (default 12)")
+    args = parser.parse_args()
+    sizes = json.loads(Path(args.results).read_text())["machine_info"]["poolbench"]["sizes"]
+    allocator_and_blas()
+    for workload, executor, workers in POINTS:
+        if workload not in sizes:
+            continue
+        param = sizes[workload]["param"]
+        found = measure(TASKS[workload], param, executor, workers, args.seconds)
+        row = {"workload": workload, "executor": executor, "workers": workers, "param": param, **found}
+        print(json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
