@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import marshal
 import platform
 import time
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -85,11 +85,27 @@ def size_workloads(
 
 
 def code_digest(name: str) -> str:
-    """A digest of a workload's task function's code: a changed function is calibrated anew."""
+    """A digest of a workload's task function's code: a changed function is calibrated anew.
+
+    Built from the code's own fields, not ``marshal.dumps``, whose output depends on reference
+    counts (it marks objects referenced more than once) and so changed from one run to the next.
+    """
     func = get(name).func
     code = getattr(func, "__code__", None)
-    raw = marshal.dumps(code) if code is not None else repr(func).encode()
-    return hashlib.sha256(raw).hexdigest()[:16]
+    raw = _fingerprint(code) if code is not None else repr(func)
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def _fingerprint(value: Any) -> str:
+    """A text that is the same for equal code in any process: bytecode, names and constants, nested code too."""
+    if isinstance(value, types.CodeType):
+        fields = (value.co_code.hex(), value.co_names, value.co_varnames, value.co_freevars, value.co_cellvars)
+        return f"code({fields!r}, {[_fingerprint(c) for c in value.co_consts]})"
+    if isinstance(value, frozenset | set):  # iteration order follows hashes, which change between processes
+        return f"frozenset({sorted(_fingerprint(v) for v in value)})"
+    if isinstance(value, tuple):
+        return f"({', '.join(_fingerprint(v) for v in value)})"
+    return repr(value)
 
 
 def remembered_key(suite: SuiteConfig, numpy_version: str | None) -> str:

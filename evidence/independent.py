@@ -1,13 +1,14 @@
 """An independent check of poolbench's speedups: plain executors, warm serial tasks, timing code of its own.
 
-    python evidence/independent.py RESULTS.json [--seconds 12] > independent.jsonl
+    python evidence/independent.py RESULTS.json [RESULTS.json ...] [--seconds 20] > independent.jsonl
 
 Shares no timing or reference code with the suite (nothing from bench/ or common/): it imports only
-the task functions (workloads/, examples/) and reads the task sizes a suite run used, so both measure
+the task functions (workloads/, examples/) and reads the task sizes suite runs used, so both measure
 the same work. Per point it alternates blocks, serial then pool then serial ..., each serial block
 ``k`` tasks in a row in this thread after one untimed task, each pool block a ``map`` of ``k × W``
-tasks on a warm pool, until ``--seconds`` have passed; the speedup is the pool's tasks per second
-over serial's, each summed over all of its blocks; the interval a bootstrap over block pairs. The
+tasks on a warm pool; the points take turns, ``--slices`` times, so that a slow phase of the host
+that lasts seconds reaches all of them alike; the speedup is the pool's tasks per second over
+serial's, each summed over all of its blocks; the interval a bootstrap over block pairs. The
 allocator is set as the suite's default policy sets it (its own ctypes call to glibc's ``mallopt``:
 64 MiB mmap threshold and top pad, 1 GiB trim threshold) in this process and every worker, and BLAS
 is capped at one thread everywhere.
@@ -75,56 +76,68 @@ def pool_of(executor: str, workers: int) -> Executor:
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=allocator_and_blas)
 
 
-def measure(func, param, executor: str, workers: int, seconds: float) -> dict:
-    pool = pool_of(executor, workers)
-    try:
-        list(pool.map(func, [param] * (2 * workers)))  # every worker started and warm
-        func(param)
-        serial, parallel = [], []
+class Point:
+    """One (workload, executor, workers) point: its warm pool and the block times measured so far."""
+
+    def __init__(self, func, param, executor: str, workers: int) -> None:
+        self.func, self.param, self.workers = func, param, workers
+        self.pool = pool_of(executor, workers)
+        list(self.pool.map(func, [param] * (2 * workers)))  # every worker started and warm
+        self.serial: list[float] = []
+        self.parallel: list[float] = []
+
+    def measure(self, seconds: float) -> None:
+        """Alternate serial and pool blocks for ``seconds``."""
         ends = time.perf_counter() + seconds
-        while time.perf_counter() < ends or len(serial) < 8:
-            func(param)  # untimed: the first task after a pool block runs cold
+        while time.perf_counter() < ends:
+            self.func(self.param)  # untimed: the first task after a pool block runs cold
             started = time.perf_counter()
             for _ in range(K):
-                func(param)
-            serial.append(time.perf_counter() - started)
+                self.func(self.param)
+            self.serial.append(time.perf_counter() - started)
             started = time.perf_counter()
-            list(pool.map(func, [param] * (K * workers)))
-            parallel.append(time.perf_counter() - started)
-    finally:
-        pool.shutdown()
+            list(self.pool.map(self.func, [self.param] * (K * self.workers)))
+            self.parallel.append(time.perf_counter() - started)
 
-    def ratio(rows: list[int]) -> float:
-        return (K * workers * len(rows) / sum(parallel[i] for i in rows)) / (
-            K * len(rows) / sum(serial[i] for i in rows)
-        )
+    def ratio(self, rows: list[int]) -> float:
+        pool_rate = K * self.workers * len(rows) / sum(self.parallel[i] for i in rows)
+        return pool_rate / (K * len(rows) / sum(self.serial[i] for i in rows))
 
-    everything = list(range(len(serial)))
-    rng = random.Random(f"{executor}{workers}{param}")
-    draws = sorted(ratio([rng.choice(everything) for _ in everything]) for _ in range(2000))
-    return {
-        "speedup": ratio(everything),
-        "low": draws[50],
-        "high": draws[1949],
-        "blocks": len(serial),
-        "serial_task_ms": statistics.median(serial) / K * 1e3,
-    }
+    def result(self) -> dict:
+        everything = list(range(len(self.serial)))
+        rng = random.Random(f"{self.workers}{self.param}")
+        draws = sorted(self.ratio([rng.choice(everything) for _ in everything]) for _ in range(2000))
+        return {
+            "speedup": self.ratio(everything),
+            "low": draws[50],
+            "high": draws[1949],
+            "blocks": len(self.serial),
+            "serial_task_ms": statistics.median(self.serial) / K * 1e3,
+        }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", help="a suite run's results .json: the task sizes to use")
-    parser.add_argument("--seconds", type=float, default=12.0, help="time per point (default 12)")
+    parser.add_argument("results", nargs="+", help="suite runs' results .json files: the task sizes to use")
+    parser.add_argument("--seconds", type=float, default=20.0, help="time per point in all (default 20)")
+    parser.add_argument("--slices", type=int, default=5, help="turns the points take, round robin (default 5)")
     args = parser.parse_args()
-    sizes = json.loads(Path(args.results).read_text())["machine_info"]["poolbench"]["sizes"]
+    sizes: dict = {}
+    for path in args.results:
+        sizes.update(json.loads(Path(path).read_text())["machine_info"]["poolbench"]["sizes"])
     allocator_and_blas()
-    for workload, executor, workers in POINTS:
-        if workload not in sizes:
-            continue
-        param = sizes[workload]["param"]
-        found = measure(TASKS[workload], param, executor, workers, args.seconds)
-        row = {"workload": workload, "executor": executor, "workers": workers, "param": param, **found}
-        print(json.dumps(row), flush=True)
+    points = {(w, e, n): Point(TASKS[w], sizes[w]["param"], e, n) for w, e, n in POINTS if w in sizes}
+    try:
+        # round robin, so that a host phase of seconds reaches every point alike, not one
+        for _ in range(args.slices):
+            for point in points.values():
+                point.measure(args.seconds / args.slices)
+    finally:
+        for point in points.values():
+            point.pool.shutdown()
+    for (workload, executor, workers), point in points.items():
+        row = {"workload": workload, "executor": executor, "workers": workers, "param": point.param}
+        print(json.dumps({**row, **point.result()}), flush=True)
     return 0
 
 

@@ -11,16 +11,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 RAW=${RAW:-/tmp/poolbench-evidence}
-ONLY=${ONLY:-"frontpage growth gate denied limits dask crash faults interrupts matrix cluster builds"}
+ONLY=${ONLY:-"frontpage growth gate denied limits reference dask crash faults interrupts matrix cluster builds freethreaded"}
+# The commit before the warm reference (issue #30): topic reference runs its main job beside this one's.
+OLD_COMMIT=${OLD_COMMIT:-b41c88a}
 mkdir -p "$RAW"
 
-# run NAME [taskset args --] pytest-bench-args...: one `pytest bench` run saved as $RAW/NAME.json
+# run NAME [taskset args --] pytest-bench-args...: one `pytest bench` run saved as $RAW/NAME.json; with
+# CACHE=DIR, pytest's cache in DIR (a calibration kept from run to run), else none
 run() {
   local name=$1; shift
   local prefix=()
   if [ "${1:-}" = "taskset" ]; then prefix=(taskset -c "$2"); shift 3; fi
+  local cache=(-p no:cacheprovider)
+  if [ -n "${CACHE:-}" ]; then cache=(-o cache_dir="$CACHE"); fi
   echo "== $name ($(date -u +%T))"
-  if ! "${prefix[@]}" $PY -m pytest bench -q -p no:cacheprovider --benchmark-json "$RAW/$name.json" "$@" \
+  if ! "${prefix[@]}" $PY -m pytest bench -q "${cache[@]}" --benchmark-json "$RAW/$name.json" "$@" \
       > "$RAW/$name.log" 2>&1; then
     echo "failed: $name (log: $RAW/$name.log)"; tail -5 "$RAW/$name.log"; exit 1
   fi
@@ -54,8 +59,25 @@ for topic in $ONLY; do
       slow=(--profile quick --workload-file evidence/slowable.py --workloads cpu_python,numpy_ufunc,slowable)
       run gate-work-base "${slow[@]}"
       POOLBENCH_SLOWDOWN=1.3 run gate-work-slowed "${slow[@]}" --sizes-from "$RAW/gate-work-base.json" ;;
-    limits)  # "Against the physical limits": three default runs, one after the other
-      for i in 1 2 3; do run "default-run$i"; done ;;
+    limits)  # "Against the physical limits": three default runs, one after the other, with pytest's cache (the
+      # later runs keep the first one's calibration, as a user's runs on one machine do)
+      rm -rf "$RAW/cache"
+      for i in 1 2 3; do CACHE="$RAW/cache" run "default-run$i"; done ;;
+    reference)  # "Against the physical limits": the reference checked other ways (after topic limits)
+      # the main job of the code before the warm reference, on this machine, for what moved
+      rm -rf "$RAW/old" && git worktree prune && git worktree add --detach --force "$RAW/old" "$OLD_COMMIT" > /dev/null
+      echo "== old-reference ($OLD_COMMIT, $(date -u +%T))"
+      (cd "$RAW/old" && "$OLDPWD/$PY" -m pytest bench -q -p no:cacheprovider \
+        --benchmark-json "$RAW/old-reference.json" > "$RAW/old-reference.log" 2>&1)
+      git worktree remove --force "$RAW/old"
+      # many small objects per task: what a collection of the suite's heap did to a lone probe
+      for i in 1 2 3; do
+        run "containers-run$i" --workload-file examples/containers.py --workloads containers --cases scaling
+      done
+      # plain executors, warm serial tasks, timing code of its own, at run 1's task sizes
+      echo "== independent ($(date -u +%T))"
+      $PY evidence/independent.py "$RAW/default-run1.json" "$RAW/containers-run1.json" \
+        > "$RAW/independent.jsonl" 2> "$RAW/independent.log" ;;
     dask)  # "dask: where a task's time goes": both configurations in three default runs, then by hand
       for i in 1 2 3; do
         run "dask-run$i" --cases scaling,dispatch --workloads cpu_python,numpy_ufunc --executors serial,process,dask
@@ -97,6 +119,18 @@ for topic in $ONLY; do
       $PY -m scripts.matrix --pythons "${PYTHONS:-3.11,3.13,3.13t,3.14,3.15}" --limits unlimited \
         --results "$RAW/builds" --no-report -- --cases scaling,memory,cold_start,payload,crash \
         --workloads cpu_python,io_sleep,numpy_ufunc --workers 1,2 > "$RAW/builds.log" 2>&1 ;;
+    freethreaded)  # "Other Python builds": ftscalingbench's patterns on 3.13t, the suite's thread pool and raw threads
+      bash scripts/docker-engine.sh
+      echo "== freethreaded ($(date -u +%T))"
+      rm -rf "$RAW/ftscaling"
+      $PY -m scripts.matrix --pythons 3.13t --limits unlimited --results "$RAW/ftscaling" --no-report \
+        --workload-file evidence/ftscaling.py -- --cases scaling --executors serial,thread --workers 1,2 \
+        --workloads ft_closure,ft_method,ft_dict,ft_string,ft_float > "$RAW/ftscaling.log" 2>&1
+      sized=$(ls "$RAW"/ftscaling/unlimited-py3.13t/*.json | head -1)
+      for how in import suite; do
+        docker run --rm --network none -v "$PWD:/src:ro" -v "$sized:/tmp/sizes.json:ro" -w /src -e HOME=/tmp \
+          --entrypoint python poolbench:py3.13t evidence/ftscaling_raw.py /tmp/sizes.json --load-as "$how"
+      done > "$RAW/ftscaling-raw.jsonl" ;;
     *) echo "unknown topic $topic"; exit 2 ;;
   esac
 done

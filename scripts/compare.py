@@ -49,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.reference import defects_line
 from scripts.analysis import Analysis
 from scripts.cli import Parser, run
 from scripts.metrics import (
@@ -336,12 +337,14 @@ def samplers(base: list[Record], cur: list[Record], seed: int | None) -> tuple[S
     return Sampler(Analysis(base, salt=b_salt)), Sampler(Analysis(cur, salt=c_salt))
 
 
-def compare(base: list[Record], cur: list[Record], args) -> tuple[list[Row], list[str], list[str], bool]:
+def compare(
+    base: list[Record], cur: list[Record], args, sides: tuple[Sampler, Sampler]
+) -> tuple[list[Row], list[str], list[str], bool]:
     """(rows, names only in baseline, names only in current, absolute times compared?)."""
     b_by, c_by = {r.name: r for r in base}, {r.name: r for r in cur}
     only_base = sorted(set(b_by) - set(c_by))
     only_cur = sorted(set(c_by) - set(b_by))
-    bs, cs = samplers(base, cur, args.seed)
+    bs, cs = sides
     absolute = args.absolute == "always" or (args.absolute == "auto" and same_machine(base[0], cur[0]))
     absolute = absolute and not size_changes(base, cur)  # other work: its time is no regression
     rows = []
@@ -500,10 +503,15 @@ def decide(args, base: list[Record], cur: list[Record]) -> Gate:
         getattr(args, "across_builds", False),
         getattr(args, "allow_size_change", False),
     )
-    rows, only_base, only_cur, absolute = compare(base, cur, args)
+    sides = samplers(base, cur, args.seed)
+    rows, only_base, only_cur, absolute = compare(base, cur, args, sides)
     if not rows and not only_base:
         raise ResultsError(f"{args.baseline} and {args.current} share no case to compare; run the same sweep")
     notes = []
+    for name, side in (("baseline", sides[0]), ("current", sides[1])):  # the physical limit, checked on each side
+        for view in side.an.runs:
+            if line := defects_line(side.an.defects(view)):
+                notes.append(f"{name}: {line}")
     if size_changes(base, cur):
         notes.append("absolute times not compared: the task sizes differ (--allow-size-change)")
     elif not absolute:

@@ -34,11 +34,13 @@ import numpy as np
 
 from common.executors import family
 from common.plan import PROFILE_SETTINGS, SWEEP_CAP, TARGET_TASK_S, batch_tasks, main_job_seconds, sweep
+from common.reference import combined
 from common.schema import DENIED_SHARE
 from scripts import agreement, compare
 from scripts.analysis import Analysis
 from scripts.claims import xi
 from scripts.cli import Parser, run, write_atomic
+from scripts.evidence_reference import block_freethreaded, block_reference
 from scripts.metrics import (
     MODEL_TOLERANCE,
     OverheadModel,
@@ -62,6 +64,8 @@ TOPICS = {
     "crash": "crash",
     "malloc-": "faults",
     "dask-run": "dask",
+    "containers-run": "reference",
+    "old-reference": "reference",
 }
 
 
@@ -127,25 +131,18 @@ def trim(raw: Path) -> list[Path]:
             continue
         _write_json(EVIDENCE / topic / src.name, trimmed(json.loads(src.read_text())))
         written.append(EVIDENCE / topic / src.name)
-    for profile in ("quick", "default"):
-        for src in sorted((raw / f"matrix-{profile}").glob("*/*.json")):
+    # scripts.matrix's result folders, one run per limit (its own report left out)
+    folders = [(raw / f"matrix-{profile}", f"matrix/{profile}/{{}}.json") for profile in ("quick", "default")]
+    folders += [(raw / "builds", "builds/{}.json"), (raw / "cluster", "dask/cluster-{}.json")]
+    folders += [(raw / "ftscaling", "reference/ftscaling-{}.json")]  # its one limit: unlimited-py3.13t
+    for folder, name in folders:
+        for src in sorted(folder.glob("*/*.json")):
             if src.parent.name == "report":
                 continue
-            dest = EVIDENCE / "matrix" / profile / f"{src.parent.name}.json"
+            label = src.parent.name.removeprefix("unlimited-") if folder.name == "ftscaling" else src.parent.name
+            dest = EVIDENCE / name.format(label)
             _write_json(dest, trimmed(json.loads(src.read_text())))
             written.append(dest)
-    for src in sorted((raw / "builds").glob("*/*.json")):
-        if src.parent.name == "report":  # the matrix's own report (summary.json), not a run
-            continue
-        dest = EVIDENCE / "builds" / f"{src.parent.name}.json"
-        _write_json(dest, trimmed(json.loads(src.read_text())))
-        written.append(dest)
-    for src in sorted((raw / "cluster").glob("*/*.json")):  # topic cluster: one shape, scripts.matrix --cluster
-        if src.parent.name == "report":
-            continue
-        dest = EVIDENCE / "dask" / f"cluster-{src.parent.name}.json"
-        _write_json(dest, trimmed(json.loads(src.read_text())))
-        written.append(dest)
     front = raw / "frontpage"
     if (front / "main-job.json").exists():  # the main job: its results, its end-of-run table, its summary plot
         dest = EVIDENCE / "frontpage"
@@ -153,18 +150,18 @@ def trim(raw: Path) -> list[Path]:
         write_atomic(dest / "terminal.txt", end_of_run((front / "main-job.log").read_text()))
         (dest / "summary.png").write_bytes((front / "report" / "plots" / "summary.png").read_bytes())
         written += [dest / "main-job.json", dest / "terminal.txt", dest / "summary.png"]
-    parts = raw / "dask-parts.jsonl"
-    if parts.exists():  # evidence/dask_parts.py: one JSON line per workload, configuration and W
-        dest = EVIDENCE / "dask" / "parts.jsonl"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(dest, parts.read_text())
-        written.append(dest)
-    times = raw / "interrupt-times.jsonl"
-    if times.exists():
-        dest = EVIDENCE / "interrupts" / "interrupt-times.jsonl"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(dest, times.read_text())
-        written.append(dest)
+    lines = {  # JSON lines as the tools wrote them
+        "dask-parts.jsonl": "dask/parts.jsonl",
+        "interrupt-times.jsonl": "interrupts/interrupt-times.jsonl",
+        "independent.jsonl": "reference/independent.jsonl",
+        "ftscaling-raw.jsonl": "reference/ftscaling-raw.jsonl",
+    }
+    for src, name in lines.items():
+        if (raw / src).exists():
+            dest = EVIDENCE / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(dest, (raw / src).read_text())
+            written.append(dest)
     return written
 
 
@@ -301,7 +298,11 @@ def cost_model(records: list[Record]) -> dict:
             if r.pool != pool or "case_wall_s" not in r.extra:
                 continue
             passes = max(len(r.passes), 1)
-            probes = sum(r.extra.get("serial_samples_s") or [])
+            # the probes' timed tasks, and their untimed warm ones (schema 7) as long again per task
+            timed_tasks = r.extra.get("serial_tasks") or 1
+            probes = sum(r.extra.get("serial_samples_s") or []) * (
+                1 + (r.extra.get("serial_warm_tasks") or 0) / timed_tasks
+            )
             per_task = abs(task_s.get(r.workload, r.median / r.tasks))
             warm = per_task * (1 if r.kind == "io" else r.workers / min(r.workers, r.run.effective_cpus))
             timed = sum(r.samples) + probes + warm * passes
@@ -359,7 +360,8 @@ def block_plan() -> list[str]:
         "",
         f"Model (common/plan.main_job_seconds), its constants fitted to each of the three default runs here: "
         f"a scaling case of a pool costs a warm-up of one task per worker and {m['rounds']} timed rounds (about "
-        f"k = {k} task times each, and a one-task probe after each) plus "
+        f"k = {k} task times each, with a serial probe of a warm and a timed task before the first and after each) "
+        "plus "
         f"{m['case_overhead_s'] * 1e3:.0f} ms + {m['start_per_worker_s'] * 1e3:.1f} ms per worker (pool start, "
         f"warm-up, readings, shutdown: fitted per pool type, W ≤ 8, and extrapolated linearly), "
         f"× {m['passes']} passes; memory cases {m['memory_case_s'][0] * 1e3:.0f} ms + "
@@ -407,6 +409,9 @@ def block_growth() -> list[str]:
 
 def block_limits() -> list[str]:
     paths = _runs("limits/default-run*.json")
+    runs = [_records(p) for p in paths]
+    views = [_analysis(p) for p in paths]
+    points = [an.points for an in views]
     cases = agreement.agreement([agreement.one_run(str(p)) for p in paths])
     n = len(paths)
     cpu = next(c for c in cases if c.key[0] == "cpu_python" and family(c.key[1]) == "process" and c.key[2] == 2)
@@ -416,30 +421,74 @@ def block_limits() -> list[str]:
     within = sum(c.spread <= agreement.SPREAD_GOAL for c in at_c)
     widest = sorted(at_c, key=lambda c: -c.spread)[:3]
     held = sum(c.held()[0] for c in cases)
+    by_ci = sum(c.held_by_confidence()[0] for c in cases)
     pairs = sum(c.held()[1] for c in cases)
     half = agreement.median_half_width(at_c)
-    levels = variance_levels([_records(p) for p in paths])
-    header = "| goal (issues #10, #18, #19) | " + " | ".join(f"run {i + 1}" for i in range(n)) + " | met? |"
+    sizes = [{w: s.get("param") for w, s in r[0].run.poolbench["sizes"].items()} for r in runs]
+    methods = sorted({s.get("method") for r in runs for s in r[0].run.poolbench["sizes"].values()})
+    header = "| goal (issues #10, #18, #19, #30) | " + " | ".join(f"run {i + 1}" for i in range(n)) + " | met? |"
     lines = [
         header,
         "| --- | " + " | ".join("---" for _ in range(n)) + " | --- |",
-        *_physics_rows([_points(_records(p)) for p in paths]),
-        _denied_row([_records(p) for p in paths]),
+        *_physics_rows(points),
+        *_reference_rows(views),
+        _denied_row(runs),
         f"| `cpu_python`, processes, 2 workers: efficiency ≥ 0.90 in every run | {' | '.join(effs)} | "
         f"{'yes' if met == n else 'no'}, {met} of {n} |",
+        f"| the runs did the same work: every task size equal |{' |' * n} "
+        f"{'yes' if all(s == sizes[0] for s in sizes) else 'no'} (methods: {', '.join(methods)}) |",
         f"| every CPU-bound pool case at W = C: the runs' speedups within 5 % of their mean |{' |' * n} "
         f"{within} of {len(at_c)}; widest "
         + ", ".join(f"`{w}` {p} {c.spread:.1%}" for c in widest for (w, p, _) in [c.key])
         + " |",
-        f"| each run's 95 % interval holds the other runs' points, ≥ 90 % of (case, run pair) |{' |' * n} "
-        f"{'yes' if held / pairs >= agreement.AGREEMENT_GOAL else 'no'}: {held} of {pairs} = {held / pairs:.0%} |",
-        f"| ... with intervals this narrow: median half-width ≤ 5 % (CPU-bound pool cases at W = C) |{' |' * n} "
-        f"{'yes' if half <= agreement.HALF_WIDTH_GOAL else 'no'}: {half:.1%} |",
+        f"| each run's 95 % prediction interval holds the other runs' figures, ≥ 90 % of (case, run pair) |"
+        f"{' |' * n} {'yes' if held / pairs >= agreement.AGREEMENT_GOAL else 'no'}: {held} of {pairs} = "
+        f"{held / pairs:.0%} (the 95 % confidence interval: {by_ci / pairs:.0%}) |",
+        f"| ... with intervals this narrow: median prediction half-width ≤ 5 % (CPU-bound pool cases at W = C) |"
+        f"{' |' * n} {'yes' if half <= agreement.HALF_WIDTH_GOAL else 'no'}: {half:.1%} |",
         "",
-        *levels,
-        f"{_machine(_records(paths[0]))}; `bash evidence/measure.sh` (three `pytest bench` runs, one after the other).",
+        *variance_levels(runs),
+        f"{_machine(runs[0])}; `bash evidence/measure.sh` (three `pytest bench` runs, one after the other, the "
+        "later two keeping the first one's calibration).",
     ]
     return lines
+
+
+def _reference_rows(views: list[Analysis]) -> list[str]:
+    """The reference checked in each run (issue #30): one-worker pools, points against their limit, the run's own
+    check, and the probes against the serial batch."""
+    n = len(views)
+    solo, above, checks, bias = [], [], [], []
+    for an in views:
+        users = {w.get("workload") for w in an.records[0].run.poolbench.get("workload_files") or []}
+        cpu_bound = [p for p in an.points if p.kind != "io" and p.pool != "serial" and p.workload not in users]
+        ones = [p for p in cpu_bound if p.workers == 1]
+        inside = sum(0.95 <= p.speedup <= 1.04 for p in ones)
+        lo, hi = min(p.speedup for p in ones), max(p.speedup for p in ones)
+        solo.append((f"{lo:.2f}–{hi:.2f} ({inside} of {len(ones)} within)", inside == len(ones)))
+        pools = [p for p in an.points if p.pool != "serial" and p.workers <= p.effective_cpus]
+        over = [p for p in pools if p.speedup_lo > p.ideal * 1.02]
+        named = ", ".join(f"`{p.workload}` {p.pool} w{p.workers}" for p in over[:2])
+        above.append((str(len(over)) + (f" ({named})" if over else ""), not over))
+        found = an.defects(an.runs[0])
+        checks.append(("none" if not found else "; ".join(name for name, _, _ in found), not found))
+        together = [p.bias for p in an.points if p.bias is not None and p.bias.df]
+        if together:
+            c = combined(together)
+            bias.append((f"{c.value:.3f} [{c.low:.3f}–{c.high:.3f}]", c.low <= 1.0 <= c.high))
+        else:
+            bias.append(("—", False))
+
+    def row(goal: str, cells: list[tuple[str, bool]]) -> str:
+        met = sum(ok for _, ok in cells)
+        return f"| {goal} | " + " | ".join(c for c, _ in cells) + f" | {'yes' if met == n else 'no'}, {met} of {n} |"
+
+    return [
+        row("every one-worker pool of a built-in CPU-bound workload: 0.95–1.04× of serial", solo),
+        row("no point at W ≤ C whose interval's low end lies above its ideal × 1.02", above),
+        row("the run's own check (common/reference.py `run_defects`) names no defect", checks),
+        row("the probes against the serial batch, all workloads together: 1.0 within the interval", bias),
+    ]
 
 
 def variance_levels(runs: list[list[Record]]) -> list[str]:
@@ -726,7 +775,7 @@ def block_causes() -> list[str]:
     for p in _points(recs):
         if p.workers != at or p.pool == "serial":
             continue
-        held = p.cause.text if p.cause else "— (within 10 % of its ideal)"
+        held = p.cause.text if p.cause else "— (at its ideal within this run's noise)"
         lines.append(f"| `{p.workload}` | {p.pool} | {xi(p)} | {p.efficiency:.0%} | {held} |")
     lines += ["", f"From `{path.relative_to(ROOT).as_posix()}` ({_machine(recs)}), as `scripts.report` reads it."]
     return lines
@@ -1050,6 +1099,8 @@ BLOCKS: dict[str, Callable[[], list[str]]] = {
     "faults": block_faults,
     "causes": block_causes,
     "interrupts": block_interrupts,
+    "reference": block_reference,
+    "freethreaded": block_freethreaded,
     "builds": block_builds,
     "dask": block_dask,
 }

@@ -121,6 +121,8 @@ def test_affinity_backend_runs_one_limit_at_a_time_and_labels_it(tmp_path):
         "--results",
         str(results),
         "--",
+        "--passes",
+        "1",
         "--cases",
         "scaling,default_workers",
         "--workloads",

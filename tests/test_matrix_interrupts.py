@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 #: Enough cases that the suite is still running when the first has finished (quick profile).
-SUITE_ARGS = ["--", "--cases", "scaling", "--workers", "1,2"]
+SUITE_ARGS = ["--", "--cases", "scaling", "--workers", "1,2", "--passes", "1"]
 
 
 def driver(results: Path, backend: str, limits: str, *extra: str) -> tuple[subprocess.Popen, str]:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from tests.clirun import run_module
 from workloads import registry
 from workloads.registry import Size, Workload
 
+ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
 TWO = FIXTURES / "quick-2cpus.json"
 TWO_CPUS = CpuInfo(2, 2, None, CgroupCpu())
@@ -406,3 +410,19 @@ def test_calibration_on_a_scripted_clock_is_kept_across_runs_through_a_host_phas
         assert size_workloads(cfg, clock, other)["scripted"].method == "calibrated"
     finally:
         registry.USER.pop("scripted", None)
+
+
+def test_a_task_functions_code_digest_is_the_same_in_every_process():
+    # what a kept calibration is keyed by must not change between runs: marshal's bytes did (zlib's task
+    # was calibrated anew in every run), because they depend on reference counts
+    script = (
+        "from bench.sizing import code_digest; from workloads import SCALING; print([code_digest(n) for n in SCALING])"
+    )
+    digests = set()
+    for seed in ("1", "2"):
+        done = subprocess.run(
+            [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )  # fmt: skip
+        digests.add(done.stdout)
+    assert len(digests) == 1 and "[" in next(iter(digests))

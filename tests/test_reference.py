@@ -275,3 +275,14 @@ def test_a_probe_runs_on_each_cpu_in_turn_and_gives_the_thread_its_cpus_back():
             seen.append(cpu)
         assert os.sched_getaffinity(0) == before
     assert set(seen) == before  # every CPU of the process, in turn
+
+
+def test_the_gate_names_a_measurement_defect_on_either_side(tmp_path):
+    from scripts import compare  # noqa: PLC0415
+
+    path = _planted(tmp_path)
+    args = compare.parse_args([str(path), str(path)])
+    gate = compare.decide(args, compare.one_run(str(path)), compare.one_run(str(path)))
+    named = [n for n in gate.notes if "measurement defect" in n]
+    assert [n.split(":")[0] for n in named] == ["baseline", "current"]
+    assert all("cpu_python process/fork w1 1.30×" in n for n in named)
