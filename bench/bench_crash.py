@@ -16,8 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.backend import backend
 from bench.harness import case_info
-from bench.measure import PeakRss, throttling
+from bench.readings import PeakRss, throttling
 
 CASE = "crash"
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +72,6 @@ def test_crash(benchmark, case, suite):
     info = case_info(case, suite)
     info.update(tasks=1, task_param=crash, rss_peak_bytes=rss.peak, cpu_time_s=None, **throttled, **result)
     benchmark.extra_info.update(info)
-    if case.executor == "process":
-        assert result["parent_survived"], f"{case.id}: the pool's owner died with a process-pool worker: {result}"
-        assert result["outcome"] == "BrokenProcessPool", f"{case.id}: expected BrokenProcessPool, got {result}"
+    if (expected := backend(case.executor).crash_outcome) is not None:
+        assert result["parent_survived"], f"{case.id}: the pool's owner died with a worker: {result}"
+        assert result["outcome"] == expected, f"{case.id}: expected {expected}, got {result}"

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import psutil
 
+from bench.backend import backend
 from bench.executors import make_executor, warm_up
 from bench.harness import case_info, run_pool_starts
-from bench.measure import WrongAnswer, tree_rss_bytes, tree_size, tree_uss_bytes
+from bench.measure import WrongAnswer
+from bench.readings import tree_rss_bytes, tree_size, tree_uss_bytes
 
 CASE = "memory"
 
@@ -35,14 +37,21 @@ def test_memory(benchmark, case, suite):
     answers, meter = run_pool_starts(
         benchmark,
         suite,
-        make=lambda: make_executor(case.executor, case.workers, case.start_method, suite.blas_threads, suite.malloc),
+        make=lambda: make_executor(
+            case.executor,
+            case.workers,
+            case.start_method,
+            suite.blas_threads,
+            suite.malloc,
+            state=suite.state(case.executor),
+        ),
         first=lambda pool: len(warm_up(pool, case.workers)),
         rounds=suite.settings["memory_rounds"],
         warmup_rounds=0,
         inspect=inspect,
     )
     started = max(answers, default=0)
-    if case.executor == "process" and started != case.workers:
+    if backend(case.executor).own_processes and started != case.workers:
         raise WrongAnswer(f"{case.id}: {started} of {case.workers} workers answered the warm-up")
     extra_workers = max(case.workers, 1)
     info = case_info(case, suite)

@@ -26,7 +26,9 @@ WRITTEN_FOR = "5.3.1"
 
 #: What the suite reads or replaces on the live BenchmarkSession (created by pytest-benchmark's
 #: pytest_configure): instance attributes and methods.
-SESSION_NEEDS = ("benchmarks", "json", "save", "autosave", "storage", "logger", "get_machine_info", "save_json")
+SESSION_NEEDS = (
+    "benchmarks", "json", "save", "autosave", "disabled", "storage", "logger", "get_machine_info", "save_json",
+)  # fmt: skip
 #: What it needs of a file storage (``--benchmark-autosave``): the folder, the name of the next file, the writer.
 STORAGE_NEEDS = ("path", "get", "_next_num", "save")
 #: Attributes a benchmark's record (Metadata) sets in its constructor, and those of its class.
@@ -101,6 +103,11 @@ def passed(bench: Any) -> bool:
     return bool(getattr(bench.fixture, "poolbench_passed", False)) and not bench.has_error
 
 
+def finished(bench_session: Any | None) -> list[Any]:
+    """The fixtures of the benchmarks whose case passed (what the end-of-run table reads)."""
+    return [b.fixture for b in benchmarks(bench_session) if getattr(b.fixture, "poolbench_passed", False)]
+
+
 def samples(bench: Any) -> list[float] | None:
     """The round times of a record or fixture (seconds), None before it timed anything."""
     data = getattr(getattr(bench, "stats", None), "stats", None)
@@ -123,9 +130,94 @@ def is_file_storage(storage: Any) -> bool:
     return isinstance(storage, FileStorage)
 
 
-def next_storage_file(storage: Any, save: str) -> Path:
+def next_storage_file(bench_session: Any, save: str) -> Path:
     """The file an autosave named ``save`` goes to: the storage's next number, as pytest-benchmark names it."""
+    storage = bench_session.storage
     return Path(storage.get(f"{storage._next_num}_{save}.json"))
+
+
+def saved_files(bench_session: Any | None) -> list[Path]:
+    """The results files this run wrote (:func:`note_saved`)."""
+    return list(getattr(bench_session, "poolbench_saved", []))
+
+
+def note_saved(bench_session: Any, path: Path) -> None:
+    """Remember a results file this run wrote, on pytest-benchmark's session (for the end-of-run summary)."""
+    if not hasattr(bench_session, "poolbench_saved"):
+        bench_session.poolbench_saved = []
+    bench_session.poolbench_saved.append(path)
+
+
+def keep_round_times(config: pytest.Config) -> None:
+    """Have pytest-benchmark keep every round's time in its JSON (``--benchmark-save-data``), as poolbench
+    needs them: the spread and the intervals are computed from them."""
+    config.option.benchmark_save_data = True
+
+
+def json_file(bench_session: Any) -> Path | None:
+    """The file ``--benchmark-json`` names (None: not asked)."""
+    return Path(bench_session.json) if bench_session.json else None
+
+
+def saves_to_storage(bench_session: Any) -> bool:
+    """Whether the run saves into pytest-benchmark's storage (``--benchmark-save`` or ``--benchmark-autosave``)."""
+    return bool(bench_session.save or bench_session.autosave)
+
+
+def saves(bench_session: Any) -> bool:
+    """Whether the run saves its results anywhere."""
+    return json_file(bench_session) is not None or saves_to_storage(bench_session)
+
+
+def timing_off(bench_session: Any) -> bool:
+    """Whether pytest-benchmark runs each benchmark once without timing (``--benchmark-disable``)."""
+    return bool(bench_session.disabled)
+
+
+def storage_folder(bench_session: Any) -> Path | None:
+    """The folder a file storage saves in (None: another storage, elasticsearch)."""
+    storage = bench_session.storage
+    return Path(storage.path) if is_file_storage(storage) else None
+
+
+def storage_file(bench_session: Any, name: str) -> Path:
+    """A file named ``name`` in the storage's folder for this machine, as pytest-benchmark places its saves."""
+    return Path(bench_session.storage.get(name))
+
+
+def say(bench_session: Any, text: str, **style: bool) -> None:
+    """One line through pytest-benchmark's logger (as it says where it wrote a file)."""
+    bench_session.logger.info(text, **style)
+
+
+def dumps(output_json: dict) -> bytes:
+    """A results file's bytes as pytest-benchmark writes them (its own encoder)."""
+    from pytest_benchmark.utils import safe_dumps  # noqa: PLC0415
+
+    return safe_dumps(output_json, ensure_ascii=True, indent=4).encode()
+
+
+def replace_writers(bench_session: Any, save_json: Any, save_storage: Any) -> None:
+    """Route pytest-benchmark's two writers through poolbench's: ``save_json(output_json)`` for
+    ``--benchmark-json``, ``save_storage(output_json, save)`` for a file storage (other storages keep theirs)."""
+    bench_session.save_json = save_json
+    if is_file_storage(bench_session.storage):  # its internals were checked at start (check)
+        bench_session.storage.save = save_storage
+
+
+def fixture_of(bench: Any) -> Any:
+    """The fixture behind a finished benchmark's record: where poolbench marks what it found."""
+    return bench.fixture
+
+
+def mark_passed(fixture: Any, passed: bool) -> None:
+    """Mark whether a benchmark's case passed (:func:`passed` and :func:`finished` read it)."""
+    fixture.poolbench_passed = passed
+
+
+def mark_failed(fixture: Any) -> None:
+    """Mark a benchmark failed, so that pytest-benchmark leaves it out of what it saves."""
+    fixture.has_error = True
 
 
 def terminal_writer(reporter: Any) -> Any:

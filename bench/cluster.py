@@ -33,7 +33,7 @@ Two traps measured here (shared/ANCHORS.md) shape the code:
   one thread each, explicitly.
 
 Each worker process gets the same BLAS limit and allocator setting as a process-pool worker
-(``Client.run`` of bench.workers.init_dask_worker). ``map`` ignores ``chunksize`` (dask's does) and
+(``Client.run`` of bench.workers.init_cluster_worker). ``map`` ignores ``chunksize`` (dask's does) and
 ``shutdown`` closes the client and, when embedded, the cluster. ``distributed`` is an optional
 dependency (``requirements-cluster.txt``): without it the executor is skipped with one line, and
 asking for it explicitly is an error.
@@ -42,18 +42,22 @@ asking for it explicitly is an error.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import logging
 import os
-import signal
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bench import stopping
 from bench.backend import Backend, FreshWorker
-from bench.workers import Setup, init_dask_worker
+from bench.options import Option, OptionError, parse_names
+from bench.readings import Quiet
+from bench.workers import Setup, init_cluster_worker
+from common.schema import CLUSTER_WORKERS_ENV
 from workloads import overhead
 
 if TYPE_CHECKING:
@@ -65,9 +69,6 @@ SCHEDULER_ENV = "POOLBENCH_DASK_SCHEDULER"
 CONNECT_TIMEOUT_S = 30
 #: Seconds each of the client and the cluster get to close when a case is cut short.
 TERMINATE_S = 2
-#: Environment variable: the number of workers an existing cluster should have before the suite
-#: reads its size (the matrix driver sets it: worker containers connect a few seconds after start).
-WORKERS_ENV = "POOLBENCH_DASK_WORKERS"
 #: The requirements file that installs the optional dependency.
 REQUIREMENTS = "requirements-cluster.txt"
 
@@ -87,18 +88,6 @@ CONFIGS: dict[str, dict[str, Any]] = {
 #: The configuration name an existing cluster's cases carry: it runs as it was started.
 EXTERNAL = "external"
 
-#: :meth:`DaskExecutor.settle`: the cluster counts as quiet when its threads (this process's other
-#: than the caller's, and an embedded cluster's workers) use no more CPU over a window of
-#: SETTLE_WINDOW_S than IDLE_FACTOR × what they use idle (measured when the pool starts: the median
-#: of IDLE_WINDOWS windows; an idle LocalCluster of two workers here uses about a tenth of a CPU on
-#: heartbeats, monitors and its profiler), nor more than QUIET_SHARE of a CPU if idle is less; it
-#: waits SETTLE_MAX_S at most.
-SETTLE_WINDOW_S = 0.01
-IDLE_WINDOWS = 5
-IDLE_FACTOR = 1.5
-QUIET_SHARE = 0.05
-SETTLE_MAX_S = 0.5
-
 
 def available() -> bool:
     """Whether ``distributed`` can be imported here (checked without importing it)."""
@@ -107,14 +96,6 @@ def available() -> bool:
 
 def missing_line() -> str:
     return f"the dask executor needs `distributed`: pip install -r {REQUIREMENTS}"
-
-
-def _busy_ns(pids: list[int], skip_tid: int) -> int | None:
-    """Nanoseconds on a CPU so far of every thread of ``pids`` but ``skip_tid``; None without schedstat."""
-    from bench.measure import _read_schedstat  # noqa: PLC0415  (the suite's one schedstat reader)
-
-    read = [r for r in (_read_schedstat(pid, "/proc", skip_tid) for pid in pids) if r is not None]
-    return sum(ran for ran, _ in read) if read else None
 
 
 def _scheduler_settings(dask_scheduler: Any = None) -> dict[str, Any]:
@@ -137,22 +118,6 @@ def _worker_cpus() -> dict[str, Any]:
     return {"pid": os.getpid(), "effective_cpus": info.effective_cpus, "cpu_quota": info.cgroup.quota_cpus}
 
 
-class _QuietAfterStop(logging.Filter):
-    """Drops asyncio's reports once a stop signal has arrived (bench/stopping.py).
-
-    A terminal's Ctrl-C reaches the whole process group, dask's nanny-started workers included: a
-    cluster starting at that moment fails to start a worker, and asyncio reports the start-up task's
-    exception ("Task exception was never retrieved", with a traceback) when the task is collected,
-    after the run has already said in one line that it is stopping. That report is the stop's own
-    echo, not news; before a stop, every report passes.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        from bench import stopping  # noqa: PLC0415
-
-        return stopping.STATE.signal is None
-
-
 #: Loggers whose reports after a stop signal are its echo: asyncio's (a cluster's start-up task
 #: failing), distributed.process's ("process N exit status was already read, will report exitcode
 #: 255": the stop's final kill reaped a worker before dask's own watcher did), and whatever dask
@@ -160,45 +125,6 @@ class _QuietAfterStop(logging.Filter):
 #: after the stop, bench.stopping.refuse_new_processes).
 QUIET_AFTER_STOP = ("asyncio", "distributed.process")
 QUIET_HANDLERS_AFTER_STOP = ("distributed", "tornado")
-
-
-def _quiet(filterer: logging.Filterer) -> None:
-    if not any(isinstance(f, _QuietAfterStop) for f in filterer.filters):
-        filterer.addFilter(_QuietAfterStop())
-
-
-def _quiet_asyncio_after_stop() -> None:
-    for name in QUIET_AFTER_STOP:
-        _quiet(logging.getLogger(name))
-    for name in QUIET_HANDLERS_AFTER_STOP:
-        for handler in logging.getLogger(name).handlers:  # dask's own: records of every child logger pass here
-            _quiet(handler)
-
-
-@contextlib.contextmanager
-def workers_without_sigint() -> Iterator[None]:
-    """SIGINT blocked in the calling thread while a LocalCluster starts its worker processes.
-
-    A terminal's Ctrl-C reaches the whole process group. A dask worker process that receives it
-    while still importing prints its own traceback (the suite's run had already said in one line
-    that it was stopping), and the suite stops its workers itself anyway (the nanny closes them;
-    the end of the run kills what is left). A signal mask survives fork and exec, and the cluster's
-    threads, created meanwhile, inherit it too: the worker processes start, and are restarted by
-    their nanny, with SIGINT blocked (seen in /proc/PID/status: SigBlk 0x2). Here, a Ctrl-C that
-    comes meanwhile waits until the cluster is up (a second or two) and is then raised as usual.
-
-    multiprocessing's resource tracker, when a thread first starts it, unblocks SIGINT in that
-    thread (``signal.pthread_sigmask(SIG_UNBLOCK, ...)`` after spawning it, not a restore): started
-    here first, before the block, it leaves the cluster's threads as they are.
-    """
-    from multiprocessing import resource_tracker  # noqa: PLC0415
-
-    resource_tracker.ensure_running()
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 class DaskExecutor(Executor):
@@ -216,7 +142,7 @@ class DaskExecutor(Executor):
         import dask  # noqa: PLC0415
         from distributed import Client, LocalCluster  # noqa: PLC0415
 
-        _quiet_asyncio_after_stop()
+        stopping.quiet_after_stop(QUIET_AFTER_STOP, QUIET_HANDLERS_AFTER_STOP)
         self.cluster = None
         self.client: Any = None
         self.config = EXTERNAL if scheduler else config
@@ -226,7 +152,8 @@ class DaskExecutor(Executor):
             if scheduler:
                 self.client = Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
             else:
-                with dask.config.set(spec["settings"]), workers_without_sigint():  # settings: read by each worker
+                # the settings are read by each worker as it starts
+                with dask.config.set(spec["settings"]), stopping.children_without_sigint():
                     self.cluster = LocalCluster(
                         n_workers=workers or 1,
                         threads_per_worker=1,
@@ -238,13 +165,12 @@ class DaskExecutor(Executor):
                     )
                 self.client = Client(self.cluster, set_as_default=False, timeout=CONNECT_TIMEOUT_S)
             if blas_threads is not None:
-                self.client.run(init_dask_worker, blas_threads, malloc)
+                self.client.run(init_cluster_worker, blas_threads, malloc)
             self._executor = self.client.get_executor(pure=False)
             self._max_workers = len(self.client.scheduler_info()["workers"])
             # the processes whose threads settle() watches: this one and, embedded, the workers
             local = self.client.run(os.getpid).values() if self.cluster is not None else ()
-            self._pids = [os.getpid(), *local]
-            self._idle_ns = self._idle_cpu_ns()
+            self.quiet = Quiet([os.getpid(), *local])
         except BaseException:
             self.terminate()
             raise
@@ -273,40 +199,10 @@ class DaskExecutor(Executor):
         GIL. Measured by hand (evidence/dask_parts.py ``probe_check``; docs/cluster.md, "dask: where a
         task's time goes"): a serial task timed right after a round ran slower than one timed 0.3 s
         later, and a process pool's did not, which raised dask's paired speedup. So the suite's
-        serial probe waits for this: until the cluster's threads are back at their idle level (a
-        window of SETTLE_WINDOW_S, read from each thread's schedstat), SETTLE_MAX_S at most.
-        Without per-thread schedstat (not Linux) it waits SETTLE_WINDOW_S × 5.
+        serial probe waits for this: until the cluster's threads are back at their idle level
+        (bench/readings.py ``Quiet``).
         """
-        started = time.perf_counter()
-        me = threading.get_native_id()
-        last = _busy_ns(self._pids, me)
-        if last is None or self._idle_ns is None:
-            time.sleep(SETTLE_WINDOW_S * 5)
-            return time.perf_counter() - started
-        quiet = max(QUIET_SHARE * SETTLE_WINDOW_S * 1e9, IDLE_FACTOR * self._idle_ns)
-        while time.perf_counter() - started < SETTLE_MAX_S:
-            time.sleep(SETTLE_WINDOW_S)
-            now = _busy_ns(self._pids, me) or 0
-            if now - last <= quiet:
-                break
-            last = now
-        return time.perf_counter() - started
-
-    def _idle_cpu_ns(self) -> float | None:
-        """The cluster's CPU (ns) per SETTLE_WINDOW_S while idle, the median of IDLE_WINDOWS windows.
-
-        None without per-thread schedstat."""
-        me = threading.get_native_id()
-        last = _busy_ns(self._pids, me)
-        if last is None:
-            return None
-        used = []
-        for _ in range(IDLE_WINDOWS):
-            time.sleep(SETTLE_WINDOW_S)
-            now = _busy_ns(self._pids, me) or 0
-            used.append(now - last)
-            last = now
-        return float(sorted(used)[len(used) // 2])
+        return self.quiet.wait()
 
     def settings_in_force(self) -> dict[str, Any]:
         """This configuration as the cluster holds it: each setting as the scheduler and a worker read it."""
@@ -316,7 +212,7 @@ class DaskExecutor(Executor):
         return {
             "name": self.config,
             "gather": "one call" if self._gather_once else "per future",
-            "idle_cpu_share": None if self._idle_ns is None else round(self._idle_ns / (SETTLE_WINDOW_S * 1e9), 3),
+            "idle_cpu_share": self.quiet.idle_share,
             "settings": {
                 **self.client.run_on_scheduler(_scheduler_settings),
                 **(next(iter(per_worker.values())) if per_worker else {}),
@@ -380,7 +276,7 @@ def cluster_info(scheduler: str) -> dict[str, Any]:
 
     pool = DaskExecutor(None, scheduler=scheduler)
     try:
-        expected = os.environ.get(WORKERS_ENV, "").strip()
+        expected = os.environ.get(CLUSTER_WORKERS_ENV, "").strip()
         if expected.isdigit() and int(expected) > pool._max_workers:
             pool.client.wait_for_workers(int(expected), timeout=CONNECT_TIMEOUT_S * 4)
             pool._max_workers = len(pool.client.scheduler_info()["workers"])
@@ -396,8 +292,6 @@ def cluster_info(scheduler: str) -> dict[str, Any]:
 
 def existing_cluster(scheduler: str) -> dict[str, Any]:
     """The size and workers of the dask cluster at ``scheduler``; OptionError when it cannot be reached."""
-    from bench.config import OptionError  # noqa: PLC0415  (config reads this module's CONFIGS)
-
     try:
         return cluster_info(scheduler)
     except (OSError, TimeoutError) as exc:
@@ -407,12 +301,72 @@ def existing_cluster(scheduler: str) -> dict[str, Any]:
         ) from None
 
 
+@dataclass(frozen=True)
+class DaskState:
+    """What the dask executor made of its options (``--dask-scheduler``, ``--dask-configs``) and found at start."""
+
+    scheduler: str | None = None  # an existing cluster; None: an embedded LocalCluster per case
+    #: The embedded cluster's configurations (:data:`CONFIGS`); an existing cluster runs as started
+    #: (``external``).
+    configs: tuple[str, ...] = tuple(CONFIGS)
+    cluster: Mapping[str, Any] | None = None  # the existing cluster's size and workers, read at start
+
+
+def parse_scheduler(text: str | None) -> str | None:
+    """``--dask-scheduler`` / ``POOLBENCH_DASK_SCHEDULER``: an existing scheduler's address, or None."""
+    if text is None or text.strip() == "":
+        return None
+    if not re.fullmatch(r"(tcp|tls|inproc|ucx|ws|wss)://[^\s/]+(:\d+)?|[A-Za-z0-9.-]+:\d+", text.strip()):
+        raise OptionError(
+            f"--dask-scheduler / {SCHEDULER_ENV}: {text!r} is not a scheduler address; "
+            "give one such as tcp://scheduler:8786, or leave it unset for an embedded LocalCluster"
+        )
+    return text.strip()
+
+
+def parse_configs(text: str | None, scheduler: str | None) -> tuple[str, ...]:
+    """``--dask-configs``: which configurations of the embedded cluster run (default: all).
+
+    An existing cluster (``--dask-scheduler``) runs as it was started: naming a configuration then
+    is an error, since the suite cannot change a running scheduler's settings.
+    """
+    if scheduler:
+        if text is not None:
+            raise OptionError(
+                f"--dask-configs {text}: an existing cluster ({scheduler}) runs with its own settings; "
+                "leave --dask-configs out, or drop --dask-scheduler to compare the embedded configurations"
+            )
+        return (EXTERNAL,)
+    return parse_names("--dask-configs", text, tuple(CONFIGS), tuple(CONFIGS))
+
+
+def configure(options: Mapping[str, str | None]) -> DaskState:
+    scheduler = parse_scheduler(options.get("dask_scheduler"))
+    return DaskState(scheduler, parse_configs(options.get("dask_configs"), scheduler))
+
+
+OPTIONS = (
+    Option(
+        "dask_configs",
+        "comma list of the embedded dask cluster's configurations: default (as dask ships), "
+        "tuned (scheduler queue off, worker profiler off, results gathered in one call) (default: both)",
+    ),
+    Option(
+        "dask_scheduler",
+        "address of an existing dask scheduler for --executors dask, e.g. tcp://scheduler:8786 "
+        f"(default: a LocalCluster per case; also {SCHEDULER_ENV})",
+        env=SCHEDULER_ENV,
+    ),
+)
+
+
 def machine_info(suite: SuiteConfig) -> dict[str, Any] | None:
     """machine_info["poolbench"]["dask"]: the dask version and the cluster measured, when dask ran."""
     if "dask" not in suite.executors:
         return None
-    if suite.dask_cluster:
-        return {**suite.dask_cluster, "configs": {EXTERNAL: None}}  # its own settings
+    state: DaskState = suite.state("dask")
+    if state.cluster:
+        return {**state.cluster, "configs": {EXTERNAL: None}}  # its own settings
     import distributed  # noqa: PLC0415
 
     return {
@@ -420,7 +374,7 @@ def machine_info(suite: SuiteConfig) -> dict[str, Any] | None:
         "scheduler": None,  # a LocalCluster per case: W single-threaded worker processes on this machine
         "workers": None,
         "threads_per_worker": 1,
-        "configs": {name: CONFIGS[name] for name in suite.dask_configs},
+        "configs": {name: CONFIGS[name] for name in state.configs},
     }
 
 
@@ -429,10 +383,10 @@ def machine_info(suite: SuiteConfig) -> dict[str, Any] | None:
 OWN_CLUSTER_CASES = frozenset({"cold_start", "memory", "crash"})
 
 
-def _make(workers: int | None, config: str | None, setup: Setup | None, scheduler: str | None) -> Executor:
+def _make(workers: int | None, config: str | None, setup: Setup | None, state: DaskState | None) -> Executor:
     return DaskExecutor(
         workers,
-        scheduler=scheduler,
+        scheduler=None if state is None else state.scheduler,
         blas_threads=None if setup is None else setup.blas_threads,
         malloc=None if setup is None else setup.malloc,
         config=config or "default",
@@ -449,12 +403,15 @@ def _ask_every_worker(pool: Executor, place: str, paths: tuple[str, ...]) -> dic
 
 
 def _fresh_workers(cfg: SuiteConfig) -> list[FreshWorker]:
-    where = f"of the cluster at {cfg.dask_scheduler}" if cfg.dask_scheduler else "(LocalCluster)"
-    return [(where, lambda: _make(1, "default", None, cfg.dask_scheduler), _ask_every_worker)]
+    state: DaskState = cfg.state("dask")
+    where = f"of the cluster at {state.scheduler}" if state.scheduler else "(LocalCluster)"
+    return [
+        FreshWorker(where, lambda: _make(1, "default", None, state), _ask_every_worker, state.scheduler is not None)
+    ]
 
 
-def _prepare(cfg: SuiteConfig) -> dict[str, Any]:
-    return {"dask_cluster": existing_cluster(cfg.dask_scheduler)} if cfg.dask_scheduler else {}
+def _prepare(_cfg: SuiteConfig, state: DaskState) -> DaskState:
+    return dataclasses.replace(state, cluster=existing_cluster(state.scheduler)) if state.scheduler else state
 
 
 def _crash_info() -> dict[str, Any]:
@@ -464,15 +421,37 @@ def _crash_info() -> dict[str, Any]:
     return {"allowed_failures": dask.config.get("distributed.scheduler.allowed-failures")}
 
 
+def _size(cfg: SuiteConfig, workers: int) -> int:
+    """An existing cluster has one size, its own: its cases use it whatever the sweep says."""
+    cluster = cfg.state("dask").cluster
+    return int(cluster["workers"]) if cluster else workers
+
+
+def _settle(pool: Executor) -> Callable[[], float]:
+    assert isinstance(pool, DaskExecutor)
+    return pool.settle
+
+
+def _extra_info(pool: Executor) -> dict[str, Any]:
+    assert isinstance(pool, DaskExecutor)
+    return {"dask_config": pool.settings_in_force()}
+
+
 BACKEND = Backend(
     make=_make,
+    options=OPTIONS,
+    configure=configure,
+    # a cluster given and no --executors: measure it against serial
+    implies=lambda state: ("serial", "dask") if state is not None and state.scheduler else None,
+    recorded=lambda state: {"dask_configs": list(state.configs if state is not None else CONFIGS)},
     missing=lambda: None if available() else missing_line(),
-    variants=lambda cfg: tuple(cfg.dask_configs),
-    # an existing cluster has one size, its own: its cases use it whatever the sweep says
-    size=lambda cfg, workers: int(cfg.dask_cluster["workers"]) if cfg.dask_cluster else workers,
-    joins=lambda cfg, case: cfg.dask_scheduler is None or case not in OWN_CLUSTER_CASES,
+    variants=lambda cfg: tuple(cfg.state("dask").configs),
+    size=_size,
+    joins=lambda cfg, case: cfg.state("dask").scheduler is None or case not in OWN_CLUSTER_CASES,
     prepare=_prepare,
     machine_info=machine_info,
     fresh_workers=_fresh_workers,
     crash_info=_crash_info,
+    settle=_settle,
+    extra_info=_extra_info,
 )

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from bench import allocator, cluster
-from bench.backend import missing_line
+from bench import allocator
+from bench.backend import backend, missing_line
 from bench.cpus import CpuInfo
+from bench.options import Option, OptionError, items, parse_names
 from bench.plan import Sizing
 from common import executors as executor_names
 from common import plan, reference
@@ -47,20 +48,9 @@ DISPATCH_CHUNKSIZES = (1, 16, 256)
 PAYLOAD_BYTES = MappingProxyType({"1KiB": 1024, "1MiB": 1024**2, "16MiB": 16 * 1024**2})
 
 
-class OptionError(ValueError):
-    """A bad option value; ``str()`` is the one line shown to the user."""
-
-
 def default_start_method() -> str:
     """The platform's default start method (fork on Linux up to 3.13, forkserver from 3.14)."""
     return multiprocessing.get_context().get_start_method()
-
-
-def _items(option: str, text: str | None) -> list[str]:
-    items = [t.strip() for t in (text or "").split(",")]
-    if not text or not text.strip() or any(not t for t in items):
-        raise OptionError(f"{option}: empty value {text!r}; give a comma list without blanks")
-    return items
 
 
 def parse_workers(text: str | None, recommended: int) -> tuple[int, ...]:
@@ -68,7 +58,7 @@ def parse_workers(text: str | None, recommended: int) -> tuple[int, ...]:
     if text is None:
         return plan.sweep(recommended)
     values = []
-    for item in _items("--workers", text):
+    for item in items("--workers", text):
         try:
             value = int(item)
         except ValueError:
@@ -79,19 +69,6 @@ def parse_workers(text: str | None, recommended: int) -> tuple[int, ...]:
             )
         values.append(value)
     return tuple(sorted(set(values)))
-
-
-def parse_names(option: str, text: str | None, allowed: tuple[str, ...], default: tuple[str, ...]) -> tuple[str, ...]:
-    """A comma list of names from ``allowed`` (or ``all``), kept in the order of ``allowed``."""
-    if text is None:
-        return default
-    items = _items(option, text)
-    if items == ["all"]:
-        return allowed
-    unknown = [i for i in items if i not in allowed]
-    if unknown:
-        raise OptionError(f"{option}: unknown {unknown[0]!r}; choose from {', '.join(allowed)} (or all)")
-    return tuple(a for a in allowed if a in items)
 
 
 def parse_executors(
@@ -106,7 +83,7 @@ def parse_executors(
     is an error too: that build has nothing of what was asked to measure.
     """
     chosen = parse_names("--executors", text, EXECUTORS, DEFAULT_EXECUTORS)
-    asked = None if text is None or text.strip() == "all" else set(_items("--executors", text))
+    asked = None if text is None or text.strip() == "all" else set(items("--executors", text))
     keep, skipped, why_not = [], [], {}
     for name in chosen:
         why = missing[name] if missing is not None and name in missing else missing_line(name)
@@ -124,34 +101,6 @@ def parse_executors(
             "run this build with executors it has, or leave it out of --pythons"
         )
     return tuple(keep), tuple(skipped)
-
-
-def parse_dask_configs(text: str | None, scheduler: str | None) -> tuple[str, ...]:
-    """``--dask-configs``: which configurations of the embedded cluster run (default: all).
-
-    An existing cluster (``--dask-scheduler``) runs as it was started: naming a configuration then
-    is an error, since the suite cannot change a running scheduler's settings.
-    """
-    if scheduler:
-        if text is not None:
-            raise OptionError(
-                f"--dask-configs {text}: an existing cluster ({scheduler}) runs with its own settings; "
-                "leave --dask-configs out, or drop --dask-scheduler to compare the embedded configurations"
-            )
-        return (cluster.EXTERNAL,)
-    return parse_names("--dask-configs", text, tuple(cluster.CONFIGS), tuple(cluster.CONFIGS))
-
-
-def parse_dask_scheduler(text: str | None) -> str | None:
-    """``--dask-scheduler`` / ``POOLBENCH_DASK_SCHEDULER``: an existing scheduler's address, or None."""
-    if text is None or text.strip() == "":
-        return None
-    if not re.fullmatch(r"(tcp|tls|inproc|ucx|ws|wss)://[^\s/]+(:\d+)?|[A-Za-z0-9.-]+:\d+", text.strip()):
-        raise OptionError(
-            f"--dask-scheduler / {cluster.SCHEDULER_ENV}: {text!r} is not a scheduler address; "
-            "give one such as tcp://scheduler:8786, or leave it unset for an embedded LocalCluster"
-        )
-    return text.strip()
 
 
 def parse_profile(text: str | None) -> str:
@@ -344,17 +293,13 @@ class SuiteConfig:
     case_timeout: float = DEFAULT_CASE_TIMEOUT_S
     journal: str | None = None
     io_dir: str = field(default_factory=lambda: os.path.realpath(tempfile.gettempdir()))
-    dask_scheduler: str | None = None  # an existing cluster; None: an embedded LocalCluster per case
-    #: The embedded cluster's configurations (bench/cluster.py CONFIGS); an existing cluster runs
-    #: as started (``external``).
-    dask_configs: tuple[str, ...] = tuple(cluster.CONFIGS)
     #: Executors the default set or ``all`` asked for that cannot run here (no ``distributed``;
     #: a Python without InterpreterPoolExecutor); the run says so at start.
     skipped_executors: tuple[str, ...] = ()
-    #: For an interpreter pool: what each workload's extra modules gave when imported in a
-    #: subinterpreter (None: imported), read at start (bench.interpreters.probe_imports).
-    interpreter_imports: Mapping[str, str | None] | None = None
-    dask_cluster: Mapping[str, Any] | None = None  # the existing cluster's size and workers, read at start
+    #: Per executor, what its backend made of its own options and found at start (bench/backend.py
+    #: ``configure`` and ``prepare``: a dask cluster's address, configurations and size, what a
+    #: subinterpreter can import); None for an executor with nothing of its own.
+    executor_state: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     #: How task sizes are chosen: "calibrated" (at start, bench/plan.py), "fixed" (the registry's)
     #: or "from" (``--sizes-from``, read into ``sizes`` by :func:`build_config`).
     sizes_mode: str = "calibrated"
@@ -381,7 +326,6 @@ class SuiteConfig:
             "executors": list(self.executors),
             "workloads": list(self.workloads),
             "start_methods": list(self.start_methods),
-            "dask_configs": list(self.dask_configs),
             "cases": list(self.cases),
             "blas_threads": self.blas_threads,
             "malloc": self.malloc,
@@ -392,7 +336,13 @@ class SuiteConfig:
             "probe_tasks": reference.PROBE_TASKS,
             "probe_warm_tasks": reference.PROBE_WARM_TASKS,
             **dict(self.settings),
+            # each executor's own options as its backend records them (dask: its configurations)
+            **{k: v for name in EXECUTORS for k, v in backend(name).recorded(self.state(name)).items()},
         }
+
+    def state(self, executor: str) -> Any:
+        """What ``executor``'s backend made of its options and found at start (None: nothing of its own)."""
+        return self.executor_state.get(executor)
 
 
 def sized_workloads(cfg: SuiteConfig) -> tuple[str, ...]:
@@ -401,6 +351,22 @@ def sized_workloads(cfg: SuiteConfig) -> tuple[str, ...]:
     if "default_workers" in cfg.cases:
         names += [n for n in DEFAULT_WORKERS_WORKLOADS if n not in names]
     return tuple(names)
+
+
+def configure_executors(options: Mapping[str, str | None], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Each executor's state from its own options (bench/backend.py ``options``, ``configure``): the option's
+    value, else its environment variable's; OptionError on a bad one."""
+    out = {}
+    for name in EXECUTORS:
+        impl = backend(name)
+        given = {o.name: options.get(o.name) or (environ.get(o.env) if o.env else None) for o in impl.options}
+        out[name] = impl.configure(given)
+    return out
+
+
+def executor_options() -> list[Option]:
+    """Every option an executor's backend adds to ``pytest bench``, in registry order."""
+    return [o for name in EXECUTORS for o in backend(name).options]
 
 
 def build_config(
@@ -415,9 +381,11 @@ def build_config(
     Raises :class:`OptionError` on the first bad value.
     """
     environ = os.environ if environ is None else environ
-    scheduler = parse_dask_scheduler(options.get("dask_scheduler") or environ.get(cluster.SCHEDULER_ENV))
-    if scheduler and options.get("executors") is None:
-        options = {**options, "executors": "serial,dask"}  # a cluster given: measure it against serial
+    states = configure_executors(options, environ)
+    if options.get("executors") is None:  # an executor's own options may name what to measure (a cluster given)
+        implied = next((found for name, st in states.items() if (found := backend(name).implies(st))), None)
+        if implied:
+            options = {**options, "executors": ",".join(implied)}
     executors, skipped = parse_executors(
         options.get("executors"), missing, skip_missing=environ.get(SKIP_MISSING_ENV, "").strip() == "1"
     )
@@ -446,9 +414,8 @@ def build_config(
         label=parse_label(environ.get(LABEL_ENV)),
         backend=parse_backend(environ.get(BACKEND_ENV)),
         io_dir=parse_io_dir(options.get("io_dir") or environ.get(IO_DIR_ENV)),
-        dask_scheduler=scheduler,
-        dask_configs=parse_dask_configs(options.get("dask_configs"), scheduler),
         skipped_executors=skipped,
+        executor_state=MappingProxyType(states),
         sizes_mode=sizes_mode,
         sizes_from=sizes_from,
     )

@@ -13,14 +13,23 @@ import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
 
-from bench import allocator, benchmark_api, cluster, cpus, machine, measure, preflight, sizing, stopping, workers
+from bench import allocator, benchmark_api, cpus, machine, preflight, readings, sizing, stopping, workers
 from bench.backend import backend, missing_line
 from bench.cases import GENERATORS, left_out_lines
-from bench.config import CASES, DEFAULT_EXECUTORS, EXECUTORS, OptionError, SuiteConfig, build_config
+from bench.config import (
+    CASES,
+    DEFAULT_EXECUTORS,
+    EXECUTORS,
+    OptionError,
+    SuiteConfig,
+    build_config,
+    executor_options,
+)
 from bench.journal import Journal, journal_path
 from bench.plan import size_line
 from bench.saving import SaveError, make_saving_atomic, writable_folder
@@ -49,8 +58,6 @@ OPTIONS = {
     "one this Python or install lacks is skipped with a line)",
     "workloads": f"comma list of {', '.join(scaling_names())} (default: all)",
     "start_methods": "comma list of process start methods: fork, forkserver, spawn (default: the platform's)",
-    "dask_configs": "comma list of the embedded dask cluster's configurations: default (as dask ships), "
-    "tuned (scheduler queue off, worker profiler off, results gathered in one call) (default: both)",
     "profile": f"task sizes, batch sizes and rounds: {' | '.join(PROFILES)} (default: default)",
     "passes": "times every scaling point is measured, each on fresh pools, one pass after the other (default: the "
     "profile's: 2 quick, 3 default and full); its intervals come from the passes, so 1 gives intervals a rerun "
@@ -66,8 +73,8 @@ OPTIONS = {
     "case_timeout": "seconds one case may run before it fails and its workers are stopped (default: 600; 0: none)",
     "journal": "JSON Lines file of finished cases (default: beside --benchmark-json or the autosave file)",
     "io_dir": f"folder io_file writes and fsyncs its files in (default: the temp folder; also {IO_DIR_ENV})",
-    "dask_scheduler": "address of an existing dask scheduler for --executors dask, e.g. tcp://scheduler:8786 "
-    f"(default: a LocalCluster per case; also {cluster.SCHEDULER_ENV})",
+    # each executor's own options (its backend's, bench/backend.py): --dask-configs, --dask-scheduler
+    **{o.name: o.help for o in executor_options()},
 }
 
 
@@ -110,7 +117,8 @@ def pytest_configure(config: pytest.Config) -> None:
         cpu = cpus.detect()
         suite = build_config({name: getattr(config.option, f"poolbench_{name}") for name in OPTIONS}, cpu)
         for name in suite.executors:  # what each needs to know first (an existing cluster's size, ...)
-            suite = dataclasses.replace(suite, **backend(name).prepare(suite))
+            state = backend(name).prepare(suite, suite.state(name))
+            suite = dataclasses.replace(suite, executor_state=MappingProxyType({**suite.executor_state, name: state}))
     except (OptionError, cpus.CpuOverrideError, WorkloadFileError) as exc:
         raise pytest.UsageError(str(exc)) from None
     files = {"--benchmark-json": getattr(config.option, "benchmark_json", None), "--journal": suite.journal}
@@ -129,7 +137,7 @@ def pytest_configure(config: pytest.Config) -> None:
     stopping.install(where_saved=lambda: _journal_name(config), say=lambda text: tell(config, text))
     # The per-round times are the samples that spread and significance are computed from
     # (scripts.compare); pytest-benchmark keeps them in the JSON only when asked.
-    config.option.benchmark_save_data = True
+    benchmark_api.keep_round_times(config)
     # Last of the checks: it starts a worker of each kind that imports the files afresh, after the
     # stop handlers, so that a Ctrl-C meanwhile ends the run as anywhere else (its workers killed,
     # no traceback from a cluster half started).
@@ -146,8 +154,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     bench_session = benchmark_api.session(session.config)
     journal = None
     if bench_session is not None:
-        if (bench_session.save or bench_session.autosave) and hasattr(bench_session.storage, "path"):
-            folder = Path(bench_session.storage.path)
+        if benchmark_api.saves_to_storage(bench_session) and (folder := benchmark_api.storage_folder(bench_session)):
             with contextlib.suppress(OSError):
                 folder.mkdir(parents=True, exist_ok=True)
             if problem := writable_folder(folder, "--benchmark-storage"):
@@ -159,8 +166,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             warn(session.config, line)
     if not session.config.option.collectonly:
         _size(session.config)
-        saving = bench_session.json or bench_session.save or bench_session.autosave
-        if not saving and not bench_session.disabled and not session.config.option.collectonly:
+        if (
+            not benchmark_api.saves(bench_session)
+            and not benchmark_api.timing_off(bench_session)
+            and not session.config.option.collectonly
+        ):
             warn(
                 session.config,
                 "results will not be saved and no journal is kept: add --benchmark-autosave "
@@ -175,7 +185,7 @@ def _start_lines(config: pytest.Config) -> list[str]:
     lines = [io] if (io := machine.io_dir_warning(suite)) else []
     lines += [f"{name} executor skipped: {missing_line(name)}" for name in suite.skipped_executors]
     lines += left_out_lines(suite)
-    if measure.WAIT_SOURCE is None and not config.option.collectonly:
+    if readings.WAIT_SOURCE is None and not config.option.collectonly:
         lines.append(NO_WAIT_LINE)
     if contended := workers.contended_code({n: get_workload(n).func for n in suite.workloads}):
         lines.append(
@@ -320,9 +330,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     bench = getattr(item, "funcargs", {}).get("benchmark")
     if bench is not None and report.when == "call":
-        bench.poolbench_passed = report.passed
+        benchmark_api.mark_passed(bench, report.passed)
     if bench is not None and report.failed:
-        bench.has_error = True
+        benchmark_api.mark_failed(bench)
     journal = item.config.stash.get(JOURNAL_KEY, None)
     if report.when == "teardown" and journal is not None and journal.error is None:
         journal.catch_up()  # the case is over: its result goes to disk now
@@ -333,14 +343,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 def _finished(config: pytest.Config) -> list[Any]:
-    records = benchmark_api.benchmarks(benchmark_api.session(config))
-    return [b for b in records if getattr(b.fixture, "poolbench_passed", False)]
+    """The fixtures of the cases that passed."""
+    return benchmark_api.finished(benchmark_api.session(config))
 
 
 def _denied(config: pytest.Config) -> dict[str, Any]:
     """Whether the finished scaling cases were denied CPU (common.schema.denied_summary)."""
     suite = config.stash[CONFIG_KEY]
-    return denied_summary(scaling_waits(b.fixture for b in _finished(config)), suite.cpu.effective_cpus, os.cpu_count())
+    return denied_summary(scaling_waits(_finished(config)), suite.cpu.effective_cpus, os.cpu_count())
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
@@ -368,7 +378,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     workers = summary_workers(suite.workers, recommended)
     # what the saved results hold of the CPUs (an existing cluster's workers); not saved: this run's own
     info = config.stash.get(INFO_KEY, None) or {"effective_cpus": suite.cpu.effective_cpus}
-    table = speedup_table([b.fixture for b in finished], workers, info)
+    table = speedup_table(finished, workers, info)
     if table or finished:
         terminalreporter.section("poolbench")
     if table:
@@ -376,9 +386,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(f"speedup over serial at {workers} workers ({why}; throughput ratio):")
         for line in table:
             terminalreporter.write_line("  " + line)
-    if defect := defects([b.fixture for b in finished], info):
+    if defect := defects(finished, info):
         warn(config, defect)
-    saved = [str(p) for p in getattr(bench_session, "poolbench_saved", [])]
+    saved = [str(p) for p in benchmark_api.saved_files(bench_session)]
     journal = _journal_name(config)
     if saved:
         terminalreporter.write_line(f"results: {', '.join(saved)}" + (f"; journal: {journal}" if journal else ""))

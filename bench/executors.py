@@ -90,7 +90,7 @@ def make_executor(
     blas_threads: int | None,
     malloc: str | None = None,
     *,
-    scheduler: str | None = None,
+    state: Any = None,
 ) -> Executor:
     """A new executor of ``kind`` (common/executors.py); ``workers=None`` keeps its default.
 
@@ -98,23 +98,24 @@ def make_executor(
     limited to ``blas_threads``, the allocator policy ``malloc`` (None: leave it); with
     ``blas_threads=None`` no set-up at all (the pool as users build it, for start-up).
     ``start_method`` is the pool's variant (a process pool's start method, a dask configuration);
-    ``scheduler`` connects dask to an existing cluster.
+    ``state`` what its backend made of its own options (SuiteConfig.state: an existing cluster's
+    address, say).
     """
     if kind not in REGISTRY:
         raise ValueError(f"unknown executor kind {kind!r}")
     setup = None if blas_threads is None else Setup(blas_threads, malloc, os.getpid())
-    return backend(kind).make(workers, start_method, setup, scheduler)
+    return backend(kind).make(workers, start_method, setup, state)
 
 
-def _serial(_workers: int | None, _variant: str | None, _setup: Setup | None, _scheduler: str | None) -> Executor:
+def _serial(_workers: int | None, _variant: str | None, _setup: Setup | None, _state: Any) -> Executor:
     return SerialExecutor()
 
 
-def _thread(workers: int | None, _variant: str | None, _setup: Setup | None, _scheduler: str | None) -> Executor:
+def _thread(workers: int | None, _variant: str | None, _setup: Setup | None, _state: Any) -> Executor:
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poolbench")
 
 
-def _process(workers: int | None, method: str | None, setup: Setup | None, _scheduler: str | None) -> Executor:
+def _process(workers: int | None, method: str | None, setup: Setup | None, _state: Any) -> Executor:
     context = multiprocessing.get_context(method)
     if setup is None:
         return ProcessPoolExecutor(max_workers=workers, mp_context=context)
@@ -130,16 +131,21 @@ def _fresh_process_workers(cfg: SuiteConfig) -> Iterator[FreshWorker]:
     """One worker per start method that starts afresh (fork workers inherit what the suite imported)."""
     for method in cfg.start_methods:
         if method != "fork":
-            yield (
+            yield FreshWorker(
                 f"a process worker ({method})",
                 lambda m=method: make_executor("process", 1, m, cfg.blas_threads, cfg.malloc),
-                None,
             )
 
 
 SERIAL = Backend(make=_serial)
 THREAD = Backend(make=_thread)
-PROCESS = Backend(make=_process, variants=lambda cfg: tuple(cfg.start_methods), fresh_workers=_fresh_process_workers)
+PROCESS = Backend(
+    make=_process,
+    variants=lambda cfg: tuple(cfg.start_methods),
+    fresh_workers=_fresh_process_workers,
+    crash_outcome="BrokenProcessPool",
+    own_processes=True,
+)
 
 
 @contextmanager
@@ -229,13 +235,13 @@ def warm_pool(
     blas_threads: int,
     malloc: str | None = None,
     *,
-    scheduler: str | None = None,
+    state: Any = None,
 ) -> Iterator[Executor]:
     """A pool with every worker started, BLAS limited for its tasks, shut down on exit whatever happens.
 
     ``workers=None`` keeps the executor's own default size (read back from the pool to warm it).
     """
-    pool = make_executor(kind, workers, start_method, blas_threads, malloc, scheduler=scheduler)
+    pool = make_executor(kind, workers, start_method, blas_threads, malloc, state=state)
     with closing(pool), blas_limit_here(kind, blas_threads):
         warm_up(pool, getattr(pool, "_max_workers", 1) if workers is None else workers)
         yield pool

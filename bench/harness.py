@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import workloads
+from bench.backend import backend
 from bench.cases import Case
-from bench.cluster import DaskExecutor
 from bench.config import SuiteConfig
 from bench.cpus import read_memory_cgroup
 from bench.executors import blas_limit_here, blas_threads_of, terminate, warm_pool
@@ -64,7 +64,7 @@ def case_pool(case: Case, suite: SuiteConfig) -> contextlib.AbstractContextManag
         case.start_method,
         suite.blas_threads,
         suite.malloc,
-        scheduler=suite.dask_scheduler,
+        state=suite.state(case.executor),
     )
 
 
@@ -120,6 +120,7 @@ def run_batches(
     many workers; a round (or serial probe) that ends sooner fails the case.
     Returns the extra_info it recorded (also set on ``benchmark``).
     """
+    impl = backend(case.executor)
     probe = list(probe_args) if probe_args else None
     probe_warm = list(probe_warm_args) if probe else []
     batch = BatchRounds(
@@ -135,7 +136,7 @@ def run_batches(
         cgroup=suite.cpu.cgroup,
         floor_s=least_batch_s(len(args), 1 if case.executor == "serial" else case.workers) if least_batch_s else None,
         paired_floor_s=least_batch_s(len(probe), 1) if least_batch_s and probe else None,
-        settle=pool.settle if isinstance(pool, DaskExecutor) and probe else None,
+        settle=impl.settle(pool) if probe else None,
     )
     blas = blas_threads_of(pool, case.executor)
     serial_blas = blas_limit_here("serial", suite.blas_threads) if probe else contextlib.nullcontext()
@@ -156,8 +157,7 @@ def run_batches(
         blas_threads=blas,
         **batch.meter.as_info(),
     )
-    if isinstance(pool, DaskExecutor):
-        info["dask_config"] = pool.settings_in_force()
+    info.update(impl.extra_info(pool))  # what the executor adds (dask: the settings in force)
     if probe:
         info["serial_samples_s"] = [round(t, 9) for t in batch.paired_samples]
         info["serial_cpu_samples_s"] = [round(t, 9) for t in batch.paired_cpu_samples]

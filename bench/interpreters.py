@@ -91,13 +91,13 @@ def runnable(needs: Iterable[str], imports: Mapping[str, str | None] | None) -> 
 
 
 def _leaves_out(cfg: SuiteConfig, workload: str) -> str | None:
-    return runnable(get(workload).needs, cfg.interpreter_imports)
+    return runnable(get(workload).needs, cfg.state("interpreter"))
 
 
-def _prepare(cfg: SuiteConfig) -> dict[str, Any]:
-    """Which workloads' modules a subinterpreter can load here (asked once, at start)."""
+def _prepare(cfg: SuiteConfig, _state: Any) -> dict[str, str | None]:
+    """Its state: which workloads' modules a subinterpreter can load here (asked once, at start)."""
     needs = [m for name in cfg.workloads for m in get(name).needs]
-    return {"interpreter_imports": probe_imports(needs)}
+    return probe_imports(needs)
 
 
 def machine_info(cfg: SuiteConfig) -> dict[str, Any] | None:
@@ -106,11 +106,11 @@ def machine_info(cfg: SuiteConfig) -> dict[str, Any] | None:
     if "interpreter" not in cfg.executors:
         return None
     left = {} if "scaling" not in cfg.cases else {w: why for w in cfg.workloads if (why := _leaves_out(cfg, w))}
-    return {"imports": dict(cfg.interpreter_imports or {}), "left_out": left}
+    return {"imports": dict(cfg.state("interpreter") or {}), "left_out": left}
 
 
 BACKEND = Backend(
-    make=lambda workers, _variant, _setup, _scheduler: make(workers),
+    make=lambda workers, _variant, _setup, _state: make(workers),
     missing=missing_line,
     leaves_out=_leaves_out,
     prepare=_prepare,

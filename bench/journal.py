@@ -32,12 +32,11 @@ def journal_path(session: Any, explicit: str | None) -> Path | None:
     """Where this run's journal goes; None when the run saves nothing and no journal was asked for."""
     if explicit:
         return Path(explicit)
-    if session.json:
-        out = Path(session.json)
+    if (out := benchmark_api.json_file(session)) is not None:
         return out.with_name(out.name.removesuffix(".json") + ".journal.jsonl")
-    if session.save or session.autosave:
+    if benchmark_api.saves_to_storage(session):
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        return Path(session.storage.get(f"journal-{stamp}-{os.getpid()}.jsonl"))
+        return benchmark_api.storage_file(session, f"journal-{stamp}-{os.getpid()}.jsonl")
     return None
 
 

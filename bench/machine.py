@@ -22,7 +22,7 @@ from typing import Any
 
 import psutil
 
-from bench import allocator, cpus, measure
+from bench import allocator, cpus, readings
 from bench.backend import backend, missing_line
 from bench.config import EXECUTORS, SuiteConfig
 from bench.executors import blas_libraries, executor_defaults
@@ -131,11 +131,11 @@ def poolbench_info(
         ],
         "io_dir": suite.io_dir,
         "io_fstype": fstype_of(suite.io_dir),
-        "cpu_time_source": measure.CPU_TIME_SOURCE,
-        "cpu_time_resolution_s": measure.CPU_TIME_RESOLUTION_S,
+        "cpu_time_source": readings.CPU_TIME_SOURCE,
+        "cpu_time_resolution_s": readings.CPU_TIME_RESOLUTION_S,
         # Run-queue wait and steal over the timed rounds (extra_info cpu_wait_s, steal_s), summed over
         # the finished scaling cases when the results were saved (common.schema.denied_summary).
-        "cpu_wait_source": measure.WAIT_SOURCE,
+        "cpu_wait_source": readings.WAIT_SOURCE,
         "cpu_denied": cpu_denied,
         "started_at": started_at,
         "loadavg_start": loadavg_start,

@@ -49,12 +49,15 @@ def _one_worker(pool: Executor, place: str, paths: tuple[str, ...]) -> dict[str,
     return {place: pool.submit(overhead.import_files_here, paths).result(timeout=IMPORT_TIMEOUT_S)}
 
 
-def problem_line(path: str, place: str, problem: str | None, digest: str | None, expected: str) -> str | None:
-    """The one line for a file as a worker found it; None when it imported the same file."""
+def problem_line(
+    path: str, place: str, problem: str | None, digest: str | None, expected: str, *, elsewhere: bool = False
+) -> str | None:
+    """The one line for a file as a worker found it (``elsewhere``: on another machine); None when it imported
+    the same file."""
     if problem is not None and problem.startswith("cannot be read"):
         fix = (
             "mount it at the same path in every worker (scripts.matrix --workload-file does, for its containers)"
-            if place.startswith(("dask worker", "the dask scheduler"))
+            if elsewhere
             else "keep the file where the run found it until the run ends"
         )
         return f"workload file {path}: {problem} in {place}; {fix}"
@@ -74,7 +77,7 @@ def check(suite: SuiteConfig, files: Sequence[str]) -> None:
     if not paths:
         return
     expected = {p: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths}
-    for place, start, ask in _places(suite):
+    for place, start, ask, elsewhere in _places(suite):
         pool = start()
         try:
             with executors.closing(pool):
@@ -85,5 +88,5 @@ def check(suite: SuiteConfig, files: Sequence[str]) -> None:
             ) from None
         for where, found in answers.items():
             for path, problem, digest in found:
-                if line := problem_line(path, where, problem, digest, expected[path]):
+                if line := problem_line(path, where, problem, digest, expected[path], elsewhere=elsewhere):
                     raise WorkloadFileError(line)

@@ -3,9 +3,9 @@
 pytest-benchmark writes its own JSON with a plain open-and-write; :func:`make_saving_atomic` makes
 both of its writers (``--benchmark-json`` and autosave storage) write a temporary file, fsync and
 rename it (common.files.write_atomic), so a reader never sees a half-written results file, and
-refuses to write over a file that something else changed during the run. This patches two
-attributes of pytest-benchmark's session objects (``save_json`` and ``storage.save``), the only
-private surface poolbench touches; tests/test_disk_faults.py runs it against real full disks.
+refuses to write over a file that something else changed during the run. Replacing the writers is
+done through bench/benchmark_api.py, as is everything else taken from pytest-benchmark beyond its
+documented API; tests/test_disk_faults.py runs it against real full disks.
 """
 
 from __future__ import annotations
@@ -55,12 +55,6 @@ def file_identity(path: Path) -> tuple[int, int, int, int] | None:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def _dumps(output_json: dict) -> bytes:
-    from pytest_benchmark.utils import safe_dumps  # noqa: PLC0415  (pytest-benchmark's own encoder)
-
-    return safe_dumps(output_json, ensure_ascii=True, indent=4).encode()
-
-
 def save_results(path: Path, data: bytes, expected: tuple | None) -> None:
     """Save one results file whole, or raise :class:`SaveError` and leave ``path`` untouched.
 
@@ -84,25 +78,20 @@ def save_results(path: Path, data: bytes, expected: tuple | None) -> None:
 
 def make_saving_atomic(session: Any) -> None:
     """Route pytest-benchmark's two writers through :func:`save_results` (same names, same content)."""
-    json_target = Path(session.json) if session.json else None
+    json_target = benchmark_api.json_file(session)
     json_identity = file_identity(json_target) if json_target else None
 
-    session.poolbench_saved = []  # the files written, for the end-of-run summary
-
     def save_json(output_json: dict) -> None:
-        save_results(Path(session.json), _dumps(output_json), json_identity)
-        session.poolbench_saved.append(Path(session.json))
-        session.logger.info(f"Wrote benchmark data in: {session.json}", purple=True)
-
-    storage = session.storage
+        assert json_target is not None
+        save_results(json_target, benchmark_api.dumps(output_json), json_identity)
+        benchmark_api.note_saved(session, json_target)
+        benchmark_api.say(session, f"Wrote benchmark data in: {json_target}", purple=True)
 
     def save_storage(output_json: dict, save: str) -> None:
-        output_file = benchmark_api.next_storage_file(storage, save)
+        output_file = benchmark_api.next_storage_file(session, save)
         # An autosave never replaces an earlier run: the name it takes must still be free.
-        save_results(output_file, _dumps(output_json), None)
-        session.poolbench_saved.append(output_file)
-        session.logger.info(f"Saved benchmark data in: {output_file}")
+        save_results(output_file, benchmark_api.dumps(output_json), None)
+        benchmark_api.note_saved(session, output_file)
+        benchmark_api.say(session, f"Saved benchmark data in: {output_file}")
 
-    session.save_json = save_json
-    if benchmark_api.is_file_storage(storage):  # its internals were checked at start (benchmark_api.check)
-        storage.save = save_storage
+    benchmark_api.replace_writers(session, save_json, save_storage)

@@ -34,6 +34,7 @@ import contextlib
 import ctypes
 import functools
 import json
+import logging
 import multiprocessing.process
 import os
 import signal
@@ -325,3 +326,58 @@ def finish(status: int) -> None:
 def exit_status_for(status: Any) -> int:
     """The status a session ends with: 2 (interrupted) once a stop signal came, whatever else happened."""
     return 2 if STATE.signal is not None else int(status)
+
+
+class QuietAfterStop(logging.Filter):
+    """Drops a logger's reports once a stop signal has arrived.
+
+    A terminal's Ctrl-C reaches the whole process group, a pool's worker processes included: a dask
+    cluster starting at that moment fails to start a worker, and asyncio reports the start-up task's
+    exception ("Task exception was never retrieved", with a traceback) when the task is collected,
+    after the run has already said in one line that it is stopping. That report is the stop's own
+    echo, not news; before a stop, every report passes.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return STATE.signal is None
+
+
+def _quiet(filterer: logging.Filterer) -> None:
+    if not any(isinstance(f, QuietAfterStop) for f in filterer.filters):
+        filterer.addFilter(QuietAfterStop())
+
+
+def quiet_after_stop(loggers: tuple[str, ...], handlers_of: tuple[str, ...] = ()) -> None:
+    """After a stop signal, drop what ``loggers`` report, and what the handlers of ``handlers_of`` pass
+    (a library's own handlers, which the records of all its child loggers go through); once each."""
+    for name in loggers:
+        _quiet(logging.getLogger(name))
+    for name in handlers_of:
+        for handler in logging.getLogger(name).handlers:
+            _quiet(handler)
+
+
+@contextlib.contextmanager
+def children_without_sigint() -> Iterator[None]:
+    """SIGINT blocked in the calling thread while it starts worker processes (a dask LocalCluster's).
+
+    A terminal's Ctrl-C reaches the whole process group. A worker process that receives it while
+    still importing prints its own traceback (the suite's run had already said in one line that it
+    was stopping), and the suite stops its workers itself anyway. A signal mask survives fork and
+    exec, and threads created meanwhile inherit it too: the worker processes start, and are
+    restarted by whoever watches them, with SIGINT blocked (seen in /proc/PID/status: SigBlk 0x2).
+    Here, a Ctrl-C that comes meanwhile waits until the workers are up (a second or two) and is
+    then raised as usual.
+
+    multiprocessing's resource tracker, when a thread first starts it, unblocks SIGINT in that
+    thread (``signal.pthread_sigmask(SIG_UNBLOCK, ...)`` after spawning it, not a restore): started
+    here first, before the block, it leaves the new threads as they are.
+    """
+    from multiprocessing import resource_tracker  # noqa: PLC0415
+
+    resource_tracker.ensure_running()
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)

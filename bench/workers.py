@@ -118,9 +118,10 @@ def init_process_worker(blas_threads: int, malloc: str | None, owner_pid: int | 
     apply_limits(Setup(blas_threads, malloc, owner_pid))
 
 
-def init_dask_worker(blas_threads: int, malloc: str | None) -> int | None:
-    """In a dask worker (``Client.run``, not the worker's main thread): the limits of :func:`apply_limits`;
-    returns the BLAS thread count now in force."""
+def init_cluster_worker(blas_threads: int, malloc: str | None) -> int | None:
+    """In a worker of a cluster the suite only connects to (run by the cluster's client, not in the worker's
+    main thread; its signals belong to whoever started it): the limits of :func:`apply_limits`; returns
+    the BLAS thread count now in force."""
     apply_limits(Setup(blas_threads, malloc))
     return blas_threads_here()
 

@@ -51,6 +51,8 @@ class Executor:
     backend: str
     #: ``module:function`` of its own section of the report (scripts/report.py), if it has one.
     report_section: str | None = None
+    #: A table's column heading for it, where not its words ("interpreter pool").
+    title: str | None = None
     variant_colours: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
@@ -98,6 +100,7 @@ REGISTRY: MappingProxyType[str, Executor] = MappingProxyType(
             honours_chunksize=False,
             style=("tab:purple", "^"),
             backend="bench.interpreters:BACKEND",
+            title="interpreter pool",
         ),
         "process": Executor(
             name="process",
@@ -141,6 +144,12 @@ DEFAULTS: tuple[str, ...] = tuple(n for n, e in REGISTRY.items() if e.default)
 def of(name: str) -> Executor | None:
     """The record of executor ``name``, or of the executor of a pool name (``process/fork``); None if unknown."""
     return REGISTRY.get(family(name))
+
+
+def heading(name: str) -> str:
+    """The column heading of executor ``name``: its title, or its words."""
+    spec = REGISTRY[name]
+    return spec.title or spec.words
 
 
 @dataclass(frozen=True, order=True)

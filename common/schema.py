@@ -113,6 +113,10 @@ STATUS_FILE_ENV = "POOLBENCH_STATUS_FILE"
 #: scripts.matrix sets it to the files' paths inside its containers.
 WORKLOAD_FILES_ENV = "POOLBENCH_WORKLOAD_FILES"
 
+#: Set by scripts.matrix for a cluster of containers (``--cluster``): how many workers the cluster should
+#: have before the suite reads its size (worker containers connect a few seconds after start).
+CLUSTER_WORKERS_ENV = "POOLBENCH_DASK_WORKERS"
+
 #: File systems whose fsync reaches no disk: ``io_file`` there measures memory, not I/O
 #: (recorded as machine_info ``io_fstype``; the report cautions).
 MEMORY_FILESYSTEMS = ("tmpfs", "ramfs")

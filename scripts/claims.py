@@ -38,7 +38,7 @@ TAKING_TURNS_BUSY = 1.3
 COST_RANK = {name: executors.REGISTRY[name].cost_rank for name in executors.cost_order()}
 
 
-def cost_order() -> str:
+def recommendation_order() -> str:
     """The recommendation order in words, cheapest first (common/executors.py)."""
     return "no pool, then " + ", ".join(executors.REGISTRY[k].words for k in executors.cost_order())
 

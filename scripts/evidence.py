@@ -846,24 +846,23 @@ def block_builds() -> list[str]:
     rows, targets = [], []
     for row in table:
         b = row.build
-        procs = row.processes
+        procs = row.of("process")
+        thread, interpreter = (next(iter(row.of(name)), None) for name in ("thread", "interpreter"))
         rows.append(
             [
                 f"py{b} ({row.python})",
                 "on" if row.gil_enabled else "off",
                 f"{row.serial_s * 1e3:.1f} ms",
-                xi(row.thread) if row.thread else "—",
-                xi(row.interpreter) if row.interpreter else "—",
+                xi(thread) if thread else "—",
+                xi(interpreter) if interpreter else "—",
                 ", ".join(f"{xi(p)} ({p.speedup / p.ideal:.0%})" for p in procs) or "—",
                 ", ".join(f"{k} {v / 2**20:.1f}" for k, v in row.memory_per_worker.items()) or "—",
             ]
         )
-        if b.endswith("t") and row.thread:
-            targets.append(
-                _target(f"py{b} threads {row.thread.speedup:.2f}×", row.thread.speedup, FREE_THREADED_TARGET)
-            )
-        if row.interpreter:
-            speed = row.interpreter.speedup
+        if b.endswith("t") and thread:
+            targets.append(_target(f"py{b} threads {thread.speedup:.2f}×", thread.speedup, FREE_THREADED_TARGET))
+        if interpreter:
+            speed = interpreter.speedup
             targets.append(_target(f"py{b} interpreter pool {speed:.2f}×", speed, INTERPRETER_TARGET))
         for p in procs:
             eff = p.speedup / p.ideal

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common.schema import PROFILES, SKIP_MISSING_ENV, STATUS_FILE_ENV
+from common.schema import CLUSTER_WORKERS_ENV, PROFILES, SKIP_MISSING_ENV, STATUS_FILE_ENV
 from scripts import report
 from scripts.cli import Parser, run
 from scripts.containers import (
@@ -265,7 +265,7 @@ def _suite_command(
         service = lim.name
         if lim.cluster_workers is not None:  # the scheduler and workers are up (cluster_up): the client runs
             compose = [*compose, "--profile", "cluster"]
-            env.update(POOLBENCH_WORKER_CPUS=f"{lim.quota:g}", POOLBENCH_DASK_WORKERS=str(lim.cluster_workers))
+            env.update({"POOLBENCH_WORKER_CPUS": f"{lim.quota:g}", CLUSTER_WORKERS_ENV: str(lim.cluster_workers)})
             service = "client"
         if lim.image is not None:
             env["POOLBENCH_IMAGE"] = lim.image

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.executors import Pool, family
+from common.executors import Pool, cost_order, family
 from common.executors import of as executor_of
 from common.reference import Estimate, estimates, ideal_speedup, run_defects, unpaired
 from common.reference import capacity as reference_capacity
@@ -947,13 +947,17 @@ class BuildRow:
     python: str
     gil_enabled: bool
     serial_s: float | None
-    thread: ScalingPoint | None
-    interpreter: ScalingPoint | None
-    processes: list[ScalingPoint]  # one per start method
-    memory_per_worker: dict[str, float]  # USS bytes per added worker, interpreter and process pools
+    #: Per executor that measured the workload here (common/executors.py order), its points: one per
+    #: variant (start method, configuration).
+    pools: dict[str, list[ScalingPoint]]
+    memory_per_worker: dict[str, float]  # USS bytes per added worker, pools whose workers are interpreters of their own
     gil_twin_ratio: float | None = None  # a free-threaded build's serial time over its GIL twin's (3.13t / 3.13)
     start_ms: dict[str, float] = dataclasses.field(default_factory=dict)  # cold start, interpreter and process pools
     payload_ms_per_mib: dict[str, float] = dataclasses.field(default_factory=dict)  # the same pools' round trip
+
+    def of(self, executor: str) -> list[ScalingPoint]:
+        """This build's points of ``executor`` (empty: not measured here)."""
+        return self.pools.get(executor, [])
 
     @property
     def pool_costs(self) -> bool:
@@ -991,9 +995,7 @@ def build_rows(
                 python=str((info.get("versions") or {}).get("python", "?")),
                 gil_enabled=bool(info.get("gil_enabled", True)),
                 serial_s=serial,
-                thread=next((p for p in points if p.pool == "thread"), None),
-                interpreter=next((p for p in points if p.pool == "interpreter"), None),
-                processes=[p for p in points if p.executor == "process"],
+                pools={name: found for name in cost_order() if (found := [p for p in points if p.executor == name])},
                 memory_per_worker=_isolated_pools(mem),
                 gil_twin_ratio=serial / twin_serial if serial and twin_serial else None,
                 start_ms=_isolated_pools(cold_start_ms(records)),

@@ -18,12 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from common import executors
+from common.executors import cost_order, heading
 from common.executors import of as executor_of
 from common.reference import defects_line
 from common.schema import MEMORY_FILESYSTEMS, busy_line, denied_line
 from scripts import plot
 from scripts.analysis import Analysis, RunView
-from scripts.claims import CLAIMS, COST_RANK, corrections, cost_order, recommend, times, xi
+from scripts.claims import CLAIMS, COST_RANK, corrections, recommend, recommendation_order, times, xi
 from scripts.cli import Parser, prepare_out, run, write_atomic
 from scripts.metrics import (
     CONFIDENCE,
@@ -345,39 +346,30 @@ def builds_section(an: Analysis) -> list[str]:
         [(t, *(verdicts[b][t].verdict if t in verdicts[b] else "—" for b in builds)) for t in topics],
     )
     lines += ["", "### What changes with the build", ""]
+    # a column per executor measured on some build, in the recommendation order (common/executors.py)
+    measured = [name for name in cost_order() if any(row.of(name) for row in build_table)]
     rows = []
     for row in build_table:
         b = row.build
         cost = f" ({row.gil_twin_ratio:.2f}× py{b.rstrip('t')})" if row.gil_twin_ratio else ""
         gil = "on (re-enabled at import)" if row.gil_enabled and b.endswith("t") else "on" if row.gil_enabled else "off"
-        best = max(row.processes, key=lambda p: p.speedup, default=None)
+        best = {name: max(row.of(name), key=lambda p: p.speedup, default=None) for name in measured}
         rows.append(
             [
                 f"py{b}",
                 gil,
                 f"{row.serial_s * 1e3:.1f} ms{cost}" if row.serial_s else "—",
-                xi(row.thread) if row.thread else "—",
-                xi(row.interpreter) if row.interpreter else "—",
-                xi(best) if best else "—",
+                *(xi(p) if p else "—" for p in best.values()),
                 ", ".join(f"{k} {v / 2**20:.1f}" for k, v in row.memory_per_worker.items()) or "—",
             ]
         )
-    lines += _table(
-        [
-            "build",
-            "GIL",
-            "cpu_python serial batch",
-            f"threads (w{evidence[builds[0]].at})",
-            "interpreter pool",
-            "processes",
-            "MiB (USS) per added worker",
-        ],
-        rows,
-    )
+    at = evidence[builds[0]].at
+    titles = [f"{heading(name)} (w{at})" if i == 0 else heading(name) for i, name in enumerate(measured)]
+    lines += _table(["build", "GIL", "cpu_python serial batch", *titles, "MiB (USS) per added worker"], rows)
     lines += [
         "",
         "Speedups are of cpu_python (pure Python, holds the GIL where there is one) at the recommended workers. "
-        "A free-threaded build runs it on threads in parallel; an interpreter pool (Python 3.14+) gives each "
+        "A free-threaded build runs it on threads in parallel; a pool of subinterpreters (Python 3.14+) gives each "
         "worker its own GIL; the serial batch shows what a build costs on one thread.",
     ]
     return lines + pool_costs_by_build(build_table)
@@ -486,8 +478,8 @@ def render(an: Analysis, figures: list[Path], out: Path) -> str:
     lines += [
         "",
         "How to read the numbers: " + reading(an.points) + " Rule for a recommendation: the cheapest choice whose "
-        f"interval overlaps the best one's ({cost_order()}; fewer workers before more); nothing is capped at its "
-        "ideal, and a figure above it is named a measurement defect.",
+        f"interval overlaps the best one's ({recommendation_order()}; fewer workers before more); nothing is capped "
+        "at its ideal, and a figure above it is named a measurement defect.",
         "",
         "## Scaling curves",
         "",

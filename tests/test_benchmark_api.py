@@ -61,3 +61,28 @@ def test_a_pytest_benchmark_without_what_poolbench_needs_stops_the_run_in_one_li
         "pip install -r requirements.txt"
     ], errors
     assert "passed" not in done.stdout and not list((tmp_path / "store").rglob("*.json"))
+
+
+#: Attributes of pytest-benchmark's session, storage, records and fixtures, and of pytest's internals, that
+#: are not their documented API: only bench/benchmark_api.py may touch them.
+INTERNALS = {
+    "_benchmarksession", "storage", "_next_num", "save_json", "benchmarks", "logger", "disabled", "autosave",
+    "has_error", "get_machine_info", "benchmark_save_data", "_tw", "poolbench_passed", "poolbench_saved",
+}  # fmt: skip
+
+
+def test_pytest_benchmarks_internals_are_reached_only_through_the_adapter():
+    import ast  # noqa: PLC0415
+
+    root = Path(__file__).resolve().parents[1] / "bench"
+    found = []
+    for path in sorted(root.glob("*.py")):
+        if path.name == "benchmark_api.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            through_adapter = isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "benchmark_api"
+            if isinstance(node, ast.Attribute) and node.attr in INTERNALS and not through_adapter:
+                found.append(f"{path.name}:{node.lineno}: .{node.attr}")
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pytest_benchmark"):
+                found.append(f"{path.name}:{node.lineno}: from {node.module} import ...")
+    assert not found, found

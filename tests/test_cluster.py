@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench import cases, cluster, executors
+from bench import cases, cluster, executors, readings, stopping
 from bench.config import OptionError, build_config
 from bench.cpus import CpuInfo
 from tests.clirun import run_module
@@ -40,7 +40,7 @@ def test_scheduler_address_is_checked_and_implies_serial_and_dask():
     with pytest.raises(OptionError, match=r"--dask-scheduler / POOLBENCH_DASK_SCHEDULER: 'not an address'"):
         build_config({"dask_scheduler": "not an address"}, TWO_CPUS, missing=DASK_OK)
     cfg = build_config({}, TWO_CPUS, environ={"POOLBENCH_DASK_SCHEDULER": "tcp://scheduler:8786"}, missing=DASK_OK)
-    assert cfg.dask_scheduler == "tcp://scheduler:8786"
+    assert cfg.state("dask").scheduler == "tcp://scheduler:8786"
     assert cfg.executors == ("serial", "dask")
 
 
@@ -52,7 +52,8 @@ def test_an_existing_cluster_joins_at_its_own_size_and_is_never_crashed():
         TWO_CPUS,
         missing=DASK_OK,
     )
-    cfg = dataclasses.replace(cfg, dask_cluster={"workers": 3})
+    state = dataclasses.replace(cfg.state("dask"), cluster={"workers": 3})
+    cfg = dataclasses.replace(cfg, executor_state={**cfg.executor_state, "dask": state})
     scaling = [c.id for c in cases.scaling_cases(cfg) if c.workload == "cpu_python" and c.pass_no == 1]
     # once per pass, at the cluster's size, as it was started (no configuration of the suite's own)
     assert [i for i in scaling if "dask" in i] == ["cpu_python-dask-external-w3"]
@@ -65,7 +66,7 @@ def test_an_existing_cluster_joins_at_its_own_size_and_is_never_crashed():
 
 def test_both_configurations_join_the_same_axis_and_can_be_chosen():
     cfg = build_config({"executors": "serial,dask", "workers": "2"}, TWO_CPUS, missing=DASK_OK)
-    assert cfg.dask_configs == ("default", "tuned")
+    assert cfg.state("dask").configs == ("default", "tuned")
     ids = [c.id for c in cases.scaling_cases(cfg) if c.workload == "cpu_python" and c.pass_no == 1]
     assert ids == ["cpu_python-serial-w1", "cpu_python-dask-default-w2", "cpu_python-dask-tuned-w2"]
     one = build_config({"executors": "dask", "dask_configs": "tuned"}, TWO_CPUS, missing=DASK_OK)
@@ -175,57 +176,59 @@ def test_cluster_shapes_are_parsed_and_their_results_checked():
     assert "client" not in containers.services_in_file(containers.COMPOSE_FILE)  # not a CPU limit
 
 
+def _quiet(monkeypatch, counters) -> readings.Quiet:
+    """A Quiet over scripted CPU counters (ns), its idle level measured from the first six of them."""
+    monkeypatch.setattr(readings, "busy_ns", lambda pids, skip: next(counters))
+    monkeypatch.setattr(readings.time, "sleep", lambda s: None)
+    return readings.Quiet([1, 2])
+
+
 def test_the_idle_level_is_the_median_window_of_a_quiet_cluster(monkeypatch):
     # CPU counters (ns) of an idle cluster: windows of 1.0, 0.2, 3.0, 1.2 and 0.9 ms
-    readings = iter([0, 1_000_000, 1_200_000, 4_200_000, 5_400_000, 6_300_000])
-    monkeypatch.setattr(cluster, "_busy_ns", lambda pids, skip: next(readings))
-    monkeypatch.setattr(cluster.time, "sleep", lambda s: None)
-    pool = object.__new__(cluster.DaskExecutor)
-    pool._pids = [1, 2]
-    assert pool._idle_cpu_ns() == 1_000_000  # one stray burst (3 ms) does not raise it
+    quiet = _quiet(monkeypatch, iter([0, 1_000_000, 1_200_000, 4_200_000, 5_400_000, 6_300_000]))
+    assert quiet.idle_ns == 1_000_000  # one stray burst (3 ms) does not raise it
 
 
 def test_settle_waits_until_the_cluster_is_back_at_its_idle_level_and_no_longer(monkeypatch):
     # idle: 1 ms of CPU per window. After a round: 5 ms per window twice (releasing the results), then 1.2 ms
-    readings = iter([0, 5_000_000, 10_000_000, 11_200_000, 12_400_000])
+    idle = [0, 1_000_000, 2_000_000, 3_000_000, 4_000_000, 5_000_000]
+    after = [5_000_000, 10_000_000, 15_000_000, 16_200_000, 17_400_000]
     seen = []
-    monkeypatch.setattr(cluster, "_busy_ns", lambda pids, skip: seen.append(pids) or next(readings))
-    monkeypatch.setattr(cluster.time, "sleep", lambda s: None)
-    pool = object.__new__(cluster.DaskExecutor)
-    pool._pids, pool._idle_ns = [1, 2], 1_000_000.0
-    pool.settle()
+    counters = iter([*idle, *after])
+    quiet = _quiet(monkeypatch, counters)
+    monkeypatch.setattr(readings, "busy_ns", lambda pids, skip: seen.append(pids) or next(counters))
+    quiet.wait()
     assert len(seen) == 4 and seen[0] == [1, 2]  # the first window within 1.5 × idle ends the wait
     # a cluster that never goes quiet is waited for SETTLE_MAX_S at most: the clock decides, not the counters
     busy = iter(range(0, 10**12, 10**8))
-    monkeypatch.setattr(cluster, "_busy_ns", lambda pids, skip: next(busy))
+    monkeypatch.setattr(readings, "busy_ns", lambda pids, skip: next(busy))
     clock = iter(x * 0.01 for x in range(1000))
-    monkeypatch.setattr(cluster.time, "perf_counter", lambda: next(clock))
-    assert pool.settle() == pytest.approx(cluster.SETTLE_MAX_S, abs=0.02)
+    monkeypatch.setattr(readings.time, "perf_counter", lambda: next(clock))
+    assert quiet.wait() == pytest.approx(readings.SETTLE_MAX_S, abs=0.02)
 
 
 def test_settle_without_schedstat_waits_a_fixed_moment(monkeypatch):
     slept = []
-    monkeypatch.setattr(cluster, "_busy_ns", lambda pids, skip: None)
-    monkeypatch.setattr(cluster.time, "sleep", slept.append)
-    pool = object.__new__(cluster.DaskExecutor)
-    pool._pids, pool._idle_ns = [1], None
-    pool.settle()
-    assert slept == [cluster.SETTLE_WINDOW_S * 5]
+    monkeypatch.setattr(readings, "busy_ns", lambda pids, skip: None)
+    monkeypatch.setattr(readings.time, "sleep", slept.append)
+    quiet = readings.Quiet([1])
+    assert quiet.idle_ns is None
+    quiet.wait()
+    assert slept == [readings.SETTLE_WINDOW_S * 5]
 
 
 def test_asyncio_reports_pass_until_a_stop_signal_and_not_after(monkeypatch):
-    from bench import stopping  # noqa: PLC0415
 
-    quiet = cluster._QuietAfterStop()
+    quiet = stopping.QuietAfterStop()
     record = logging.LogRecord("asyncio", logging.ERROR, __file__, 1, "Task exception was never retrieved", (), None)
     monkeypatch.setattr(stopping.STATE, "signal", None)
     assert quiet.filter(record)  # before a stop: every report shows
     monkeypatch.setattr(stopping.STATE, "signal", "SIGINT")
     assert not quiet.filter(record)  # after the run said it is stopping: the stop's own echo is dropped
-    cluster._quiet_asyncio_after_stop()
-    cluster._quiet_asyncio_after_stop()
+    stopping.quiet_after_stop(cluster.QUIET_AFTER_STOP, cluster.QUIET_HANDLERS_AFTER_STOP)
+    stopping.quiet_after_stop(cluster.QUIET_AFTER_STOP, cluster.QUIET_HANDLERS_AFTER_STOP)
     for name in ("asyncio", "distributed.process"):  # the reaped worker's "exit status was already read" too
-        assert sum(isinstance(f, cluster._QuietAfterStop) for f in logging.getLogger(name).filters) == 1, name
+        assert sum(isinstance(f, stopping.QuietAfterStop) for f in logging.getLogger(name).filters) == 1, name
 
 
 def _blocked_signals(pid: int | str) -> int:

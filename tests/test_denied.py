@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench import measure, terminal
+from bench import measure, readings, terminal
 from common import schema
 from scripts import claims, metrics, report
 from tests.test_causes import _record, _run
@@ -25,16 +25,16 @@ def test_wait_is_the_second_schedstat_field_summed_over_threads_and_processes(tm
     _fake_proc(tmp_path, 10, {10: (5_000, 300_000_000), 11: (7, 200_000_000)})  # the suite: 2 threads
     _fake_proc(tmp_path, 20, {20: (9, 250_000_000)})  # a pool worker
     (tmp_path / "10" / "task" / "12").mkdir()  # a thread that ended between listing and reading
-    assert measure._task_wait_ns(10, root=str(tmp_path)) == 500_000_000
-    assert measure._task_ns(10, root=str(tmp_path)) == 5_007
-    monkeypatch.setattr(measure, "_tree", lambda proc: [SimpleNamespace(pid=10), SimpleNamespace(pid=20)])
-    assert measure.tree_wait_seconds(object(), root=str(tmp_path)) == pytest.approx(0.75)
+    assert readings._task_wait_ns(10, root=str(tmp_path)) == 500_000_000
+    assert readings._task_ns(10, root=str(tmp_path)) == 5_007
+    monkeypatch.setattr(readings, "_tree", lambda proc: [SimpleNamespace(pid=10), SimpleNamespace(pid=20)])
+    assert readings.tree_wait_seconds(object(), root=str(tmp_path)) == pytest.approx(0.75)
 
 
 def test_a_kernel_without_schedstat_records_no_wait(tmp_path, monkeypatch):
     (tmp_path / "10" / "task" / "10").mkdir(parents=True)  # threads, but no schedstat files
-    monkeypatch.setattr(measure, "_tree", lambda proc: [SimpleNamespace(pid=10)])
-    assert measure.tree_wait_seconds(object(), root=str(tmp_path)) is None
+    monkeypatch.setattr(readings, "_tree", lambda proc: [SimpleNamespace(pid=10)])
+    assert readings.tree_wait_seconds(object(), root=str(tmp_path)) is None
     monkeypatch.undo()
     monkeypatch.setattr(measure, "WAIT_SOURCE", None)  # what such a kernel gives at import
     meter = measure.RoundMeter()
@@ -48,9 +48,9 @@ def test_a_kernel_without_schedstat_records_no_wait(tmp_path, monkeypatch):
 
 def test_steal_is_the_eighth_number_of_the_cpu_line(tmp_path):
     (tmp_path / "stat").write_text("cpu  100 0 50 9000 3 0 1 250 0 0\ncpu0 50 0 25 4500 1 0 0 125 0 0\n")
-    assert measure.host_steal_seconds(root=str(tmp_path)) == pytest.approx(250 / os.sysconf("SC_CLK_TCK"))
+    assert readings.host_steal_seconds(root=str(tmp_path)) == pytest.approx(250 / os.sysconf("SC_CLK_TCK"))
     (tmp_path / "stat").write_text("cpu  100 0 50 9000\n")  # an old kernel: no steal column
-    assert measure.host_steal_seconds(root=str(tmp_path)) is None
+    assert readings.host_steal_seconds(root=str(tmp_path)) is None
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import os
 import psutil
 import pytest
 
-from bench import executors, measure
+from bench import executors, measure, readings
 from bench.measure import BatchRounds, WrongAnswer
 
 
@@ -57,8 +57,8 @@ def test_batch_rounds_fail_on_missing_results():
 def test_batch_rounds_leave_warmup_cpu_out(monkeypatch):
     # Scripted CPU readings, one pair per round: two warm-up rounds of 1 s each, then a timed one of 0.5 s.
     # Warm-up rounds read nothing at all, so only the timed round's two readings are scripted.
-    readings = iter([2.0, 2.5])
-    monkeypatch.setattr(measure, "tree_cpu_seconds", lambda proc=None: next(readings))
+    scripted = iter([2.0, 2.5])
+    monkeypatch.setattr(measure, "tree_cpu_seconds", lambda proc=None: next(scripted))
     warm = BatchRounds(lambda: [0], lambda i, r: True, label="w", tasks=1, warmup_rounds=2)
     run_rounds(warm, 2)
     assert warm.cpu_time_s == 0.0
@@ -77,9 +77,9 @@ def test_verify_without_rounds_checks_the_last_result():
 def test_tree_readings_include_this_process():
     # The tree is this process and its descendants: its memory includes this process's own (how its
     # CPU time is put together: tests/test_measure.py, with fixed clock readings).
-    assert measure.tree_rss_bytes() >= psutil.Process().memory_info().rss // 2
-    assert measure.tree_size() >= 1
-    with measure.PeakRss() as peak:
+    assert readings.tree_rss_bytes() >= psutil.Process().memory_info().rss // 2
+    assert readings.tree_size() >= 1
+    with readings.PeakRss() as peak:
         block = bytearray(64 * 1024 * 1024)
         block[::4096] = b"x" * len(block[::4096])  # touch every page
     assert peak.peak >= len(block)

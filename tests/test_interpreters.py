@@ -64,7 +64,7 @@ def test_the_missing_line_names_this_python():
 
 def _with_pool(imports: dict, **options: str) -> object:
     cfg = build_config({"workers": "1,2", **options}, TWO_CPUS, missing=HAS_POOL)
-    return dataclasses.replace(cfg, interpreter_imports=imports)
+    return dataclasses.replace(cfg, executor_state={**cfg.executor_state, "interpreter": imports})
 
 
 def test_workloads_whose_modules_do_not_import_in_a_subinterpreter_are_left_out_and_named():
@@ -298,7 +298,7 @@ def test_pool_costs_by_build_set_start_up_and_payload_side_by_side():
     from scripts.report import pool_costs_by_build  # noqa: PLC0415
 
     def row(build: str, start: dict, payload: dict) -> BuildRow:
-        return BuildRow(build, build, True, 0.1, None, None, [], {}, start_ms=start, payload_ms_per_mib=payload)
+        return BuildRow(build, build, True, 0.1, {}, {}, start_ms=start, payload_ms_per_mib=payload)
 
     rows = [
         row(

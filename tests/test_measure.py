@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench import machine, measure
+from bench import machine, measure, readings
 from bench.config import OptionError, build_config, parse_io_dir
 from bench.cpus import CgroupCpu, CpuInfo
 from bench.measure import BatchRounds, RoundMeter, WrongAnswer
@@ -106,23 +106,23 @@ def test_summary_plot_draws_each_bars_ideal_and_marks_what_was_not_measured(monk
 def test_cpu_time_source_is_the_schedulers_on_linux():
     if not os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/schedstat"):
         pytest.skip("no per-thread schedstat here: psutil's ticks are the source")
-    assert measure.CPU_TIME_SOURCE == "schedstat"
-    assert measure.CPU_TIME_RESOLUTION_S == 1e-9
+    assert readings.CPU_TIME_SOURCE == "schedstat"
+    assert readings.CPU_TIME_RESOLUTION_S == 1e-9
 
 
 def test_tree_cpu_time_adds_this_process_its_reaped_children_and_each_worker_exactly(monkeypatch):
     # The clocks are replaced by fixed readings, so this checks how the tree's CPU time is put together,
     # not how fast anything ran: nanosecond readings must come through unrounded (10 ms ticks would not).
-    if measure.CPU_TIME_SOURCE != "schedstat":
+    if readings.CPU_TIME_SOURCE != "schedstat":
         pytest.skip("tick-based CPU time here")
     with ProcessPoolExecutor(1) as pool:
         worker = pool.submit(os.getpid).result()
-        monkeypatch.setattr(measure.time, "process_time", lambda: 1.25)
+        monkeypatch.setattr(readings.time, "process_time", lambda: 1.25)
         monkeypatch.setattr(
-            measure.resource, "getrusage", lambda who: SimpleNamespace(ru_utime=0.5, ru_stime=0.25, ru_minflt=0)
+            readings.resource, "getrusage", lambda who: SimpleNamespace(ru_utime=0.5, ru_stime=0.25, ru_minflt=0)
         )
-        monkeypatch.setattr(measure, "_task_ns", lambda pid, root="/proc": 3_000_123 if pid == worker else None)
-        total = measure.tree_cpu_seconds()
+        monkeypatch.setattr(readings, "_task_ns", lambda pid, root="/proc": 3_000_123 if pid == worker else None)
+        total = readings.tree_cpu_seconds()
         monkeypatch.undo()
     # this process 1.25 s, its reaped children 0.75 s, the live worker 3.000123 ms (it has no children)
     assert total == pytest.approx(1.25 + 0.75 + 0.003000123, abs=1e-12)
@@ -133,8 +133,8 @@ def test_task_ns_sums_every_thread_of_a_fake_proc(tmp_path):
         (tmp_path / "10" / "task" / str(tid)).mkdir(parents=True)
         (tmp_path / "10" / "task" / str(tid) / "schedstat").write_text(f"{ns} 0 3\n")
     (tmp_path / "10" / "task" / "12").mkdir()  # a thread that ended: no file
-    assert measure._task_ns(10, root=str(tmp_path)) == 1_500_250
-    assert measure._task_ns(99, root=str(tmp_path)) is None
+    assert readings._task_ns(10, root=str(tmp_path)) == 1_500_250
+    assert readings._task_ns(99, root=str(tmp_path)) is None
 
 
 # --- 4. warm-up rounds are not in the record --------------------------------------------------------------
@@ -143,8 +143,8 @@ def test_task_ns_sums_every_thread_of_a_fake_proc(tmp_path):
 def test_round_meter_keeps_timed_rounds_only(monkeypatch):
     # CPU readings are scripted (start, stop of the warm-up; start, stop of a timed round): what is checked
     # is which rounds count, not how long anything took. The warm-up's peak RSS is real memory.
-    readings = iter([15.0, 15.25])  # a warm-up round reads nothing: only the timed round's pair is scripted
-    monkeypatch.setattr(measure, "tree_cpu_seconds", lambda proc=None: next(readings))
+    scripted = iter([15.0, 15.25])  # a warm-up round reads nothing: only the timed round's pair is scripted
+    monkeypatch.setattr(measure, "tree_cpu_seconds", lambda proc=None: next(scripted))
     meter = RoundMeter(cgroup=None, warmup_rounds=1)
     meter.start()
     block = bytearray(256 * 2**20)
@@ -156,7 +156,7 @@ def test_round_meter_keeps_timed_rounds_only(monkeypatch):
     assert meter.stop() is True
     assert meter.cpu_time_s == pytest.approx(0.25)
     assert meter.rss_peak_bytes > 0
-    assert meter.rss_peak_bytes < measure.tree_rss_bytes() + 128 * 2**20  # the warm-up's 256 MiB are not in it
+    assert meter.rss_peak_bytes < readings.tree_rss_bytes() + 128 * 2**20  # the warm-up's 256 MiB are not in it
 
 
 def test_round_meter_adds_throttling_of_timed_rounds(tmp_path):

@@ -38,9 +38,9 @@ def test_schema_documents_every_recorded_key():
 
 
 def test_the_recommendation_order_is_the_codes_wherever_it_is_stated():
-    from scripts.claims import COST_RANK, cost_order  # noqa: PLC0415
+    from scripts.claims import COST_RANK, recommendation_order  # noqa: PLC0415
 
-    order = cost_order()
+    order = recommendation_order()
     assert order == "no pool, then threads, subinterpreters, processes, a dask cluster"
     assert list(COST_RANK) == sorted(COST_RANK, key=COST_RANK.__getitem__)  # the words follow the ranks
     guide = " ".join((DOCS / "guide.md").read_text().split())  # as one line: the phrase wraps there

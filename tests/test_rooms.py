@@ -41,3 +41,46 @@ def test_a_room_imports_only_what_it_may(room):
         for name in _imports(path) - STDLIB - ALLOWED[room]
     }
     assert not wrong, sorted(wrong)
+
+
+def _modules_imported(path: Path, package: str) -> set[str]:
+    """The ``package`` modules a module imports when it runs, at the top or inside a function (not under
+    ``if TYPE_CHECKING:``, which never runs)."""
+    tree = ast.parse(path.read_text())
+    skipped = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+        for inner in ast.walk(node)
+    }
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith(f"{package}.")}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module == package:
+                found |= {f"{package}.{a.name}" for a in node.names}
+            elif node.module.startswith(f"{package}."):
+                found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("package", ["bench", "scripts", "common", "workloads"])
+def test_no_module_imports_itself_back_through_others(package):
+    graph = {f"{package}.{p.stem}": _modules_imported(p, package) for p in sorted((ROOT / package).glob("*.py"))}
+    circles = set()
+
+    def walk(module: str, path: tuple[str, ...]) -> None:
+        for dep in graph.get(module, ()):
+            if dep in path:
+                circle = path[path.index(dep) :]
+                start = circle.index(min(circle))  # one spelling per circle
+                circles.add(" -> ".join((*circle[start:], *circle[:start], min(circle))))
+            elif dep in graph:
+                walk(dep, (*path, dep))
+
+    for module in graph:
+        walk(module, (module,))
+    assert not circles, sorted(circles)

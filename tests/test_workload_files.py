@@ -185,12 +185,14 @@ def test_what_a_worker_found_becomes_one_line_with_the_fix_for_that_place():
     sha = "a" * 64
     assert problem_line("/w/t.py", "a process worker (spawn)", None, sha, sha) is None
     missing = problem_line("/w/t.py", "dask worker tcp://10.0.0.2:4000 of the cluster at tcp://s:8786",
-                           "cannot be read there (No such file or directory)", None, sha)  # fmt: skip
+                           "cannot be read there (No such file or directory)", None, sha, elsewhere=True)  # fmt: skip
     assert missing == (
         "workload file /w/t.py: cannot be read there (No such file or directory) in dask worker tcp://10.0.0.2:4000 "
         "of the cluster at tcp://s:8786; mount it at the same path in every worker (scripts.matrix --workload-file "
         "does, for its containers)"
     )
+    here = problem_line("/w/t.py", "a process worker (spawn)", "cannot be read there (Permission denied)", None, sha)
+    assert here is not None and here.endswith("keep the file where the run found it until the run ends")
     other = problem_line("/w/t.py", "the dask scheduler of the cluster at tcp://s:8786", None, "b" * 64, sha)
     assert other is not None and "sees another version of it (sha256 bbbbbbbbbbbb…, the run's aaaaaaaaaaaa…)" in other
     raised = problem_line(
