@@ -27,9 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from common.executors import family
-from scripts.analysis import Analysis
+from scripts.analysis import Analysis, ScalingPoint
 from scripts.cli import Parser, run
-from scripts.metrics import ScalingPoint
 from scripts.results import ResultsError, latest_runs, load
 
 SPREAD_GOAL = 0.05

@@ -10,18 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from common import executors
 from common.executors import family
-from scripts.metrics import (
-    ScalingPoint,
-    cold_start_ms,
-    find,
-    memory_per_worker,
-    payload_ms_per_mib,
-    per_task_us,
-    scaling_points,
-)
+from scripts.analysis import ScalingPoint, find, scaling_points
+from scripts.causes import per_task_us
+from scripts.costs import cold_start_ms, memory_per_worker, payload_ms_per_mib
 from scripts.results import Record, Run
 
 #: Below this many effective CPUs nothing runs in parallel (1.5: a quota of 1.5 CPUs can overlap two).
@@ -382,3 +377,8 @@ def recommend(ev: Evidence) -> list[tuple[str, str, str, str, str]]:
             )
         )
     return rows
+
+
+def evidence_of(an: Any) -> dict[str, Evidence]:
+    """Per run (by source), its claims' Evidence (scripts/claims.py), from the analysis' points."""
+    return {view.run.source: Evidence(view.records, view.points) for view in an.runs}

@@ -48,3 +48,13 @@ def prepare_out(folder: str | Path) -> Path:
         raise ResultsError(f"{out}: exists and is not a folder; give --out a folder path")
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A Markdown table: a header and rows of cells (``|`` escaped, line breaks joined)."""
+    clean = [[str(c).replace("|", "\\|").replace("\n", " ") for c in row] for row in rows]
+    return [
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join("---" for _ in header) + " |",
+        *("| " + " | ".join(row) + " |" for row in clean),
+    ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from scripts.analysis import RunView
 from scripts.claims import xi
-from scripts.metrics import overhead_model, payload_ms_per_mib
+from scripts.costs import model_lines, overhead_model, payload_ms_per_mib
 
 
 def section(view: RunView) -> list[str]:
@@ -40,7 +40,6 @@ def section(view: RunView) -> list[str]:
     if described:
         where_told = ' (docs/cluster.md, "dask: where a task\'s time goes").'
         lines += ["", "Configurations: " + "; ".join(described) + where_told]
-    from scripts.report import model_lines  # noqa: PLC0415  (the report calls this module)
 
     lines += model_lines(view)
     if per_mib:

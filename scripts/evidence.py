@@ -36,22 +36,14 @@ from common.executors import family
 from common.plan import PROFILE_SETTINGS, SWEEP_CAP, TARGET_TASK_S, batch_tasks, main_job_seconds, sweep
 from common.reference import combined
 from common.schema import DENIED_SHARE
-from scripts import agreement, compare
-from scripts.analysis import Analysis
+from scripts import agreement, compare, gating
+from scripts.analysis import Analysis, ScalingPoint, find, scaling_points
+from scripts.builds import build_rows, pool_costs_by_build
+from scripts.causes import run_denied
 from scripts.claims import xi
 from scripts.cli import Parser, run, write_atomic
+from scripts.costs import MODEL_TOLERANCE, OverheadModel, overhead_model
 from scripts.evidence_reference import block_freethreaded, block_reference
-from scripts.metrics import (
-    MODEL_TOLERANCE,
-    OverheadModel,
-    ScalingPoint,
-    build_rows,
-    find,
-    overhead_model,
-    run_denied,
-    scaling_points,
-)
-from scripts.report import pool_costs_by_build
 from scripts.results import Record, ResultsError, load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -584,21 +576,21 @@ def _physics_rows(runs: list[list[ScalingPoint]]) -> list[str]:
     ]
 
 
-def _gate(base: Path, cur: Path) -> compare.Gate:
+def _gate(base: Path, cur: Path) -> gating.Gate:
     args = compare.parse_args([str(base), str(cur)])
     return compare.decide(args, compare.one_run(str(base)), compare.one_run(str(cur)))
 
 
-def _index_changes(gate: compare.Gate) -> list[float]:
+def _index_changes(gate: gating.Gate) -> list[float]:
     return [r.change for r in gate.rows if r.metric == "index"]
 
 
-def _outcomes(gates: list[compare.Gate]) -> str:
-    counts = {o: sum(g.outcome == o for g in gates) for o in compare.OUTCOMES}
+def _outcomes(gates: list[gating.Gate]) -> str:
+    counts = {o: sum(g.outcome == o for g in gates) for o in gating.OUTCOMES}
     return ", ".join(f"{n} {o}" for o, n in counts.items() if n) or "none"
 
 
-def _work_changes(gate: compare.Gate) -> list[float]:
+def _work_changes(gate: gating.Gate) -> list[float]:
     return [r.change for r in gate.rows if r.metric == "work"]
 
 

@@ -13,9 +13,8 @@ import json
 import statistics
 from pathlib import Path
 
-from scripts.analysis import Analysis
+from scripts.analysis import Analysis, ScalingPoint, find
 from scripts.claims import xi
-from scripts.metrics import ScalingPoint, find
 from scripts.results import ResultsError, load
 
 EVIDENCE = Path(__file__).resolve().parents[1] / "evidence"

@@ -22,9 +22,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from scripts.analysis import Analysis
+from scripts.analysis import Analysis, ScalingPoint
 from scripts.cli import Parser, run, write_atomic
-from scripts.metrics import ScalingPoint
 from scripts.results import Record, ResultsError, latest_runs, load
 
 FORMATS = ("github-action-benchmark",)

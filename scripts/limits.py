@@ -9,9 +9,11 @@ cluster shape ``WORKERSxcpus-LIMIT`` is that many dask worker containers of that
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from scripts.results import ResultsError
+from scripts.results import ResultsError, load_file
 
 
 class MatrixError(ResultsError):
@@ -134,3 +136,35 @@ def select(available: list[str], wanted: str | None, backend: str) -> list[Limit
             raise MatrixError(f"--limits: {n} is a CPU quota, which needs cgroups; use --backend docker")
         chosen.append(by_name[n])
     return chosen
+
+
+def builds_lines(outcome: Sequence[tuple[str, Any]]) -> list[str]:
+    """Across Python builds: each executor a build left out, with why, and the builds that ran it.
+
+    ``outcome``: (limit, scripts.matrix Outcome) per run. Read from the results (machine_info
+    ``skipped_executors`` and ``config.executors``); one line per such executor, so a user sees where
+    the pool was measured, not only where it was not.
+    """
+    ran: dict[str, list[str]] = {}
+    skipped: dict[str, dict[str, str]] = {}
+    for _, result in outcome:
+        if result.status != "ok":
+            continue
+        try:
+            info = load_file(result.results)[0].run.poolbench
+        except (ResultsError, IndexError):
+            continue
+        build = str(info.get("python_build"))
+        for name in (info.get("config") or {}).get("executors") or []:
+            ran.setdefault(name, []).append(build)
+        for left in info.get("skipped_executors") or []:
+            skipped.setdefault(str(left.get("executor")), {})[build] = str(left.get("why"))
+    lines = []
+    for name, why in skipped.items():
+        where = list(dict.fromkeys(ran.get(name, [])))
+        lines.append(
+            f"matrix: {name} left out of "
+            + "; ".join(f"py{b} ({w})" for b, w in why.items())
+            + (f"; it ran on {', '.join(f'py{b}' for b in where)}" if where else "; no build ran it")
+        )
+    return lines

@@ -72,7 +72,7 @@ from scripts.containers import (
     services_in_file,
     workloads_override,
 )
-from scripts.limits import Limit, MatrixError, parse_pythons, select
+from scripts.limits import Limit, MatrixError, builds_lines, parse_pythons, select
 from scripts.results import ResultsError, load_file
 
 #: pytest's exit code for an interrupted session: the suite exits with it on SIGINT or SIGTERM.
@@ -431,37 +431,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 DRIVER_STOPPED = "the driver was interrupted"
-
-
-def builds_lines(outcome: Sequence[tuple[str, Outcome]]) -> list[str]:
-    """Across Python builds: each executor a build left out, with why, and the builds that ran it.
-
-    Read from the results (machine_info ``skipped_executors`` and ``config.executors``); one line per
-    such executor, so a user sees where the pool was measured, not only where it was not.
-    """
-    ran: dict[str, list[str]] = {}
-    skipped: dict[str, dict[str, str]] = {}
-    for _, result in outcome:
-        if result.status != "ok":
-            continue
-        try:
-            info = load_file(result.results)[0].run.poolbench
-        except (ResultsError, IndexError):
-            continue
-        build = str(info.get("python_build"))
-        for name in (info.get("config") or {}).get("executors") or []:
-            ran.setdefault(name, []).append(build)
-        for left in info.get("skipped_executors") or []:
-            skipped.setdefault(str(left.get("executor")), {})[build] = str(left.get("why"))
-    lines = []
-    for name, why in skipped.items():
-        where = list(dict.fromkeys(ran.get(name, [])))
-        lines.append(
-            f"matrix: {name} left out of "
-            + "; ".join(f"py{b} ({w})" for b, w in why.items())
-            + (f"; it ran on {', '.join(f'py{b}' for b in where)}" if where else "; no build ran it")
-        )
-    return lines
 
 
 def run_limits(

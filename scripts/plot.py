@@ -24,9 +24,10 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 
 from common.executors import Pool
-from scripts.analysis import Analysis
+from common.reference import ideal_speedup
+from scripts.analysis import Analysis, ScalingPoint
 from scripts.cli import Parser, prepare_out, run, write_atomic
-from scripts.metrics import DefaultWorkers, ScalingPoint, default_workers, ideal_speedup
+from scripts.costs import DefaultWorkers, default_workers
 from scripts.results import ResultsError, latest_runs, load
 
 FORMATS = ("png", "svg")
@@ -209,7 +210,7 @@ def plot_summary(points: list[ScalingPoint], out: Path, suffix: str = "") -> lis
             color=style(pool)[0],
             label=pool,
         )
-        # Each bar's own ideal (the one every other figure and the report use: metrics.ideal_speedup),
+        # Each bar's own ideal (the one every other figure and the report use: reference.ideal_speedup),
         # drawn across the bar: it differs between I/O and CPU-bound work and with the batch size.
         ax.hlines(
             [p.ideal for p in chosen],

@@ -18,25 +18,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from common import executors
-from common.executors import cost_order, heading
-from common.executors import of as executor_of
 from common.reference import defects_line
 from common.schema import MEMORY_FILESYSTEMS, busy_line, denied_line
 from scripts import plot
-from scripts.analysis import Analysis, RunView
-from scripts.claims import CLAIMS, COST_RANK, corrections, recommend, recommendation_order, times, xi
-from scripts.cli import Parser, prepare_out, run, write_atomic
-from scripts.metrics import (
-    CONFIDENCE,
+from scripts.analysis import CONFIDENCE, Analysis, RunView, ScalingPoint
+from scripts.builds import builds_section
+from scripts.causes import run_denied
+from scripts.claims import CLAIMS, corrections, evidence_of, recommend, recommendation_order, times, xi
+from scripts.cli import Parser, markdown_table, prepare_out, run, write_atomic
+from scripts.costs import (
     MIN_PERIODS_PER_ROUND,
-    MODEL_TOLERANCE,
-    OVERHEAD_SHARE,
-    ScalingPoint,
-    build_order,
-    build_rows,
     default_workers,
-    overhead_model,
-    run_denied,
     short_rounds_under_quota,
 )
 from scripts.results import Record, ResultsError, Run, latest_runs, load
@@ -132,15 +124,6 @@ def summary(an: Analysis) -> dict:
     }
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    clean = [[str(c).replace("|", "\\|").replace("\n", " ") for c in row] for row in rows]
-    return [
-        "| " + " | ".join(header) + " |",
-        "| " + " | ".join("---" for _ in header) + " |",
-        *("| " + " | ".join(row) + " |" for row in clean),
-    ]
-
-
 def _machine_lines(run: Run, records: list[Record] | None = None) -> list[str]:
     info = run.poolbench
     quota = info.get("cpu_quota")
@@ -226,86 +209,6 @@ def _allocator_caution(info: dict) -> str | None:
     return None
 
 
-def _ms(value: float | None, digits: int = 2) -> str:
-    return "—" if value is None else f"{value:.{digits}f} ms"
-
-
-def _band(m) -> str:
-    if m.model_ms is None:
-        return "—"
-    if m.call_ms is None:
-        return f"{m.model_ms:.2f} ms (CPU only)"
-    return f"{m.model_ms:.2f} ms [{m.model_lo:.2f}, {m.model_hi:.2f}]"
-
-
-def model_lines(view: RunView) -> list[str]:
-    """The cost per task of each pool at W = C (scripts/metrics.py ``overhead_model``): by the clock, by
-    CPU time and a call's latency, and as the empty tasks would predict it."""
-    models = overhead_model(view.records, points=view.points)
-    if not models:
-        return []
-    rows = []
-    for m in models:
-        rows.append(
-            (
-                f"{m.pool} w{m.workers}",
-                f"{m.measured_ms:.2f} ms [{m.measured_lo:.2f}, {m.measured_hi:.2f}] "
-                f"({m.tasks} tasks of {m.task_ms:.1f} ms)",
-                _ms(m.cpu_ms),
-                _ms(m.call_ms),
-                _band(m),
-                "—" if m.gap is None else f"{m.gap:+.0%}" + ("" if m.within else " (off)"),
-                "—" if m.wall_ms is None else f"{m.wall_ms * 1e3:.0f} µs",
-                _ms(m.empty_cpu_ms),
-                _ms(m.empty_model_ms) + ("" if m.empty_ratio is None else f" (measured {m.empty_ratio:.1f}×)"),
-                _ms(m.break_even_ms(), 1),
-                _ms(m.break_even_ms(long_batch=True), 1),
-            )
-        )
-    header = [
-        "pool",
-        f"cost per task, by the clock (`{models[0].workload}`, {CONFIDENCE:.0%} interval)",
-        "CPU per task beyond a task alone",
-        "one map call's latency over the batch",
-        "model [band]",
-        "clock vs model",
-        "empty task, long batch",
-        "CPU per empty task",
-        "empty tasks predict",
-        f"task length for < {OVERHEAD_SHARE:.0%}, this batch",
-        "… a long batch",
-    ]
-    lines = [
-        "",
-        "What a pool costs per task with every CPU busy. By the clock: serial task time × (ideal / speedup − 1) "
-        "in the scaling case. Modelled by two other measurements (scripts/metrics.py `overhead_model`): the CPU "
-        "time the whole process tree spent per task in the pool's case less the CPU one task takes alone (the "
-        "serial probes paired with its rounds), read from the kernel's counters; and one `map` call's latency "
-        "(the dispatch case's map of one empty task per worker) spread over the batch, W × latency / n. With "
-        "every CPU busy a task costs at least its CPU and at most that plus the call's latency (the CPUs idle "
-        "through all of it): the band; the model is its middle. Beside them, the dispatch case's empty tasks "
-        "and what they would predict (W × latency / n + their CPU per task): a real task can cost several "
-        "times an empty one.",
-        "",
-        *_table(header, rows),
-    ]
-    for m in (m for m in models if m.within is False):
-        lines += [
-            "",
-            f"`{m.pool}`: the cost per task by the clock ({m.measured_ms:.2f} ms, interval "
-            f"{m.measured_lo:.2f}–{m.measured_hi:.2f}) is {m.gap:+.0%} from the model ({_band(m)}), outside "
-            f"its band and beyond {MODEL_TOLERANCE:.0%}: "
-            + (
-                "the CPUs idled longer than a call's latency (waits for a task, a busy host); the "
-                "recommendation table's 'what held it back' column measures that part."
-                if m.gap > 0
-                else "the pool's case used more CPU than its wall time holds, as when another program "
-                "took CPU from the serial probes: re-run it."
-            ),
-        ]
-    return lines
-
-
 def executor_sections(view: RunView) -> list[str]:
     """The report's sections of executors whose record names one (common/executors.py ``report_section``),
     in registry order; each is empty when its executor did not run."""
@@ -317,102 +220,10 @@ def executor_sections(view: RunView) -> list[str]:
     return lines
 
 
-def builds_section(an: Analysis) -> list[str]:
-    """Across Python builds (runs of two or more): the claims' verdicts side by side, and what changes.
-
-    Per build, its run with the most CPUs answers. The single-thread cost of a free-threaded build
-    is its serial time over that of the build with the GIL of the same version, when both ran.
-    """
-    views: dict[str, RunView] = {}
-    for view in an.runs:  # most CPUs first
-        views.setdefault(view.run.python_build, view)
-    if len(views) < 2:
-        return []
-    by_build = {b: v.records for b, v in views.items()}
-    builds = sorted(by_build, key=build_order)
-    evidence = {b: an.evidence[views[b].run.source] for b in builds}
-    build_table = build_rows(by_build, "cpu_python", points_of=an.points_of)
-    lines = ["", "## Across Python builds", ""]
-    lines += [
-        "The same claims on each Python build (its run with the most CPUs: "
-        + ", ".join(f"py{b} = {by_build[b][0].run.label}" for b in builds)
-        + ").",
-        "",
-    ]
-    verdicts = {b: {v.topic: v for v in (check(evidence[b]) for check in CLAIMS)} for b in builds}
-    topics = list(verdicts[builds[0]])
-    lines += _table(
-        ["topic", *(f"py{b}" for b in builds)],
-        [(t, *(verdicts[b][t].verdict if t in verdicts[b] else "—" for b in builds)) for t in topics],
-    )
-    lines += ["", "### What changes with the build", ""]
-    # a column per executor measured on some build, in the recommendation order (common/executors.py)
-    measured = [name for name in cost_order() if any(row.of(name) for row in build_table)]
-    rows = []
-    for row in build_table:
-        b = row.build
-        cost = f" ({row.gil_twin_ratio:.2f}× py{b.rstrip('t')})" if row.gil_twin_ratio else ""
-        gil = "on (re-enabled at import)" if row.gil_enabled and b.endswith("t") else "on" if row.gil_enabled else "off"
-        best = {name: max(row.of(name), key=lambda p: p.speedup, default=None) for name in measured}
-        rows.append(
-            [
-                f"py{b}",
-                gil,
-                f"{row.serial_s * 1e3:.1f} ms{cost}" if row.serial_s else "—",
-                *(xi(p) if p else "—" for p in best.values()),
-                ", ".join(f"{k} {v / 2**20:.1f}" for k, v in row.memory_per_worker.items()) or "—",
-            ]
-        )
-    at = evidence[builds[0]].at
-    titles = [f"{heading(name)} (w{at})" if i == 0 else heading(name) for i, name in enumerate(measured)]
-    lines += _table(["build", "GIL", "cpu_python serial batch", *titles, "MiB (USS) per added worker"], rows)
-    lines += [
-        "",
-        "Speedups are of cpu_python (pure Python, holds the GIL where there is one) at the recommended workers. "
-        "A free-threaded build runs it on threads in parallel; a pool of subinterpreters (Python 3.14+) gives each "
-        "worker its own GIL; the serial batch shows what a build costs on one thread.",
-    ]
-    return lines + pool_costs_by_build(build_table)
-
-
-def _cost_then_name(pool: str) -> tuple[int, str]:
-    """Pools in the recommendation order of their executors (common/executors.py), then by name."""
-    spec = executor_of(pool)
-    return (spec.cost_rank if spec is not None and spec.cost_rank is not None else len(COST_RANK), pool)
-
-
-def pool_costs_by_build(rows: list) -> list[str]:
-    """What a pool of its own costs on each build: start-up and payload, interpreter and process pools.
-
-    Empty unless two builds measured them (cold_start and payload cases): the interpreter pool's
-    pickling between interpreters is what changes most between 3.14 and 3.15.
-    """
-    measured = [r for r in rows if r.pool_costs]
-    if len(measured) < 2:
-        return []
-    pools = sorted({k for r in measured for k in (*r.start_ms, *r.payload_ms_per_mib)}, key=_cost_then_name)
-
-    def cell(values: dict[str, float], pool: str, digits: int) -> str:
-        return f"{values[pool]:.{digits}f} ms" if pool in values else "—"
-
-    table = [
-        [f"py{r.build}", *(cell(r.start_ms, k, 1) for k in pools), *(cell(r.payload_ms_per_mib, k, 2) for k in pools)]
-        for r in measured
-    ]
-    return [
-        "",
-        "### Pool costs by build",
-        "",
-        *_table(["build", *(f"{k} start-up" for k in pools), *(f"{k} payload per MiB" for k in pools)], table),
-        "",
-        "Start-up: pool creation to its first result (cold_start, median). Payload: the round trip of the "
-        "largest payload case per MiB of argument and result (pickled both ways between interpreters or processes).",
-    ]
-
-
 def render(an: Analysis, figures: list[Path], out: Path) -> str:
     """The Markdown report of one analysis (its runs: the one with the most CPUs first)."""
-    main = an.evidence[an.runs[0].run.source]
+    by_run = evidence_of(an)  # built once: claims, recommendations and the builds section read it
+    main = by_run[an.runs[0].run.source]
     lines = ["# poolbench report", "", "Every number below was measured in the results named here.", ""]
     for view in an.runs:
         lines += _machine_lines(view.run, view.records)
@@ -425,7 +236,7 @@ def render(an: Analysis, figures: list[Path], out: Path) -> str:
 
     lines += [f"## The tutorial's claims, measured ({main.run.label})", ""]
     verdicts = [check(main) for check in CLAIMS]
-    lines += _table(
+    lines += markdown_table(
         ["topic", "claim", "measured here", "verdict"],
         [(v.topic, v.claim, v.measured or "—", f"**{v.verdict}**") for v in verdicts],
     )
@@ -433,12 +244,12 @@ def render(an: Analysis, figures: list[Path], out: Path) -> str:
     lines += [f"- {c}" for c in corrections(main)]
 
     for view in an.runs:
-        ev = an.evidence[view.run.source]
+        ev = by_run[view.run.source]
         lines += ["", f"## Recommendation for this machine ({ev.run.label}, {ev.cpus:g} effective CPUs)", ""]
-        lines += _table(
+        lines += markdown_table(
             ["workload", "kind", "use", "speedup over serial", "what held it back (measured)"], recommend(ev)
         )
-    lines += builds_section(an)
+    lines += builds_section(an, by_run)
     lines += executor_sections(an.runs[0])
     trap = default_workers([r for view in an.runs for r in view.records])
     if trap:
@@ -470,7 +281,7 @@ def render(an: Analysis, figures: list[Path], out: Path) -> str:
                     throttled,
                 )
             )
-        lines += _table(
+        lines += markdown_table(
             ["limit", "workload", "executor", "default", "recommended", "default / recommended", "throttled periods"],
             rows,
         )
@@ -535,7 +346,7 @@ def reference_section(an: Analysis) -> list[str]:
             "and each one-worker pool's speedup (1.0 less the pool's own cost; above 1 beyond its interval, the "
             "reference ran slow):",
             "",
-            *_table(["workload", "probe / serial batch", *(f"{p} w1" for p in pools)], rows),
+            *markdown_table(["workload", "probe / serial batch", *(f"{p} w1" for p in pools)], rows),
         ]
     return lines
 

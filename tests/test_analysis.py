@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import analysis, compare, metrics, report
+from scripts import analysis, compare, report
 from scripts.analysis import Analysis
 from scripts.results import load
 
@@ -26,14 +26,13 @@ def _two_sides(tmp_path: Path, base_name: str, cur_name: str) -> tuple[Path, Pat
 
 def test_a_report_draws_each_interval_once(tmp_path, monkeypatch):
     calls = []
-    real = metrics.estimate_draws
+    real = analysis.estimate_draws
 
-    def counted(estimate, rng, resamples=metrics.RESAMPLES):
+    def counted(estimate, rng, resamples=analysis.RESAMPLES):
         calls.append(estimate)
         return real(estimate, rng, resamples)
 
     monkeypatch.setattr(analysis, "estimate_draws", counted)
-    monkeypatch.setattr(metrics, "estimate_draws", counted)
     assert report.main([str(TWO), "--out", str(tmp_path / "r")]) == 0
     pools = [r.name for r in load([TWO]) if r.case == "scaling" and r.executor != "serial"]
     assert len(calls) == len(pools)  # each pool's draws once, though report, plots and claims read them
@@ -41,7 +40,7 @@ def test_a_report_draws_each_interval_once(tmp_path, monkeypatch):
 
 def test_the_analysis_gives_the_same_points_as_scaling_points_alone():
     records = load([TWO])
-    assert Analysis(records).points == metrics.scaling_points(records)
+    assert Analysis(records).points == analysis.scaling_points(records)
 
 
 def test_the_gate_shows_each_side_the_interval_the_report_states(tmp_path):

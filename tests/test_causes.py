@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from scripts import claims, metrics, report
+from scripts import analysis, claims, report
 from scripts.analysis import Analysis
 from scripts.results import Record, Run
 
@@ -75,12 +75,12 @@ def _record(
     )
 
 
-def _explained(pool: Record, *others: Record, serial_faults: float = 0.0) -> metrics.ScalingPoint:
+def _explained(pool: Record, *others: Record, serial_faults: float = 0.0) -> analysis.ScalingPoint:
     serial = _record(
         pool.run, "serial", 1, 1.0, workload=pool.workload, kind=pool.kind, gil=pool.gil, tasks=pool.tasks,
         cpus_busy=1.0, faults_per_task=serial_faults,
     )  # fmt: skip
-    (point,) = [p for p in metrics.scaling_points([serial, pool, *others]) if p.pool != "serial"]
+    (point,) = [p for p in analysis.scaling_points([serial, pool, *others]) if p.pool != "serial"]
     return point
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scripts import compare, metrics
+from scripts import analysis, compare, gating
 from scripts.compare import EXIT_INCONCLUSIVE, EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE
 from tests.clirun import run_module
 
@@ -75,13 +75,13 @@ def gate(*argv: str) -> int:
     ],
 )
 def test_judge_needs_significance_and_size(point, lo, hi, lower_is_worse, expected):
-    assert compare.judge(point, lo, hi, lower_is_worse, min_effect=0.25) == expected
+    assert gating.judge(point, lo, hi, lower_is_worse, min_effect=0.25) == expected
 
 
 def test_bootstrap_interval_of_identical_samples_holds_one():
     rng = np.random.default_rng(1)
-    a = metrics.boot_medians([1.0, 1.01, 0.99, 1.02, 0.98], rng, 2000)
-    b = metrics.boot_medians([1.0, 1.01, 0.99, 1.02, 0.98], rng, 2000)
+    a = analysis.boot_medians([1.0, 1.01, 0.99, 1.02, 0.98], rng, 2000)
+    b = analysis.boot_medians([1.0, 1.01, 0.99, 1.02, 0.98], rng, 2000)
     lo, hi = compare.interval(a / b, 0.99)
     assert lo <= 1.0 <= hi
 
@@ -248,7 +248,7 @@ def test_markdown_and_json_formats_carry_the_same_decision(tmp_path, capsys):
     cur = synthetic(tmp_path, "cur", slower("cpu_python", "process", 2.5), seed=2)
     assert gate(base, cur, "--format", "json") == EXIT_REGRESSION
     data = json.loads(capsys.readouterr().out)  # the whole output is one JSON document
-    assert data["compare_schema"] == compare.COMPARE_SCHEMA
+    assert data["compare_schema"] == gating.COMPARE_SCHEMA
     assert data["passed"] is False and data["exit_code"] == EXIT_REGRESSION and data["outcome"] == "regression"
     failing = {r["name"] for r in data["rows"] if r["fails_gate"]}
     assert "test_scaling[cpu_python-process-fork-w2]" in failing

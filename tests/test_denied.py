@@ -11,7 +11,7 @@ import pytest
 
 from bench import measure, readings, terminal
 from common import schema
-from scripts import claims, metrics, report
+from scripts import analysis, claims, report
 from tests.test_causes import _record, _run
 
 
@@ -100,7 +100,7 @@ def test_the_report_cautions_and_marks_the_points_that_were_denied():
     run = _run()
     serial = _record(run, "serial", 1, 1.0, cpus_busy=1.0, cpu_wait_s=0.0)
     pool = _record(run, "process", 2, 0.75, start_method="fork", cpus_busy=1.33, paired_s=1.0, cpu_wait_s=2.5)
-    (point,) = [p for p in metrics.scaling_points([serial, pool]) if p.pool != "serial"]
+    (point,) = [p for p in analysis.scaling_points([serial, pool]) if p.pool != "serial"]
     assert point.signals.wait_share == pytest.approx(2.5 / (0.75 * 5 * 2))
     assert point.signals.denied and point.cause.cause == "denied"
     assert point.cause.text.startswith("processes waited for a CPU 33% of the CPU time it could use")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.metrics import scaling_points
+from scripts.analysis import scaling_points
 from scripts.results import load
 from tests.clirun import run_module
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import claims, metrics, report
+from scripts import analysis, claims, report
 from scripts.results import load
 from tests.clirun import run_module
 
@@ -48,9 +48,9 @@ def test_paired_serial_rounds_cancel_drift_that_hits_both_sides(tmp_path):
         serial = bench_named(data, "test_scaling[cpu_python-serial-w1]")
         serial["stats"]["data"] = [0.10 * d for d in reversed(drift)]  # measured at other moments
 
-    paired = metrics.find(metrics.scaling_points(load([edited(tmp_path, "p.json", lambda d: make(d, True))])),
+    paired = analysis.find(analysis.scaling_points(load([edited(tmp_path, "p.json", lambda d: make(d, True))])),
                           "cpu_python", "process/fork", 2)  # fmt: skip
-    unpaired = metrics.find(metrics.scaling_points(load([edited(tmp_path, "u.json", lambda d: make(d, False))])),
+    unpaired = analysis.find(analysis.scaling_points(load([edited(tmp_path, "u.json", lambda d: make(d, False))])),
                             "cpu_python", "process/fork", 2)  # fmt: skip
     assert paired.paired and not unpaired.paired
     assert paired.speedup == pytest.approx(2.0) and paired.speedup_lo <= 2.0 <= paired.speedup_hi
@@ -60,8 +60,8 @@ def test_paired_serial_rounds_cancel_drift_that_hits_both_sides(tmp_path):
 
 
 def test_intervals_hold_their_point_and_repeat_exactly():
-    first = metrics.scaling_points(load([TWO]))
-    again = metrics.scaling_points(load([TWO]))
+    first = analysis.scaling_points(load([TWO]))
+    again = analysis.scaling_points(load([TWO]))
     assert [(p.speedup_lo, p.speedup_hi) for p in first] == [(p.speedup_lo, p.speedup_hi) for p in again]
     for p in first:
         assert p.speedup_lo <= p.speedup <= p.speedup_hi, p
@@ -79,7 +79,7 @@ def test_a_paired_record_of_the_wrong_length_is_not_used(tmp_path):
 
 
 def _point(pool: str, workers: int, speedup: float, lo: float, hi: float, ideal: float = 2.0):
-    base = metrics.scaling_points(load([TWO]))[0]
+    base = analysis.scaling_points(load([TWO]))[0]
     return dataclasses.replace(
         base, workload="w", pool=pool, workers=workers, speedup=speedup, speedup_lo=lo, speedup_hi=hi, ideal=ideal
     )
@@ -110,7 +110,7 @@ def test_report_writes_summary_json_with_every_point_and_its_interval(tmp_path):
     assert done.returncode == 0, done.stderr
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["confidence"] == 0.95 and summary["summary_schema"] == report.SUMMARY_SCHEMA == 4
-    points = metrics.scaling_points(load([TWO]))
+    points = analysis.scaling_points(load([TWO]))
     assert len(summary["records"]) == len(points)
     keys = {"label", "python", "workload", "executor", "start_method", "workers", "speedup", "speedup_low"}
     keys |= {"speedup_high", "prediction_low", "prediction_high", "defect", "efficiency", "ideal", "rounds", "run"}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import containers, matrix
+from scripts import containers, limits, matrix
 from scripts.limits import Limit, MatrixError, requirements_for
 from tests.clirun import run_module
 
@@ -434,13 +434,13 @@ def test_across_builds_the_driver_says_where_a_left_out_pool_ran(tmp_path):
         path = tmp_path / f"py{build}.json"
         path.write_text(json.dumps(data))
         outcome.append((f"cpus-1-py{build}", matrix.Outcome("ok", "ok", path)))
-    assert matrix.builds_lines(outcome) == [
+    assert limits.builds_lines(outcome) == [
         "matrix: interpreter left out of py3.11 (needs Python 3.14); it ran on py3.14"
     ]
-    assert matrix.builds_lines(outcome[:1]) == [
+    assert limits.builds_lines(outcome[:1]) == [
         "matrix: interpreter left out of py3.11 (needs Python 3.14); no build ran it"
     ]
-    assert matrix.builds_lines([]) == []
+    assert limits.builds_lines([]) == []
 
 
 @pytest.mark.parametrize(

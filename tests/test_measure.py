@@ -21,7 +21,7 @@ from bench.cpus import CgroupCpu, CpuInfo
 from bench.measure import BatchRounds, RoundMeter, WrongAnswer
 from common import schema
 from scripts import plot, report
-from scripts.metrics import ScalingPoint
+from scripts.analysis import ScalingPoint
 from workloads import io_bound, registry
 
 TWO_CPUS = CpuInfo(cpu_count=2, affinity_cpus=2, process_cpu_count=2)
@@ -97,7 +97,7 @@ def test_summary_plot_draws_each_bars_ideal_and_marks_what_was_not_measured(monk
     assert texts == ["not measured"]
     dashed = [c for c in ax.collections if any(dash is not None for _, dash in c.get_linestyle())]
     ideal_y = sorted(seg[0][1] for coll in dashed for seg in coll.get_segments())
-    assert ideal_y == [2.0, 2.0, 2.0]  # one per bar, metrics.ideal_speedup's value, never min(W, C) of its own
+    assert ideal_y == [2.0, 2.0, 2.0]  # one per bar, reference.ideal_speedup's value, never min(W, C) of its own
 
 
 # --- 3. CPU time at the scheduler's resolution ----------------------------------------------------------

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from scripts import metrics, report
+from scripts import analysis, costs
 from scripts.analysis import Analysis
 from scripts.results import load
 from tests.test_intervals import FIXTURES, bench_named, edited
@@ -42,9 +42,9 @@ def known(pool_round_s: float, pool_cpu_s: float = 0.6, probe_cpu_s: list[float]
     return edit
 
 
-def model_of(tmp_path, pool_round_s: float, pool_cpu_s: float = 0.6, probe_cpu_s=None) -> metrics.OverheadModel:
+def model_of(tmp_path, pool_round_s: float, pool_cpu_s: float = 0.6, probe_cpu_s=None) -> costs.OverheadModel:
     records = load([edited(tmp_path, "m.json", known(pool_round_s, pool_cpu_s, probe_cpu_s))])
-    models = [m for m in metrics.overhead_model(records) if m.pool == "process/fork"]
+    models = [m for m in costs.overhead_model(records) if m.pool == "process/fork"]
     assert len(models) == 1  # at the recommended size only (2 here), not at 1, 4 or 8 workers
     return models[0]
 
@@ -97,8 +97,8 @@ def test_a_clock_cost_beyond_the_band_is_named_off(tmp_path):
 
 def test_the_report_says_by_how_much_the_two_clocks_differ(tmp_path):
     records = load([edited(tmp_path, "m.json", known(0.12))])
-    text = "\n".join(report.model_lines(Analysis(records).runs[0]))
-    m = next(m for m in metrics.overhead_model(records) if m.pool == "process/fork")
+    text = "\n".join(costs.model_lines(Analysis(records).runs[0]))
+    m = next(m for m in costs.overhead_model(records) if m.pool == "process/fork")
     lo, hi = f"{m.measured_lo:.2f}", f"{m.measured_hi:.2f}"
     row = (
         f"| process/fork w2 | 10.00 ms [{lo}, {hi}] (8 tasks of 20.0 ms) | 5.00 ms | 1.00 ms "
@@ -110,14 +110,14 @@ def test_the_report_says_by_how_much_the_two_clocks_differ(tmp_path):
         "(5.50 ms [5.00, 6.00]), outside its band" in text
     )
     agreeing = load([edited(tmp_path, "a.json", known(0.1))])
-    assert "`process/fork`:" not in "\n".join(report.model_lines(Analysis(agreeing).runs[0]))
+    assert "`process/fork`:" not in "\n".join(costs.model_lines(Analysis(agreeing).runs[0]))
 
 
 def test_results_without_cpu_time_or_latency_keep_what_they_have(tmp_path):
     def strip(data: dict) -> None:
         bench_named(data, POOL)["extra_info"]["cpu_time_s"] = None
 
-    m = next(m for m in metrics.overhead_model(load([edited(tmp_path, "old.json", strip)])) if m.pool == "process/fork")
+    m = next(m for m in costs.overhead_model(load([edited(tmp_path, "old.json", strip)])) if m.pool == "process/fork")
     assert m.model_ms is None and m.gap is None and m.within is None  # no CPU time: no model, no verdict
     assert m.latency_ms is None and m.empty_model_ms is None  # schema 1: no latency_samples_s
     assert m.measured_ms > 0  # the clock's figure stands alone
@@ -137,9 +137,9 @@ def test_an_existing_cluster_is_measured_against_its_workers_cpus_not_the_client
     path = tmp_path / "cluster.json"
     path.write_text(json.dumps(data))
     records = load([path])
-    point = metrics.find(metrics.scaling_points(records), "cpu_python", "dask/external", 2)
+    point = analysis.find(analysis.scaling_points(records), "cpu_python", "dask/external", 2)
     assert point.ideal == 2.0 and point.effective_cpus == 2.0
-    local = metrics.find(metrics.scaling_points(records), "cpu_python", "thread", 2)
+    local = analysis.find(analysis.scaling_points(records), "cpu_python", "thread", 2)
     assert local.ideal == 1.0  # the client's own pools keep the client's CPU
-    (m,) = [m for m in metrics.overhead_model(records) if m.pool == "dask/external"]
+    (m,) = [m for m in costs.overhead_model(records) if m.pool == "dask/external"]
     assert m.model_ms is None  # its scheduler and workers spend CPU outside the client's tree: no CPU model

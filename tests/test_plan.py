@@ -19,7 +19,8 @@ from bench.config import OptionError, build_config
 from bench.cpus import CgroupCpu, CpuInfo
 from bench.sizing import size_workloads
 from common import plan as rules
-from scripts import compare, metrics
+from common import reference
+from scripts import analysis, gating
 from scripts.results import load
 from tests.clirun import run_module
 from workloads import registry
@@ -235,8 +236,8 @@ def test_every_swept_worker_count_can_reach_its_ideal_at_a_bounded_round_cost(cp
     for w in rules.sweep(cpus):
         n = rules.batch_tasks(w, cpus, per_cpu)
         assert n % w == 0  # a whole number of tasks per worker: no uneven last wave
-        assert metrics.ideal_speedup("cpu-python", w, n, cpus) == min(w, cpus)
-        assert metrics.ideal_speedup("io", w, n, cpus) == w
+        assert reference.ideal_speedup("cpu-python", w, n, cpus) == min(w, cpus)
+        assert reference.ideal_speedup("io", w, n, cpus) == w
         assert n >= per_cpu * min(w, cpus)  # at least k tasks per busy CPU
         assert n / min(w, cpus) <= per_cpu + 4  # a round lasts about k task times, whatever W
     assert rules.batch_tasks(1, cpus, per_cpu) == per_cpu  # the serial baseline: k tasks
@@ -325,9 +326,9 @@ def test_the_loader_joins_a_points_passes_into_one_record(tmp_path):
 
 def test_the_hierarchical_interval_covers_a_shift_between_passes_that_one_pass_does_not(tmp_path):
     shift = 1.25  # pass 2 ran 25 % slower: a host phase, a pool that drew a slow layout
-    point = metrics.find(metrics.scaling_points(load([_with_passes(tmp_path, "p.json", shift)])),
+    point = analysis.find(analysis.scaling_points(load([_with_passes(tmp_path, "p.json", shift)])),
                          "cpu_python", "process/fork", 2)  # fmt: skip
-    first = metrics.find(metrics.scaling_points(load([_with_passes(tmp_path, "one.json", 1.0, passes=1)])),
+    first = analysis.find(analysis.scaling_points(load([_with_passes(tmp_path, "one.json", 1.0, passes=1)])),
                          "cpu_python", "process/fork", 2)  # fmt: skip
     assert point.passes == 2 and first.passes == 1
     pass_two = 2.0 / shift
@@ -347,7 +348,7 @@ def test_probe_serial_reference_still_cancels_drift(tmp_path):
     path.write_text(json.dumps(data))
     (record,) = [r for r in load([path]) if r.name == POOL]
     assert record.paired.values() == pytest.approx([math.log(2.0)] * 3)  # every round: exactly twice as fast
-    p = metrics.find(metrics.scaling_points(load([path])), "cpu_python", "process/fork", 2)
+    p = analysis.find(analysis.scaling_points(load([path])), "cpu_python", "process/fork", 2)
     assert p.speedup == pytest.approx(2.0) and p.speedup_lo <= 2.0 <= p.speedup_hi
 
 
@@ -364,11 +365,11 @@ def test_compare_refuses_other_sizes_unless_told_and_then_leaves_times_out(tmp_p
     (tmp_path / "c.json").write_text(json.dumps(other))
     b, c = str(tmp_path / "b.json"), str(tmp_path / "c.json")
     done = run_module("scripts.compare", b, c, timeout=60)
-    assert done.returncode == compare.EXIT_UNUSABLE, done.stdout + done.stderr
+    assert done.returncode == gating.EXIT_UNUSABLE, done.stdout + done.stderr
     err = done.stderr.strip().splitlines()
     assert len(err) == 1 and "ran different task sizes (cpu_python:" in err[0] and f"--sizes-from {b}" in err[0]
     told = run_module("scripts.compare", b, c, "--allow-size-change", "--format", "json", timeout=60)
-    assert told.returncode in (compare.EXIT_OK, compare.EXIT_REGRESSION), told.stderr
+    assert told.returncode in (gating.EXIT_OK, gating.EXIT_REGRESSION), told.stderr
     out = json.loads(told.stdout)
     assert not [r for r in out["rows"] if r["metric"] in ("time", "work")]
     assert any("task sizes differ" in n for n in out["notes"])

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import claims, metrics, plot, report
+from common import reference
+from scripts import analysis, causes, claims, costs, plot, report
 from scripts.results import ResultsError, latest_runs, load
 from tests.clirun import run_module
 
@@ -124,30 +125,30 @@ def test_loader_refuses_bad_input_with_one_line_naming_the_file(tmp_path, kind):
     ],
 )
 def test_ideal_speedup(kind, workers, tasks, cpus, ideal):
-    assert metrics.ideal_speedup(kind, workers, tasks, cpus) == pytest.approx(ideal)
+    assert reference.ideal_speedup(kind, workers, tasks, cpus) == pytest.approx(ideal)
 
 
 def test_speedup_and_efficiency_come_from_the_same_run(records):
-    points = metrics.scaling_points(records)
+    points = analysis.scaling_points(records)
     serial = next(r for r in records if r.case == "scaling" and r.workload == "cpu_python" and r.executor == "serial")
     pool = next(r for r in records if r.case == "scaling" and r.workload == "cpu_python" and r.pool == "process/fork")
-    point = metrics.find(points, "cpu_python", "process", pool.workers)
+    point = analysis.find(points, "cpu_python", "process", pool.workers)
     assert point.speedup == pytest.approx(serial.median / pool.median)
     assert point.speedup_lo <= point.speedup <= point.speedup_hi
     assert point.efficiency == pytest.approx(point.speedup / min(pool.workers, 2.0))
     assert point.cpu_busy == pytest.approx(pool.extra["cpu_time_s"] / sum(pool.samples))
-    sleep = metrics.find(points, "io_sleep", "thread", 4)
+    sleep = analysis.find(points, "io_sleep", "thread", 4)
     assert sleep.ideal == 4.0  # I/O is not bound by the CPU count
 
 
 def test_pool_costs(records):
-    per_mib = metrics.payload_ms_per_mib(records)
+    per_mib = costs.payload_ms_per_mib(records)
     assert set(per_mib) == {"serial", "thread", "process/fork"}
-    cold = metrics.cold_start_ms(records)
+    cold = costs.cold_start_ms(records)
     assert set(cold) == {"thread", "process/fork"}
-    dispatch = metrics.per_task_us(records, "dispatch")
+    dispatch = causes.per_task_us(records, "dispatch")
     assert {c for (pool, c) in dispatch if pool == "process/fork"} == {1, 16, 256}
-    uss = metrics.memory_per_worker(records)
+    uss = costs.memory_per_worker(records)
     assert set(uss) == {"thread", "process/fork"}
     assert all(math.isfinite(v) for v in uss.values())
 
@@ -219,10 +220,10 @@ def test_each_claim_carries_the_fixture_numbers_and_a_verdict(records):
         if topic != "crash isolation":
             assert any(ch.isdigit() for ch in v.measured), topic
     assert verdicts["crash isolation"].verdict.startswith("not measured")
-    points = metrics.scaling_points(records)
-    gil = metrics.find(points, "cpu_python", "thread", 2)
+    points = analysis.scaling_points(records)
+    gil = analysis.find(points, "cpu_python", "thread", 2)
     assert f"cpu_python (holds) {gil.speedup:.2f}×" in verdicts["GIL"].measured
-    cold = metrics.cold_start_ms(records)
+    cold = costs.cold_start_ms(records)
     assert f"threads {cold['thread']:.2f} ms" in verdicts["start-up"].measured
 
 
@@ -281,7 +282,7 @@ def test_bad_arguments_are_one_line():
 
 def test_recommendation_does_not_chase_speedups_above_the_ideal(records):
     ev = claims.Evidence(records)
-    base = metrics.find(ev.points, "cpu_python", "process", 2)
+    base = analysis.find(ev.points, "cpu_python", "process", 2)
     noisy = [
         p for p in ev.points if not (p.workload == "cpu_python" and p.pool.startswith("process") and p.workers > 1)
     ]
@@ -298,8 +299,8 @@ def test_report_cautions_against_rounds_shorter_than_ten_quota_periods(tmp_path)
     data["machine_info"]["poolbench"].update(cpu_quota=0.5, cpu_period_us=100_000, label="cpus-0.5")
     path = tmp_path / "quota.json"
     path.write_text(json.dumps(data))
-    periods = metrics.short_rounds_under_quota(load([path]))
-    assert periods is not None and periods < metrics.MIN_PERIODS_PER_ROUND
+    periods = costs.short_rounds_under_quota(load([path]))
+    assert periods is not None and periods < costs.MIN_PERIODS_PER_ROUND
     report.main([str(path), "--out", str(tmp_path / "out")])
     assert f"the median scaling round lasted {periods:.1f} CFS periods" in (tmp_path / "out" / "report.md").read_text()
-    assert metrics.short_rounds_under_quota(load([TWO])) is None  # no quota, no caution
+    assert costs.short_rounds_under_quota(load([TWO])) is None  # no quota, no caution

@@ -1,0 +1,251 @@
+"""The gate's outcome, whatever computed it: one row per metric of a case, the decision, and how it is written.
+
+scripts/compare.py measures two runs against each other and decides (:class:`Gate`); this module holds
+what the decision is made of and its three renderings (text for a log, Markdown for a pull request,
+JSON for a bot), so that every tool that gates reads and writes one shape.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from common.reference import CONFIDENCE
+
+EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+
+
+#: The gate's outcomes and their exit statuses (exit 2 is for input it cannot compare at all).
+OUTCOMES = {"pass": EXIT_OK, "regression": EXIT_REGRESSION, "inconclusive": EXIT_INCONCLUSIVE}
+
+
+FORMATS = ("text", "markdown", "json")
+
+
+#: Version of the ``--format json`` layout (docs/gate.md). 2 added ``outcome``,
+#: ``denied`` (each side's CPU-denial summary) and the ``work`` metric.
+COMPARE_SCHEMA = 2
+
+
+METRICS = ("index", "work", "speedup", "efficiency", "time")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One metric of one case, baseline against current."""
+
+    name: str
+    metric: str
+    baseline: float
+    current: float
+    ratio_lo: float
+    ratio_hi: float
+    verdict: str  # same, regression, improvement
+    baseline_ci: tuple[float, float] | None = None  # each side's own 95 % interval (speedup, efficiency, index)
+    current_ci: tuple[float, float] | None = None
+
+    @property
+    def change(self) -> float:
+        return self.current / self.baseline - 1.0
+
+
+def judge(point: float, lo: float, hi: float, lower_is_worse: bool, min_effect: float) -> str:
+    """``regression`` / ``improvement`` when the interval excludes 1 *and* the change passes the effect size."""
+    change = point - 1.0
+    if lower_is_worse:
+        if hi < 1.0 and change <= -min_effect:
+            return "regression"
+        if lo > 1.0 and change >= min_effect:
+            return "improvement"
+    else:
+        if lo > 1.0 and change >= min_effect:
+            return "regression"
+        if hi < 1.0 and change <= -min_effect:
+            return "improvement"
+    return "same"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Everything the gate decided, whatever the output format."""
+
+    rows: list[Row]
+    only_base: list[str]
+    only_cur: list[str]
+    notes: list[str]
+    regressions: list[Row]  # regressions of the metrics in --fail-on
+    shown: list[Row]  # regressions of other metrics: shown, not failing
+    fails: bool  # a regression (or a missing case) was found
+    outcome: str = "pass"  # pass, regression or inconclusive (OUTCOMES)
+    verdict: str = ""  # the one line that says which, and why
+    denied: tuple[dict, dict] | None = None  # each side's denied_summary (baseline, current)
+
+    @property
+    def exit_code(self) -> int:
+        return OUTCOMES[self.outcome]
+
+    @property
+    def fell(self) -> list[str]:
+        return sorted({r.name for r in self.regressions + self.shown if r.metric in ("speedup", "index")})
+
+
+def outcome_of(fails: bool, changed: list[str], denied: tuple[dict, dict], regressions: list[Row]) -> tuple[str, str]:
+    """The gate's outcome and its one line (module doc): pass, regression (of the code or of the
+    configuration) or inconclusive (a side was denied CPU, so a regression, or a pass against a
+    slowed baseline, says nothing about the code)."""
+    base_denied, cur_denied = (bool(d.get("denied")) for d in denied)
+    what = ", ".join(sorted({r.name for r in regressions})[:4]) or "a case is missing"
+    if fails and changed:
+        return "regression", f"regression of the configuration ({'; '.join(changed)}): {what}"
+    if (fails and (base_denied or cur_denied)) or base_denied:
+        sides = [name for name, d in (("the baseline", base_denied), ("this run", cur_denied)) if d]
+        share = max((d.get("wait_share") or 0.0) for d in denied)
+        return (
+            "inconclusive",
+            f"inconclusive: {' and '.join(sides)} {'was' if len(sides) == 1 else 'were'} denied CPU (waited for a CPU "
+            f"up to {share:.0%} of the CPU time the cases could use; another program shared the machine); re-run "
+            "on an idle machine",
+        )
+    if fails:
+        return "regression", f"regression: {what}"
+    return "pass", "pass: no regression beyond noise" + (
+        "; this run was denied CPU and passed anyway" if cur_denied else ""
+    )
+
+
+def _fmt(metric: str, value: float, ci: tuple[float, float] | None = None) -> str:
+    if metric in ("time", "work"):
+        return f"{value * 1e3:.3f} ms"
+    if ci is None:
+        return f"{value:.3f}"
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def render(rows: list[Row], only_base: list[str], only_cur: list[str], notes: list[str]) -> str:
+    """One line per row: each side's value (with its own 95 % interval), the change, the ratio's interval."""
+    width = max([len(r.name) for r in rows] + [20])
+    cols = [(_fmt(r.metric, r.baseline, r.baseline_ci), _fmt(r.metric, r.current, r.current_ci)) for r in rows]
+    side = max([len(x) for pair in cols for x in pair] + [12])
+    lines = [
+        f"{'case':<{width}}  {'metric':<10}  {'baseline':>{side}}  {'current':>{side}}  {'change':>8}  "
+        f"{'ratio interval':>17}  verdict",
+    ]
+    for r, (b, c) in zip(rows, cols, strict=True):
+        flag = r.verdict.upper() if r.verdict == "regression" else r.verdict
+        lines.append(
+            f"{r.name:<{width}}  {r.metric:<10}  {b:>{side}}  {c:>{side}}  "
+            f"{r.change:>+8.1%}  [{r.ratio_lo:6.3f}, {r.ratio_hi:6.3f}]  {flag}"
+        )
+    lines += [f"only in baseline (missing now): {name}" for name in only_base]
+    lines += [f"only in current (new): {name}" for name in only_cur]
+    lines.append(
+        f"speedup, efficiency and index values carry their own {CONFIDENCE:.0%} interval (as the report states it: "
+        "from the passes, the serial probes paired with the pool's rounds); the ratio interval is the gate's"
+    )
+    lines += notes
+    return "\n".join(lines)
+
+
+def _tally(args, gate: Gate) -> str:
+    return (
+        f"{len(gate.regressions)} regression(s) that fail the gate ({', '.join(args.fail_on)}) in {len(gate.rows)} "
+        f"comparisons, {len(gate.shown)} more shown only; min effect {args.min_effect:.0%} (index), "
+        f"{args.case_min_effect:.0%} (one case), {args.confidence:.0%} intervals; "
+        f"{len(gate.only_base)} case(s) missing now, {len(gate.only_cur)} new"
+    )
+
+
+def render_text(args, gate: Gate) -> str:
+    text = render(gate.rows, gate.only_base, gate.only_cur, gate.notes) + "\n\n" + _tally(args, gate)
+    if gate.fell:
+        text += "\nspeedup fell: " + ", ".join(gate.fell)
+    return text + "\n" + gate.verdict
+
+
+def render_markdown(args, gate: Gate) -> str:
+    """A pull-request comment or job summary: the verdict first, what changed, then every row folded."""
+    mark = {"pass": "✅", "regression": "❌", "inconclusive": "⚠️"}[gate.outcome]
+    lines = [
+        f"{mark} **poolbench gate: {gate.outcome}** ({gate.exit_code}): {gate.verdict}",
+        "",
+        _tally(args, gate),
+        "",
+    ]
+    changed = [r for r in gate.rows if r.verdict != "same"]
+    header = ["case", "metric", "baseline", "current", "change", "ratio interval", "verdict"]
+
+    def cells(r: Row) -> list[str]:
+        flag = f"**{r.verdict}**" if r in gate.regressions else r.verdict
+        return [
+            f"`{r.name}`",
+            r.metric,
+            _fmt(r.metric, r.baseline, r.baseline_ci),
+            _fmt(r.metric, r.current, r.current_ci),
+            f"{r.change:+.1%}",
+            f"[{r.ratio_lo:.3f}, {r.ratio_hi:.3f}]",
+            flag,
+        ]
+
+    def table(rows: list[Row]) -> list[str]:
+        return [
+            "| " + " | ".join(header) + " |",
+            "|" + "---|" * len(header),
+            *("| " + " | ".join(cells(r)) + " |" for r in rows),
+        ]
+
+    if changed:
+        lines += ["Changed beyond noise:", "", *table(changed), ""]
+    lines += [f"- missing now (only in baseline): `{n}`" for n in gate.only_base]
+    lines += [f"- new (only in current): `{n}`" for n in gate.only_cur]
+    lines += [f"- {n}" for n in gate.notes]
+    lines += [
+        "",
+        f"<details><summary>all {len(gate.rows)} comparisons</summary>",
+        "",
+        *table(gate.rows),
+        "",
+        "</details>",
+    ]
+    return "\n".join(lines)
+
+
+def render_json(args, gate: Gate) -> str:
+    def row(r: Row) -> dict:
+        return {
+            "name": r.name,
+            "metric": r.metric,
+            "baseline": r.baseline,
+            "current": r.current,
+            "baseline_interval": list(r.baseline_ci) if r.baseline_ci else None,
+            "current_interval": list(r.current_ci) if r.current_ci else None,
+            "change": r.change,
+            "ratio_interval": [r.ratio_lo, r.ratio_hi],
+            "verdict": r.verdict,
+            "fails_gate": r in gate.regressions,
+        }
+
+    return json.dumps(
+        {
+            "compare_schema": COMPARE_SCHEMA,
+            "baseline": args.baseline,
+            "current": args.current,
+            "passed": gate.outcome == "pass",
+            "outcome": gate.outcome,
+            "verdict": gate.verdict,
+            "exit_code": gate.exit_code,
+            "denied": {"baseline": gate.denied[0], "current": gate.denied[1]} if gate.denied else None,
+            "fail_on": list(args.fail_on),
+            "min_effect": args.min_effect,
+            "case_min_effect": args.case_min_effect,
+            "confidence": args.confidence,
+            "rows": [row(r) for r in gate.rows],
+            "missing": gate.only_base,
+            "new": gate.only_cur,
+            "speedup_fell": gate.fell,
+            "notes": gate.notes,
+        },
+        indent=1,
+    )
+
+
+RENDERERS = {"text": render_text, "markdown": render_markdown, "json": render_json}
