@@ -294,10 +294,7 @@ def test_a_probe_that_cannot_run_leaves_every_needing_workload_out(monkeypatch):
 
 
 def test_pool_costs_by_build_set_start_up_and_payload_side_by_side():
-    from scripts.builds import (
-        BuildRow,
-        pool_costs_by_build,
-    )
+    from scripts.builds import BuildRow, pool_costs_by_build  # noqa: PLC0415
 
     def row(build: str, start: dict, payload: dict) -> BuildRow:
         return BuildRow(build, build, True, 0.1, {}, {}, start_ms=start, payload_ms_per_mib=payload)
