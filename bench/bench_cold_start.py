@@ -23,7 +23,7 @@ def test_cold_start(benchmark, case, suite):
     answers, meter = run_pool_starts(
         benchmark,
         suite,
-        make=lambda: make_executor(case.executor, case.workers, case.start_method, blas_threads=None),
+        make=lambda: make_executor(case.executor, case.workers, case.variant, blas_threads=None),
         first=lambda pool: pool.submit(os.getpid).result(),
         rounds=suite.settings["cold_rounds"],
         warmup_rounds=1,

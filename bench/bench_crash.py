@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBE_TIMEOUT_S = 120
 
 
-def run_probe(executor: str, start_method: str | None, crash: str) -> dict:
+def run_probe(executor: str, variant: str | None, crash: str) -> dict:
     """Run the probe in a process group of its own; on any way out but its own exit, kill the group.
 
     The group holds the probe and every pool worker it started, so a Ctrl-C, SIGTERM or timeout of
@@ -34,7 +34,7 @@ def run_probe(executor: str, start_method: str | None, crash: str) -> dict:
     """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     with subprocess.Popen(
-        [sys.executable, "-m", "bench.crash_probe", executor, start_method or "-", crash],
+        [sys.executable, "-m", "bench.crash_probe", executor, variant or "-", crash],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -66,7 +66,7 @@ def test_crash(benchmark, case, suite):
     benchmark.group = f"crash {crash}"
     with PeakRss() as rss, throttling(suite.cpu.cgroup) as throttled:
         benchmark.pedantic(
-            lambda: seen.append(run_probe(case.executor, case.start_method, crash)), rounds=1, warmup_rounds=0
+            lambda: seen.append(run_probe(case.executor, case.variant, crash)), rounds=1, warmup_rounds=0
         )
     result = seen[-1]
     info = case_info(case, suite)

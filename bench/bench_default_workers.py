@@ -16,7 +16,7 @@ CASE = "default_workers"
 def test_default_workers(benchmark, case, suite):
     benchmark.group = f"default_workers {case.workload}"
     requested = None if case.sizing == "default" else case.workers
-    with warm_pool(case.executor, requested, case.start_method, suite.blas_threads, suite.malloc) as pool:
+    with warm_pool(case.executor, requested, case.variant, suite.blas_threads, suite.malloc) as pool:
         chosen = pool._max_workers
         run_workload(benchmark, suite, case, pool)
     assert chosen == case.workers, f"{case.id}: the executor chose {chosen} workers, expected {case.workers}"

@@ -7,7 +7,7 @@ At chunksize 1 the case also times, after its rounds, a ``map`` of one empty tas
 ``LATENCY_ROUNDS`` times (extra_info ``latency_samples_s``): what one ``map`` call costs however few
 its tasks, the fixed part of a batch that the per-task figure of a long batch spreads thin. With
 the CPU time the rounds took (``cpu_time_s``), it is the report's overhead model of a batch
-(scripts/metrics.py ``overhead_model``), checked there against the scaling cases.
+(scripts/costs.py ``overhead_model``), checked there against the scaling cases.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def test_memory(benchmark, case, suite):
         make=lambda: make_executor(
             case.executor,
             case.workers,
-            case.start_method,
+            case.variant,
             suite.blas_threads,
             suite.malloc,
             state=suite.state(case.executor),

@@ -1,6 +1,8 @@
-"""Strong scaling: a batch of fixed total work on a warm pool, at each worker count.
+"""Throughput scaling: k tasks per busy CPU on a warm pool, at each worker count (common/plan.py).
 
-Speedup = serial time / pool time for the same batch in the same run (scripts.plot, scripts.report).
+Every round is bracketed by warm serial probes in the suite's thread; the speedup is the pool's
+throughput over theirs, per pass (common/reference.py), the same figure in the terminal, the report
+and the gate.
 """
 
 from __future__ import annotations

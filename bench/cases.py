@@ -25,18 +25,18 @@ class Case:
     workload: str
     executor: str
     workers: int
-    start_method: str | None = None  # process pools: the start method; dask: its configuration; else None
+    variant: str | None = None  # process pools: the start method; dask: its configuration; else None
     chunksize: int = 1
     payload: str | None = None  # a key of PAYLOAD_BYTES for payload cases
     sizing: str | None = None  # default_workers cases: "default" (max_workers=None) or "recommended"
     tasks: int | None = None  # tasks per batch of a workload's batch (common/plan.batch_tasks); None: the probe's own
-    pass_no: int = 1  # which pass of the scaling sweep (bench/plan.py): pass 2 on is a repeat on fresh pools
+    pass_no: int = 1  # which pass of the scaling sweep (common/plan.py): pass 2 on is a repeat on fresh pools
 
     @property
     def id(self) -> str:
         parts = [self.workload, self.executor]
-        if self.start_method:
-            parts.append(self.start_method)
+        if self.variant:
+            parts.append(self.variant)
         if self.sizing:
             parts.append(self.sizing)
         parts.append(f"w{self.workers}")

@@ -57,7 +57,7 @@ from bench.backend import Backend, FreshWorker
 from bench.options import Option, OptionError, parse_names
 from bench.readings import Quiet
 from bench.workers import Setup, init_cluster_worker
-from common.schema import CLUSTER_WORKERS_ENV
+from common.environment import CLUSTER_WORKERS_ENV
 from workloads import overhead
 
 if TYPE_CHECKING:

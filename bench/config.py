@@ -22,10 +22,10 @@ from bench import allocator
 from bench.backend import backend, missing_line
 from bench.cpus import CpuInfo
 from bench.options import Option, OptionError, items, parse_names
-from bench.plan import Sizing
 from common import executors as executor_names
 from common import plan, reference
-from common.schema import SKIP_MISSING_ENV
+from common.environment import LABEL_ENV, RUNNER_ENV, SKIP_MISSING_ENV
+from common.plan import Sizing
 from workloads import PROFILES, get, scaling_names
 from workloads.io_bound import IO_DIR_ENV
 
@@ -35,8 +35,8 @@ EXECUTORS = executor_names.NAMES
 #: install lacks is skipped from the default set with one line; opt-in ones (a dask cluster costs
 #: seconds to start per case, and ``distributed`` is an optional dependency) run when named.
 DEFAULT_EXECUTORS = executor_names.DEFAULTS
-CASES = ("scaling", "cold_start", "dispatch", "payload", "memory", "default_workers", "crash")
-#: ``--sizes``: calibrated keeps this machine's last calibration while it fits (bench/sizing.py), fresh
+CASES = executor_names.CASES
+#: ``--sizes``: calibrated keeps this machine's last calibration while it fits (bench/calibration.py), fresh
 #: calibrates anew, fixed runs the registry's sizes.
 SIZES = ("calibrated", "fresh", "fixed")
 #: The default-workers trap is shown on one CPU-bound and one I/O-bound workload, in every run.
@@ -234,9 +234,8 @@ def parse_passes(text: str | None, profile: str) -> Mapping[str, Any]:
     return MappingProxyType({**settings, "passes": value})
 
 
-LABEL_ENV = "POOLBENCH_LABEL"
-BACKEND_ENV = "POOLBENCH_BACKEND"
-BACKENDS = ("host", "docker", "affinity")
+#: Where the run itself runs (common/environment.py RUNNER_ENV).
+RUNNERS = ("host", "docker", "affinity")
 
 
 def parse_label(text: str | None) -> str | None:
@@ -265,11 +264,11 @@ def parse_io_dir(text: str | None) -> str:
     return os.path.realpath(text)
 
 
-def parse_backend(text: str | None) -> str:
+def parse_runner(text: str | None) -> str:
     if text is None or text == "":
         return "host"
-    if text not in BACKENDS:
-        raise OptionError(f"{BACKEND_ENV}={text!r}: choose one of {', '.join(BACKENDS)}, or unset it")
+    if text not in RUNNERS:
+        raise OptionError(f"{RUNNER_ENV}={text!r}: choose one of {', '.join(RUNNERS)}, or unset it")
     return text
 
 
@@ -289,7 +288,7 @@ class SuiteConfig:
     default_start_method: str
     settings: Any = field(default=None)
     label: str | None = None
-    backend: str = "host"
+    runner: str = "host"  # RUNNERS
     case_timeout: float = DEFAULT_CASE_TIMEOUT_S
     journal: str | None = None
     io_dir: str = field(default_factory=lambda: os.path.realpath(tempfile.gettempdir()))
@@ -300,7 +299,7 @@ class SuiteConfig:
     #: ``configure`` and ``prepare``: a dask cluster's address, configurations and size, what a
     #: subinterpreter can import); None for an executor with nothing of its own.
     executor_state: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    #: How task sizes are chosen: "calibrated" (at start, bench/plan.py), "fixed" (the registry's)
+    #: How task sizes are chosen: "calibrated" (at start, bench/calibration.py), "fixed" (the registry's)
     #: or "from" (``--sizes-from``, read into ``sizes`` by :func:`build_config`).
     sizes_mode: str = "calibrated"
     sizes_from: str | None = None
@@ -412,7 +411,7 @@ def build_config(
         case_timeout=parse_case_timeout(options.get("case_timeout")),
         journal=parse_journal(options.get("journal")),
         label=parse_label(environ.get(LABEL_ENV)),
-        backend=parse_backend(environ.get(BACKEND_ENV)),
+        runner=parse_runner(environ.get(RUNNER_ENV)),
         io_dir=parse_io_dir(options.get("io_dir") or environ.get(IO_DIR_ENV)),
         skipped_executors=skipped,
         executor_state=MappingProxyType(states),

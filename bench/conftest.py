@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from bench import allocator, benchmark_api, cpus, machine, preflight, readings, sizing, stopping, workers
+from bench import allocator, benchmark_api, calibration, cpus, machine, preflight, readings, stopping, workers
 from bench.backend import backend, missing_line
 from bench.cases import GENERATORS, left_out_lines
 from bench.config import (
@@ -31,11 +31,11 @@ from bench.config import (
     executor_options,
 )
 from bench.journal import Journal, journal_path
-from bench.plan import size_line
 from bench.saving import SaveError, make_saving_atomic, writable_folder
 from bench.terminal import defects, scaling_waits, speedup_table, summary_workers, tell, warn
 from bench.timeouts import case_deadline
-from common.schema import WORKLOAD_FILES_ENV, denied_line, denied_summary
+from common.denied import denied_line, denied_summary
+from common.environment import WORKLOAD_FILES_ENV
 from workloads import PROFILES, scaling_names
 from workloads import get as get_workload
 from workloads.io_bound import IO_DIR_ENV
@@ -196,18 +196,18 @@ def _start_lines(config: pytest.Config) -> list[str]:
 
 
 def _size(config: pytest.Config) -> None:
-    """Choose the run's task sizes (bench/sizing.py), this machine's last calibration kept where it fits."""
+    """Choose the run's task sizes (bench/calibration.py), this machine's last calibration kept where it fits."""
     suite = config.stash[CONFIG_KEY]
     config.stash[FROZEN_KEY] = workers.freeze_heap()  # as before every case (calibration times tasks)
     cache = getattr(config, "cache", None)  # pytest's cache: absent with -p no:cacheprovider
-    key = sizing.remembered_key(suite, machine.package_version("numpy"))
+    key = calibration.remembered_key(suite, machine.package_version("numpy"))
     remembered = cache.get(key, {}) if cache is not None else None
-    sized = sizing.size_workloads(suite, remembered=remembered)
+    sized = calibration.size_workloads(suite, remembered=remembered)
     if cache is not None and remembered:
         cache.set(key, remembered)
     if sized:
         config.stash[CONFIG_KEY] = dataclasses.replace(suite, sizes=sized)
-    if line := size_line(sized, suite):
+    if line := calibration.size_line(sized, suite):
         warn(config, line)
 
 
@@ -348,7 +348,7 @@ def _finished(config: pytest.Config) -> list[Any]:
 
 
 def _denied(config: pytest.Config) -> dict[str, Any]:
-    """Whether the finished scaling cases were denied CPU (common.schema.denied_summary)."""
+    """Whether the finished scaling cases were denied CPU (common.denied.denied_summary)."""
     suite = config.stash[CONFIG_KEY]
     return denied_summary(scaling_waits(_finished(config)), suite.cpu.effective_cpus, os.cpu_count())
 

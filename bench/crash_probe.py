@@ -25,8 +25,8 @@ from workloads import faults
 WAIT_S = 60
 
 
-def probe(executor: str, start_method: str | None, crash: str) -> dict:
-    pool = make_executor(executor, 1, start_method, blas_threads=None)
+def probe(executor: str, variant: str | None, crash: str) -> dict:
+    pool = make_executor(executor, 1, variant, blas_threads=None)
     started = time.perf_counter()
     try:
         pool.submit(faults.CRASHES[crash], 3).result(timeout=WAIT_S)
@@ -39,7 +39,7 @@ def probe(executor: str, start_method: str | None, crash: str) -> dict:
         outcome = type(exc).__name__
     detect_s = time.perf_counter() - started
     pool.shutdown(wait=True, cancel_futures=True)
-    again = make_executor(executor, 1, start_method, blas_threads=None)
+    again = make_executor(executor, 1, variant, blas_threads=None)
     try:
         recovered = again.submit(os.getpid).result(timeout=WAIT_S) > 0
     finally:

@@ -86,7 +86,7 @@ def executor_defaults() -> dict[str, Any]:
 def make_executor(
     kind: str,
     workers: int | None,
-    start_method: str | None,
+    variant: str | None,
     blas_threads: int | None,
     malloc: str | None = None,
     *,
@@ -97,14 +97,14 @@ def make_executor(
     Workers in other processes (process pools, dask) get the set-up of bench/workers.py: BLAS
     limited to ``blas_threads``, the allocator policy ``malloc`` (None: leave it); with
     ``blas_threads=None`` no set-up at all (the pool as users build it, for start-up).
-    ``start_method`` is the pool's variant (a process pool's start method, a dask configuration);
+    ``variant`` is the pool's variant (a process pool's start method, a dask configuration);
     ``state`` what its backend made of its own options (SuiteConfig.state: an existing cluster's
     address, say).
     """
     if kind not in REGISTRY:
         raise ValueError(f"unknown executor kind {kind!r}")
     setup = None if blas_threads is None else Setup(blas_threads, malloc, os.getpid())
-    return backend(kind).make(workers, start_method, setup, state)
+    return backend(kind).make(workers, variant, setup, state)
 
 
 def _serial(_workers: int | None, _variant: str | None, _setup: Setup | None, _state: Any) -> Executor:
@@ -231,7 +231,7 @@ def closing(pool: Executor) -> Iterator[Executor]:
 def warm_pool(
     kind: str,
     workers: int | None,
-    start_method: str | None,
+    variant: str | None,
     blas_threads: int,
     malloc: str | None = None,
     *,
@@ -241,7 +241,7 @@ def warm_pool(
 
     ``workers=None`` keeps the executor's own default size (read back from the pool to warm it).
     """
-    pool = make_executor(kind, workers, start_method, blas_threads, malloc, state=state)
+    pool = make_executor(kind, workers, variant, blas_threads, malloc, state=state)
     with closing(pool), blas_limit_here(kind, blas_threads):
         warm_up(pool, getattr(pool, "_max_workers", 1) if workers is None else workers)
         yield pool

@@ -34,7 +34,7 @@ def case_info(case: Case, suite: SuiteConfig) -> dict[str, Any]:
         "kind": record.kind,
         "gil": record.gil,
         "executor": case.executor,
-        "start_method": case.start_method,
+        "start_method": case.variant,
         "workers": case.workers,
         "chunksize": case.chunksize,
         "profile": suite.profile,
@@ -61,7 +61,7 @@ def case_pool(case: Case, suite: SuiteConfig) -> contextlib.AbstractContextManag
     return warm_pool(
         case.executor,
         case.workers,
-        case.start_method,
+        case.variant,
         suite.blas_threads,
         suite.malloc,
         state=suite.state(case.executor),
@@ -171,9 +171,9 @@ def run_batches(
 
 
 def run_workload(benchmark: Any, suite: SuiteConfig, case: Case, pool: Executor) -> dict[str, Any]:
-    """A batch of ``case.workload`` at this run's task size (bench/sizing.py), every answer checked.
+    """A batch of ``case.workload`` at this run's task size (bench/calibration.py), every answer checked.
 
-    The pool is warmed by one task per worker, then every round is timed (bench/plan.py); scaling
+    The pool is warmed by one task per worker, then every round is timed (common/plan.py); scaling
     cases of pools bracket their rounds with serial probes (common/reference.py); every batch case
     records its pass.
     """

@@ -27,7 +27,8 @@ from bench.backend import backend, missing_line
 from bench.config import EXECUTORS, SuiteConfig
 from bench.executors import blas_libraries, executor_defaults
 from common import plan, reference
-from common.schema import MEMORY_FILESYSTEMS, SCHEMA_VERSION, busy_line, python_build
+from common.denied import busy_line
+from common.schema import MEMORY_FILESYSTEMS, SCHEMA_VERSION, python_build
 
 #: Environment variables that change what a measurement means; recorded with every run.
 RECORDED_ENV = (
@@ -106,7 +107,7 @@ def poolbench_info(
     return {
         "schema_version": SCHEMA_VERSION,
         "label": suite.label,
-        "backend": suite.backend,
+        "backend": suite.runner,
         **suite.cpu.as_dict(),
         "default_start_method": suite.default_start_method,
         "blas_threads": suite.blas_threads,
@@ -134,7 +135,7 @@ def poolbench_info(
         "cpu_time_source": readings.CPU_TIME_SOURCE,
         "cpu_time_resolution_s": readings.CPU_TIME_RESOLUTION_S,
         # Run-queue wait and steal over the timed rounds (extra_info cpu_wait_s, steal_s), summed over
-        # the finished scaling cases when the results were saved (common.schema.denied_summary).
+        # the finished scaling cases when the results were saved (common.denied.denied_summary).
         "cpu_wait_source": readings.WAIT_SOURCE,
         "cpu_denied": cpu_denied,
         "started_at": started_at,
@@ -147,7 +148,7 @@ def poolbench_info(
         "skipped_executors": [{"executor": n, "why": missing_line(n)} for n in suite.skipped_executors],
         "config": suite.as_dict(),
         # The task size each batched workload ran at, how it was chosen and one serial task's time
-        # (bench/plan.py); what --sizes-from reads back.
+        # (bench/calibration.py); what --sizes-from reads back.
         "sizes": {name: s.as_dict() for name, s in (suite.sizes or {}).items()},
         "plan": plan_info(suite),
         # How garbage collection met the timed regions (common/reference.py): the suite's heap and each
@@ -162,7 +163,7 @@ def poolbench_info(
 
 
 def plan_info(suite: SuiteConfig) -> dict[str, Any]:
-    """The sampling plan's rules as this run applied them (bench/plan.py)."""
+    """The sampling plan's rules as this run applied them (common/plan.py)."""
     return {
         "target_task_s": plan.TARGET_TASK_S[suite.profile],
         "tasks_per_cpu": suite.settings["tasks_per_cpu"],

@@ -203,7 +203,7 @@ class BatchRounds:
     settle: Callable[[], float] | None = None
     settle_samples: list[float] = field(default_factory=list)
     #: The CPU time of each probe's timed tasks (this thread's): the CPU a task costs alone, at the
-    #: moment of the rounds beside it (scripts/metrics.py ``overhead_model``).
+    #: moment of the rounds beside it (scripts/costs.py ``overhead_model``).
     paired_cpu_samples: list[float] = field(default_factory=list)
     #: The CPU each probe ran on (None where this thread's CPU cannot be chosen).
     probe_cpus: list[int | None] = field(default_factory=list)

@@ -46,8 +46,8 @@ from typing import Any
 
 import psutil
 
+from common.environment import STATUS_FILE_ENV
 from common.files import write_atomic
-from common.schema import STATUS_FILE_ENV
 
 #: Seconds from the first signal to a forced exit. Stopping normally takes well under a second
 #: (docs/faults.md); this bounds the worst case below `docker stop`'s 10 s grace, after which

@@ -84,7 +84,7 @@ def scaling_estimates(
     ``benchmarks``: pytest-benchmark fixtures that finished, one per pass of a point; ``info``: what
     machine_info["poolbench"] holds of the CPUs (``effective_cpus``, an existing cluster's workers).
     The passes of a point are joined and every figure comes from common/reference.py, which
-    scripts/metrics.py calls too: ``{(workload, pool, workers): (estimate, ideal, kind)}``, [bias].
+    scripts/analysis.py calls too: ``{(workload, pool, workers): (estimate, ideal, kind)}``, [bias].
     """
     joined: dict[tuple[str, str, int], list[Paired]] = {}
     shape: dict[tuple[str, str, int], tuple[str, int, str]] = {}

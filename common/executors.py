@@ -15,8 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-#: Every case type an executor can join (bench/config.py CASES is this order).
-ALL_CASES = frozenset({"scaling", "cold_start", "dispatch", "payload", "memory", "default_workers", "crash"})
+#: Every case type, in the order a run takes them (``--cases``' default); an executor joins a subset.
+CASES = ("scaling", "cold_start", "dispatch", "payload", "memory", "default_workers", "crash")
+ALL_CASES = frozenset(CASES)
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class Executor:
     cost_rank: int | None
     #: Whether its workers share the suite's address space (memory is the tree's, not per worker).
     shares_memory: bool
+    #: Whether its workers run Python under one GIL, the suite's: GIL-holding work cannot scale on it
+    #: while the build's GIL is on (:func:`gil_bound`).
+    shares_gil: bool
     #: Whether tasks run in the suite's own process (BLAS is then limited around the batch here,
     #: not in workers' initializers).
     in_process: bool
@@ -64,6 +68,7 @@ REGISTRY: MappingProxyType[str, Executor] = MappingProxyType(
             words="the serial baseline",
             cost_rank=None,
             shares_memory=True,
+            shares_gil=True,
             in_process=True,
             variant=None,
             cases=frozenset({"scaling", "dispatch", "payload", "memory"}),
@@ -78,6 +83,7 @@ REGISTRY: MappingProxyType[str, Executor] = MappingProxyType(
             words="threads",
             cost_rank=0,
             shares_memory=True,
+            shares_gil=True,
             in_process=True,
             variant=None,
             cases=ALL_CASES,
@@ -92,6 +98,7 @@ REGISTRY: MappingProxyType[str, Executor] = MappingProxyType(
             words="subinterpreters",
             cost_rank=1,
             shares_memory=True,
+            shares_gil=False,
             in_process=True,
             variant=None,
             cases=ALL_CASES,
@@ -107,6 +114,7 @@ REGISTRY: MappingProxyType[str, Executor] = MappingProxyType(
             words="processes",
             cost_rank=2,
             shares_memory=False,
+            shares_gil=False,
             in_process=False,
             variant="start method",
             cases=ALL_CASES,
@@ -122,6 +130,7 @@ REGISTRY: MappingProxyType[str, Executor] = MappingProxyType(
             words="a dask cluster",
             cost_rank=3,
             shares_memory=False,
+            shares_gil=False,
             in_process=False,
             variant="configuration",
             cases=ALL_CASES - {"default_workers"},  # a cluster has no max_workers=None
@@ -171,6 +180,13 @@ class Pool:
     @property
     def spec(self) -> Executor | None:
         return REGISTRY.get(self.executor)
+
+
+def gil_bound(executor: str, gil: str, gil_enabled: bool = True) -> bool:
+    """Whether work that ``gil`` ("holds" or "releases") the GIL is held to one CPU on ``executor``'s
+    workers: GIL-holding work on a pool that shares one GIL, on a build whose GIL was on."""
+    spec = of(family(executor))
+    return bool(spec and spec.shares_gil and spec.cost_rank is not None and gil == "holds" and gil_enabled)
 
 
 def family(pool: str) -> str:

@@ -1,19 +1,36 @@
 """The sampling plan's rules, shared by the suite (which applies them) and the scripts (which model their cost).
 
-bench/plan.py says why each rule is what it is, and calibrates task sizes to the host; docs/guide.md,
-"The sampling plan", states them for users.
+docs/guide.md, "The sampling plan", states them for users:
+
+* **Task size is calibrated to the host** (bench/calibration.py): one serial task takes the
+  profile's :data:`TARGET_TASK_S`, CPU time for CPU-bound work, so a quota or a neighbour does not
+  shrink it.
+* **A batch is sized to the worker count** (:func:`batch_tasks`): ``W × ceil(k × min(W, C) / W)``
+  tasks, ``k`` per busy CPU (the profile's ``tasks_per_cpu``). Every W up to C gets k tasks per
+  worker (throughput scaling, as CPython's ftscalingbench sizes work by thread count), so each
+  worker count's ideal is W exactly, with no uneven last wave, at any C; past C the batch keeps k
+  tasks per CPU and stays a whole number per worker. A round then costs about k task times at every
+  W, whatever C: strong scaling's fixed batch made the one-worker round cost C times more on a big
+  machine, and could not show a speedup above its own task count.
+* **The sweep follows the machine** (:func:`sweep`): powers of two up to 4 × C, capped at
+  :data:`SWEEP_CAP` workers, plus C itself. On 2 CPUs: 1, 2, 4, 8.
+* **The serial reference is measured as the pool's tasks are** (common/reference.py): warm probes
+  bracket every round, and every scaling point is measured once per pass (the profile's
+  ``passes``), each on a fresh pool, so what moves a whole pass lands in the interval.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 from common.reference import PROBE_TASKS, PROBE_WARM_TASKS, probes_per_pass
 
-#: One serial task's target time per profile (seconds). Measured here (2-vCPU AMD EPYC, Python
-#: 3.11): a process pool's empty-task dispatch is about 135 µs per task at chunksize 1, so 20 ms
-#: keeps it under 1 % of a task in the default profile (0.7 %); quick trades that for speed (1.4 %).
+#: One serial task's target time per profile (seconds): long enough that a process pool's empty-task
+#: dispatch at chunksize 1 (the dispatch case; docs/guide.md's plan block gives it as measured) is
+#: about 1 % of a task in the default profile; quick trades twice that share for speed.
 TARGET_TASK_S = {"quick": 0.010, "default": 0.020, "full": 0.040}
 #: Most workers the default sweep reaches, whatever the CPU count (memory: a process worker costs
 #: 10 to 30 MiB of its own; 256 of them fit a 64-CPU server many times over).
@@ -30,8 +47,7 @@ SWEEP_CAP = 256
 #: after the other; its intervals are built from the passes (common/reference.py), so every profile
 #: has at least two: a single pass cannot see what moves a whole pass (its pool's placement on the
 #: CPUs, a host phase), and its rounds alone gave intervals that a rerun missed. quick spends its
-#: time on two passes of one round each (35 s for the main job here, against 29 s for one pass of
-#: three rounds: measured with ``pytest bench --profile quick`` on this 2-vCPU host).
+#: time on two passes of one round each (docs/guide.md's profiles block gives what that costs).
 PROFILE_SETTINGS = MappingProxyType(
     {
         "quick": {
@@ -104,3 +120,25 @@ def main_job_seconds(
     a, b = memory_case_s
     memory = a + sum(memory_pools * (a + b * w) for w in sweep(cpus))
     return passes * total + memory + other_s
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """The task parameter a workload runs at in this run, and where it came from."""
+
+    param: Any
+    method: str  # "calibrated", "kept" (this machine's last calibration), "fixed" or "from <file>"
+    task_s: float | None = None  # one serial task, measured at start (None: not measured)
+    target_s: float | None = None
+    tries: int = 0  # measurements the calibration took
+    clock: str | None = None  # what task_s was read from: "cpu" (process CPU time) or "wall"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "param": self.param,
+            "method": self.method,
+            "task_s": None if self.task_s is None else round(self.task_s, 6),
+            "target_s": self.target_s,
+            "tries": self.tries,
+            "clock": self.clock,
+        }

@@ -222,7 +222,7 @@ def above_limit(low: float, ideal: float) -> bool:
 
 # --- intervals ------------------------------------------------------------------------------------------
 #
-# A point's rounds come in passes (bench/plan.py): every scaling point is measured once per pass, on
+# A point's rounds come in passes (common/plan.py): every scaling point is measured once per pass, on
 # fresh pools, the passes minutes apart in the run. Measured here (three default runs, 48 CPU-bound
 # points each, evidence/limits): the spread of pass medians (log, RMS 7.3 %) exceeds what the rounds
 # within a pass predict (4.6 %), while the spread of whole runs' points (4.6 %) is what the passes

@@ -34,8 +34,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from common.environment import LABEL_ENV, RUNNER_ENV
 from scripts.cli import Parser, prepare_out, run, write_atomic
-from scripts.compare import DEFAULT_MIN_EFFECT, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_REGRESSION
+from scripts.compare import DEFAULT_MIN_EFFECT
+from scripts.gating import EXIT_OK, OUTCOMES
 from scripts.matrix import ROOT, Limit, MatrixError, check_workload_files
 from scripts.results import ResultsError
 
@@ -44,7 +46,6 @@ BASELINE_FILE = "baseline.json"
 #: Events whose runs on the default branch may keep a baseline.
 BASELINE_EVENTS = ("push", "schedule", "workflow_dispatch")
 EXIT_SUITE_FAILED = 4
-VERDICT_EXIT = {"pass": EXIT_OK, "regression": EXIT_REGRESSION, "inconclusive": EXIT_INCONCLUSIVE}
 
 
 class ActionError(ResultsError):
@@ -142,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cpus = set(args.limit.cpuset) if args.limit.cpuset is not None else os.sched_getaffinity(0)
     if not cpus <= os.sched_getaffinity(0):
         raise ActionError(f"--limit {args.limit.name}: CPUs {sorted(cpus - os.sched_getaffinity(0))} are not here")
-    env = {**os.environ, "POOLBENCH_LABEL": args.limit.name, "POOLBENCH_BACKEND": "affinity"}
+    env = {**os.environ, LABEL_ENV: args.limit.name, RUNNER_ENV: "affinity"}
     print(f"poolbench action: running {', '.join(w for f in files for w in f.workloads)} ({args.profile})", flush=True)
     with open(log, "w") as sink:
         code = subprocess.run(
@@ -187,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     markdown = _compare(baseline, current, args, "markdown")
     (out_dir / "gate.txt").write_text(text.stdout)
     sys.stdout.write(text.stdout)
-    verdict = {v: k for k, v in VERDICT_EXIT.items()}.get(text.returncode)
+    verdict = {v: k for k, v in OUTCOMES.items()}.get(text.returncode)
     if verdict is None:  # exit 2: runs that cannot be compared (another profile, other task sizes)
         said = (text.stderr or text.stdout).strip().splitlines()[-1:] or ["no message"]
         _write(args.summary, f"## poolbench: cannot compare\n\n{said[0]}\n")
@@ -203,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fails = (verdict == "regression" and args.fail_on_regression) or (
         verdict == "inconclusive" and args.fail_on_inconclusive
     )
-    return VERDICT_EXIT[verdict] if fails else EXIT_OK
+    return OUTCOMES[verdict] if fails else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -124,9 +124,9 @@ class ScalingPoint:
     ideal: float
     cpu_busy: float | None  # CPUs kept busy on average: tree CPU time / timed wall time
     rounds: int = 0  # timed rounds of the pool, all passes
-    passes: int = 1  # passes the rounds came from (bench/plan.py)
+    passes: int = 1  # passes the rounds came from (common/plan.py)
     paired: bool = False  # serial references interleaved with the pool's rounds (schema 2)
-    start_method: str | None = None
+    variant: str | None = None
     python: str | None = None  # the Python version that ran it
     recommended_workers: int = 1  # as the run recorded it (machine_info), never re-derived
     signals: Signals | None = None  # what the run recorded about where the time went
@@ -140,7 +140,7 @@ class ScalingPoint:
     bias: Estimate | None = None
     #: The figure as common/reference.py estimated it (its spread and degrees of freedom too).
     figure: Estimate | None = None
-    #: The task parameter the run used (calibrated per host, bench/plan.py): runs compare as the same
+    #: The task parameter the run used (calibrated per host, bench/calibration.py): runs compare as the same
     #: work only where it is equal.
     task_param: object = None
 
@@ -279,7 +279,7 @@ def scaling_points(
                     rounds=len(r.samples),
                     passes=max(len(r.passes), 1),
                     paired=id(r) in paired_ids,
-                    start_method=r.start_method,
+                    variant=r.variant,
                     python=(r.run.poolbench.get("versions") or {}).get("python"),
                     recommended_workers=int(r.run.poolbench["recommended_workers"]),
                     signals=sig,
@@ -295,6 +295,53 @@ def scaling_points(
                 )
             )
     return sorted(points, key=lambda p: (p.label, p.workload, p.pool, p.workers))
+
+
+@dataclass(frozen=True)
+class DefaultWorkers:
+    """One executor on one workload in one run: its default size against the recommended one."""
+
+    label: str
+    workload: str
+    pool: str
+    default_workers: int
+    recommended_workers: int
+    default_s: float
+    recommended_s: float
+    default_throttled: int | None
+    recommended_throttled: int | None
+
+    @property
+    def ratio(self) -> float:
+        """Default time / recommended time: above 1, the default was slower."""
+        return self.default_s / self.recommended_s
+
+
+def default_workers(records: Iterable[Record]) -> list[DefaultWorkers]:
+    """Pairs of default_workers cases (``max_workers=None`` and ``=recommended_workers``) per run."""
+    cases: dict[tuple[str, str, str], dict[str, Record]] = defaultdict(dict)
+    for r in records:
+        if r.case == "default_workers":
+            cases[(r.run.source, r.workload, r.pool)][str(r.extra.get("sizing"))] = r
+    out = []
+    for (_, workload, pool), pair in cases.items():
+        d, rec = pair.get("default"), pair.get("recommended")
+        if d is None or rec is None:
+            continue
+        out.append(
+            DefaultWorkers(
+                label=d.run.label,
+                workload=workload,
+                pool=pool,
+                default_workers=d.workers,
+                recommended_workers=rec.workers,
+                default_s=d.median,
+                recommended_s=rec.median,
+                default_throttled=d.extra.get("throttled_periods"),
+                recommended_throttled=rec.extra.get("throttled_periods"),
+            )
+        )
+    return sorted(out, key=lambda x: (x.label, x.workload, x.pool))
 
 
 def run_checks(points: Sequence[ScalingPoint]) -> list[tuple[str, Estimate, float]]:
@@ -351,6 +398,8 @@ class Analysis:
             key=lambda v: -v.run.effective_cpus,
         )
         self._by_record = {(p.source, p.workload, p.pool, p.workers): p for p in self.points}
+        #: The default-workers trap: each pool's default ``max_workers`` against the recommended one.
+        self.default_workers: list[DefaultWorkers] = default_workers(self.records)
 
     def _seed(self, kind: str, r: Record) -> np.random.Generator:
         # seeded by the file's name, not its path: the same file gives the same interval in any checkout
@@ -385,5 +434,5 @@ class Analysis:
         return [p for p in self.points if p.source in sources]
 
     def defects(self, view: RunView) -> list[tuple[str, Estimate, float]]:
-        """One run's measurement defects (scripts/metrics.py ``run_checks``), as the terminal names them."""
+        """One run's measurement defects (scripts/analysis.py ``run_checks``), as the terminal names them."""
         return run_checks(view.points)

@@ -20,15 +20,15 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from common.executors import family
-from common.executors import of as executor_of
-from common.schema import (
+from common.denied import (
     DENIED_SHARE,
     STEAL_SHARE,
     denied_summary,
     denied_wait_share,
     steal_share,
 )
+from common.executors import family, gil_bound
+from common.executors import of as executor_of
 from scripts.results import Record
 
 
@@ -69,7 +69,7 @@ class Signals:
     wait_share: float | None = None  # run-queue wait its own CPU use cannot explain, over the CPU time it could use
     steal_share: float | None = None  # the hypervisor's steal over the host's CPU time
 
-    run_denied: bool = False  # the run as a whole was denied CPU (common.schema.denied_summary)
+    run_denied: bool = False  # the run as a whole was denied CPU (common.denied.denied_summary)
 
     @property
     def denied(self) -> bool:
@@ -132,7 +132,7 @@ def signals_of(
         ),
         dispatch_us=cost,
         dispatch_share=cost * 1e-6 * pool.tasks / pool.median if cost is not None and pool.median > 0 else None,
-        gil_bound=pool.gil == "holds" and pool.executor == "thread" and bool(info.get("gil_enabled", True)),
+        gil_bound=gil_bound(pool.executor, pool.gil, bool(info.get("gil_enabled", True))),
         wait_share=None
         if pool.kind == "io"  # its waits are the disk's, not another program's
         else denied_wait_share(
@@ -269,7 +269,7 @@ def explain(
 
 
 def run_denied(records: Iterable[Record]) -> dict:
-    """common.schema.denied_summary of one run's scaling cases: was it denied CPU, and how much."""
+    """common.denied.denied_summary of one run's scaling cases: was it denied CPU, and how much."""
     records = [r for r in records if r.case == "scaling" and r.kind != "io"]
     if not records:
         return denied_summary([], 1.0, None)

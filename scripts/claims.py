@@ -343,7 +343,7 @@ def recommend(ev: Evidence) -> list[tuple[str, str, str, str, str]]:
     "As good" means the two 95 % intervals overlap: the results cannot tell them apart, so the
     cheaper one wins: no pool (serial: a speedup of exactly 1), then threads before processes,
     fewer workers before more. Nothing is capped at the ideal: a point above its physical limit is
-    a measurement defect, named as one (scripts/metrics.py), and never chosen for it; two workers
+    a measurement defect, named as one (scripts/analysis.py), and never chosen for it; two workers
     as fast as four within their intervals are chosen before them anyway. What held it back: the
     measured cause of the chosen pool's shortfall from its ideal (of the best pool's, when the
     choice is serial), or "at its ideal".

@@ -13,12 +13,12 @@ Compares two runs of the same sweep case by case, from their per-round samples:
 * a **work index** per workload, on the same machine only: the geometric mean time ratio over the
   workload's scaling cases (serial and every pool). Speedups cannot see code that got slower
   everywhere alike (serial too); times can, where the machine is the same. It is held to the
-  single-case bar (``--case-min-effect``): on a shared host a whole run's times move together,
-  by up to 42 % between idle quick runs here (docs/gate.md).
+  single-case bar (``--case-min-effect``): on a shared host a whole run's times move together
+  (docs/gate.md's generated block shows how far between idle runs here).
 
 A run that was **denied CPU** (its CPU-bound cases' threads waited for a CPU, beyond their own
 turns, more than a stated share of what they could use, or the hypervisor stole CPU, judged over
-the whole run: common.schema.denied_summary, from the run-queue wait recorded per case) cannot
+the whole run: common.denied.denied_summary, from the run-queue wait recorded per case) cannot
 tell a slower code from a busy neighbour: a regression found against or by such a run is
 **inconclusive** (exit 3: re-run), never blamed on the code. A changed effective
 CPU count, CPU limit or Python build stays a regression, named as one of the configuration.
@@ -47,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.executors import gil_bound
 from common.reference import defects_line
 from scripts.analysis import CONFIDENCE, Analysis, interval
 from scripts.causes import run_denied
@@ -193,7 +194,7 @@ def check_same_sweep(
     if changed and not allow_size_change:
         raise ResultsError(
             f"{names[0]} and {names[1]} ran different task sizes ({changed[0]}): each calibrated its own "
-            "(bench/plan.py), so their times measure different work; run the current side with "
+            "(bench/calibration.py), so their times measure different work; run the current side with "
             f"--sizes-from {names[0]}, or pass --allow-size-change to compare speedups only"
         )
 
@@ -243,7 +244,7 @@ def _index_members(records: list[Record]) -> dict[str, list[Record]]:
     for r in records:
         if r.case != "scaling" or r.executor == "serial" or r.kind == "io" or r.workers < 2:
             continue
-        if r.executor == "thread" and r.gil == "holds":
+        if gil_bound(r.executor, r.gil, bool(r.run.poolbench.get("gil_enabled", True))):
             continue  # cannot scale on threads, whatever happens to the machine
         groups.setdefault(f"index[{r.pool}-w{r.workers}]", []).append(r)
     return groups

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.schema import WORKLOAD_FILES_ENV
+from common.environment import WORKLOAD_FILES_ENV
 from scripts.cli import write_atomic
 from scripts.limits import Limit, MatrixError, requirements_for
 
@@ -158,7 +158,7 @@ except WorkloadFileError as exc:
 """
 
 
-def check_workload_files(raw: Sequence[str], backend: str) -> list[WorkloadFile]:
+def check_workload_files(raw: Sequence[str], runner: str) -> list[WorkloadFile]:
     """Each file checked here, as the suite would check it, before any image is built or container started.
 
     The check imports the user's code, so it runs in a Python process of its own: the driver keeps
@@ -174,7 +174,7 @@ def check_workload_files(raw: Sequence[str], backend: str) -> list[WorkloadFile]
             )
         by_name[path.name] = path
     names = workload_names(files)
-    if backend == "docker":
+    if runner == "docker":
         for path in files:
             if not _others_can_read(path):
                 raise MatrixError(

@@ -282,53 +282,6 @@ def memory_per_worker(records: Iterable[Record], key: str = "uss_tree_bytes") ->
     return out
 
 
-@dataclass(frozen=True)
-class DefaultWorkers:
-    """One executor on one workload in one run: its default size against the recommended one."""
-
-    label: str
-    workload: str
-    pool: str
-    default_workers: int
-    recommended_workers: int
-    default_s: float
-    recommended_s: float
-    default_throttled: int | None
-    recommended_throttled: int | None
-
-    @property
-    def ratio(self) -> float:
-        """Default time / recommended time: above 1, the default was slower."""
-        return self.default_s / self.recommended_s
-
-
-def default_workers(records: Iterable[Record]) -> list[DefaultWorkers]:
-    """Pairs of default_workers cases (``max_workers=None`` and ``=recommended_workers``) per run."""
-    cases: dict[tuple[str, str, str], dict[str, Record]] = defaultdict(dict)
-    for r in records:
-        if r.case == "default_workers":
-            cases[(r.run.source, r.workload, r.pool)][str(r.extra.get("sizing"))] = r
-    out = []
-    for (_, workload, pool), pair in cases.items():
-        d, rec = pair.get("default"), pair.get("recommended")
-        if d is None or rec is None:
-            continue
-        out.append(
-            DefaultWorkers(
-                label=d.run.label,
-                workload=workload,
-                pool=pool,
-                default_workers=d.workers,
-                recommended_workers=rec.workers,
-                default_s=d.median,
-                recommended_s=rec.median,
-                default_throttled=d.extra.get("throttled_periods"),
-                recommended_throttled=rec.extra.get("throttled_periods"),
-            )
-        )
-    return sorted(out, key=lambda x: (x.label, x.workload, x.pool))
-
-
 #: Under a CFS quota a round shorter than this many periods is timed by luck: it either runs free or
 #: meets a throttling stall of up to one period. Seen here in a cpus-1 container: quick profile,
 #: rounds of 0.3 periods, the same batch took 27 ms or 75-90 ms and speedups ranged 0.3x-3.7x;
@@ -366,7 +319,7 @@ def _band(m) -> str:
 
 
 def model_lines(view: RunView) -> list[str]:
-    """The cost per task of each pool at W = C (scripts/metrics.py ``overhead_model``): by the clock, by
+    """The cost per task of each pool at W = C (scripts/costs.py ``overhead_model``): by the clock, by
     CPU time and a call's latency, and as the empty tasks would predict it."""
     models = overhead_model(view.records, points=view.points)
     if not models:
@@ -405,7 +358,7 @@ def model_lines(view: RunView) -> list[str]:
     lines = [
         "",
         "What a pool costs per task with every CPU busy. By the clock: serial task time × (ideal / speedup − 1) "
-        "in the scaling case. Modelled by two other measurements (scripts/metrics.py `overhead_model`): the CPU "
+        "in the scaling case. Modelled by two other measurements (scripts/costs.py `overhead_model`): the CPU "
         "time the whole process tree spent per task in the pool's case less the CPU one task takes alone (the "
         "serial probes paired with its rounds), read from the kernel's counters; and one `map` call's latency "
         "(the dispatch case's map of one empty task per worker) spread over the batch, W × latency / n. With "

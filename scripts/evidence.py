@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
+from common.denied import DENIED_SHARE
 from common.executors import family
 from common.plan import PROFILE_SETTINGS, SWEEP_CAP, TARGET_TASK_S, batch_tasks, main_job_seconds, sweep
 from common.reference import combined
-from common.schema import DENIED_SHARE
 from scripts import agreement, compare, gating
 from scripts.analysis import Analysis, ScalingPoint, find, scaling_points
 from scripts.builds import build_rows, pool_costs_by_build
@@ -668,8 +668,8 @@ def block_crash() -> list[str]:
     how = sorted({r.extra.get("signal") or f"exit code {r.extra.get('returncode')}" for r in threads})
     died = all(not r.extra.get("parent_survived") for r in threads)
     out.append(f"thread pools {'died with every crash' if died else 'survived a crash'} ({', '.join(how)})")
-    for method in sorted({r.start_method for r in crashes if r.executor == "process"}):
-        procs = [r for r in crashes if r.executor == "process" and r.start_method == method]
+    for method in sorted({r.variant for r in crashes if r.executor == "process"}):
+        procs = [r for r in crashes if r.executor == "process" and r.variant == method]
         ms = [float(r.extra["detect_s"]) * 1e3 for r in procs]
         ok = all(r.extra.get("parent_survived") and r.extra.get("recovered") for r in procs)
         outcome = "/".join(sorted({str(r.extra.get("outcome")) for r in procs}))
@@ -885,7 +885,7 @@ def block_builds() -> list[str]:
 #: The pools of the dask runs (evidence/measure.sh, topic dask), as results name them.
 DASK_POOLS = ("dask/default", "dask/tuned", "process/fork")
 #: Issue #20's bars: the tuned configuration's cpu_python speedup at W = C; the model's distance
-#: from the scaling case (scripts/metrics.py MODEL_TOLERANCE).
+#: from the scaling case (scripts/costs.py MODEL_TOLERANCE).
 DASK_SPEEDUP_TARGET = 1.5
 #: How long evidence/dask_parts.py lets a cluster settle (its SETTLE_S), as the block says it.
 SETTLE_TEXT = "0.3 s"

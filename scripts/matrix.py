@@ -48,7 +48,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common.schema import CLUSTER_WORKERS_ENV, PROFILES, SKIP_MISSING_ENV, STATUS_FILE_ENV
+from common.environment import CLUSTER_WORKERS_ENV, LABEL_ENV, RUNNER_ENV, SKIP_MISSING_ENV, STATUS_FILE_ENV
+from common.schema import PROFILES
 from scripts import report
 from scripts.cli import Parser, run
 from scripts.containers import (
@@ -85,7 +86,13 @@ EXIT_INTERRUPTED = 130
 
 def parse_args(argv: Sequence[str] | None = None):
     parser = Parser(prog="python -m scripts.matrix", description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=("docker", "affinity"), default="docker", help="default: docker")
+    parser.add_argument(
+        "--backend",
+        dest="runner",
+        choices=("docker", "affinity"),
+        default="docker",
+        help="where each limit runs: in a container (docker, the default) or under a CPU affinity set",
+    )
     parser.add_argument(
         "--limits", help="comma list of limits (compose services); default: all that the backend can run"
     )
@@ -145,7 +152,7 @@ def parse_args(argv: Sequence[str] | None = None):
     args = parser.parse_args(argv)
     if args.timeout < 1:
         parser.error(f"--timeout: {args.timeout} is not a positive number of seconds")
-    if args.cluster is not None and (args.limits is not None or args.backend != "docker"):
+    if args.cluster is not None and (args.limits is not None or args.runner != "docker"):
         parser.error("--cluster runs cluster shapes instead of --limits, with the docker backend; drop --limits")
     if any(a == "--workload-file" or a.startswith("--workload-file=") for a in args.pytest_args):
         parser.error(
@@ -154,7 +161,7 @@ def parse_args(argv: Sequence[str] | None = None):
         )
     if args.pythons is not None:
         args.pythons = parse_pythons(args.pythons)
-        if args.backend != "docker" or args.cluster is not None:
+        if args.runner != "docker" or args.cluster is not None:
             parser.error(
                 "--pythons needs the docker backend and --limits (a cluster runs on the one image); "
                 "for interpreters on this host use tox -e bench-py313 and the like"
@@ -270,7 +277,7 @@ def _suite_command(
         if lim.image is not None:
             env["POOLBENCH_IMAGE"] = lim.image
         cmd = [*compose, "run", "--rm", "-T", "--name", container]
-        cmd += ["-e", f"POOLBENCH_LABEL={lim.label}", "-e", f"POOLBENCH_RUN_ID={run_id}"]
+        cmd += ["-e", f"{LABEL_ENV}={lim.label}", "-e", f"POOLBENCH_RUN_ID={run_id}"]
         cmd += ["-e", f"{STATUS_FILE_ENV}=/results/{lim.label}/{status_file(out).name}"]
         if lim.python is not None:  # across builds: an executor this build lacks is left out of its run, said
             cmd += ["-e", f"{SKIP_MISSING_ENV}=1"]
@@ -282,7 +289,7 @@ def _suite_command(
 
         return cmd, env, None, stop
     cpus = set(lim.cpuset) if lim.cpuset is not None else os.sched_getaffinity(0)
-    env.update(POOLBENCH_LABEL=lim.name, POOLBENCH_BACKEND="affinity", **{STATUS_FILE_ENV: str(status_file(out))})
+    env.update({LABEL_ENV: lim.name, RUNNER_ENV: "affinity", STATUS_FILE_ENV: str(status_file(out))})
     cmd = [sys.executable, "-m", "pytest", "bench", "-p", "no:cacheprovider", "-q", "--profile", args.profile]
     cmd += [a for f in args.workload_files for a in ("--workload-file", str(f.host))]
     cmd += ["--benchmark-json", str(out), *args.pytest_args]
@@ -372,7 +379,7 @@ def choose_limits(args, files: list[str]) -> tuple[list[Limit], list[str] | None
     """The limits (or cluster shapes) to run, and the compose command (None: the affinity backend)."""
     if args.cluster is not None:
         return [Limit.parse_cluster(s.strip()) for s in args.cluster.split(",")], compose_cmd(files)
-    if args.backend == "docker":
+    if args.runner == "docker":
         compose = compose_cmd(files)
         return select(services_docker(compose), args.limits, "docker"), compose
     names: list[str] = []
@@ -396,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     limits, compose = choose_limits(args, files)
     if not limits:
         raise MatrixError("no limit to run; check --limits and the compose file")
-    args.workload_files = check_workload_files(args.workload_files, args.backend)
+    args.workload_files = check_workload_files(args.workload_files, args.runner)
     prepare_folder(results)
     if compose is not None and args.workload_files:
         services = [*CLUSTER_SERVICES] if args.cluster is not None else [lim.name for lim in limits]

@@ -1,8 +1,8 @@
 """Scaling curves from saved results: ``python -m scripts.plot PATH... --out DIR``.
 
 For each workload: speedup and efficiency against workers for every pool, beside the ideal, with
-a marker at the effective CPU count and each point's 95 % interval (bootstrap over rounds,
-scripts/metrics.py) as error bars. When
+a marker at the effective CPU count and each point's 95 % interval (from its passes,
+common/reference.py) as error bars. When
 the results hold several CPU limits (a matrix run), one more figure per workload draws each limit's
 curve. A summary figure puts every workload's speedup at the recommended worker count side by side,
 and, where the default_workers case ran, one figure sets each executor's default ``max_workers``
@@ -25,9 +25,8 @@ import matplotlib.pyplot as plt
 
 from common.executors import Pool
 from common.reference import ideal_speedup
-from scripts.analysis import Analysis, ScalingPoint
+from scripts.analysis import Analysis, DefaultWorkers, ScalingPoint
 from scripts.cli import Parser, prepare_out, run, write_atomic
-from scripts.costs import DefaultWorkers, default_workers
 from scripts.results import ResultsError, latest_runs, load
 
 FORMATS = ("png", "svg")
@@ -302,7 +301,7 @@ def work(an: Analysis, out: Path | str, *, sources: Sequence[str] = ()) -> list[
             written += plot_by_limit(series, out)
     for source, suffix in suffixes.items():
         written += plot_summary([p for p in points if p.source == source], out, suffix)
-    pairs = default_workers(an.records)
+    pairs = an.default_workers
     if pairs:
         written += plot_default_workers(pairs, out)
     return written

@@ -18,19 +18,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from common import executors
+from common.denied import busy_line, denied_line
 from common.reference import defects_line
-from common.schema import MEMORY_FILESYSTEMS, busy_line, denied_line
+from common.schema import MEMORY_FILESYSTEMS
 from scripts import plot
 from scripts.analysis import CONFIDENCE, Analysis, RunView, ScalingPoint
 from scripts.builds import builds_section
 from scripts.causes import run_denied
 from scripts.claims import CLAIMS, corrections, evidence_of, recommend, recommendation_order, times, xi
 from scripts.cli import Parser, markdown_table, prepare_out, run, write_atomic
-from scripts.costs import (
-    MIN_PERIODS_PER_ROUND,
-    default_workers,
-    short_rounds_under_quota,
-)
+from scripts.costs import MIN_PERIODS_PER_ROUND, short_rounds_under_quota
 from scripts.results import Record, ResultsError, Run, latest_runs, load
 
 #: Version of summary.json's layout (docs/results-schema.md). 2 added ``signals`` and ``cause``
@@ -76,7 +73,7 @@ def summary(an: Analysis) -> dict:
                 "kind": p.kind,
                 "gil": p.gil,
                 "executor": p.executor,
-                "start_method": p.start_method,
+                "start_method": p.variant,
                 "workers": p.workers,
                 "speedup": round(p.speedup, 6),
                 "speedup_low": round(p.speedup_lo, 6),
@@ -251,7 +248,7 @@ def render(an: Analysis, figures: list[Path], out: Path) -> str:
         )
     lines += builds_section(an, by_run)
     lines += executor_sections(an.runs[0])
-    trap = default_workers([r for view in an.runs for r in view.records])
+    trap = an.default_workers
     if trap:
         lines += [
             "",

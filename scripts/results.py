@@ -73,7 +73,7 @@ class Record:
     kind: str
     gil: str
     executor: str
-    start_method: str | None
+    variant: str | None
     workers: int
     tasks: int
     chunksize: int
@@ -113,7 +113,7 @@ class Record:
     @property
     def pool(self) -> str:
         """The executor as plotted: ``thread``, ``serial``, or ``process/fork`` and the like."""
-        return str(Pool(self.executor, self.start_method))
+        return str(Pool(self.executor, self.variant))
 
 
 def _fail(path: Path, problem: str, fix: str) -> ResultsError:
@@ -263,7 +263,7 @@ def _records(path: Path, data: Any, part: str = "") -> list[Record]:
                     kind=str(extra["kind"]),
                     gil=str(extra["gil"]),
                     executor=str(extra["executor"]),
-                    start_method=extra["start_method"],
+                    variant=extra["start_method"],
                     workers=int(extra["workers"]),
                     tasks=int(extra["tasks"]),
                     chunksize=int(extra["chunksize"]),

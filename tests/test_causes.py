@@ -1,4 +1,4 @@
-"""Every shortfall from ideal gets its measured cause (scripts/metrics.py ``explain``), on fixture data.
+"""Every shortfall from ideal gets its measured cause (scripts/causes.py ``explain``), on fixture data.
 
 Each fixture is one run: a serial case (16 tasks, 1 s per batch, one CPU busy) and one pool case
 whose records carry one cause and nothing else, built the way the suite records them (per-round
@@ -42,7 +42,7 @@ def _record(
     workload: str = "work",
     kind: str = "cpu-native",
     gil: str = "releases",
-    start_method: str | None = None,
+    variant: str | None = None,
     tasks: int = TASKS,
     cpus_busy: float | None = None,
     faults_per_task: float = 0.0,
@@ -57,7 +57,7 @@ def _record(
     }
     if paired_s is not None:
         info["serial_samples_s"] = [paired_s] * ROUNDS
-    method = f"-{start_method}" if start_method else ""
+    method = f"-{variant}" if variant else ""
     return Record(
         run=run,
         name=f"test_{case}[{workload}-{executor}{method}-w{workers}]",
@@ -66,7 +66,7 @@ def _record(
         kind=kind,
         gil=gil,
         executor=executor,
-        start_method=start_method,
+        variant=variant,
         workers=workers,
         tasks=tasks,
         chunksize=1,
@@ -119,14 +119,14 @@ def test_faults_that_threads_take_in_turn_are_the_allocator_even_when_serial_tak
         "(1.7 of 2 CPUs busy): the allocator"
     )
     same = _explained(
-        _record(_run(), "process", 2, 0.6, start_method="fork", cpus_busy=1.7, faults_per_task=8200, paired_s=1.0),
+        _record(_run(), "process", 2, 0.6, variant="fork", cpus_busy=1.7, faults_per_task=8200, paired_s=1.0),
         serial_faults=8200,
     )
     assert same.cause.cause == "idle"  # each process has its own memory map
 
 
 def test_extra_cpu_per_task_without_faults_is_contention():
-    p = _explained(_record(_run(), "process", 2, 0.7, start_method="fork", cpus_busy=2.0, paired_s=1.0))
+    p = _explained(_record(_run(), "process", 2, 0.7, variant="fork", cpus_busy=2.0, paired_s=1.0))
     assert p.cause.cause == "contention"
     assert p.cause.text.startswith("each task took 1.40× its serial CPU time")
 
@@ -149,8 +149,8 @@ def test_a_throttled_cgroup_is_the_quota():
 def test_the_dispatch_cost_measured_in_the_same_run_is_the_pools_own_cost():
     run = _run()
     # 1000 tasks of 1 ms: 199 µs each to hand out (the dispatch case) is a third of the 0.6 s batch
-    pool = _record(run, "process", 2, 0.6, start_method="fork", tasks=1000, cpus_busy=2.0 / 1.2, paired_s=1.0)
-    empty = _record(run, "process", 2, 0.4, case="dispatch", workload="noop", start_method="fork", tasks=2000)
+    pool = _record(run, "process", 2, 0.6, variant="fork", tasks=1000, cpus_busy=2.0 / 1.2, paired_s=1.0)
+    empty = _record(run, "process", 2, 0.4, case="dispatch", workload="noop", variant="fork", tasks=2000)
     baseline = _record(run, "serial", 1, 0.002, case="dispatch", workload="noop", tasks=2000)
     p = _explained(pool, empty, baseline)
     assert p.signals.dispatch_us == pytest.approx(199)
@@ -181,16 +181,16 @@ def test_a_speedup_above_the_ideal_names_faults_the_baseline_paid():
 
 
 def test_a_point_at_its_ideal_has_no_cause_and_one_short_of_it_beyond_its_noise_has_one():
-    at = _explained(_record(_run(), "process", 2, 0.5, start_method="fork", cpus_busy=2.0, paired_s=1.0))
+    at = _explained(_record(_run(), "process", 2, 0.5, variant="fork", cpus_busy=2.0, paired_s=1.0))
     assert at.efficiency == pytest.approx(1.0) and at.cause is None and not at.defect
     # every round alike: no spread, so a 4 % shortfall is measured, not noise, and gets its cause
-    short = _explained(_record(_run(), "process", 2, 0.52, start_method="fork", cpus_busy=2.0, paired_s=1.0))
+    short = _explained(_record(_run(), "process", 2, 0.52, variant="fork", cpus_busy=2.0, paired_s=1.0))
     assert short.efficiency == pytest.approx(1 / 0.52 / 2) and short.efficiency_hi < 1
     assert short.cause.cause == "contention"
 
 
 def test_a_point_above_its_ideal_is_a_measurement_defect_named_as_one():
-    p = _explained(_record(_run(), "process", 2, 0.45, start_method="fork", cpus_busy=2.0, paired_s=1.0))
+    p = _explained(_record(_run(), "process", 2, 0.45, variant="fork", cpus_busy=2.0, paired_s=1.0))
     assert p.efficiency > 1 and p.defect
     assert p.cause.cause == "defect" and p.cause.text.startswith("above its physical limit beyond this run's noise")
 

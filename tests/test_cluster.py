@@ -70,7 +70,7 @@ def test_both_configurations_join_the_same_axis_and_can_be_chosen():
     ids = [c.id for c in cases.scaling_cases(cfg) if c.workload == "cpu_python" and c.pass_no == 1]
     assert ids == ["cpu_python-serial-w1", "cpu_python-dask-default-w2", "cpu_python-dask-tuned-w2"]
     one = build_config({"executors": "dask", "dask_configs": "tuned"}, TWO_CPUS, missing=DASK_OK)
-    assert {c.start_method for c in cases.dispatch_cases(one)} == {"tuned"}
+    assert {c.variant for c in cases.dispatch_cases(one)} == {"tuned"}
     with pytest.raises(OptionError, match=r"--dask-configs: unknown 'fast'; choose from default, tuned"):
         build_config({"executors": "dask", "dask_configs": "fast"}, TWO_CPUS, missing=DASK_OK)
 

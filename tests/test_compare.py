@@ -95,6 +95,16 @@ def test_identical_runs_pass(tmp_path, capsys):
     assert "time" in out  # same machine: absolute times compared too
 
 
+@pytest.mark.parametrize("rerun", [2, 3, 4, 5, 6])
+def test_recorded_idle_reruns_of_unchanged_code_pass(rerun, capsys):
+    # A/A on real runs: evidence/gate's unchanged quick runs on this shared 2-core machine, one after the
+    # other, each gated against the first with the default bars (docs/gate.md): only "pass" is right
+    folder = ROOT / "evidence" / "gate"
+    assert gate(str(folder / "gate-run1.json"), str(folder / f"gate-run{rerun}.json"), "--format", "json") == EXIT_OK
+    decided = json.loads(capsys.readouterr().out)
+    assert decided["outcome"] == "pass" and decided["rows"], decided.get("verdict")
+
+
 def test_five_percent_shift_is_below_the_default_effect(tmp_path):
     base = synthetic(tmp_path, "base", seed=1)
     cur = synthetic(tmp_path, "cur", slower("cpu_python", "process", 1.05), seed=2)
@@ -320,7 +330,7 @@ def _waited(share: float, cpus: float = 2.0) -> Callable[[dict], None]:
         for bench in data["benchmarks"]:
             info = bench["extra_info"]
             wall = sum(bench["stats"]["data"])
-            denied = share * wall * min(info["workers"], cpus)  # common.schema.denied_wait_share's numerator
+            denied = share * wall * min(info["workers"], cpus)  # common.denied.denied_wait_share's numerator
             info["cpu_wait_s"] = wall * max(0.0, info["workers"] - cpus) + denied
             info["cpu_time_s"] = cpus * wall - denied
             info["steal_s"] = 0.0

@@ -106,8 +106,8 @@ def test_bad_environment_overrides_name_the_variable(variable, value):
 
 def test_environment_label_and_backend_are_kept():
     cfg = build_config({}, TWO_CPUS, environ={"POOLBENCH_LABEL": "cpus-1.5", "POOLBENCH_BACKEND": "docker"})
-    assert (cfg.label, cfg.backend) == ("cpus-1.5", "docker")
-    assert (build_config({}, TWO_CPUS, environ={}).label, build_config({}, TWO_CPUS, environ={}).backend) == (
+    assert (cfg.label, cfg.runner) == ("cpus-1.5", "docker")
+    assert (build_config({}, TWO_CPUS, environ={}).label, build_config({}, TWO_CPUS, environ={}).runner) == (
         None,
         "host",
     )
@@ -183,7 +183,7 @@ def test_bad_cpu_override_is_a_usage_error(monkeypatch):
 
 
 def test_across_builds_a_named_executor_the_build_lacks_is_left_out_and_nothing_left_fails():
-    from common.schema import SKIP_MISSING_ENV  # noqa: PLC0415
+    from common.environment import SKIP_MISSING_ENV  # noqa: PLC0415
 
     cpu = CpuInfo(cpu_count=2, affinity_cpus=2, process_cpu_count=2)
     lacks = {"interpreter": "InterpreterPoolExecutor needs Python 3.14 or newer", "dask": None}

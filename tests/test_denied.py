@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from bench import measure, readings, terminal
-from common import schema
+from common import denied
 from scripts import analysis, claims, report
 from tests.test_causes import _record, _run
 
@@ -41,9 +41,9 @@ def test_a_kernel_without_schedstat_records_no_wait(tmp_path, monkeypatch):
     meter.start()
     meter.stop()
     assert meter.as_info()["cpu_wait_s"] is None
-    summary = schema.denied_summary([(None, None, 1.9, 1.0, 2)], 2.0, 2)
+    summary = denied.denied_summary([(None, None, 1.9, 1.0, 2)], 2.0, 2)
     assert summary["wait_share"] is None and summary["denied"] is False
-    assert schema.denied_line(summary) is None
+    assert denied.denied_line(summary) is None
 
 
 def test_steal_is_the_eighth_number_of_the_cpu_line(tmp_path):
@@ -65,7 +65,7 @@ def test_steal_is_the_eighth_number_of_the_cpu_line(tmp_path):
     ],
 )
 def test_oversubscribed_and_saturated_points_are_judged_against_their_own_demand(wait_s, cpu_s, workers, expected):
-    assert schema.denied_wait_share(wait_s, cpu_s, 1.0, workers, 2.0) == pytest.approx(expected)
+    assert denied.denied_wait_share(wait_s, cpu_s, 1.0, workers, 2.0) == pytest.approx(expected)
 
 
 def _fixture(
@@ -84,22 +84,22 @@ def test_the_end_of_run_line_names_the_share_and_the_cases():
     ]
     waits = terminal.scaling_waits(finished)
     assert waits == [(0.001, 0.0, 1.0, 1.0, 1), (0.33, 0.0, 1.33, 1.0, 2)]
-    summary = schema.denied_summary(waits, 2.0, 2)
+    summary = denied.denied_summary(waits, 2.0, 2)
     assert summary["denied"] is True and summary["denied_cases"] == 1 and summary["cases"] == 2
     assert summary["wait_share"] == pytest.approx((0.001 + 0.33) / 3, rel=1e-4)
-    line = schema.denied_line(summary)
+    line = denied.denied_line(summary)
     assert line.startswith("the run was denied CPU: its scaling cases waited for a CPU 11% of the CPU time")
     assert "1 of 2 cases on their own" in line
-    idle = schema.denied_summary([(0.001, 0.0, 1.0, 1.0, 1), (0.01, 0.0, 1.95, 1.0, 2)], 2.0, 2)
-    assert idle["denied"] is False and schema.denied_line(idle) is None
-    stolen = schema.denied_summary([(0.0, 0.3, 1.7, 1.0, 2)], 2.0, 2)  # 0.3 s of 2 host CPU-seconds
-    assert stolen["denied"] is True and "the hypervisor stole 15%" in schema.denied_line(stolen)
+    idle = denied.denied_summary([(0.001, 0.0, 1.0, 1.0, 1), (0.01, 0.0, 1.95, 1.0, 2)], 2.0, 2)
+    assert idle["denied"] is False and denied.denied_line(idle) is None
+    stolen = denied.denied_summary([(0.0, 0.3, 1.7, 1.0, 2)], 2.0, 2)  # 0.3 s of 2 host CPU-seconds
+    assert stolen["denied"] is True and "the hypervisor stole 15%" in denied.denied_line(stolen)
 
 
 def test_the_report_cautions_and_marks_the_points_that_were_denied():
     run = _run()
     serial = _record(run, "serial", 1, 1.0, cpus_busy=1.0, cpu_wait_s=0.0)
-    pool = _record(run, "process", 2, 0.75, start_method="fork", cpus_busy=1.33, paired_s=1.0, cpu_wait_s=2.5)
+    pool = _record(run, "process", 2, 0.75, variant="fork", cpus_busy=1.33, paired_s=1.0, cpu_wait_s=2.5)
     (point,) = [p for p in analysis.scaling_points([serial, pool]) if p.pool != "serial"]
     assert point.signals.wait_share == pytest.approx(2.5 / (0.75 * 5 * 2))
     assert point.signals.denied and point.cause.cause == "denied"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import psutil
 import pytest
@@ -74,11 +76,24 @@ def test_verify_without_rounds_checks_the_last_result():
         batch.verify()
 
 
-def test_tree_readings_include_this_process():
-    # The tree is this process and its descendants: its memory includes this process's own (how its
-    # CPU time is put together: tests/test_measure.py, with fixed clock readings).
-    assert readings.tree_rss_bytes() >= psutil.Process().memory_info().rss // 2
-    assert readings.tree_size() >= 1
+def test_tree_readings_are_this_process_and_its_descendants():
+    # (how the tree's CPU time is put together: tests/test_measure.py, with fixed clock readings)
+    own = psutil.Process().memory_info().rss
+    alone, size = readings.tree_rss_bytes(), readings.tree_size()
+    code = "import sys; b = bytearray(96 << 20); b[::4096] = b'x' * len(b[::4096]); sys.stdout.write('ok\\n');"
+    code += " sys.stdout.flush(); sys.stdin.read()"
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "ok\n"  # its 96 MiB touched
+        child_rss = psutil.Process(child.pid).memory_info().rss
+        assert readings.tree_size() == size + 1
+        with_child = readings.tree_rss_bytes()
+        assert with_child - alone == pytest.approx(child_rss, rel=0.25)  # the child's memory, counted once
+    finally:
+        child.stdin.close()
+        child.wait(10)
+    assert readings.tree_size() == size
+    assert alone >= own
     with readings.PeakRss() as peak:
         block = bytearray(64 * 1024 * 1024)
         block[::4096] = b"x" * len(block[::4096])  # touch every page

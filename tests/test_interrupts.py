@@ -27,8 +27,8 @@ from pathlib import Path
 import pytest
 
 from bench import cluster, interpreters
+from common.environment import STATUS_FILE_ENV
 from common.plan import PROFILE_SETTINGS
-from common.schema import STATUS_FILE_ENV
 from tests.test_faults import no_survivors
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -336,7 +336,7 @@ def test_the_315_build_installs_the_same_pins_but_numpy(tmp_path):
 
 
 def test_a_run_across_builds_asks_the_suite_to_leave_out_executors_its_build_lacks(tmp_path):
-    from common.schema import SKIP_MISSING_ENV  # noqa: PLC0415
+    from common.environment import SKIP_MISSING_ENV  # noqa: PLC0415
 
     args = matrix.parse_args(["--backend", "docker", "--pythons", "3.14", "--limits", "cpus-1", "--", "-x"])
     compose = ["docker", "compose", "-f", "docker/compose.yaml"]
@@ -381,7 +381,7 @@ def test_workload_files_are_mounted_read_only_and_named_to_the_suite_and_to_dask
             (str(a), "/workloads/tasks_a.py", True),
             (str(b), "/workloads/tasks_b.py", True),
         ]
-    from common.schema import WORKLOAD_FILES_ENV  # noqa: PLC0415
+    from common.environment import WORKLOAD_FILES_ENV  # noqa: PLC0415
 
     assert body["cpus-1"]["environment"] == {WORKLOAD_FILES_ENV: "/workloads/tasks_a.py:/workloads/tasks_b.py"}
     # dask's own processes import the task functions by module name: the folder is on their path
@@ -527,7 +527,7 @@ def test_builds_after_the_first_reuse_its_task_sizes_so_that_all_do_the_same_wor
 
 
 def test_each_suite_is_told_where_to_write_its_status(tmp_path):
-    from common.schema import STATUS_FILE_ENV  # noqa: PLC0415
+    from common.environment import STATUS_FILE_ENV  # noqa: PLC0415
 
     args = matrix.parse_args(["--backend", "docker", "--limits", "cpus-1"])
     compose = ["docker", "compose", "-f", "docker/compose.yaml"]

@@ -19,7 +19,7 @@ from bench import machine, measure, readings
 from bench.config import OptionError, build_config, parse_io_dir
 from bench.cpus import CgroupCpu, CpuInfo
 from bench.measure import BatchRounds, RoundMeter, WrongAnswer
-from common import schema
+from common import denied, schema
 from scripts import plot, report
 from scripts.analysis import ScalingPoint
 from workloads import io_bound, registry
@@ -219,9 +219,9 @@ def test_one_recommended_workers_rule_everywhere():
 
 
 def test_busy_rule():
-    assert schema.was_busy([2.5, 1, 1], 2.0)
-    assert not schema.was_busy([1.5, 1, 1], 2.0)
-    assert not schema.was_busy(None, 2.0)
+    assert denied.was_busy([2.5, 1, 1], 2.0)
+    assert not denied.was_busy([1.5, 1, 1], 2.0)
+    assert not denied.was_busy(None, 2.0)
     assert "the machine was busy: load average 4 at the start, 3 at the end, for 2 CPUs" in machine.busy_warning(
         [4.0, 1, 1], [3.0, 1, 1], 2.0
     )

@@ -1,4 +1,4 @@
-"""The overhead model (scripts/metrics.py ``overhead_model``): its arithmetic on fixture data, and
+"""The overhead model (scripts/costs.py ``overhead_model``): its arithmetic on fixture data, and
 what the report says when the clock and the CPU time agree or do not.
 
 The 2-CPU fixture (a real run) is edited so that every figure is known by hand: the serial case
@@ -133,7 +133,7 @@ def test_an_existing_cluster_is_measured_against_its_workers_cpus_not_the_client
         "worker_info": [{"nthreads": 1, "effective_cpus": 1.0}, {"nthreads": 1, "effective_cpus": 1.0}],
     }
     pool = bench_named(data, POOL)
-    pool["extra_info"].update(executor="dask", start_method="external")
+    pool["extra_info"].update(executor="dask", variant="external")
     path = tmp_path / "cluster.json"
     path.write_text(json.dumps(data))
     records = load([path])

@@ -1,5 +1,5 @@
-"""The sampling plan (bench/plan.py): calibration on a scripted clock, the batch and sweep rules at
-several CPU counts, --sizes-from, the joined passes and their hierarchical interval, the cost model,
+"""The sampling plan (common/plan.py; bench/calibration.py): calibration on a scripted clock, the batch
+and sweep rules at several CPU counts, --sizes-from, the joined passes and their hierarchical interval, the cost model,
 and what scripts.compare does with runs of different sizes."""
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import cases, plan
+from bench import calibration, cases
 from bench.config import OptionError, build_config
 from bench.cpus import CgroupCpu, CpuInfo
-from bench.sizing import size_workloads
 from common import plan as rules
 from common import reference
 from scripts import analysis, gating
@@ -63,27 +62,27 @@ def test_calibration_lands_within_the_band_of_the_target(true_exponent, declared
     clock = ScriptedClock()
     # the registry's size takes 3× the target on this "host"
     task = clock.task(lambda p: 0.060 * (p / 25_000) ** true_exponent)
-    sized = plan.calibrate(task, 25_000, declared, 0.020, clock)
+    sized = calibration.calibrate(task, 25_000, declared, 0.020, clock)
     assert sized.method == "calibrated" and isinstance(sized.param, int)
-    assert plan.BAND[0] <= sized.task_s / 0.020 <= plan.BAND[1]
+    assert calibration.BAND[0] <= sized.task_s / 0.020 <= calibration.BAND[1]
     assert sized.param < 25_000
-    assert 1 <= sized.tries <= plan.MAX_TRIES
+    assert 1 <= sized.tries <= calibration.MAX_TRIES
     # every measurement: one warm call, then CALLS timed calls, all at the parameter measured
-    assert len(clock.calls) == sized.tries * (1 + plan.CALLS)
+    assert len(clock.calls) == sized.tries * (1 + calibration.CALLS)
 
 
 def test_calibration_steps_on_a_ladder_anchored_at_the_registry_size():
     clock = ScriptedClock()
-    sized = plan.calibrate(clock.task(lambda p: 0.010 * p / 1000), 1000, 1, 0.020, clock)
-    steps = math.log2(sized.param / 1000) * plan.STEPS_PER_OCTAVE
+    sized = calibration.calibrate(clock.task(lambda p: 0.010 * p / 1000), 1000, 1, 0.020, clock)
+    steps = math.log2(sized.param / 1000) * calibration.STEPS_PER_OCTAVE
     assert steps == pytest.approx(round(steps), abs=0.01)  # a whole step of 2^(1/8) from the anchor
-    assert sized.param == plan.scaled(1000, 1, round(steps))
+    assert sized.param == calibration.scaled(1000, 1, round(steps))
 
 
 def test_calibration_of_a_parameter_that_cannot_move_keeps_the_closest():
     clock = ScriptedClock()
-    sized = plan.calibrate(clock.task(lambda p: 0.001 * p), 1, 3, 0.020, clock)  # 1 is as small as it gets
-    assert sized.param >= 1 and sized.tries <= plan.MAX_TRIES
+    sized = calibration.calibrate(clock.task(lambda p: 0.001 * p), 1, 3, 0.020, clock)  # 1 is as small as it gets
+    assert sized.param >= 1 and sized.tries <= calibration.MAX_TRIES
 
 
 def test_a_scale_function_chooses_the_parameter():
@@ -92,9 +91,9 @@ def test_a_scale_function_chooses_the_parameter():
     def whole_mib(n: int, factor: float) -> int:
         return max(1, round(n * factor / 2**20)) * 2**20
 
-    sized = plan.calibrate(clock.task(lambda n: 0.005 * n / 2**20), 2**20, whole_mib, 0.020, clock)
+    sized = calibration.calibrate(clock.task(lambda n: 0.005 * n / 2**20), 2**20, whole_mib, 0.020, clock)
     assert sized.param % 2**20 == 0
-    assert plan.BAND[0] <= sized.task_s / 0.020 <= plan.BAND[1]
+    assert calibration.BAND[0] <= sized.task_s / 0.020 <= calibration.BAND[1]
 
 
 def _fake_workload(clock: ScriptedClock, scale) -> Workload:
@@ -117,14 +116,14 @@ def scripted_workload():
 
 def test_the_suite_calibrates_what_scales_and_records_how(scripted_workload):
     cfg = build_config({"workloads": "scripted", "cases": "scaling"}, TWO_CPUS)
-    sizes = size_workloads(cfg, scripted_workload)
+    sizes = calibration.size_workloads(cfg, scripted_workload)
     assert list(sizes) == ["scripted"]
     s = sizes["scripted"]
     assert s.method == "calibrated" and s.target_s == rules.TARGET_TASK_S["default"] == 0.020
-    assert plan.BAND[0] <= s.task_s / s.target_s <= plan.BAND[1]
+    assert calibration.BAND[0] <= s.task_s / s.target_s <= calibration.BAND[1]
     assert s.as_dict()["param"] == s.param and s.as_dict()["tries"] == s.tries
-    fixed = size_workloads(build_config({"workloads": "scripted", "cases": "scaling", "sizes": "fixed"}, TWO_CPUS),
-                           scripted_workload)  # fmt: skip
+    fixed_cfg = build_config({"workloads": "scripted", "cases": "scaling", "sizes": "fixed"}, TWO_CPUS)
+    fixed = calibration.size_workloads(fixed_cfg, scripted_workload)
     assert fixed["scripted"].param == 100 and fixed["scripted"].method == "fixed"
     assert fixed["scripted"].task_s is None  # --sizes fixed runs no task at start
 
@@ -147,7 +146,7 @@ def test_sizes_from_a_saved_run_are_reused_exactly(scripted_workload, tmp_path):
     cfg = build_config({"workloads": "scripted", "cases": "scaling", "sizes_from": str(saved)}, TWO_CPUS)
     assert cfg.sizes_mode == "from" and cfg.param("scripted") == 777
     calls = len(scripted_workload.calls)
-    sizes = size_workloads(cfg, scripted_workload)
+    sizes = calibration.size_workloads(cfg, scripted_workload)
     assert sizes["scripted"].param == 777 and sizes["scripted"].method == f"from {saved}"
     assert len(scripted_workload.calls) == calls  # reused, not re-measured
     with pytest.raises(OptionError, match="profile 'default', this one is 'quick'"):
@@ -183,13 +182,13 @@ def test_a_task_that_hangs_or_raises_during_calibration_keeps_its_size(scripted_
     registry.USER["scripted"] = Workload("scripted", boom, "cpu-python", "holds",
                                          {p: Size(100, 8, 1) for p in ("quick", "default", "full")})  # fmt: skip
     cfg = build_config({"workloads": "scripted", "cases": "scaling"}, TWO_CPUS)
-    sized = size_workloads(cfg)["scripted"]
+    sized = calibration.size_workloads(cfg)["scripted"]
     assert sized.param == 100 and sized.method == "fixed: calibration stopped, the task raised ValueError"
     # a task that would sleep 30 s: without the limit, calibration would finish and call it calibrated
     registry.USER["scripted"] = Workload("scripted", lambda p: time.sleep(30), "cpu-python", "holds",
                                          {p: Size(100, 8, 1) for p in ("quick", "default", "full")})  # fmt: skip
     cfg = build_config({"workloads": "scripted", "cases": "scaling", "case_timeout": "0.2"}, TWO_CPUS)
-    sized = size_workloads(cfg)["scripted"]
+    sized = calibration.size_workloads(cfg)["scripted"]
     assert sized.method == "fixed: calibration ran past --case-timeout 0.2 s" and sized.task_s is None
 
 
@@ -394,21 +393,21 @@ def test_calibration_on_a_scripted_clock_is_kept_across_runs_through_a_host_phas
     try:
         cfg = build_config({"workloads": "scripted", "cases": "scaling"}, TWO_CPUS)
         remembered: dict = {}
-        first = size_workloads(cfg, clock, remembered)["scripted"]
+        first = calibration.size_workloads(cfg, clock, remembered)["scripted"]
         assert first.method == "calibrated" and remembered["scripted"]["param"] == first.param
         speed["factor"] = 1.3
-        second = size_workloads(cfg, clock, remembered)["scripted"]
+        second = calibration.size_workloads(cfg, clock, remembered)["scripted"]
         assert (second.method, second.param) == ("kept", first.param)  # the same work as run 1
         assert second.task_s == pytest.approx(1.3 * first.task_s)  # measured again, and said
         speed["factor"] = 2.5
-        third = size_workloads(cfg, clock, remembered)["scripted"]
+        third = calibration.size_workloads(cfg, clock, remembered)["scripted"]
         assert third.method == "calibrated" and third.param < first.param
         fresh = build_config({"workloads": "scripted", "cases": "scaling", "sizes": "fresh"}, TWO_CPUS)
         speed["factor"] = 1.0
-        assert size_workloads(fresh, clock, dict(remembered))["scripted"].method == "calibrated"
+        assert calibration.size_workloads(fresh, clock, dict(remembered))["scripted"].method == "calibrated"
         # another code for the task function: what was remembered is not for it
         other = dict(remembered, scripted={**remembered["scripted"], "code": "0" * 16})
-        assert size_workloads(cfg, clock, other)["scripted"].method == "calibrated"
+        assert calibration.size_workloads(cfg, clock, other)["scripted"].method == "calibrated"
     finally:
         registry.USER.pop("scripted", None)
 
@@ -416,8 +415,12 @@ def test_calibration_on_a_scripted_clock_is_kept_across_runs_through_a_host_phas
 def test_a_task_functions_code_digest_is_the_same_in_every_process():
     # what a kept calibration is keyed by must not change between runs: marshal's bytes did (zlib's task
     # was calibrated anew in every run), because they depend on reference counts
-    script = (
-        "from bench.sizing import code_digest; from workloads import SCALING; print([code_digest(n) for n in SCALING])"
+    script = "; ".join(
+        (
+            "from bench.calibration import code_digest",
+            "from workloads import SCALING",
+            "print([code_digest(n) for n in SCALING])",
+        )
     )
     digests = set()
     for seed in ("1", "2"):

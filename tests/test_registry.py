@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import json
 import re
 import sys
 import types
@@ -92,6 +93,7 @@ def one_more_executor(monkeypatch):
         words="echo pools",
         cost_rank=5,
         shares_memory=True,
+        shares_gil=True,
         in_process=True,
         variant="flavour",
         cases=frozenset({"scaling", "dispatch"}),
@@ -155,6 +157,33 @@ def test_a_new_executors_option_settle_and_record_key_come_through_its_backend(o
         )  # fmt: skip
         assert pool.settled == 3  # before each of the three probes: the pool's own wait, asked of its backend
     assert info["echo_loudness"] == 7 and len(info["settle_samples_s"]) == 3
+
+
+def test_a_new_executor_gets_its_column_in_the_builds_table(one_more_executor, tmp_path):
+    # the same results as two builds, the second's thread points relabelled as the echo pool's: the
+    # table across builds gains an "echo pools" column from the record, with no change to the report
+    from scripts.analysis import Analysis  # noqa: PLC0415
+    from scripts.builds import build_rows, builds_section  # noqa: PLC0415
+    from scripts.results import load  # noqa: PLC0415
+
+    fixtures = ROOT / "tests" / "fixtures"
+    data = json.loads((fixtures / "quick-2cpus-py3.14.json").read_text())
+    for bench in data["benchmarks"]:
+        if bench["extra_info"].get("executor") == "thread":
+            bench["extra_info"]["executor"] = "echo"
+            bench["name"] = bench["name"].replace("-thread-", "-echo-")
+    relabelled = tmp_path / "echo.json"
+    relabelled.write_text(json.dumps(data))
+    records = load([fixtures / "quick-2cpus.json", relabelled])
+    an = Analysis(records)
+    by_build = {r.run.python_build: [x for x in records if x.run is r.run] for r in records}
+    rows = {row.build: row for row in build_rows(by_build, "cpu_python", points_of=an.points_of)}
+    assert rows["3.14"].of("echo") and not rows["3.14"].of("thread") and not rows["3.11"].of("echo")
+    section = builds_section(an)
+    header = next(line for line in section if line.startswith("| build | GIL"))
+    assert header.split(" | ")[-2] == "echo pools"  # last in the recommendation order, its record's words
+    row = next(line for line in section if line.startswith("| py3.14"))
+    assert row.split(" | ")[-2].endswith("]")  # its speedup and interval
 
 
 class _Recorder:

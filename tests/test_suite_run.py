@@ -22,69 +22,11 @@ from common.reference import PROBE_TASKS, PROBE_WARM_TASKS
 from common.schema import SCHEMA_VERSION
 from scripts.analysis import Analysis
 from scripts.results import load
+from tests import schema_doc
 from tests.clirun import run_module
 from workloads.registry import KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
-
-#: docs/results-schema.md documents these extra_info keys as the results schema; every case records all of them.
-EXTRA_INFO_KEYS = {
-    "schema_version",
-    "case",
-    "workload",
-    "kind",
-    "gil",
-    "executor",
-    "start_method",
-    "workers",
-    "tasks",
-    "chunksize",
-    "effective_cpus",
-    "recommended_workers",
-    "blas_threads",
-    "rss_peak_bytes",
-    "cpu_time_s",
-    "throttled_periods",
-    "throttled_s",
-    "profile",
-    "task_param",
-    "minor_faults",
-    "cpu_wait_s",
-    "steal_s",
-}
-#: Documented too, recorded by scaling cases only (the serial case's too: its probes are the reference's check).
-SCALING_POOL_KEYS = {"serial_samples_s", "serial_cpu_samples_s", "serial_tasks", "serial_warm_tasks", "serial_cpus"}
-MACHINE_KEYS = {
-    "schema_version",
-    "cpu_count",
-    "affinity_cpus",
-    "process_cpu_count",
-    "cgroup_version",
-    "cpu_quota",
-    "effective_cpus",
-    "recommended_workers",
-    "default_start_method",
-    "blas",
-    "blas_threads",
-    "versions",
-    "config",
-    "executor_defaults",
-    "workload_files",
-    "io_dir",
-    "io_fstype",
-    "cpu_time_source",
-    "cpu_time_resolution_s",
-    "loadavg_start",
-    "loadavg_end",
-    "started_at",
-    "python_build",
-    "free_threaded",
-    "dask",
-    "malloc",
-    "cpu_wait_source",
-    "cpu_denied",
-    "gc",
-}
 
 pytestmark = pytest.mark.slow
 
@@ -199,15 +141,19 @@ def test_scaling_sweep_is_workload_by_executor_by_workers(smallest_run):
     assert seen == expected
 
 
-def test_every_case_records_the_schema_keys(smallest_run):
+def test_every_case_records_the_documented_keys_and_no_undocumented_one(smallest_run):
+    every = schema_doc.keys(schema_doc.EXTRA_INTRO)
+    some = schema_doc.case_specific()
     for bench in smallest_run["benchmarks"]:
         info = bench["extra_info"]
-        missing = EXTRA_INFO_KEYS - set(info)
-        assert not missing, (bench["name"], missing)
+        assert not every - set(info), (bench["name"], every - set(info))
+        assert not set(info) - every - some, (bench["name"], set(info) - every - some)
         assert info["kind"] in KINDS
         assert info["gil"] in ("holds", "releases")
         assert info["rss_peak_bytes"] > 0
-        assert info["cpu_time_s"] is None or info["cpu_time_s"] >= 0
+        # every timed case reads its tree's CPU time; a crash case times the probe's subprocess, not a tree
+        assert (info["cpu_time_s"] is None) == (info["case"] == "crash"), bench["name"]
+        assert info["case"] == "crash" or info["cpu_time_s"] > 0, bench["name"]
         assert info["effective_cpus"] == smallest_run["machine_info"]["poolbench"]["effective_cpus"]
 
 
@@ -267,7 +213,8 @@ def test_memory_case_counts_the_workers_it_started(smallest_run):
 
 def test_machine_info_records_cpus_blas_and_versions(smallest_run):
     info = smallest_run["machine_info"]["poolbench"]
-    assert not MACHINE_KEYS - set(info)
+    assert not schema_doc.keys(schema_doc.MACHINE_INTRO) - set(info)  # every documented key is recorded
+    assert not set(info) - schema_doc.named(schema_doc.MACHINE_INTRO)  # and every recorded key documented
     here = cpus.detect()
     assert info["effective_cpus"] == here.effective_cpus
     assert info["recommended_workers"] == here.recommended_workers

@@ -4,10 +4,10 @@ A record names a task function, what it models (``kind``), whether it holds the 
 one task and the number of tasks per batch in each profile, and a check of each task's answer that
 does not trust the task function (a fast wrong answer is no result).
 
-The sizes here are where calibration starts (bench/plan.py): at start each scaling workload whose
+The sizes here are where calibration starts (bench/calibration.py): at start each scaling workload whose
 ``Size`` names how its parameter scales is moved until one serial task takes the profile's target
 time on this host; ``--sizes fixed`` runs these values as they are. A scaling workload's batch is
-sized by the sweep (bench/plan.batch_tasks), so ``Size.tasks`` counts only for the probes
+sized by the sweep (common/plan.batch_tasks), so ``Size.tasks`` counts only for the probes
 (``noop``, ``echo``, ``whoami``, the crashes), which measure the executor rather than the work.
 """
 
@@ -36,7 +36,7 @@ class Size:
     ``scale``: None keeps ``param`` as it is on every host (a sleep, a file of fixed size); a
     number ``e`` says the work grows as ``param ** e`` (1 for a byte count, 1.5 for trial division
     up to ``param``, 3 for an n × n matrix product); or a function ``(param, factor) -> param``
-    that returns the parameter doing ``factor`` times the work. Calibration (bench/plan.py) uses it
+    that returns the parameter doing ``factor`` times the work. Calibration (bench/calibration.py) uses it
     to size a task to the host.
     """
 

@@ -13,8 +13,8 @@
 
 ``Size(param, tasks, scale)``: with ``scale`` (the exponent of work ~ param**scale, or a function
 ``(param, factor) -> param``) the parameter is calibrated so one serial task takes the profile's
-target time on the host (bench/plan.py); without it the parameter runs as given. A scaling batch
-holds k tasks per busy CPU whatever ``tasks`` says (bench/plan.batch_tasks).
+target time on the host (bench/calibration.py); without it the parameter runs as given. A scaling batch
+holds k tasks per busy CPU whatever ``tasks`` says (common/plan.batch_tasks).
 
 ``pytest bench --workload-file mytasks.py`` (or ``POOLBENCH_WORKLOAD_FILES=a.py:b.py``) loads it
 before anything else: its workloads join the sweep under their own names, exactly as the built-ins.
