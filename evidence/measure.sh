@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 RAW=${RAW:-/tmp/poolbench-evidence}
-ONLY=${ONLY:-"frontpage growth gate denied limits reference dask crash faults interrupts matrix cluster builds freethreaded"}
+ONLY=${ONLY:-"frontpage phases growth gate denied limits reference dask crash faults interrupts matrix cluster builds freethreaded"}
 # The commit before the warm reference (issue #30): topic reference runs its main job beside this one's.
 OLD_COMMIT=${OLD_COMMIT:-b41c88a}
 mkdir -p "$RAW"
@@ -38,6 +38,9 @@ for topic in $ONLY; do
       rm -rf "$RAW/frontpage"; mkdir -p "$RAW/frontpage"
       $PY -m pytest bench --benchmark-json "$RAW/frontpage/main-job.json" > "$RAW/frontpage/main-job.log" 2>&1
       $PY -m scripts.report "$RAW/frontpage/main-job.json" --out "$RAW/frontpage/report" > /dev/null ;;
+    phases)  # "The sampling plan": the host's speed phases, by a plain loop (fresh processes, over time, each CPU at once)
+      echo "== phases ($(date -u +%T))"
+      $PY evidence/host_phases.py --json "$RAW/phases.json" > "$RAW/phases.log" ;;
     growth)  # "Profiles and what they cost": quick-profile sweeps, one axis varied at a time
       for w in 1 1,2 1,2,4 1,2,4,8; do run "growth-workers-$w" --profile quick --workers "$w"; done
       for wl in cpu_python cpu_python,io_sleep cpu_python,io_sleep,zlib,numpy_ufunc; do

@@ -205,7 +205,7 @@ OWN_MODULES = {
     "dask": {
         "bench/cluster.py",  # its backend
         "scripts/cluster_report.py",  # its section of the report
-        "scripts/evidence.py",  # this repository's dask evidence topic (evidence/dask/)
+        "scripts/evidence_dask.py",  # this repository's dask evidence topic (evidence/dask/)
         "scripts/limits.py",  # a --cluster shape is a dask cluster of containers
         "scripts/containers.py",  # ... whose services are a dask scheduler and workers
         "scripts/matrix.py",  # ... which its --cluster option runs
@@ -213,7 +213,7 @@ OWN_MODULES = {
     "interpreter": {
         "bench/interpreters.py",  # its backend
         "scripts/claims.py",  # the GIL and cost claims, which name the subinterpreters' figures
-        "scripts/evidence.py",  # the builds evidence's interpreter-pool target
+        "scripts/evidence_builds.py",  # the builds evidence's interpreter-pool target
     },
 }
 

@@ -1,0 +1,99 @@
+"""The evidence block of the regression gate (docs/gate.md): unchanged reruns, a lost CPU, a busy neighbour and
+a workload made slower, each gated with the default bars."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from scripts import compare, gating
+from scripts.evidence_files import (
+    machine_line,
+    records_of,
+    runs_of,
+)
+
+
+def _gate(base: Path, cur: Path) -> gating.Gate:
+    args = compare.parse_args([str(base), str(cur)])
+    return compare.decide(args, compare.one_run(str(base)), compare.one_run(str(cur)))
+
+
+def _index_changes(gate: gating.Gate) -> list[float]:
+    return [r.change for r in gate.rows if r.metric == "index"]
+
+
+def _outcomes(gates: list[gating.Gate]) -> str:
+    counts = {o: sum(g.outcome == o for g in gates) for o in gating.OUTCOMES}
+    return ", ".join(f"{n} {o}" for o, n in counts.items() if n) or "none"
+
+
+def _work_changes(gate: gating.Gate) -> list[float]:
+    return [r.change for r in gate.rows if r.metric == "work"]
+
+
+def _span(values: list[float], sign: str = "+") -> str:
+    """``-4.2% to +41.9%`` (``sign=""``: shares, which have none)."""
+    return f"{min(values):{sign}.1%} to {max(values):{sign}.1%}" if values else "not compared"
+
+
+def block_gate() -> list[str]:
+    runs = runs_of("gate/gate-run*.json")
+    onecpu = runs_of("gate/gate-onecpu*.json")
+    busy = runs_of("gate/gate-busy*.json")
+    same = [_gate(runs[0], p) for p in runs[1:]]
+    lost = [_gate(runs[0], p) for p in onecpu]
+    loud = [_gate(runs[0], p) for p in busy]
+    slowed = _gate(runs_of("gate/gate-work-base.json")[0], runs_of("gate/gate-work-slowed.json")[0])
+    same_index = [x for g in same for x in _index_changes(g)]
+    lost_index = [x for g in lost for x in _index_changes(g)]
+    case_drops = [r.change for g in same for r in g.rows if r.metric == "speedup" and "io_file" not in r.name]
+    io_drops = [r.change for g in same for r in g.rows if r.metric == "speedup" and "io_file" in r.name]
+    alarms = sum(g.outcome != "pass" for g in same)
+    shares = [g.denied[1]["wait_share"] or 0.0 for g in loud if g.denied]
+    idle_shares = [g.denied[1]["wait_share"] or 0.0 for g in same if g.denied]
+    slowed_row = next(r for r in slowed.rows if r.metric == "work" and r.name.startswith("work[slowable]"))
+
+    def short(name: str) -> str:
+        return f"`{name.removeprefix('test_scaling[').rstrip(']')}`"
+
+    fell = ["; ".join(f"{', '.join(map(short, g.fell)) or 'none'} (run {i + 1})" for i, g in enumerate(lost))]
+    met = {
+        "busy": all(g.outcome == "inconclusive" for g in loud),
+        "idle": alarms == 0,
+        "onecpu": all(g.outcome == "regression" for g in lost),
+        "slowed": slowed.outcome == "regression" and slowed_row.verdict == "regression",
+    }
+    return [
+        "| runs | scaling index change (each pool × worker count ≥ 2) | work index change (same machine) "
+        "| single-case speedup change | outcome |",
+        "| --- | --- | --- | --- | --- |",
+        f"| unchanged, {len(same)} comparisons | {_span(same_index)} (standard deviation "
+        f"{statistics.pstdev(same_index):.1%}) | {_span([x for g in same for x in _work_changes(g)])} | "
+        f"{_span(case_drops)} (`io_file`, disk-bound, {_span(io_drops)}: excluded from the index) | "
+        f"{_outcomes(same)} |",
+        f"| one CPU (`taskset -c 0`), {len(lost)} comparisons | {_span(lost_index)} | "
+        f"{_span([x for g in lost for x in _work_changes(g)])} | see below | {_outcomes(lost)} |",
+        f"| a busy loop on one of the CPUs, {len(loud)} comparisons | "
+        f"{_span([x for g in loud for x in _index_changes(g)])} | {_span([x for g in loud for x in _work_changes(g)])} "
+        f"| | {_outcomes(loud)} |",
+        f"| `slowable` made 30 % slower (`POOLBENCH_SLOWDOWN=1.3`), 1 comparison | "
+        f"{_span(_index_changes(slowed))} | `{slowed_row.name}` {slowed_row.change:+.1%} | | {_outcomes([slowed])} |",
+        "",
+        "Targets (issue #23): a busy loop beside the run, "
+        f"{sum(g.outcome == 'inconclusive' for g in loud)} of {len(loud)} inconclusive and "
+        f"{sum(g.outcome == 'regression' for g in loud)} regression (met: {'yes' if met['busy'] else 'no'}); "
+        f"idle reruns, {alarms} false alarm(s) in {len(same)} (met: {'yes' if met['idle'] else 'no'}); one CPU, "
+        f"{sum(g.outcome == 'regression' for g in lost)} of {len(lost)} regression (met: "
+        f"{'yes' if met['onecpu'] else 'no'}); code made 30 % slower on an idle machine, "
+        f"{'caught' if met['slowed'] else 'NOT caught'}. Run-queue wait of the scaling cases, as a share of the "
+        f"CPU time they could use: busy runs {_span(shares, sign='')}, idle reruns "
+        f"{_span(idle_shares, sign='')}.",
+        "",
+        f"What fell past the gate in the one-CPU runs (scaling indexes and single cases): {fell[0]}. "
+        f"{machine_line(records_of(runs[0]))}; "
+        "`bash evidence/measure.sh` (topic `gate`: six `pytest bench --profile quick` runs, three under "
+        "`taskset -c 0`, each gated against the first with the default bars; topic `denied`: three quick runs "
+        "beside a `while True: pass` loop, gated against the first; a quick run with `--workload-file "
+        "evidence/slowable.py`, then the same with `POOLBENCH_SLOWDOWN=1.3`, gated against it).",
+    ]
