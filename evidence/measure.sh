@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 RAW=${RAW:-/tmp/poolbench-evidence}
-ONLY=${ONLY:-"frontpage phases growth gate denied limits reference dask crash faults interrupts matrix cluster builds freethreaded"}
+ONLY=${ONLY:-"frontpage phases growth gate denied ab limits reference dask crash faults interrupts matrix cluster builds freethreaded"}
 # The commit before the warm reference (issue #30): topic reference runs its main job beside this one's.
 OLD_COMMIT=${OLD_COMMIT:-b41c88a}
 mkdir -p "$RAW"
@@ -135,6 +135,31 @@ for topic in $ONLY; do
           --entrypoint python poolbench:py3.13t evidence/ftscaling_raw.py /tmp/sizes.json --load-as "$how"
       done > "$RAW/ftscaling-raw.jsonl" ;;
     *) echo "unknown topic $topic"; exit 2 ;;
+    ab)  # "The A/B gate": the bars from A/A runs, then 10 A/A, 10 at 10 % slower, 10 at 5 % slower, 3 with a lock
+      echo "== ab ($(date -u +%T))"
+      rm -rf "$RAW/ab"; mkdir -p "$RAW/ab"
+      # an arm is a folder holding evidence/abwork.py as a checkout would, its knobs edited in the copy
+      arm() {
+        mkdir -p "$RAW/ab/arms/$1"
+        sed -e "s/^SLOWDOWN = 1.0$/SLOWDOWN = $2/" -e "s/^LOCKED = 0.0$/LOCKED = $3/" evidence/abwork.py \
+          > "$RAW/ab/arms/$1/abwork.py"
+      }
+      arm base 1.0 0.0; arm same 1.0 0.0; arm slow10 1.10 0.0; arm slow5 1.05 0.0; arm lock 1.0 0.75
+      $PY -m scripts.ab_noise "$RAW/ab/arms/base" --workload-file abwork.py --runs 10 --out "$RAW/ab/bars.json" \
+        --results "$RAW/ab/noise" > "$RAW/ab/noise.log" 2>&1
+      for kind in same slow10 slow5 lock; do
+        runs=10; [ "$kind" = lock ] && runs=3
+        for i in $(seq 1 $runs); do
+          echo "== ab $kind $i ($(date -u +%T))"
+          rc=0
+          $PY -m scripts.ab "$RAW/ab/arms/base" "$RAW/ab/arms/$kind" --workload-file abwork.py \
+            --bars "$RAW/ab/bars.json" --out "$RAW/ab/$kind-$i" --format json > "$RAW/ab/$kind-$i.out" \
+            2> "$RAW/ab/$kind-$i.log" || rc=$?
+          if [ "$rc" != 0 ] && [ "$rc" != 1 ] && [ "$rc" != 3 ]; then
+            echo "failed: ab $kind $i (exit $rc; log: $RAW/ab/$kind-$i.log)"; tail -3 "$RAW/ab/$kind-$i.log"; exit 1
+          fi
+        done
+      done ;;
   esac
 done
 echo "== done ($(date -u +%T)); trimming into evidence/"

@@ -47,17 +47,19 @@ from pathlib import Path
 
 import numpy as np
 
-from common.executors import gil_bound
 from common.reference import defects_line
 from scripts.analysis import CONFIDENCE, Analysis, interval
 from scripts.causes import run_denied
 from scripts.cli import Parser, run
 from scripts.gating import (
     FORMATS,
+    METRIC_RECORDS,
     METRICS,
     RENDERERS,
     Gate,
+    Metric,
     Row,
+    bars,
     judge,
     outcome_of,
 )
@@ -238,18 +240,6 @@ def same_machine(base: Record, cur: Record) -> bool:
 # --- comparison -----------------------------------------------------------------------------------
 
 
-def _index_members(records: list[Record]) -> dict[str, list[Record]]:
-    """Scaling cases grouped by index: pool and worker count (2 and more), CPU-bound kinds that can scale."""
-    groups: dict[str, list[Record]] = {}
-    for r in records:
-        if r.case != "scaling" or r.executor == "serial" or r.kind == "io" or r.workers < 2:
-            continue
-        if gil_bound(r.executor, r.gil, bool(r.run.poolbench.get("gil_enabled", True))):
-            continue  # cannot scale on threads, whatever happens to the machine
-        groups.setdefault(f"index[{r.pool}-w{r.workers}]", []).append(r)
-    return groups
-
-
 def _geomean(values: Sequence[np.ndarray]) -> np.ndarray:
     return np.exp(np.mean(np.log(np.vstack(values)), axis=0))
 
@@ -269,24 +259,30 @@ class Sampler:
         assert point is not None, r.name  # callers ask has() first
         return point
 
-    def point(self, r: Record) -> float:
-        return self._point(r).speedup
-
-    def ideal(self, r: Record) -> float:
-        """The point's ideal as the analysis has it (an existing cluster's: its workers' CPUs)."""
-        return self._point(r).ideal
-
-    def draws(self, r: Record) -> np.ndarray:
-        """Draws of the speedup from its estimate (scripts/analysis.py ``estimate_draws``)."""
-        return self.an.draws_of(r)
-
-    def ci(self, r: Record) -> tuple[float, float]:
-        """The speedup's own 95 % interval, as the report states it."""
+    def value(self, metric: Metric, r: Record) -> float:
+        """One record's figure of ``metric`` on this side (the metric's ``quantity``)."""
+        if metric.quantity == "time":
+            return r.median
         p = self._point(r)
-        return p.speedup_lo, p.speedup_hi
+        return p.speedup / p.ideal if metric.per_ideal else p.speedup
 
-    def medians(self, r: Record) -> np.ndarray:
-        return self.an.medians(r)
+    def draws(self, metric: Metric, r: Record) -> np.ndarray:
+        """Its draws: the speedup's from its estimate (scripts/analysis.py ``estimate_draws``), or the median
+        round's bootstrap."""
+        if metric.quantity == "time":
+            return self.an.medians(r)
+        return self.an.draws_of(r) / (self._point(r).ideal if metric.per_ideal else 1.0)
+
+    def ci(self, metric: Metric, r: Record) -> tuple[float, float] | None:
+        """A speedup's own 95 % interval, as the report states it (None for a time)."""
+        if metric.quantity == "time":
+            return None
+        p = self._point(r)
+        scale = p.ideal if metric.per_ideal else 1.0
+        return p.speedup_lo / scale, p.speedup_hi / scale
+
+    def usable(self, metric: Metric, r: Record) -> bool:
+        return metric.quantity == "time" or self.has(r)
 
 
 def samplers(base: list[Record], cur: list[Record], seed: int | None) -> tuple[Sampler, Sampler]:
@@ -298,105 +294,59 @@ def samplers(base: list[Record], cur: list[Record], seed: int | None) -> tuple[S
     return Sampler(Analysis(base, salt=b_salt)), Sampler(Analysis(cur, salt=c_salt))
 
 
+def metric_rows(
+    metric: Metric, base: list[Record], cur: list[Record], args, sides: tuple[Sampler, Sampler]
+) -> list[Row]:
+    """One row per key of ``metric`` that both sides measured: the geometric mean over its records matched by
+    name, each side's draws likewise, and the ratio's interval."""
+    bs, cs = sides
+    b_groups, c_groups = metric.members(base), metric.members(cur)
+    rows = []
+    for key in sorted(set(b_groups) & set(c_groups)):
+        c_by = {r.name: r for r in c_groups[key]}
+        pairs = [
+            (b, c_by[b.name])
+            for b in b_groups[key]
+            if b.name in c_by and bs.usable(metric, b) and cs.usable(metric, c_by[b.name])
+        ]
+        if not pairs:
+            continue
+        b_point = math.exp(sum(math.log(bs.value(metric, b)) for b, _ in pairs) / len(pairs))
+        c_point = math.exp(sum(math.log(cs.value(metric, c)) for _, c in pairs) / len(pairs))
+        b_draws = _geomean([bs.draws(metric, b) for b, _ in pairs])
+        c_draws = _geomean([cs.draws(metric, c) for _, c in pairs])
+        lo, hi = interval(c_draws / b_draws, args.confidence)
+        verdict = judge(c_point / b_point, lo, hi, metric.lower_is_worse, bars(args)[metric.name])
+        if metric.quantity == "time":
+            cis: tuple = (None, None)
+        elif metric.grouped:
+            cis = (interval(b_draws, CONFIDENCE), interval(c_draws, CONFIDENCE))
+        else:
+            cis = (bs.ci(metric, pairs[0][0]), cs.ci(metric, pairs[0][1]))
+        rows.append(Row(metric.row_name(key, len(pairs)), metric.name, b_point, c_point, lo, hi, verdict, *cis))
+    return rows
+
+
 def compare(
     base: list[Record], cur: list[Record], args, sides: tuple[Sampler, Sampler]
 ) -> tuple[list[Row], list[str], list[str], bool]:
-    """(rows, names only in baseline, names only in current, absolute times compared?)."""
+    """(rows, names only in baseline, names only in current, absolute times compared?).
+
+    Rows come in the order of ``METRIC_RECORDS``: the indexes first, then each case's time, speedup and
+    efficiency together."""
     b_by, c_by = {r.name: r for r in base}, {r.name: r for r in cur}
     only_base = sorted(set(b_by) - set(c_by))
     only_cur = sorted(set(c_by) - set(b_by))
-    bs, cs = sides
     absolute = args.absolute == "always" or (args.absolute == "auto" and same_machine(base[0], cur[0]))
     absolute = absolute and not size_changes(base, cur)  # other work: its time is no regression
-    rows = []
-
-    b_groups, c_groups = _index_members(base), _index_members(cur)
-    for key in sorted(set(b_groups) & set(c_groups)):
-        names = sorted({r.name for r in b_groups[key]} & {r.name for r in c_groups[key]})
-        pairs = [(b_by[n], c_by[n]) for n in names if bs.has(b_by[n]) and cs.has(c_by[n])]
-        if not pairs:
+    grouped, per_case = [], []
+    for metric in METRIC_RECORDS:
+        if metric.same_machine and not absolute:
             continue
-        b_point = math.exp(sum(math.log(bs.point(b)) for b, _ in pairs) / len(pairs))
-        c_point = math.exp(sum(math.log(cs.point(c)) for _, c in pairs) / len(pairs))
-        b_draws = _geomean([bs.draws(b) for b, _ in pairs])
-        c_draws = _geomean([cs.draws(c) for _, c in pairs])
-        lo, hi = interval(c_draws / b_draws, args.confidence)
-        verdict = judge(c_point / b_point, lo, hi, True, args.min_effect)
-        rows.append(
-            Row(
-                f"{key} ({len(pairs)} workload{'s' if len(pairs) > 1 else ''})",
-                "index",
-                b_point,
-                c_point,
-                lo,
-                hi,
-                verdict,
-                interval(b_draws, CONFIDENCE),
-                interval(c_draws, CONFIDENCE),
-            )
-        )
-
-    if absolute:
-        rows += _work_rows(base, cur, bs, cs, args)
-
-    for name in sorted(set(b_by) & set(c_by)):
-        b, c = b_by[name], c_by[name]
-        if absolute:
-            bd, cd = bs.medians(b), cs.medians(c)
-            lo, hi = interval(cd / bd, args.confidence)
-            verdict = judge(c.median / b.median, lo, hi, False, args.case_min_effect)
-            rows.append(Row(name, "time", b.median, c.median, lo, hi, verdict))
-        if not (bs.has(b) and cs.has(c)):
-            continue
-        b_ideal, c_ideal = bs.ideal(b), cs.ideal(c)
-        for metric, scale_b, scale_c in (("speedup", 1.0, 1.0), ("efficiency", b_ideal, c_ideal)):
-            b_draws, c_draws = bs.draws(b) / scale_b, cs.draws(c) / scale_c
-            lo, hi = interval(c_draws / b_draws, args.confidence)
-            base_v, cur_v = bs.point(b) / scale_b, cs.point(c) / scale_c
-            verdict = judge(cur_v / base_v, lo, hi, True, args.case_min_effect)
-            (b_lo, b_hi), (c_lo, c_hi) = bs.ci(b), cs.ci(c)
-            rows.append(
-                Row(
-                    name,
-                    metric,
-                    base_v,
-                    cur_v,
-                    lo,
-                    hi,
-                    verdict,
-                    (b_lo / scale_b, b_hi / scale_b),
-                    (c_lo / scale_c, c_hi / scale_c),
-                )
-            )
-    return rows, only_base, only_cur, absolute
-
-
-def _work_rows(base: list[Record], cur: list[Record], bs: Sampler, cs: Sampler, args) -> list[Row]:
-    """A ``work[workload]`` row per workload: the geometric mean current / baseline time of its scaling cases."""
-    # I/O workloads are left out, as from the scaling index: their times are the disk's and the sleep's
-    b_by = {r.name: r for r in base if r.case == "scaling" and r.kind != "io"}
-    c_by = {r.name: r for r in cur if r.case == "scaling" and r.kind != "io"}
-    by_workload: dict[str, list[tuple[Record, Record]]] = {}
-    for name in sorted(set(b_by) & set(c_by)):
-        by_workload.setdefault(b_by[name].workload, []).append((b_by[name], c_by[name]))
-    rows = []
-    for workload, pairs in sorted(by_workload.items()):
-        point = math.exp(sum(math.log(c.median / b.median) for b, c in pairs) / len(pairs))
-        draws = _geomean([cs.medians(c) / bs.medians(b) for b, c in pairs])
-        lo, hi = interval(draws, args.confidence)
-        b_time = math.exp(sum(math.log(b.median) for b, _ in pairs) / len(pairs))
-        rows.append(
-            Row(
-                f"work[{workload}] ({len(pairs)} case{'s' if len(pairs) > 1 else ''})",
-                "work",
-                b_time,
-                b_time * point,
-                lo,
-                hi,
-                judge(point, lo, hi, False, args.case_min_effect),
-            )
-        )
-    return rows
+        (grouped if metric.grouped else per_case).extend(metric_rows(metric, base, cur, args, sides))
+    order = {m.name: i for i, m in enumerate(METRIC_RECORDS)}
+    per_case.sort(key=lambda r: (r.name, order[r.metric]))
+    return grouped + per_case, only_base, only_cur, absolute
 
 
 def decide(args, base: list[Record], cur: list[Record]) -> Gate:

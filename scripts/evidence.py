@@ -36,7 +36,7 @@ from scripts.evidence_builds import block_builds, block_matrix
 from scripts.evidence_dask import block_dask
 from scripts.evidence_faults import block_crash, block_faults, block_interrupts
 from scripts.evidence_files import EVIDENCE, ROOT
-from scripts.evidence_gate import block_gate
+from scripts.evidence_gate import block_ab, block_gate
 from scripts.evidence_limits import block_causes, block_frontpage, block_limits
 from scripts.evidence_plan import block_growth, block_phases, block_plan, block_profiles
 from scripts.evidence_reference import block_freethreaded, block_reference
@@ -126,6 +126,19 @@ def trim(raw: Path) -> list[Path]:
             dest = EVIDENCE / name.format(label)
             _write_json(dest, trimmed(json.loads(src.read_text())))
             written.append(dest)
+    ab = raw / "ab"
+    if (ab / "bars.json").exists():  # the A/B gate: its bars, each run's decision, one run's pairs as measured
+        write_atomic(EVIDENCE / "ab" / "bars.json", (ab / "bars.json").read_text())
+        written.append(EVIDENCE / "ab" / "bars.json")
+        for src in sorted(ab.glob("*-*/ab.json")):
+            dest = EVIDENCE / "ab" / "runs" / f"{src.parent.name}.json"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(dest, src.read_text())
+            written.append(dest)
+        for src in sorted((ab / "slow10-1").glob("*-*.json")):
+            dest = EVIDENCE / "ab" / "pairs" / src.name
+            _write_json(dest, trimmed(json.loads(src.read_text())))
+            written.append(dest)
     front = raw / "frontpage"
     if (front / "main-job.json").exists():  # the main job: its results, its end-of-run table, its summary plot
         dest = EVIDENCE / "frontpage"
@@ -166,6 +179,7 @@ BLOCKS: dict[str, Callable[[], list[str]]] = {
     "builds": block_builds,
     "dask": block_dask,
     "phases": block_phases,
+    "ab": block_ab,
 }
 
 

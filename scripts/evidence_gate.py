@@ -1,13 +1,15 @@
 """The evidence block of the regression gate (docs/gate.md): unchanged reruns, a lost CPU, a busy neighbour and
-a workload made slower, each gated with the default bars."""
+a workload made slower, each gated with the default bars; and the A/B gate's bars and decisions."""
 
 from __future__ import annotations
 
+import json
 import statistics
 from pathlib import Path
 
 from scripts import compare, gating
 from scripts.evidence_files import (
+    EVIDENCE,
     machine_line,
     records_of,
     runs_of,
@@ -97,3 +99,69 @@ def block_gate() -> list[str]:
         "beside a `while True: pass` loop, gated against the first; a quick run with `--workload-file "
         "evidence/slowable.py`, then the same with `POOLBENCH_SLOWDOWN=1.3`, gated against it).",
     ]
+
+
+#: Issue #32's targets for the A/B gate on this machine.
+AB_AA_RUNS, AB_CAUGHT_10, AB_CAUGHT_5, AB_BUDGET_S = 10, 10, 8, 120.0
+AB_KINDS = {
+    "same": "the same code in both arms (A/A)",
+    "slow10": "HEAD 10 % slower (`SLOWDOWN = 1.10`)",
+    "slow5": "HEAD 5 % slower (`SLOWDOWN = 1.05`)",
+    "lock": "HEAD hashes three quarters of `ab_hash` under a lock (`LOCKED = 0.75`)",
+}
+
+
+def block_ab() -> list[str]:
+    """The A/B gate (docs/gate.md): its bars from A/A runs, and what it decided on A/A, slowed and locked HEADs."""
+    bars = json.loads(runs_of("ab/bars.json")[0].read_text())
+    lines = [
+        f"Bars (`scripts.ab_noise`: {bars['runs']} A/A runs of {bars['pairs_per_run']} pairs, the estimate after "
+        f"{bars['at_pairs']} pairs; bar = exp({bars['z']} × spread) − 1):",
+        "",
+        "| metric | A/A spread (root mean square of the log ratio) | estimates | bar |",
+        "| --- | --- | --- | --- |",
+        *(f"| {m} | {bars['spread'][m]:.2%} | {bars['keys'][m]} | {bars['bars'][m]:.1%} |" for m in bars["bars"]),
+        "",
+        "| HEAD | runs | outcomes | caught | pairs | wall time | what the gate named (first run) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    found: dict[str, list[dict]] = {}
+    for kind in AB_KINDS:
+        found[kind] = [json.loads(p.read_text()) for p in sorted(EVIDENCE.glob(f"ab/runs/{kind}-*.json"))]
+    for kind, what in AB_KINDS.items():
+        runs = found[kind]
+        if not runs:
+            continue
+        outcomes = {o: sum(r["outcome"] == o for r in runs) for o in dict.fromkeys(r["outcome"] for r in runs)}
+        caught = sum(r["outcome"] == "regression" for r in runs)
+        pairs = [r["ab"]["pairs"] for r in runs]
+        walls = [r["ab"]["seconds"] for r in runs]
+        named = runs[0]["verdict"]
+        lines.append(
+            f"| {what} | {len(runs)} | {', '.join(f'{n} {o}' for o, n in outcomes.items())} | {caught} of {len(runs)} "
+            f"| {min(pairs)}–{max(pairs)} | {min(walls):.0f}–{max(walls):.0f} s | {named} |"
+        )
+    aa, s10, s5, lock = (found[k] for k in AB_KINDS)
+    alarms = sum(r["outcome"] != "pass" for r in aa)
+    caught10 = sum(r["outcome"] == "regression" for r in s10)
+    caught5 = sum(r["outcome"] == "regression" for r in s5)
+    scaling = sum(r["outcome"] == "regression" and r["verdict"].startswith("scaling") for r in lock)
+    every = [r["ab"]["seconds"] for rs in found.values() for r in rs]
+    workloads = len(aa[0]["ab"]["workloads"]) if aa else 0
+    lines += [
+        "",
+        f"Targets (issue #32): A/A, {alarms} false alarm(s) in {len(aa)} (target 0 in {AB_AA_RUNS}: "
+        f"{'met' if alarms == 0 and len(aa) >= AB_AA_RUNS else 'NOT met'}); 10 % slower, caught {caught10} of "
+        f"{len(s10)} ({'met' if caught10 >= AB_CAUGHT_10 else 'NOT met'}); 5 % slower, caught {caught5} of "
+        f"{len(s5)} (target {AB_CAUGHT_5} of 10: {'met' if caught5 >= AB_CAUGHT_5 else 'NOT met'}); the lock, caught "
+        f"as a scaling regression in {scaling} of {len(lock)} "
+        f"({'met' if lock and scaling == len(lock) else 'NOT met'}); "
+        f"{workloads} workloads in at most {max(every):.0f} s of wall time (target {AB_BUDGET_S:.0f} s: "
+        f"{'met' if every and max(every) <= AB_BUDGET_S else 'NOT met'}).",
+        "",
+        f"Measured here (Python {bars['python']}; `bash evidence/measure.sh` topic `ab`: evidence/abwork.py "
+        "copied into an arm folder per HEAD, its knob edited in the copy; `python -m scripts.ab_noise` for the "
+        "bars, then each `python -m scripts.ab BASE HEAD --workload-file abwork.py --bars bars.json`, quick "
+        "profile, the suite's default workers).",
+    ]
+    return lines

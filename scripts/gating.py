@@ -8,26 +8,97 @@ JSON for a bot), so that every tool that gates reads and writes one shape.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from common.executors import gil_bound
 from common.reference import CONFIDENCE
+from scripts.results import Record
 
 EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 
 
 #: The gate's outcomes and their exit statuses (exit 2 is for input it cannot compare at all).
-OUTCOMES = {"pass": EXIT_OK, "regression": EXIT_REGRESSION, "inconclusive": EXIT_INCONCLUSIVE}
+OUTCOMES = {"pass": EXIT_OK, "improvement": EXIT_OK, "regression": EXIT_REGRESSION, "inconclusive": EXIT_INCONCLUSIVE}
 
 
 FORMATS = ("text", "markdown", "json")
 
 
 #: Version of the ``--format json`` layout (docs/gate.md). 2 added ``outcome``,
-#: ``denied`` (each side's CPU-denial summary) and the ``work`` metric.
-COMPARE_SCHEMA = 2
+#: ``denied`` (each side's CPU-denial summary) and the ``work`` metric; 3 replaced ``min_effect`` and
+#: ``case_min_effect`` with ``bars`` (each metric's), added the outcome ``improvement`` and, from
+#: scripts/ab.py, ``ab`` (its pairs of runs).
+COMPARE_SCHEMA = 3
 
 
-METRICS = ("index", "work", "speedup", "efficiency", "time")
+def _index_members(records: list[Record]) -> dict[str, list[Record]]:
+    """Scaling cases grouped by pool and worker count (2 and more), CPU-bound work that can scale there."""
+    groups: dict[str, list[Record]] = {}
+    for r in records:
+        if r.case != "scaling" or r.executor == "serial" or r.kind == "io" or r.workers < 2:
+            continue
+        if gil_bound(r.executor, r.gil, bool(r.run.poolbench.get("gil_enabled", True))):
+            continue  # cannot scale on threads, whatever happens to the machine
+        groups.setdefault(f"index[{r.pool}-w{r.workers}]", []).append(r)
+    return groups
+
+
+def _work_members(records: list[Record]) -> dict[str, list[Record]]:
+    """Scaling cases grouped by workload, serial and every pool; I/O left out (its time is the disk's, the sleep's)."""
+    groups: dict[str, list[Record]] = {}
+    for r in records:
+        if r.case == "scaling" and r.kind != "io":
+            groups.setdefault(f"work[{r.workload}]", []).append(r)
+    return groups
+
+
+def _pool_cases(records: list[Record]) -> dict[str, list[Record]]:
+    return {r.name: [r] for r in records if r.case == "scaling" and r.executor != "serial"}
+
+
+def _every_case(records: list[Record]) -> dict[str, list[Record]]:
+    return {r.name: [r] for r in records}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One thing the gate compares, defined once for every tool that gates (scripts/compare.py, scripts/ab.py).
+
+    A metric's value on one side is the geometric mean, over the records its ``members`` groups under one
+    key, of each record's ``quantity``: ``speedup`` (the scaling point's, as the analysis has it; over its
+    ideal for efficiency) or ``time`` (the median round). Lower is worse for a speedup, higher for a time.
+    """
+
+    name: str
+    quantity: str  # "speedup" or "time"
+    members: Callable[[list[Record]], dict[str, list[Record]]]
+    bar: str  # which bar it is held to: "index" (--min-effect) or "case" (--case-min-effect)
+    per_ideal: bool = False  # efficiency: the speedup over the point's ideal
+    same_machine: bool = False  # absolute times: only between runs of one machine and CPU limit
+    grouped: bool = False  # a key stands for several records (its row names how many)
+
+    @property
+    def lower_is_worse(self) -> bool:
+        return self.quantity == "speedup"
+
+    def row_name(self, key: str, members: int) -> str:
+        if not self.grouped:
+            return key
+        what = "workload" if self.name == "index" else "case"
+        return f"{key} ({members} {what}{'s' if members > 1 else ''})"
+
+
+#: Every metric, in the order the gate's rows list them: the indexes, then each case's rows.
+METRIC_RECORDS = (
+    Metric("index", "speedup", _index_members, "index", grouped=True),
+    Metric("work", "time", _work_members, "case", same_machine=True, grouped=True),
+    Metric("time", "time", _every_case, "case", same_machine=True),
+    Metric("speedup", "speedup", _pool_cases, "case"),
+    Metric("efficiency", "speedup", _pool_cases, "case", per_ideal=True),
+)
+METRICS = tuple(m.name for m in METRIC_RECORDS)
+BY_NAME = {m.name: m for m in METRIC_RECORDS}
 
 
 @dataclass(frozen=True)
@@ -79,6 +150,7 @@ class Gate:
     outcome: str = "pass"  # pass, regression or inconclusive (OUTCOMES)
     verdict: str = ""  # the one line that says which, and why
     denied: tuple[dict, dict] | None = None  # each side's denied_summary (baseline, current)
+    extra: dict | None = None  # what the tool that gated adds to its JSON (scripts/ab.py: its pairs)
 
     @property
     def exit_code(self) -> int:
@@ -146,11 +218,23 @@ def render(rows: list[Row], only_base: list[str], only_cur: list[str], notes: li
     return "\n".join(lines)
 
 
+def bars(args) -> dict[str, float]:
+    """The smallest change that counts, per metric: a tool's own (``args.bars_of``), or --min-effect for the
+    index and --case-min-effect for the rest."""
+    own = getattr(args, "bars_of", None)
+    if own is not None:
+        return dict(own)
+    return {m.name: args.min_effect if m.bar == "index" else args.case_min_effect for m in METRIC_RECORDS}
+
+
 def _tally(args, gate: Gate) -> str:
+    if getattr(args, "bars_of", None) is not None:
+        bar = "bars " + ", ".join(f"{m} {b:.1%}" for m, b in bars(args).items())
+    else:
+        bar = f"min effect {args.min_effect:.0%} (index), {args.case_min_effect:.0%} (one case)"
     return (
         f"{len(gate.regressions)} regression(s) that fail the gate ({', '.join(args.fail_on)}) in {len(gate.rows)} "
-        f"comparisons, {len(gate.shown)} more shown only; min effect {args.min_effect:.0%} (index), "
-        f"{args.case_min_effect:.0%} (one case), {args.confidence:.0%} intervals; "
+        f"comparisons, {len(gate.shown)} more shown only; {bar}, {args.confidence:.0%} intervals; "
         f"{len(gate.only_base)} case(s) missing now, {len(gate.only_cur)} new"
     )
 
@@ -164,7 +248,7 @@ def render_text(args, gate: Gate) -> str:
 
 def render_markdown(args, gate: Gate) -> str:
     """A pull-request comment or job summary: the verdict first, what changed, then every row folded."""
-    mark = {"pass": "✅", "regression": "❌", "inconclusive": "⚠️"}[gate.outcome]
+    mark = {"pass": "✅", "improvement": "✅", "regression": "❌", "inconclusive": "⚠️"}[gate.outcome]
     lines = [
         f"{mark} **poolbench gate: {gate.outcome}** ({gate.exit_code}): {gate.verdict}",
         "",
@@ -235,14 +319,14 @@ def render_json(args, gate: Gate) -> str:
             "exit_code": gate.exit_code,
             "denied": {"baseline": gate.denied[0], "current": gate.denied[1]} if gate.denied else None,
             "fail_on": list(args.fail_on),
-            "min_effect": args.min_effect,
-            "case_min_effect": args.case_min_effect,
+            "bars": bars(args),
             "confidence": args.confidence,
             "rows": [row(r) for r in gate.rows],
             "missing": gate.only_base,
             "new": gate.only_cur,
             "speedup_fell": gate.fell,
             "notes": gate.notes,
+            **(gate.extra or {}),
         },
         indent=1,
     )

@@ -1,0 +1,448 @@
+"""A/B gate: ``python -m scripts.ab BASE HEAD --workload-file PATH [...] [-- suite options]``.
+
+Measures two arms in one job, on one machine, interleaved, and gates HEAD against BASE; exit 0 pass (or
+improvement), 1 regression, 3 inconclusive, 2 unusable input (one line), as ``scripts.compare``.
+
+* **Arms.** BASE and HEAD are folders (two checkouts of your repository); each ``--workload-file PATH``
+  is relative to both, so the same file is measured as each checkout has it. ``--base-python`` /
+  ``--head-python`` run an arm under another interpreter or environment (another NumPy, another
+  build), and ``--base-option`` / ``--head-option`` give an arm suite options of its own (an allocator
+  policy, a start method). What both share goes after ``--``.
+* **Interleaved runs.** Each arm runs as short suite runs (``pytest bench --cases scaling --passes 1``,
+  your workloads only), in pairs whose order alternates (BASE HEAD, HEAD BASE, ...: ABBA, as asv's
+  ``--interleave-rounds``), so what moves the machine over minutes moves both arms alike. The first
+  BASE run calibrates the task sizes and every later run of both arms reuses them (``--sizes-from``):
+  both arms do the same work per task, and a slower HEAD shows as more time.
+* **Paired ratios.** Per pair, every metric of scripts/gating.py (the scaling index, the work index,
+  each case's time, speedup and efficiency) is taken as HEAD over BASE; over the pairs, the ratio is
+  the geometric mean and its interval Student's t on the pairs' log ratios. A change counts when the
+  interval lies wholly on the worse side of 1 *and* the change passes its bar.
+* **Bars from measured noise.** Each metric's bar comes from A/A runs of the same code in both arms
+  (``python -m scripts.ab_noise``): the spread of its estimate after the fewest pairs a run may stop
+  at, times :data:`scripts.ab_noise.Z`. The defaults are this repository's machine's
+  (evidence/ab/bars.json, docs/gate.md's generated block); measure your runner's with
+  ``scripts.ab_noise`` and pass ``--bars``.
+* **Stopping.** After :data:`MIN_PAIRS` pairs, a run stops as soon as every metric's interval lies
+  beyond its bar or within it; otherwise when ``--budget`` seconds or ``--max-pairs`` pairs are spent.
+* **Denied CPU**: a run that measured itself denied CPU makes a regression inconclusive, as the
+  two-file gate does (scripts/gating.py ``outcome_of``).
+
+A regression of the scaling index, a speedup or an efficiency is named a *scaling* regression (the pool
+scales worse: a lock, contention, pickling); one of the work index or a time, a *time* regression.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from common.reference import t_quantile
+from scripts.analysis import Analysis
+from scripts.causes import run_denied
+from scripts.cli import Parser, run, write_atomic
+from scripts.compare import Sampler
+from scripts.containers import MatrixError, workload_names
+from scripts.gating import (
+    BY_NAME,
+    FORMATS,
+    METRIC_RECORDS,
+    METRICS,
+    RENDERERS,
+    Gate,
+    Metric,
+    Row,
+    judge,
+    outcome_of,
+)
+from scripts.results import Record, ResultsError, load
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The bars this repository's machine supports (scripts/ab_noise.py wrote them from A/A runs).
+DEFAULT_BARS = ROOT / "evidence" / "ab" / "bars.json"
+DEFAULT_FAIL_ON = ("index", "work", "speedup")
+#: The fewest pairs a run decides on (a t interval from fewer is too wide to say anything), the most,
+#: and the default budget in seconds (issue #32: three workloads in two minutes, quick profile).
+MIN_PAIRS = 3
+MAX_PAIRS = 12
+DEFAULT_BUDGET_S = 120.0
+DEFAULT_CONFIDENCE = 0.95
+#: A scaling regression (the pool scales worse) against a time regression (the work got slower).
+SCALING_METRICS = ("index", "speedup", "efficiency")
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+    """One side of the A/B run: the folder its files are read from, its Python, its own suite options."""
+
+    name: str  # "base" or "head"
+    folder: Path
+    python: str
+    options: tuple[str, ...]
+    files: tuple[Path, ...]
+    workloads: tuple[str, ...]
+
+
+def parse_args(argv: Sequence[str] | None = None):
+    parser = Parser(prog="python -m scripts.ab", description=__doc__.splitlines()[0])
+    parser.add_argument("base", metavar="BASE", help="folder of the reference side (a checkout of your repository)")
+    parser.add_argument("head", metavar="HEAD", help="folder of the side under test")
+    parser.add_argument(
+        "--workload-file",
+        action="append",
+        default=[],
+        dest="workload_files",
+        metavar="PATH",
+        help="a workload file, its path relative to both BASE and HEAD (repeat for several)",
+    )
+    parser.add_argument("--base-python", default=sys.executable, help="the interpreter of BASE (default: this one)")
+    parser.add_argument("--head-python", default=sys.executable, help="the interpreter of HEAD (default: this one)")
+    parser.add_argument(
+        "--base-option", action="append", default=[], metavar="OPTION", help="a suite option for BASE only (repeat)"
+    )
+    parser.add_argument(
+        "--head-option", action="append", default=[], metavar="OPTION", help="a suite option for HEAD only (repeat)"
+    )
+    parser.add_argument("--profile", default="quick", help="the suite's profile for every run (default: quick)")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=DEFAULT_BUDGET_S,
+        help=f"seconds to spend at most (default {DEFAULT_BUDGET_S:g})",
+    )
+    parser.add_argument("--max-pairs", type=int, default=MAX_PAIRS, help=f"pairs of runs at most (default {MAX_PAIRS})")
+    parser.add_argument(
+        "--min-pairs",
+        type=int,
+        default=MIN_PAIRS,
+        help=f"pairs before a run may stop (default {MIN_PAIRS}; the bars are measured at this many)",
+    )
+    parser.add_argument(
+        "--bars",
+        default=str(DEFAULT_BARS),
+        help="the bars file scripts.ab_noise wrote (default: this repository's machine's, evidence/ab/bars.json)",
+    )
+    parser.add_argument(
+        "--fail-on",
+        default=",".join(DEFAULT_FAIL_ON),
+        help=f"comma list of {', '.join(METRICS)}: the metrics whose regressions fail (default: "
+        f"{','.join(DEFAULT_FAIL_ON)})",
+    )
+    parser.add_argument(
+        "--confidence",
+        type=float,
+        default=DEFAULT_CONFIDENCE,
+        help=f"confidence of the pairs' interval (default {DEFAULT_CONFIDENCE})",
+    )
+    parser.add_argument("--out", default="ab-results", help="folder for every run's results and the gate's outputs")
+    parser.add_argument("--format", choices=FORMATS, default="text", help="text (default), markdown or json")
+    parser.add_argument("suite", nargs="*", metavar="-- SUITE OPTION", help="options for every run's `pytest bench`")
+    args = parser.parse_args(argv)
+    chosen = tuple(m.strip() for m in args.fail_on.split(","))
+    if not chosen or any(m not in METRICS for m in chosen):
+        parser.error(f"--fail-on: {args.fail_on!r}; choose from {', '.join(METRICS)}")
+    args.fail_on = chosen
+    if not args.workload_files:
+        parser.error("no --workload-file: name the file(s) of your workloads, relative to BASE and HEAD")
+    if args.budget <= 0:
+        parser.error(f"--budget {args.budget:g}: give a positive number of seconds")
+    if not 2 <= args.min_pairs <= args.max_pairs:
+        parser.error(f"--min-pairs {args.min_pairs} / --max-pairs {args.max_pairs}: need 2 <= min <= max")
+    if not 0.5 <= args.confidence < 1:
+        parser.error(f"--confidence: {args.confidence} is not between 0.5 and 1 (e.g. 0.95)")
+    return args
+
+
+# --- the arms ----------------------------------------------------------------------------------------------
+
+
+def arms(args) -> tuple[Arm, Arm]:
+    """Both arms, their files checked (present in both, importable) and the workloads both define."""
+    out = []
+    for name, folder, python, options in (
+        ("base", args.base, args.base_python, args.base_option),
+        ("head", args.head, args.head_python, args.head_option),
+    ):
+        root = Path(folder).expanduser().resolve()
+        if not root.is_dir():
+            raise ResultsError(f"{name.upper()} {folder}: not a folder; give a checkout of your repository")
+        files = []
+        for rel in args.workload_files:
+            path = root / rel
+            if not path.is_file():
+                raise ResultsError(
+                    f"--workload-file {rel}: no such file in {name.upper()} ({path}); the path is relative to "
+                    "both BASE and HEAD"
+                )
+            files.append(path)
+        try:
+            names = workload_names(files)
+        except MatrixError as exc:
+            raise ResultsError(f"{name.upper()}: {exc}") from None
+        defined = tuple(dict.fromkeys(n for p in files for n in names[str(p)]))
+        out.append(Arm(name, root, python, tuple(options), tuple(files), defined))
+    base, head = out
+    shared = tuple(n for n in base.workloads if n in head.workloads)
+    if not shared:
+        raise ResultsError(
+            f"BASE's files define {', '.join(base.workloads) or 'no workload'} and HEAD's "
+            f"{', '.join(head.workloads) or 'no workload'}: nothing to compare; both must define a workload of one name"
+        )
+    return dataclasses.replace(base, workloads=shared), dataclasses.replace(head, workloads=shared)
+
+
+def command(arm: Arm, args, out: Path, sizes_from: Path | None) -> list[str]:
+    """One short run of the suite for ``arm``: its files' workloads, scaling cases, one pass."""
+    cmd = [arm.python, "-m", "pytest", "bench", "-p", "no:cacheprovider", "-q", "--profile", args.profile]
+    cmd += ["--cases", "scaling", "--passes", "1", "--workloads", ",".join(arm.workloads)]
+    for path in arm.files:
+        cmd += ["--workload-file", str(path)]
+    if sizes_from is not None:
+        cmd += ["--sizes-from", str(sizes_from)]
+    return [*cmd, *args.suite, *arm.options, "--benchmark-json", str(out)]
+
+
+def run_arm(arm: Arm, args, out: Path, sizes_from: Path | None) -> list[Record]:
+    """One run of ``arm``, its results loaded; ResultsError naming the log when it failed."""
+    log = out.with_suffix(".log")
+    with open(log, "w") as f:
+        done = subprocess.run(
+            command(arm, args, out, sizes_from), cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, check=False
+        )
+    if done.returncode != 0 or not out.exists():
+        lines = [line for line in log.read_text().splitlines() if line.strip()]
+        raise ResultsError(
+            f"the {arm.name.upper()} run {out.name} failed (exit {done.returncode}): "
+            f"{lines[-1] if lines else 'no output'}; its log is {log}"
+        )
+    return load([out])
+
+
+# --- the pairs ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Series:
+    """One metric key's figures pair by pair: BASE's value, HEAD's, and their log ratio."""
+
+    metric: Metric
+    key: str
+    members: int
+    base: list[float] = dataclasses.field(default_factory=list)
+    head: list[float] = dataclasses.field(default_factory=list)
+
+    @property
+    def logs(self) -> list[float]:
+        return [math.log(h / b) for b, h in zip(self.base, self.head, strict=True)]
+
+    def estimate(self, confidence: float, pairs: int | None = None) -> tuple[float, float, float]:
+        """(ratio, low, high) from the first ``pairs`` pairs: the geometric mean and its t interval."""
+        logs = self.logs[:pairs]
+        mean = statistics.fmean(logs)
+        if len(logs) < 2:
+            return math.exp(mean), 0.0, math.inf
+        half = t_quantile(1 - (1 - confidence) / 2, len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs))
+        return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
+
+
+def pair_values(base: list[Record], head: list[Record]) -> dict[tuple[str, str], tuple[float, float, int]]:
+    """Every metric key both runs of one pair measured: (BASE's value, HEAD's value, records under the key)."""
+    sides = Sampler(Analysis(base)), Sampler(Analysis(head, salt="head:"))
+    out = {}
+    for metric in METRIC_RECORDS:
+        b_groups, h_groups = metric.members(base), metric.members(head)
+        for key in sorted(set(b_groups) & set(h_groups)):
+            h_by = {r.name: r for r in h_groups[key]}
+            pairs = [
+                (b, h_by[b.name])
+                for b in b_groups[key]
+                if b.name in h_by and sides[0].usable(metric, b) and sides[1].usable(metric, h_by[b.name])
+            ]
+            if not pairs:
+                continue
+            b_val = math.exp(statistics.fmean(math.log(sides[0].value(metric, b)) for b, _ in pairs))
+            h_val = math.exp(statistics.fmean(math.log(sides[1].value(metric, h)) for _, h in pairs))
+            out[(metric.name, key)] = (b_val, h_val, len(pairs))
+    return out
+
+
+def add_pair(series: dict[tuple[str, str], Series], values: dict[tuple[str, str], tuple[float, float, int]]) -> None:
+    for (name, key), (b, h, members) in values.items():
+        s = series.setdefault((name, key), Series(BY_NAME[name], key, members))
+        s.base.append(b)
+        s.head.append(h)
+
+
+def load_bars(path: str) -> dict:
+    """The bars file scripts.ab_noise wrote: ``{"bars": {metric: share}, ...}``; ResultsError with the fix."""
+    try:
+        data = json.loads(Path(path).read_text())
+        bars = {m: float(data["bars"][m]) for m in METRICS}
+    except FileNotFoundError:
+        raise ResultsError(
+            f"--bars {path}: no such file; measure your machine's with `python -m scripts.ab_noise`"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ResultsError(
+            f"--bars {path}: not a bars file of scripts.ab_noise (a share per metric: {', '.join(METRICS)}); "
+            "write one with `python -m scripts.ab_noise`"
+        ) from None
+    if any(not 0 <= b < 1 for b in bars.values()):
+        raise ResultsError(f"--bars {path}: every bar must be a share between 0 and 1")
+    return {**data, "bars": bars}
+
+
+def verdicts(series: dict, bars: dict[str, float], confidence: float, pairs: int) -> list[Row]:
+    """One row per metric key from the first ``pairs`` pairs."""
+    rows = []
+    for s in series.values():
+        n = min(pairs, len(s.logs))
+        if n < 1:
+            continue
+        ratio, lo, hi = s.estimate(confidence, n)
+        verdict = judge(ratio, lo, hi, s.metric.lower_is_worse, bars[s.metric.name])
+        base = math.exp(statistics.fmean(math.log(v) for v in s.base[:n]))
+        rows.append(Row(s.metric.row_name(s.key, s.members), s.metric.name, base, base * ratio, lo, hi, verdict))
+    order = {m.name: i for i, m in enumerate(METRIC_RECORDS)}
+    grouped = [r for r in rows if BY_NAME[r.metric].grouped]
+    per_case = sorted((r for r in rows if not BY_NAME[r.metric].grouped), key=lambda r: (r.name, order[r.metric]))
+    return [*sorted(grouped, key=lambda r: (order[r.metric], r.name)), *per_case]
+
+
+def clear(rows: list[Row], bars: dict[str, float], fail_on: Sequence[str]) -> bool:
+    """Whether every failing metric's answer is settled: its interval beyond its bar, or within it."""
+    for r in rows:
+        if r.metric not in fail_on or r.verdict != "same":
+            continue
+        bar = math.log1p(bars[r.metric])
+        if not (r.ratio_lo > 0 and -bar < math.log(r.ratio_lo) and math.log(r.ratio_hi) < bar):
+            return False
+    return True
+
+
+# --- the run -----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What an A/B run measured and decided."""
+
+    gate: Gate
+    pairs: int
+    stopped: str
+    runs: list[str]
+    seconds: float
+    bars: dict
+
+
+def collect(
+    args, arms_: tuple[Arm, Arm], out: Path, bars: dict, series: dict, *, say=print
+) -> tuple[int, str, list, dict]:
+    """Pairs of runs into ``series`` until the answer is clear or the budget is spent (module doc):
+    (pairs, why it stopped, the runs' files, each arm's denied-CPU summaries)."""
+    base, head = arms_
+    started = time.monotonic()
+    runs: list[str] = []
+    denied: dict[str, list[dict]] = {"base": [], "head": []}
+    sizes_from: Path | None = None
+    pairs, stopped = 0, f"--max-pairs {args.max_pairs}"
+    while pairs < args.max_pairs:
+        order = (base, head) if pairs % 2 == 0 else (head, base)
+        results = {}
+        for arm in order:
+            path = out / f"{arm.name}-{pairs + 1}.json"
+            results[arm.name] = run_arm(arm, args, path, sizes_from)
+            runs.append(path.name)
+            denied[arm.name].append(run_denied(results[arm.name]))
+            if sizes_from is None:  # the first BASE run calibrated: every later run does the same work
+                sizes_from = path
+        add_pair(series, pair_values(results["base"], results["head"]))
+        pairs += 1
+        spent = time.monotonic() - started
+        say(f"ab: pair {pairs} ({' '.join(a.name for a in order)}) done, {spent:.0f} s")
+        if pairs >= args.min_pairs and clear(
+            verdicts(series, bars["bars"], args.confidence, pairs), bars["bars"], args.fail_on
+        ):
+            stopped = "clear"
+            break
+        if pairs < args.max_pairs and spent + spent / pairs > args.budget:  # another pair would pass the budget
+            stopped = f"--budget {args.budget:g} s"
+            break
+    return pairs, stopped, runs, denied
+
+
+def measure(args, base: Arm, head: Arm, out: Path, bars: dict, *, say=print) -> Outcome:
+    """The A/B run (module doc) and its decision."""
+    started = time.monotonic()
+    series: dict[tuple[str, str], Series] = {}
+    pairs, stopped, runs, denied = collect(args, (base, head), out, bars, series, say=say)
+    rows = verdicts(series, bars["bars"], args.confidence, pairs)
+    return Outcome(decide(rows, args, denied), pairs, stopped, runs, time.monotonic() - started, bars)
+
+
+def _side(summaries: list[dict]) -> dict:
+    """One arm's runs as one denied-CPU summary: denied when any run was."""
+    shares = [s.get("wait_share") or 0.0 for s in summaries]
+    return {
+        "denied": any(s.get("denied") for s in summaries),
+        "wait_share": max(shares, default=0.0),
+        "runs": summaries,
+    }
+
+
+def decide(rows: list[Row], args, denied: dict[str, list[dict]]) -> Gate:
+    regressions = [r for r in rows if r.verdict == "regression" and r.metric in args.fail_on]
+    shown = [r for r in rows if r.verdict == "regression" and r.metric not in args.fail_on]
+    sides = (_side(denied["base"]), _side(denied["head"]))
+    outcome, verdict = outcome_of(bool(regressions), [], sides, regressions)
+    if outcome == "regression":
+        kinds = sorted({"scaling" if r.metric in SCALING_METRICS else "time" for r in regressions})
+        verdict = f"{' and '.join(kinds)} regression: " + verdict.removeprefix("regression: ")
+    improved = [r for r in rows if r.verdict == "improvement" and r.metric in args.fail_on]
+    if outcome == "pass" and improved:
+        outcome, verdict = "improvement", "improvement: " + ", ".join(sorted({r.name for r in improved})[:4])
+    return Gate(rows, [], [], [], regressions, shown, bool(regressions), outcome, verdict, sides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    bars = load_bars(args.bars)
+    base, head = arms(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    say = (lambda line: print(line, file=sys.stderr)) if args.format == "json" else print
+    done = measure(args, base, head, out, bars, say=say)
+    args.baseline, args.current = str(base.folder), str(head.folder)
+    args.bars_of = bars["bars"]
+    gate = dataclasses.replace(
+        done.gate,
+        notes=[
+            f"{done.pairs} pairs of runs in {done.seconds:.0f} s (order ABBA; stopped: {done.stopped}); each run's "
+            f"results in {out}; bars from {args.bars}",
+        ],
+        extra={
+            "ab": {
+                "pairs": done.pairs,
+                "stopped": done.stopped,
+                "runs": done.runs,
+                "seconds": round(done.seconds, 1),
+                "bars_file": args.bars,
+                "workloads": list(base.workloads),
+                "order": "ABBA",
+            }
+        },
+    )
+    write_atomic(out / "ab.md", RENDERERS["markdown"](args, gate) + "\n")
+    write_atomic(out / "ab.json", RENDERERS["json"](args, gate) + "\n")
+    print(RENDERERS[args.format](args, gate))
+    return gate.exit_code
+
+
+if __name__ == "__main__":
+    raise SystemExit(run("python -m scripts.ab", main))

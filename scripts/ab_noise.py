@@ -1,0 +1,130 @@
+"""The bars an A/B gate can hold on this machine: ``python -m scripts.ab_noise FOLDER --workload-file PATH``.
+
+Runs ``--runs`` A/A runs of scripts/ab.py (the same folder, so the same code, in both arms), each of
+``--pairs`` pairs, and writes the bars file scripts.ab reads (``--out``; default ``ab-bars.json``):
+
+* per metric (scripts/gating.py), the spread of its A/A estimate after :data:`scripts.ab.MIN_PAIRS`
+  pairs (the fewest a run may stop at, so the noisiest estimate it can decide on): the root mean square
+  of the log ratio over every run and every key of the metric, the true ratio being 1;
+* its bar: ``exp(Z × spread) − 1``, with :data:`Z` the one-sided 0.1 % point of the normal, so that
+  under that noise a key's A/A estimate passes its bar about once in a thousand.
+
+Run it on the runner the gate will run on, with the workloads it will gate (their noise is what the
+bars are for), and give the file to ``scripts.ab --bars``. Prints the bars and the spread behind each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from scripts import ab
+from scripts.cli import Parser, run, write_atomic
+from scripts.gating import METRICS
+from scripts.results import ResultsError
+
+#: The one-sided 0.1 % point of the standard normal: a bar this many A/A spreads above 1.
+Z = 3.09
+
+
+def parse_args(argv: Sequence[str] | None = None):
+    parser = Parser(prog="python -m scripts.ab_noise", description=__doc__.splitlines()[0])
+    parser.add_argument("folder", metavar="FOLDER", help="a checkout of your repository: both arms run it")
+    parser.add_argument(
+        "--workload-file", action="append", default=[], dest="workload_files", metavar="PATH",
+        help="a workload file, relative to FOLDER (repeat for several)",
+    )  # fmt: skip
+    parser.add_argument("--runs", type=int, default=10, help="A/A runs (default 10)")
+    parser.add_argument("--pairs", type=int, default=ab.MIN_PAIRS + 2, help="pairs per run (default 5)")
+    parser.add_argument("--python", default=sys.executable, help="the interpreter both arms run (default: this one)")
+    parser.add_argument("--profile", default="quick", help="the suite's profile (default: quick, as scripts.ab's)")
+    parser.add_argument("--out", default="ab-bars.json", help="the bars file to write (default: ab-bars.json)")
+    parser.add_argument("--results", default="ab-noise", help="folder for every run (default: ab-noise)")
+    parser.add_argument("suite", nargs="*", metavar="-- SUITE OPTION", help="options for every run's `pytest bench`")
+    args = parser.parse_args(argv)
+    if not args.workload_files:
+        parser.error("no --workload-file: name the file(s) of your workloads, relative to FOLDER")
+    if args.runs < 2:
+        parser.error(f"--runs {args.runs}: a spread needs at least 2 runs (10 or more for bars to trust)")
+    if args.pairs < ab.MIN_PAIRS:
+        parser.error(f"--pairs {args.pairs}: at least {ab.MIN_PAIRS}, the fewest a gate decides on")
+    return args
+
+
+def ab_args(args, out: Path) -> argparse.Namespace:
+    """scripts.ab's options for one A/A run: FOLDER in both arms, a fixed number of pairs, no early stop."""
+    return ab.parse_args(
+        [
+            args.folder, args.folder, *(f"--workload-file={p}" for p in args.workload_files),
+            f"--base-python={args.python}", f"--head-python={args.python}", f"--profile={args.profile}",
+            f"--min-pairs={args.pairs}", f"--max-pairs={args.pairs}", f"--budget={1e9:g}", f"--out={out}",
+            "--", *args.suite,
+        ]
+    )  # fmt: skip
+
+
+def spreads(series_runs: list[dict], at: int) -> dict[str, tuple[float, int]]:
+    """Per metric: (root mean square of the A/A log ratio after ``at`` pairs, over runs and keys; how many)."""
+    out = {}
+    for metric in METRICS:
+        logs = [
+            statistics.fmean(s.logs[:at])
+            for series in series_runs
+            for (name, _), s in series.items()
+            if name == metric and len(s.logs) >= at
+        ]
+        if logs:
+            out[metric] = (math.sqrt(statistics.fmean(x * x for x in logs)), len(logs))
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    results = Path(args.results)
+    first = ab_args(args, results / "aa-1")
+    base, head = ab.arms(first)
+    zero = {"bars": dict.fromkeys(METRICS, 0.0)}  # nothing stops a run early: every run has all its pairs
+    series_runs = []
+    started = time.monotonic()
+    for i in range(1, args.runs + 1):
+        out = results / f"aa-{i}"
+        out.mkdir(parents=True, exist_ok=True)
+        series: dict = {}
+        ab.collect(ab_args(args, out), (base, head), out, zero, series, say=lambda line, i=i: print(f"run {i}: {line}"))
+        series_runs.append(series)
+    spread = spreads(series_runs, ab.MIN_PAIRS)
+    missing = [m for m in METRICS if m not in spread]
+    if missing:
+        raise ResultsError(f"the A/A runs measured no {', '.join(missing)}; give workloads that scale (CPU-bound)")
+    bars = {m: math.expm1(Z * s) for m, (s, _) in spread.items()}
+    body = {
+        "bars": {m: round(b, 5) for m, b in bars.items()},
+        "spread": {m: round(s, 6) for m, (s, _) in spread.items()},
+        "keys": {m: n for m, (_, n) in spread.items()},
+        "z": Z,
+        "at_pairs": ab.MIN_PAIRS,
+        "runs": args.runs,
+        "pairs_per_run": args.pairs,
+        "seconds": round(time.monotonic() - started, 1),
+        "workloads": list(base.workloads),
+        "profile": args.profile,
+        "python": platform.python_version(),
+        "node": platform.node(),
+        "command": "python -m scripts.ab_noise " + " ".join(sys.argv[1:] if argv is None else argv),
+    }
+    write_atomic(Path(args.out), json.dumps(body, indent=1) + "\n")
+    for m in METRICS:
+        print(f"{m}: bar {bars[m]:.1%} (A/A spread {spread[m][0]:.2%} over {spread[m][1]} estimates)")
+    print(f"wrote {args.out}: give it to `python -m scripts.ab --bars {args.out}`")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run("python -m scripts.ab_noise", main))
