@@ -46,7 +46,7 @@ from pathlib import Path
 from common.reference import t_quantile
 from scripts.analysis import Analysis
 from scripts.causes import run_denied
-from scripts.cli import Parser, run, write_atomic
+from scripts.cli import Parser, prepare_out, run, write_atomic
 from scripts.compare import Sampler
 from scripts.containers import MatrixError, workload_names
 from scripts.gating import (
@@ -412,12 +412,15 @@ def decide(rows: list[Row], args, denied: dict[str, list[dict]]) -> Gate:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    bars = load_bars(args.bars)
     base, head = arms(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    say = (lambda line: print(line, file=sys.stderr)) if args.format == "json" else print
-    done = measure(args, base, head, out, bars, say=say)
+    bars = load_bars(args.bars)
+    out = prepare_out(args.out)
+    say = (lambda line: print(line, file=sys.stderr, flush=True)) if args.format == "json" else print
+    try:
+        done = measure(args, base, head, out, bars, say=say)
+    except KeyboardInterrupt:
+        print(f"python -m scripts.ab: stopped by Ctrl-C; the runs so far are in {out}", file=sys.stderr)
+        return 130
     args.baseline, args.current = str(base.folder), str(head.folder)
     args.bars_of = bars["bars"]
     gate = dataclasses.replace(

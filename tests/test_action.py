@@ -1,36 +1,34 @@
-"""The reusable CI step (action.yml) and its logic (scripts/action.py), end to end on this machine:
-no baseline yet, an unchanged rerun, a slowed workload; where a baseline may come from; bad input.
+"""The reusable CI step (action.yml) and its logic (scripts/action.py), end to end on this machine: a push
+recorded as history; a pull request's head against its base, measured in one job (scripts/ab.py), unchanged
+and made 10 % slower; bad input.
 
 action.yml itself is checked against GitHub's action schema by .ci/run (check-jsonschema
-``vendor.github-actions``); here, that it runs the script, passes its inputs through the
-environment (never pasted into a shell script) and keeps the baseline only when the script says so.
+``vendor.github-actions``); here, that it runs the script, passes its inputs through the environment
+(never pasted into a shell script) and checks out the pull request's base beside it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import pytest
 
-from scripts import action
 from tests.clirun import run_module
 
 ROOT = Path(__file__).resolve().parents[1]
 ACTION = ROOT / "action.yml"
 
-#: A user's workload file; MYTASKS_SLOW=4 makes every task do four times the work (a slowed release).
-TASKS = """import os
-from workloads import Size, Workload
+#: A user's workload file; its SLOWDOWN is what a pull request changes (1.10: every task does 10 % more work).
+TASKS = """from workloads import Size, Workload
 
-SLOW = int(os.environ.get("MYTASKS_SLOW", "1"))
+SLOWDOWN = {slow}
 
 def task(n):
-    return sum(range(n * SLOW)) > 0
+    return sum(range(round(n * SLOWDOWN))) > 0
 
-SIZES = {p: Size(200_000, 4, scale=1) for p in ("quick", "default", "full")}
+SIZES = {{p: Size(200_000, 4, scale=1) for p in ("quick", "default", "full")}}
 WORKLOADS = [Workload(name="summing", func=task, kind="cpu-python", gil="holds", sizes=SIZES)]
 """
 
@@ -39,94 +37,69 @@ def _outputs(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
-def _step(tmp_path: Path, name: str, *, event: str, ref: str, slow: int = 1):
+def _checkout(tmp_path: Path, name: str, slow: str) -> Path:
+    """A checkout of the user's repository whose tasks do ``slow`` times the work."""
+    (tmp_path / name / "tasks").mkdir(parents=True)
+    (tmp_path / name / "tasks" / "mytasks.py").write_text(TASKS.format(slow=slow))
+    return tmp_path / name
+
+
+def _step(tmp_path: Path, name: str, *, head: Path, base: Path | None, event: str):
     out = tmp_path / name
     outputs, summary = tmp_path / f"{name}.out", tmp_path / f"{name}.md"
     done = run_module(
         "scripts.action",
-        *("--workload-files", "tasks/mytasks.py", "--workdir", str(tmp_path)),  # relative to the workspace
-        *("--baseline", str(tmp_path / "baseline"), "--out", str(out), "--executors", "serial,process"),
-        *("--event", event, "--ref", ref, "--default-branch", "main"),
+        *("--workload-files", "tasks/mytasks.py", "--workdir", str(head), "--base-dir", str(base or "")),
+        *("--out", str(out), "--executors", "serial,process", "--event", event),
         *("--summary", str(summary), "--github-output", str(outputs)),
-        env={**os.environ, "MYTASKS_SLOW": str(slow)},
         timeout=600,
     )
     return done, _outputs(outputs) if outputs.exists() else {}, summary.read_text() if summary.exists() else ""
 
 
-def _gate(tmp_path: Path, current: Path) -> dict:
-    """The gate of ``current`` against the kept baseline, as ``scripts.compare --format json`` has it."""
-    done = run_module("scripts.compare", str(tmp_path / "baseline" / "baseline.json"), str(current), "--format", "json")
-    return json.loads(done.stdout)
+def _decided(out: Path) -> dict:
+    return json.loads((out / "ab" / "ab.json").read_text())
 
 
-def _denied(gate: dict) -> bool:
-    """Whether either side was measured denied CPU (its run-queue wait: common/denied.py)."""
-    return any(side.get("denied") for side in (gate["denied"] or {}).values())
+def _denied(decided: dict) -> bool:
+    """Whether either arm measured a run denied CPU (its run-queue wait: common/denied.py)."""
+    return any(side.get("denied") for side in (decided["denied"] or {}).values())
 
 
 @pytest.mark.slow
-@pytest.mark.e2e  # four runs of the suite in a row: .ci/run runs it (pytest -m e2e)
-def test_a_baseline_from_main_then_an_unchanged_rerun_passes_and_a_slowed_workload_fails(tmp_path):
-    (tmp_path / "tasks").mkdir()
-    (tmp_path / "tasks" / "mytasks.py").write_text(TASKS)
+@pytest.mark.e2e  # a recorded run and two A/B runs of the suite: .ci/run runs it (pytest -m e2e)
+def test_a_push_is_recorded_and_a_pull_request_is_gated_against_its_base_measured_beside_it(tmp_path):
+    base = _checkout(tmp_path, "base", "1.0")
 
-    # a pull request with no baseline: runs, passes, and never becomes the baseline
-    done, out, summary = _step(tmp_path, "pr0", event="pull_request", ref="refs/pull/7/merge")
+    # a push: one run, kept as history, no gate
+    done, out, summary = _step(tmp_path, "push", head=base, base=None, event="push")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert out == {"verdict": "recorded", "save-baseline": "false", "results": str(tmp_path / "pr0")}
-    assert not (tmp_path / "baseline").exists()
-    assert "a baseline is kept only from a push, schedule or manual run on main" in summary
-    assert "# poolbench report" in summary  # the report goes to the job summary too
+    assert out == {"verdict": "recorded", "results": str(tmp_path / "push")}
+    assert (tmp_path / "push" / "current.json").is_file() and "# poolbench report" in summary
 
-    # the first push to main: recorded as the baseline, passes
-    done, out, summary = _step(tmp_path, "main1", event="push", ref="refs/heads/main")
+    # a pull request that changes nothing: the same code in both arms passes; only a run measured
+    # denied CPU makes it inconclusive
+    same = _checkout(tmp_path, "same", "1.0")
+    done, out, summary = _step(tmp_path, "pr1", head=same, base=base, event="pull_request")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert out["verdict"] == "recorded" and out["save-baseline"] == "true"
-    assert (tmp_path / "baseline" / "baseline.json").read_bytes() == (tmp_path / "main1" / "current.json").read_bytes()
-    assert "this run is kept as the baseline (push on main)" in summary
+    decided = _decided(tmp_path / "pr1")
+    assert out["verdict"] == ("inconclusive" if _denied(decided) else "pass"), decided["verdict"]
+    assert summary.startswith(f"## poolbench gate: {out['verdict']}") and "| `work[summing] (" in summary
+    runs = decided["ab"]["runs"]
+    assert runs[:2] == ["base-1.json", "head-1.json"] and len(runs) == 2 * decided["ab"]["pairs"]
 
-    # an unchanged rerun on a pull request: passes; only a side measured denied CPU makes it inconclusive
-    done, out, summary = _step(tmp_path, "pr1", event="pull_request", ref="refs/pull/7/merge")
-    assert done.returncode == 0, done.stdout + done.stderr
-    expected = "inconclusive" if _denied(_gate(tmp_path, tmp_path / "pr1" / "current.json")) else "pass"
-    assert out["verdict"] == expected and out["save-baseline"] == "false", done.stdout
-    assert summary.startswith(f"## poolbench gate: {out['verdict']}") and "| verdict |" in summary.lower()
-    current = json.loads((tmp_path / "pr1" / "current.json").read_text())
-    baseline = json.loads((tmp_path / "baseline" / "baseline.json").read_text())
-    sized, base_sized = current["machine_info"]["poolbench"]["sizes"], baseline["machine_info"]["poolbench"]["sizes"]
-    assert (
-        sized["summing"]["param"] == base_sized["summing"]["param"]
-    )  # the baseline's task sizes, not a new calibration
-    assert sized["summing"]["method"] == f"from {tmp_path / 'baseline' / 'baseline.json'}"
-
-    # a release that made every task 4x slower: the gate finds it in the work index
-    done, out, summary = _step(tmp_path, "pr2", event="pull_request", ref="refs/pull/8/merge", slow=4)
-    gate = _gate(tmp_path, tmp_path / "pr2" / "current.json")
-    work = [r for r in gate["rows"] if r["metric"] == "work"]
-    assert work and work[0]["verdict"] == "regression", work  # found whatever the machine was doing
-    if _denied(gate):  # a side measured denied CPU: inconclusive, re-run (the code is not blamed)
-        assert (out["verdict"], done.returncode) == ("inconclusive", 0) and "denied CPU" in done.stdout
+    # a pull request whose every task does 10 % more work: a time regression of that workload
+    slow = _checkout(tmp_path, "slow", "1.10")
+    done, out, summary = _step(tmp_path, "pr2", head=slow, base=base, event="pull_request")
+    decided = _decided(tmp_path / "pr2")
+    work = next(r for r in decided["rows"] if r["metric"] == "work")
+    assert work["change"] == pytest.approx(0.10, abs=0.05), work
+    if _denied(decided):  # a side measured denied CPU: inconclusive, re-run (the code is not blamed)
+        assert (out["verdict"], done.returncode) == ("inconclusive", 0)
     else:
-        assert (out["verdict"], done.returncode) == ("regression", 1), done.stdout
-        assert summary.startswith("## poolbench gate: regression")
-    assert out["save-baseline"] == "false" and (tmp_path / "pr2" / "report" / "report.md").is_file()
-
-
-@pytest.mark.parametrize(
-    ("event", "ref", "keep"),
-    [
-        ("push", "refs/heads/main", True),
-        ("schedule", "refs/heads/main", True),
-        ("workflow_dispatch", "refs/heads/main", True),
-        ("push", "refs/heads/feature", False),
-        ("pull_request", "refs/heads/main", False),  # a pull request never, whatever ref it names
-        ("pull_request_target", "refs/heads/main", False),
-        ("", "", False),  # a local run
-    ],
-)
-def test_only_trusted_runs_on_the_default_branch_may_keep_a_baseline(event, ref, keep):
-    assert action.may_keep_baseline(event, ref, "main") is keep
+        assert (out["verdict"], done.returncode) == ("regression", 1), decided["verdict"]
+        assert summary.startswith("## poolbench gate: regression") and "time regression" in summary
+    assert (tmp_path / "pr2" / "report" / "report.md").is_file()
 
 
 @pytest.mark.parametrize(
@@ -137,20 +110,18 @@ def test_only_trusted_runs_on_the_default_branch_may_keep_a_baseline(event, ref,
         (["--workload-files", "t.py", "--limit", "cpus-1"], "a CPU quota needs a container"),
         (["--workload-files", "t.py", "--limit", "fast"], "service 'fast' does not say its limit"),
         (["--workload-files", "t.py", "--fail-on-regression", "yes"], "'yes' is not true or false"),
-        (["--workload-files", "t.py", "--min-effect", "25"], "is not a fraction in [0, 1)"),
+        (["--workload-files", "t.py", "--budget", "soon"], "'soon' is not a number of seconds"),
+        (["--workload-files", "t.py", "--base-dir", "{tmp}/nowhere"], "not a folder; give the base commit"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
-    (tmp_path / "t.py").write_text(TASKS)
-    done = run_module(
-        "scripts.action",
-        *("--workdir", str(tmp_path), "--baseline", str(tmp_path / "b"), "--out", str(tmp_path / "o"), *args),
-        timeout=120,
-    )
+    (tmp_path / "t.py").write_text(TASKS.format(slow="1.0"))
+    args = [a.format(tmp=tmp_path) for a in args]
+    done = run_module("scripts.action", *("--workdir", str(tmp_path), "--out", str(tmp_path / "o"), *args), timeout=120)
     assert done.returncode == 2, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message.format(tmp=tmp_path.resolve()) in lines[0], lines
-    assert not (tmp_path / "b").exists()
+    assert not (tmp_path / "o").exists()
 
 
 def test_action_yml_runs_the_script_with_its_inputs_through_the_environment():
@@ -159,18 +130,16 @@ def test_action_yml_runs_the_script_with_its_inputs_through_the_environment():
     # inputs reach the shell as environment variables, never pasted into a script (injection)
     for block in re.findall(r"run: \|\n((?:        .*\n)+)", text):
         assert "${{ inputs." not in block, block
-    assert "steps.gate.outputs.save-baseline == 'true'" in text  # the cache is written only when allowed
-    assert "actions/cache/restore@" in text and "actions/cache/save@" in text
+    # a pull request's base commit is checked out beside the head and given as --base-dir; nothing cached
+    assert "ref: ${{ github.event.pull_request.base.sha }}" in text and "--base-dir" in text
+    assert "actions/cache" not in text
     assert "actions/upload-artifact@" in text and "GITHUB_STEP_SUMMARY" in text
-    assert "${{ github.event.repository.default_branch }}" in text
 
 
 def test_the_gate_page_documents_every_input_of_the_action():
     readme = (ROOT / "docs" / "gate.md").read_text()
     inputs = re.findall(r"^  ([a-z][a-z-]+):\n    description:", ACTION.read_text(), re.M)
-    assert {"workload-files", "profile", "workers", "executors", "python", "fail-on-regression", "min-effect"} <= set(
-        inputs
-    )
+    assert {"workload-files", "profile", "workers", "executors", "python", "fail-on-regression", "bars"} <= set(inputs)
     for name in inputs:
         assert f"`{name}`" in readme, f"docs/gate.md does not document the action's input {name}"
     assert "permissions:" in readme and "contents: read" in readme

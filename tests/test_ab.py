@@ -1,0 +1,180 @@
+"""The A/B gate (scripts/ab.py) and its bars (scripts/ab_noise.py): the statistics on made-up pairs, the
+decision on pairs of real runs (a results fixture, and evidence/ab's saved runs), bad input, and a short
+A/B run end to end."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from scripts import ab, ab_noise
+from scripts.gating import BY_NAME, METRICS
+from scripts.results import load
+from tests.clirun import run_module
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "quick-2cpus.json"
+PAIRS = ROOT / "evidence" / "ab" / "pairs"
+BARS = {m: 0.05 for m in METRICS}
+
+
+def _args(**over):
+    return ab.parse_args(
+        ["a", "b", "--workload-file", "w.py", *(f"--{k.replace('_', '-')}={v}" for k, v in over.items())]
+    )
+
+
+def series(metric: str, base: list[float], head: list[float]) -> dict:
+    s = ab.Series(BY_NAME[metric], f"{metric}[x]", 1, list(base), list(head))
+    return {(metric, s.key): s}
+
+
+def test_a_pairs_ratio_is_the_geometric_mean_and_its_interval_students_t():
+    s = ab.Series(BY_NAME["work"], "work[x]", 3, [1.0, 1.0, 1.0, 1.0], [1.10, 1.12, 1.08, 1.10])
+    ratio, lo, hi = s.estimate(0.95)
+    assert math.log(ratio / lo) == pytest.approx(math.log(hi / ratio))  # symmetric in log
+    logs = [math.log(x) for x in (1.10, 1.12, 1.08, 1.10)]
+    mean = sum(logs) / 4
+    sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / 3)
+    assert ratio == pytest.approx(math.exp(mean))
+    assert math.log(hi / ratio) == pytest.approx(3.182446 * sd / 2, rel=1e-4)  # t(0.975, 3)
+    assert s.estimate(0.95, pairs=2)[0] == pytest.approx(math.sqrt(1.10 * 1.12))  # the first pairs only
+
+
+def test_a_steady_slowdown_past_the_bar_is_a_time_regression_and_noise_is_not():
+    rows = ab.verdicts(series("work", [1.0] * 4, [1.10, 1.11, 1.09, 1.10]), BARS, 0.95, 4)
+    assert [r.verdict for r in rows] == ["regression"]
+    gate = ab.decide(rows, _args(), {"base": [{}], "head": [{}]})
+    assert gate.outcome == "regression" and gate.verdict.startswith("time regression: work[x]")
+    noisy = ab.verdicts(series("work", [1.0] * 4, [1.10, 0.92, 1.06, 0.95]), BARS, 0.95, 4)
+    assert [r.verdict for r in noisy] == ["same"]  # 1.0 inside the interval: not significant
+    small = ab.verdicts(series("work", [1.0] * 4, [1.02, 1.03, 1.02, 1.03]), BARS, 0.95, 4)
+    assert [r.verdict for r in small] == ["same"]  # significant, under the bar
+    assert ab.decide(small, _args(), {"base": [{}], "head": [{}]}).outcome == "pass"
+
+
+def test_a_scaling_regression_is_named_as_one_and_a_run_denied_cpu_makes_it_inconclusive():
+    rows = ab.verdicts(series("index", [1.9] * 3, [1.3, 1.32, 1.31]), BARS, 0.95, 3)
+    gate = ab.decide(rows, _args(), {"base": [{}], "head": [{}]})
+    assert gate.outcome == "regression" and gate.verdict.startswith("scaling regression: index[x]")
+    busy = ab.decide(rows, _args(), {"base": [{}], "head": [{"denied": True, "wait_share": 0.2}]})
+    assert busy.outcome == "inconclusive" and busy.exit_code == 3
+
+
+def test_an_improvement_passes_and_says_so():
+    rows = ab.verdicts(series("speedup", [1.5] * 3, [1.9, 1.91, 1.92]), BARS, 0.95, 3)
+    gate = ab.decide(rows, _args(), {"base": [{}], "head": [{}]})
+    assert (gate.outcome, gate.exit_code) == ("improvement", 0)
+
+
+def test_a_run_stops_once_every_failing_metric_is_settled():
+    settled = ab.verdicts(series("work", [1.0] * 3, [1.001, 0.999, 1.0]), BARS, 0.95, 3)
+    assert ab.clear(settled, BARS, ("work",))  # well within the bar
+    open_ = ab.verdicts(series("work", [1.0] * 3, [1.04, 0.97, 1.05]), BARS, 0.95, 3)
+    assert not ab.clear(open_, BARS, ("work",))  # could still be a 5 % change either way
+    assert ab.clear(open_, BARS, ("index",))  # ... but work does not fail this gate
+
+
+def _slowed(data: dict, by: float) -> dict:
+    out = copy.deepcopy(data)
+    for bench in out["benchmarks"]:
+        bench["stats"]["data"] = [x * by for x in bench["stats"]["data"]]
+        for key in ("serial_samples_s",):
+            if key in bench["extra_info"]:
+                bench["extra_info"][key] = [x * by for x in bench["extra_info"][key]]
+    return out
+
+
+def test_one_pair_of_real_runs_gives_every_metric_its_ratio(tmp_path):
+    data = json.loads(FIXTURE.read_text())
+    (tmp_path / "slow.json").write_text(json.dumps(_slowed(data, 1.1)))
+    values = ab.pair_values(load([FIXTURE]), load([tmp_path / "slow.json"]))
+    assert {name for name, _ in values} == {"index", "work", "time", "speedup", "efficiency"}
+    for (name, key), (base, head, members) in values.items():
+        expected = 1.1 if BY_NAME[name].quantity == "time" else 1.0  # every time 10 % longer, speedups as they were
+        assert head / base == pytest.approx(expected, rel=1e-6), (name, key)
+        assert members >= 1
+
+
+@pytest.mark.skipif(not PAIRS.is_dir(), reason="evidence/ab/pairs not measured yet (evidence/measure.sh topic ab)")
+def test_the_decision_on_a_saved_real_ab_run_of_a_10_percent_slowdown():
+    # evidence/ab/pairs: the runs of one A/B run whose HEAD did 10 % more work per task, as measured
+    bars = ab.load_bars(str(ROOT / "evidence" / "ab" / "bars.json"))["bars"]
+    found: dict = {}
+    pairs = sorted(int(p.stem.split("-")[1]) for p in PAIRS.glob("base-*.json"))
+    for i in pairs:
+        ab.add_pair(found, ab.pair_values(load([PAIRS / f"base-{i}.json"]), load([PAIRS / f"head-{i}.json"])))
+    rows = ab.verdicts(found, bars, 0.95, len(pairs))
+    work = {r.name.split(" ")[0]: r for r in rows if r.metric == "work"}
+    assert set(work) == {"work[ab_python]", "work[ab_hash]", "work[ab_numpy]"}
+    for row in work.values():
+        assert row.change == pytest.approx(0.10, abs=0.05), row  # the 10 % it was made slower, within noise
+    assert ab.decide(rows, _args(), {"base": [{}], "head": [{}]}).outcome == "regression"
+
+
+def test_bars_come_from_the_aa_spread_at_the_fewest_pairs():
+    s = ab.Series(BY_NAME["work"], "work[x]", 1, [1.0] * 5, [1.02, 0.98, 1.0, 1.5, 1.5])
+    spread = ab_noise.spreads([{("work", "work[x]"): s}], at=3)
+    assert spread["work"][0] == pytest.approx(abs(math.log(1.02) + math.log(0.98)) / 3)  # pairs 4-5 not counted
+    assert spread["work"][1] == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["nowhere", "."], "BASE nowhere: not a folder"),
+        ([".", ".", "--workload-file", "missing.py"], "--workload-file missing.py: no such file in BASE"),
+        ([".", "."], "no --workload-file"),
+        ([".", ".", "--workload-file", "examples/hashing.py", "--fail-on", "speed"], "--fail-on: 'speed'"),
+        ([".", ".", "--workload-file", "examples/hashing.py", "--min-pairs", "1"], "need 2 <= min <= max"),
+        ([".", ".", "--workload-file", "examples/hashing.py", "--bars", "README.md"], "not a bars file"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, message):
+    done = run_module("scripts.ab", *argv, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) <= 2  # argparse's usage line, then the one line
+
+
+TASKS = """from workloads import Size, Workload
+
+SLOWDOWN = {slow}
+
+def summing(n):
+    return sum(range(round(n * SLOWDOWN))) >= 0
+
+WORKLOADS = [Workload(name="summing", func=summing, kind="cpu-python", gil="holds",
+                      sizes={{p: Size(200_000, 4, scale=1) for p in ("quick", "default", "full")}})]
+"""
+
+
+@pytest.mark.slow
+def test_a_short_ab_run_measures_both_arms_interleaved_and_writes_its_decision(tmp_path):
+    for arm, slow in (("base", "1.0"), ("head", "1.3")):
+        (tmp_path / arm).mkdir()
+        (tmp_path / arm / "mytasks.py").write_text(TASKS.format(slow=slow))
+    bars = tmp_path / "bars.json"
+    bars.write_text(json.dumps({"bars": dict.fromkeys(METRICS, 0.10)}))
+    out = tmp_path / "out"
+    done = run_module(
+        "scripts.ab", str(tmp_path / "base"), str(tmp_path / "head"), "--workload-file", "mytasks.py",
+        "--bars", str(bars), "--min-pairs", "2", "--max-pairs", "2", "--out", str(out), "--format", "json",
+        "--", "--workers", "1,2", "--executors", "serial,process",
+        timeout=600,
+    )  # fmt: skip
+    assert done.returncode in (0, 1, 3), done.stderr
+    decided = json.loads(done.stdout)
+    assert decided["exit_code"] == done.returncode and decided["ab"]["pairs"] == 2
+    # ABBA: base then head, then head then base; the first base run calibrated, every other reused its sizes
+    assert decided["ab"]["runs"] == ["base-1.json", "head-1.json", "head-2.json", "base-2.json"]
+    sizes = [json.loads((out / n).read_text())["machine_info"]["poolbench"]["sizes"] for n in decided["ab"]["runs"]]
+    assert {s["summing"]["param"] for s in sizes} == {sizes[0]["summing"]["param"]}
+    assert all(s["summing"]["method"].startswith("from ") for s in sizes[1:])
+    work = next(r for r in decided["rows"] if r["metric"] == "work")
+    assert work["change"] == pytest.approx(0.3, abs=0.12)  # HEAD sums 30 % more numbers per task
+    assert (out / "ab.md").read_text().startswith(("❌", "✅", "⚠️"))
