@@ -49,6 +49,8 @@ for topic in $ONLY; do
     gate)  # "Regression gate": six unchanged quick runs, then three confined to CPU 0, all with run 1's sizes
       run gate-run1 --profile quick
       for i in 2 3 4 5 6; do run "gate-run$i" --profile quick --sizes-from "$RAW/gate-run1.json"; done
+      # the two-file gate's bars from these unchanged runs made apart (each against the first)
+      $PY -m scripts.ab_noise --apart "$RAW"/gate-run[1-6].json --out "$RAW/gate-bars.json" > "$RAW/gate-bars.log"
       for i in 1 2 3; do
         run "gate-onecpu$i" taskset 0 -- --profile quick --sizes-from "$RAW/gate-run1.json"
       done ;;

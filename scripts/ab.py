@@ -34,7 +34,6 @@ scales worse: a lock, contention, pickling); one of the work index or a time, a 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import statistics
 import subprocess
@@ -59,6 +58,7 @@ from scripts.gating import (
     Metric,
     Row,
     judge,
+    load_bars,
     outcome_of,
 )
 from scripts.results import Record, ResultsError, load
@@ -277,25 +277,6 @@ def add_pair(series: dict[tuple[str, str], Series], values: dict[tuple[str, str]
         s = series.setdefault((name, key), Series(BY_NAME[name], key, members))
         s.base.append(b)
         s.head.append(h)
-
-
-def load_bars(path: str) -> dict:
-    """The bars file scripts.ab_noise wrote: ``{"bars": {metric: share}, ...}``; ResultsError with the fix."""
-    try:
-        data = json.loads(Path(path).read_text())
-        bars = {m: float(data["bars"][m]) for m in METRICS}
-    except FileNotFoundError:
-        raise ResultsError(
-            f"--bars {path}: no such file; measure your machine's with `python -m scripts.ab_noise`"
-        ) from None
-    except (OSError, ValueError, KeyError, TypeError):
-        raise ResultsError(
-            f"--bars {path}: not a bars file of scripts.ab_noise (a share per metric: {', '.join(METRICS)}); "
-            "write one with `python -m scripts.ab_noise`"
-        ) from None
-    if any(not 0 <= b < 1 for b in bars.values()):
-        raise ResultsError(f"--bars {path}: every bar must be a share between 0 and 1")
-    return {**data, "bars": bars}
 
 
 def verdicts(series: dict, bars: dict[str, float], confidence: float, pairs: int) -> list[Row]:

@@ -11,6 +11,9 @@ Runs ``--runs`` A/A runs of scripts/ab.py (the same folder, so the same code, in
 
 Run it on the runner the gate will run on, with the workloads it will gate (their noise is what the
 bars are for), and give the file to ``scripts.ab --bars``. Prints the bars and the spread behind each.
+
+``--apart RUN RUN [RUN ...]`` derives the two-file gate's bars (``scripts.compare --bars``) the same way
+from runs of unchanged code made one after another: each against the first, one comparison each.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pathlib import Path
 from scripts import ab
 from scripts.cli import Parser, run, write_atomic
 from scripts.gating import METRICS
-from scripts.results import ResultsError
+from scripts.results import ResultsError, load
 
 #: The one-sided 0.1 % point of the standard normal: a bar this many A/A spreads above 1.
 Z = 3.09
@@ -36,7 +39,11 @@ Z = 3.09
 
 def parse_args(argv: Sequence[str] | None = None):
     parser = Parser(prog="python -m scripts.ab_noise", description=__doc__.splitlines()[0])
-    parser.add_argument("folder", metavar="FOLDER", help="a checkout of your repository: both arms run it")
+    parser.add_argument("folder", metavar="FOLDER", nargs="?", help="a checkout of your repository: both arms run it")
+    parser.add_argument(
+        "--apart", nargs="+", metavar="RUN", default=None,
+        help="instead: results files of unchanged code made apart (scripts.compare's bars), each against the first",
+    )  # fmt: skip
     parser.add_argument(
         "--workload-file", action="append", default=[], dest="workload_files", metavar="PATH",
         help="a workload file, relative to FOLDER (repeat for several)",
@@ -49,6 +56,12 @@ def parse_args(argv: Sequence[str] | None = None):
     parser.add_argument("--results", default="ab-noise", help="folder for every run (default: ab-noise)")
     parser.add_argument("suite", nargs="*", metavar="-- SUITE OPTION", help="options for every run's `pytest bench`")
     args = parser.parse_args(argv)
+    if args.apart is not None:
+        if len(args.apart) < 3:
+            parser.error(f"--apart: {len(args.apart)} run(s); give at least 3 (two comparisons) of unchanged code")
+        return args
+    if args.folder is None:
+        parser.error("give FOLDER (A/A runs of scripts.ab) or --apart RUN RUN RUN (runs made apart)")
     if not args.workload_files:
         parser.error("no --workload-file: name the file(s) of your workloads, relative to FOLDER")
     if args.runs < 2:
@@ -70,23 +83,67 @@ def ab_args(args, out: Path) -> argparse.Namespace:
     )  # fmt: skip
 
 
-def spreads(series_runs: list[dict], at: int) -> dict[str, tuple[float, int]]:
-    """Per metric: (root mean square of the A/A log ratio after ``at`` pairs, over runs and keys; how many)."""
+def spreads(series_runs: list[dict], at: int, each: bool = False) -> dict[str, tuple[float, int]]:
+    """Per metric: (root mean square of the A/A log ratio after ``at`` pairs, over runs and keys; how many).
+
+    ``each``: every pair of a series is an estimate of its own (runs made apart, each against the first).
+    """
     out = {}
     for metric in METRICS:
         logs = [
-            statistics.fmean(s.logs[:at])
+            x
             for series in series_runs
             for (name, _), s in series.items()
             if name == metric and len(s.logs) >= at
+            for x in (s.logs if each else [statistics.fmean(s.logs[:at])])
         ]
         if logs:
             out[metric] = (math.sqrt(statistics.fmean(x * x for x in logs)), len(logs))
     return out
 
 
+def bars_file(spread: dict[str, tuple[float, int]], **about) -> dict:
+    """The bars file's body: each metric's bar from its spread (module doc), and what it came from."""
+    missing = [m for m in METRICS if m not in spread]
+    if missing:
+        raise ResultsError(f"the A/A runs measured no {', '.join(missing)}; give workloads that scale (CPU-bound)")
+    return {
+        "bars": {m: round(math.expm1(Z * s), 5) for m, (s, _) in spread.items()},
+        "spread": {m: round(s, 6) for m, (s, _) in spread.items()},
+        "keys": {m: n for m, (_, n) in spread.items()},
+        "z": Z,
+        **about,
+        "python": platform.python_version(),
+        "node": platform.node(),
+    }
+
+
+def apart(args, argv) -> int:
+    """Bars for the two-file gate from runs made apart: each against the first (module doc)."""
+    runs = [load([path]) for path in args.apart]
+    series: dict = {}
+    for later in runs[1:]:
+        ab.add_pair(series, ab.pair_values(runs[0], later))
+    body = bars_file(
+        spreads([series], at=1, each=True),
+        kind="apart",
+        at_pairs=1,
+        runs=len(runs),
+        comparisons=len(runs) - 1,
+        sources=[Path(p).name for p in args.apart],
+        command="python -m scripts.ab_noise " + " ".join(sys.argv[1:] if argv is None else argv),
+    )
+    write_atomic(Path(args.out), json.dumps(body, indent=1) + "\n")
+    for m in METRICS:
+        print(f"{m}: bar {body['bars'][m]:.1%} (spread {body['spread'][m]:.2%} over {body['keys'][m]} comparisons)")
+    print(f"wrote {args.out}: give it to `python -m scripts.compare --bars {args.out}`")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.apart is not None:
+        return apart(args, argv)
     results = Path(args.results)
     first = ab_args(args, results / "aa-1")
     base, head = ab.arms(first)
@@ -99,29 +156,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         series: dict = {}
         ab.collect(ab_args(args, out), (base, head), out, zero, series, say=lambda line, i=i: print(f"run {i}: {line}"))
         series_runs.append(series)
-    spread = spreads(series_runs, ab.MIN_PAIRS)
-    missing = [m for m in METRICS if m not in spread]
-    if missing:
-        raise ResultsError(f"the A/A runs measured no {', '.join(missing)}; give workloads that scale (CPU-bound)")
-    bars = {m: math.expm1(Z * s) for m, (s, _) in spread.items()}
-    body = {
-        "bars": {m: round(b, 5) for m, b in bars.items()},
-        "spread": {m: round(s, 6) for m, (s, _) in spread.items()},
-        "keys": {m: n for m, (_, n) in spread.items()},
-        "z": Z,
-        "at_pairs": ab.MIN_PAIRS,
-        "runs": args.runs,
-        "pairs_per_run": args.pairs,
-        "seconds": round(time.monotonic() - started, 1),
-        "workloads": list(base.workloads),
-        "profile": args.profile,
-        "python": platform.python_version(),
-        "node": platform.node(),
-        "command": "python -m scripts.ab_noise " + " ".join(sys.argv[1:] if argv is None else argv),
-    }
+    body = bars_file(
+        spreads(series_runs, ab.MIN_PAIRS),
+        kind="ab",
+        at_pairs=ab.MIN_PAIRS,
+        runs=args.runs,
+        pairs_per_run=args.pairs,
+        seconds=round(time.monotonic() - started, 1),
+        workloads=list(base.workloads),
+        profile=args.profile,
+        command="python -m scripts.ab_noise " + " ".join(sys.argv[1:] if argv is None else argv),
+    )
     write_atomic(Path(args.out), json.dumps(body, indent=1) + "\n")
     for m in METRICS:
-        print(f"{m}: bar {bars[m]:.1%} (A/A spread {spread[m][0]:.2%} over {spread[m][1]} estimates)")
+        print(f"{m}: bar {body['bars'][m]:.1%} (A/A spread {body['spread'][m]:.2%} over {body['keys'][m]} estimates)")
     print(f"wrote {args.out}: give it to `python -m scripts.ab --bars {args.out}`")
     return 0
 

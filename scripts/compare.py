@@ -26,13 +26,14 @@ CPU count, CPU limit or Python build stays a regression, named as one of the con
 A change counts as a regression only when it is both **significant** and **large**: the bootstrap
 interval of the ratio current / baseline (resampling the rounds of every side, medians; each side's
 draws are its scripts/analysis.py Analysis's, seeded per case as the report's) lies wholly on the
-worse side of 1, *and* the point change is worse than ``--min-effect``.
+worse side of 1, *and* the point change is worse than the metric's bar (``--bars``: scripts.ab_noise
+derives each from runs of unchanged code made apart; ``--min-effect`` / ``--case-min-effect`` override).
 pytest-benchmark's ``--benchmark-compare-fail=mean:5%`` is a bare threshold, which on a noisy
 machine either misses regressions or fails builds for nothing; a significance test alone flags
-changes too small to matter once rounds are many. The defaults were set from measured run-to-run
-noise (docs/gate.md): by default the gate fails on the index (``--min-effect``)
-and on single-case speedups (``--case-min-effect``); times and efficiencies are shown, and fail
-only when named in ``--fail-on``.
+changes too small to matter once rounds are many. The default bars come from measured run-to-run
+noise (docs/gate.md): by default the gate fails on the indexes and on single-case speedups; times and
+efficiencies are shown, and fail only when named in ``--fail-on``. For a change of your own code,
+``scripts.ab`` measures both sides in one job and sees far smaller changes.
 
 Cases found on one side only are listed; a case missing from CURRENT fails the gate unless
 ``--allow-missing`` (a case that crashed leaves no result, and must not pass for silence). A
@@ -61,15 +62,15 @@ from scripts.gating import (
     Row,
     bars,
     judge,
+    load_bars,
     outcome_of,
 )
 from scripts.results import Record, ResultsError, Run, latest_runs, load
 
 DEFAULT_FAIL_ON = ("index", "work", "speedup")
-#: Defaults set above the noise of unchanged quick runs on a shared 2-core machine: docs/gate.md,
-#: generated from evidence/gate/ (python -m scripts.evidence).
-DEFAULT_MIN_EFFECT = 0.25
-DEFAULT_CASE_MIN_EFFECT = 0.5
+#: The bars this repository's machine supports between runs made apart: scripts.ab_noise --apart wrote them
+#: from its unchanged quick runs (evidence/measure.sh, topic gate; docs/gate.md's generated block).
+DEFAULT_BARS = Path(__file__).resolve().parents[1] / "evidence" / "gate" / "bars.json"
 DEFAULT_CONFIDENCE = 0.99
 #: machine_info fields that must agree before absolute times are compared.
 SAME_MACHINE_KEYS = ("node", "machine", "processor", "python_implementation", "python_version")
@@ -86,16 +87,22 @@ def parse_args(argv: Sequence[str] | None = None):
         f"(default: {','.join(DEFAULT_FAIL_ON)})",
     )
     parser.add_argument(
+        "--bars",
+        default=str(DEFAULT_BARS),
+        help="each metric's smallest change that counts, a file of scripts.ab_noise --apart (default: this "
+        "repository's machine's, evidence/gate/bars.json)",
+    )
+    parser.add_argument(
         "--min-effect",
         type=float,
-        default=DEFAULT_MIN_EFFECT,
-        help=f"smallest relative change of the scaling index that counts (default: {DEFAULT_MIN_EFFECT} = 25 %%)",
+        default=None,
+        help="smallest relative change of the scaling index that counts, instead of its bar (0.25 = 25 %%)",
     )
     parser.add_argument(
         "--case-min-effect",
         type=float,
-        default=DEFAULT_CASE_MIN_EFFECT,
-        help=f"smallest relative change of one case that counts (default: {DEFAULT_CASE_MIN_EFFECT} = 50 %%)",
+        default=None,
+        help="smallest relative change of one case (and of the work index) that counts, instead of their bars",
     )
     parser.add_argument(
         "--confidence",
@@ -140,12 +147,12 @@ def parse_args(argv: Sequence[str] | None = None):
         parser.error(f"--fail-on: {args.fail_on!r}; choose from {', '.join(METRICS)}")
     args.fail_on = tuple(chosen)
     for name in ("min_effect", "case_min_effect"):
-        if not 0 <= getattr(args, name) < 1:
+        if getattr(args, name) is not None and not 0 <= getattr(args, name) < 1:
             flag = "--" + name.replace("_", "-")
             parser.error(f"{flag}: {getattr(args, name)} is not between 0 and 1 (0.25 means 25 %)")
     if not 0.5 <= args.confidence < 1:
         parser.error(f"--confidence: {args.confidence} is not between 0.5 and 1 (e.g. 0.99)")
-    return args
+    return with_bars(args)
 
 
 # --- statistics -----------------------------------------------------------------------------------
@@ -402,6 +409,18 @@ def work(args, base: list[Record], cur: list[Record]) -> int:
     gate = decide(args, base, cur)
     print(RENDERERS[getattr(args, "format", "text")](args, gate))
     return gate.exit_code
+
+
+def with_bars(args):
+    """``args`` with each metric's bar (``args.bars_of``): the bars file's, --min-effect and --case-min-effect
+    in place of theirs where given."""
+    own = dict(load_bars(args.bars)["bars"])
+    for m in METRIC_RECORDS:
+        given = args.min_effect if m.bar == "index" else args.case_min_effect
+        if given is not None:
+            own[m.name] = given
+    args.bars_of = own
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:

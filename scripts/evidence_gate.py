@@ -1,5 +1,6 @@
-"""The evidence block of the regression gate (docs/gate.md): unchanged reruns, a lost CPU, a busy neighbour and
-a workload made slower, each gated with the default bars; and the A/B gate's bars and decisions."""
+"""The evidence blocks of the regression gate (docs/gate.md): unchanged reruns, a lost CPU, a busy neighbour
+and a workload made slower, each gated with the bars derived from the unchanged runs; and the A/B gate's bars
+and decisions."""
 
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ def block_gate() -> list[str]:
     def short(name: str) -> str:
         return f"`{name.removeprefix('test_scaling[').rstrip(']')}`"
 
+    bars = json.loads(runs_of("gate/bars.json")[0].read_text())
     fell = ["; ".join(f"{', '.join(map(short, g.fell)) or 'none'} (run {i + 1})" for i, g in enumerate(lost))]
     met = {
         "busy": all(g.outcome == "inconclusive" for g in loud),
@@ -67,6 +69,12 @@ def block_gate() -> list[str]:
         "slowed": slowed.outcome == "regression" and slowed_row.verdict == "regression",
     }
     return [
+        f"Bars (`python -m scripts.ab_noise --apart` over the {bars['runs']} unchanged runs, each against the "
+        f"first: bar = exp({bars['z']} × spread) − 1, the spread the root mean square of the log ratio): "
+        + ", ".join(f"{m} {b:.1%} (spread {bars['spread'][m]:.1%})" for m, b in bars["bars"].items())
+        + ". They are set from the same unchanged runs the first row gates, so that row checks the rule, "
+        "not a held-out sample.",
+        "",
         "| runs | scaling index change (each pool × worker count ≥ 2) | work index change (same machine) "
         "| single-case speedup change | outcome |",
         "| --- | --- | --- | --- | --- |",
@@ -95,7 +103,7 @@ def block_gate() -> list[str]:
         f"What fell past the gate in the one-CPU runs (scaling indexes and single cases): {fell[0]}. "
         f"{machine_line(records_of(runs[0]))}; "
         "`bash evidence/measure.sh` (topic `gate`: six `pytest bench --profile quick` runs, three under "
-        "`taskset -c 0`, each gated against the first with the default bars; topic `denied`: three quick runs "
+        "`taskset -c 0`, each gated against the first with the bars above; topic `denied`: three quick runs "
         "beside a `while True: pass` loop, gated against the first; a quick run with `--workload-file "
         "evidence/slowable.py`, then the same with `POOLBENCH_SLOWDOWN=1.3`, gated against it).",
     ]

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from common.executors import gil_bound
 from common.reference import CONFIDENCE
-from scripts.results import Record
+from scripts.results import Record, ResultsError
 
 EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 
@@ -216,6 +217,25 @@ def render(rows: list[Row], only_base: list[str], only_cur: list[str], notes: li
     )
     lines += notes
     return "\n".join(lines)
+
+
+def load_bars(path: str) -> dict:
+    """The bars file scripts.ab_noise wrote: ``{"bars": {metric: share}, ...}``; ResultsError with the fix."""
+    try:
+        data = json.loads(Path(path).read_text())
+        bars = {m: float(data["bars"][m]) for m in METRICS}
+    except FileNotFoundError:
+        raise ResultsError(
+            f"--bars {path}: no such file; measure your machine's with `python -m scripts.ab_noise`"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ResultsError(
+            f"--bars {path}: not a bars file of scripts.ab_noise (a share per metric: {', '.join(METRICS)}); "
+            "write one with `python -m scripts.ab_noise`"
+        ) from None
+    if any(not 0 <= b < 10 for b in bars.values()):
+        raise ResultsError(f"--bars {path}: every bar must be a share of 0 or more (0.05 is 5 %)")
+    return {**data, "bars": bars}
 
 
 def bars(args) -> dict[str, float]:
