@@ -13,9 +13,8 @@ Three probes of the machine, none of the suite's timing code (a plain loop and `
 * **Each CPU at once.** One process pinned to each CPU of this process's affinity set (at most 8)
   runs the task back to back for ``--seconds``, all at once, each task timed by the wall clock.
   Per CPU: the slowest tenth of its tasks over the fastest tenth (two speed levels show as a ratio
-  well above 1), and how long a phase lasts (the median run of consecutive tasks on one side of
-  that CPU's median, in seconds); across CPUs, their throughput over the whole time, fastest over
-  slowest.
+  well above 1), and the same of its seconds (each second's median task; what a figure made of a few
+  seconds of rounds inherits); across CPUs, their throughput over the whole time, fastest over slowest.
 
 Prints a summary; ``--json OUT`` also writes every measurement (the evidence topic ``phases``,
 docs/guide.md's generated block).
@@ -108,16 +107,13 @@ def levels(durations: list[float]) -> float:
     return statistics.median(ordered[-tenth:]) / statistics.median(ordered[:tenth])
 
 
-def phase_seconds(tasks: list[tuple[float, float]]) -> float:
-    """The median length, in seconds, of a run of consecutive tasks on one side of the median."""
-    middle = statistics.median(d for _, d in tasks)
-    runs, start, side = [], tasks[0][0], tasks[0][1] > middle
-    for (at, d), nxt in zip(tasks, [*tasks[1:], None], strict=True):
-        if nxt is None or (nxt[1] > middle) != side:
-            runs.append(at + d - start)
-            if nxt is not None:
-                start, side = nxt[0], nxt[1] > middle
-    return statistics.median(runs)
+def by_second(tasks: list[tuple[float, float]]) -> list[float]:
+    """The median task time of each whole second of the run."""
+    seconds: dict[int, list[float]] = {}
+    for at, d in tasks:
+        seconds.setdefault(int(at), []).append(d)
+    last = int(max(at for at, _ in tasks))
+    return [statistics.median(v) for s, v in sorted(seconds.items()) if s < last]  # the last second is partial
 
 
 def measure(seconds: float) -> dict:
@@ -140,7 +136,8 @@ def measure(seconds: float) -> dict:
                 "tasks": len(tasks),
                 "median_s": statistics.median(d for _, d in tasks),
                 "levels": levels([d for _, d in tasks]),
-                "phase_s": phase_seconds(tasks),
+                "seconds_levels": max(by_second(tasks)) / min(by_second(tasks)),
+                "seconds_spread": spread(by_second(tasks)),
                 "durations_s": [round(d, 6) for _, d in tasks],
                 "starts_s": [round(t, 4) for t, _ in tasks],
             }
@@ -168,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     for cpu, d in data["per_cpu"].items():
         print(
             f"CPU {cpu}: {d['tasks']} tasks in {args.seconds:g} s, median {d['median_s'] * 1e3:.1f} ms; "
-            f"slowest tenth / fastest tenth {d['levels']:.2f}x; a phase lasts {d['phase_s']:.2f} s (median)"
+            f"slowest tenth / fastest tenth {d['levels']:.2f}x; slowest second / fastest {d['seconds_levels']:.2f}x "
+            f"(spread of the seconds {d['seconds_spread']:.1%})"
         )
     print(f"the CPUs' throughput, fastest over slowest: {data['cpu_rate_ratio']:.3f}x")
     if args.json:

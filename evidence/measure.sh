@@ -50,7 +50,7 @@ for topic in $ONLY; do
       run gate-run1 --profile quick
       for i in 2 3 4 5 6; do run "gate-run$i" --profile quick --sizes-from "$RAW/gate-run1.json"; done
       # the two-file gate's bars from these unchanged runs made apart (each against the first)
-      $PY -m scripts.ab_noise --apart "$RAW"/gate-run[1-6].json --out "$RAW/gate-bars.json" > "$RAW/gate-bars.log"
+      $PY -m scripts.ab_noise --apart "$RAW"/gate-run[1-6].json --out "$RAW/two-file-bars.json" > "$RAW/two-file-bars.log"
       for i in 1 2 3; do
         run "gate-onecpu$i" taskset 0 -- --profile quick --sizes-from "$RAW/gate-run1.json"
       done ;;

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -73,6 +74,9 @@ MIN_PAIRS = 3
 MAX_PAIRS = 12
 DEFAULT_BUDGET_S = 120.0
 DEFAULT_CONFIDENCE = 0.95
+#: Passes per run: each adds a round of every point at the cost of its cases only, where a run of its own
+#: adds the suite's start-up too (docs/gate.md's A/B evidence was measured at this many).
+DEFAULT_PASSES = 3
 #: A scaling regression (the pool scales worse) against a time regression (the work got slower).
 SCALING_METRICS = ("index", "speedup", "efficiency")
 
@@ -111,6 +115,12 @@ def parse_args(argv: Sequence[str] | None = None):
     )
     parser.add_argument("--profile", default="quick", help="the suite's profile for every run (default: quick)")
     parser.add_argument(
+        "--passes",
+        type=int,
+        default=DEFAULT_PASSES,
+        help=f"passes of every point in each run (default {DEFAULT_PASSES}: more rounds per suite start-up)",
+    )
+    parser.add_argument(
         "--budget",
         type=float,
         default=DEFAULT_BUDGET_S,
@@ -142,8 +152,11 @@ def parse_args(argv: Sequence[str] | None = None):
     )
     parser.add_argument("--out", default="ab-results", help="folder for every run's results and the gate's outputs")
     parser.add_argument("--format", choices=FORMATS, default="text", help="text (default), markdown or json")
-    parser.add_argument("suite", nargs="*", metavar="-- SUITE OPTION", help="options for every run's `pytest bench`")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    parser.epilog = "Options after -- go to every run's `pytest bench` (e.g. -- --workers 1,2)."
+    args = parser.parse_args(argv[:cut])
+    args.suite = argv[cut + 1 :]
     chosen = tuple(m.strip() for m in args.fail_on.split(","))
     if not chosen or any(m not in METRICS for m in chosen):
         parser.error(f"--fail-on: {args.fail_on!r}; choose from {', '.join(METRICS)}")
@@ -152,6 +165,8 @@ def parse_args(argv: Sequence[str] | None = None):
         parser.error("no --workload-file: name the file(s) of your workloads, relative to BASE and HEAD")
     if args.budget <= 0:
         parser.error(f"--budget {args.budget:g}: give a positive number of seconds")
+    if args.passes < 1:
+        parser.error(f"--passes {args.passes}: give 1 or more")
     if not 2 <= args.min_pairs <= args.max_pairs:
         parser.error(f"--min-pairs {args.min_pairs} / --max-pairs {args.max_pairs}: need 2 <= min <= max")
     if not 0.5 <= args.confidence < 1:
@@ -200,7 +215,9 @@ def arms(args) -> tuple[Arm, Arm]:
 def command(arm: Arm, args, out: Path, sizes_from: Path | None) -> list[str]:
     """One short run of the suite for ``arm``: its files' workloads, scaling cases, one pass."""
     cmd = [arm.python, "-m", "pytest", "bench", "-p", "no:cacheprovider", "-q", "--profile", args.profile]
-    cmd += ["--cases", "scaling", "--passes", "1", "--workloads", ",".join(arm.workloads)]
+    cmd += ["--cases", "scaling", "--passes", str(args.passes), "--workloads", ",".join(arm.workloads)]
+    if not any(o == "--workers" or o.startswith("--workers=") for o in (*args.suite, *arm.options)):
+        cmd += ["--workers", f"1,{len(os.sched_getaffinity(0))}"]  # one worker and every CPU it may use
     for path in arm.files:
         cmd += ["--workload-file", str(path)]
     if sizes_from is not None:

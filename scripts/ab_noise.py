@@ -54,8 +54,11 @@ def parse_args(argv: Sequence[str] | None = None):
     parser.add_argument("--profile", default="quick", help="the suite's profile (default: quick, as scripts.ab's)")
     parser.add_argument("--out", default="ab-bars.json", help="the bars file to write (default: ab-bars.json)")
     parser.add_argument("--results", default="ab-noise", help="folder for every run (default: ab-noise)")
-    parser.add_argument("suite", nargs="*", metavar="-- SUITE OPTION", help="options for every run's `pytest bench`")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    parser.epilog = "Options after -- go to every run's `pytest bench` (e.g. -- --workers 1,2)."
+    args = parser.parse_args(argv[:cut])
+    args.suite = argv[cut + 1 :]
     if args.apart is not None:
         if len(args.apart) < 3:
             parser.error(f"--apart: {len(args.apart)} run(s); give at least 3 (two comparisons) of unchanged code")

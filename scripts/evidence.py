@@ -126,8 +126,8 @@ def trim(raw: Path) -> list[Path]:
             dest = EVIDENCE / name.format(label)
             _write_json(dest, trimmed(json.loads(src.read_text())))
             written.append(dest)
-    if (raw / "gate-bars.json").exists():  # the two-file gate's bars (scripts.ab_noise --apart)
-        write_atomic(EVIDENCE / "gate" / "bars.json", (raw / "gate-bars.json").read_text())
+    if (raw / "two-file-bars.json").exists():  # the two-file gate's bars (scripts.ab_noise --apart)
+        write_atomic(EVIDENCE / "gate" / "bars.json", (raw / "two-file-bars.json").read_text())
         written.append(EVIDENCE / "gate" / "bars.json")
     ab = raw / "ab"
     if (ab / "bars.json").exists():  # the A/B gate: its bars, each run's decision, one run's pairs as measured

@@ -233,8 +233,9 @@ def block_phases() -> list[str]:
     ]
     for cpu, d in per_cpu.items():
         rows.append(
-            f"| CPU {cpu}, {data['seconds']:g} s of tasks back to back (all CPUs at once): slowest tenth over "
-            f"fastest tenth; a phase's median length | {d['levels']:.2f}×; {d['phase_s']:.2f} s ({d['tasks']} tasks, "
+            f"| CPU {cpu}, {data['seconds']:g} s of tasks back to back (all CPUs at once): the slowest tenth of the "
+            f"tasks over the fastest tenth; the slowest second over the fastest (each second's median) | "
+            f"{d['levels']:.2f}×; {d['seconds_levels']:.2f}× ({d['tasks']} tasks, "
             f"median {d['median_s'] * 1e3:.1f} ms) |"
         )
     rows.append(
@@ -248,5 +249,5 @@ def block_phases() -> list[str]:
         "`phases` (`python evidence/host_phases.py --json`: "
         f"`{path.relative_to(ROOT).as_posix()}`). A spread in one process over time as large as across fresh "
         "processes says the host moves, not the process; two speed levels show as a slowest-over-fastest ratio "
-        "well above 1 on each CPU.",
+        "well above 1 on each CPU, and slow seconds as the same of the seconds.",
     ]

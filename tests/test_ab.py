@@ -154,6 +154,7 @@ WORKLOADS = [Workload(name="summing", func=summing, kind="cpu-python", gil="hold
 
 
 @pytest.mark.slow
+@pytest.mark.e2e  # four runs of the suite: .ci/run runs it (pytest -m e2e)
 def test_a_short_ab_run_measures_both_arms_interleaved_and_writes_its_decision(tmp_path):
     for arm, slow in (("base", "1.0"), ("head", "1.3")):
         (tmp_path / arm).mkdir()
