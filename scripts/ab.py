@@ -105,8 +105,8 @@ def parse_args(argv: Sequence[str] | None = None):
         metavar="PATH",
         help="a workload file, its path relative to both BASE and HEAD (repeat for several)",
     )
-    parser.add_argument("--base-python", default=sys.executable, help="the interpreter of BASE (default: this one)")
-    parser.add_argument("--head-python", default=sys.executable, help="the interpreter of HEAD (default: this one)")
+    parser.add_argument("--base-python", default=sys.executable, help="the Python of BASE (default: this one)")
+    parser.add_argument("--head-python", default=sys.executable, help="the Python of HEAD (default: this one)")
     parser.add_argument(
         "--base-option", action="append", default=[], metavar="OPTION", help="a suite option for BASE only (repeat)"
     )

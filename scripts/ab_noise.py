@@ -50,7 +50,7 @@ def parse_args(argv: Sequence[str] | None = None):
     )  # fmt: skip
     parser.add_argument("--runs", type=int, default=10, help="A/A runs (default 10)")
     parser.add_argument("--pairs", type=int, default=ab.MIN_PAIRS + 2, help="pairs per run (default 5)")
-    parser.add_argument("--python", default=sys.executable, help="the interpreter both arms run (default: this one)")
+    parser.add_argument("--python", default=sys.executable, help="the Python both arms run (default: this one)")
     parser.add_argument("--profile", default="quick", help="the suite's profile (default: quick, as scripts.ab's)")
     parser.add_argument("--out", default="ab-bars.json", help="the bars file to write (default: ab-bars.json)")
     parser.add_argument("--results", default="ab-noise", help="folder for every run (default: ab-noise)")

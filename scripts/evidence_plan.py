@@ -181,7 +181,7 @@ def block_plan() -> list[str]:
         f"differ. The model times every round at its ideal speed; here each run took {min(factors):.2f}–"
         f"{max(factors):.2f}× the model (GIL-bound work on threads runs on one CPU, contention), the factor "
         "the last column carries to larger C. Same pools as here (serial, thread, process/fork; 3.14 adds "
-        "the interpreter pool).",
+        "a pool of subinterpreters).",
     ]
     return lines
 

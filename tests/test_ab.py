@@ -126,7 +126,7 @@ def test_bars_come_from_the_aa_spread_at_the_fewest_pairs():
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["nowhere", "."], "BASE nowhere: not a folder"),
+        (["nowhere", ".", "--workload-file", "x.py"], "BASE nowhere: not a folder"),
         ([".", ".", "--workload-file", "missing.py"], "--workload-file missing.py: no such file in BASE"),
         ([".", "."], "no --workload-file"),
         ([".", ".", "--workload-file", "examples/hashing.py", "--fail-on", "speed"], "--fail-on: 'speed'"),

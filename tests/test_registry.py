@@ -206,6 +206,7 @@ OWN_MODULES = {
         "bench/cluster.py",  # its backend
         "scripts/cluster_report.py",  # its section of the report
         "scripts/evidence_dask.py",  # this repository's dask evidence topic (evidence/dask/)
+        "scripts/evidence.py",  # ... which it lists beside every other topic
         "scripts/limits.py",  # a --cluster shape is a dask cluster of containers
         "scripts/containers.py",  # ... whose services are a dask scheduler and workers
         "scripts/matrix.py",  # ... which its --cluster option runs
