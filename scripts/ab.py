@@ -19,9 +19,11 @@ improvement), 1 regression, 3 inconclusive, 2 unusable input (one line), as ``sc
   interval lies wholly on the worse side of 1 *and* the change passes its bar.
 * **Bars from measured noise.** Each metric's bar comes from A/A runs of the same code in both arms
   (``python -m scripts.ab_noise``): the spread of its estimate after the fewest pairs a run may stop
-  at, times :data:`scripts.ab_noise.Z`. The defaults are this repository's machine's
-  (evidence/ab/bars.json, docs/gate.md's generated block); measure your runner's with
-  ``scripts.ab_noise`` and pass ``--bars``.
+  at, times :data:`scripts.ab_noise.Z`. After more pairs the estimate is a mean of more independent
+  pairs, so its spread, and the bar with it, shrinks as one over the square root of the pairs
+  (:func:`bars_at`; the A/A runs of the evidence check that false alarms stay at zero). The defaults
+  are this repository's machine's (evidence/ab/bars.json, docs/gate.md's generated block); measure
+  your runner's with ``scripts.ab_noise`` and pass ``--bars``.
 * **Stopping.** After :data:`MIN_PAIRS` pairs, a run stops as soon as every metric's interval lies
   beyond its bar or within it; otherwise when ``--budget`` seconds or ``--max-pairs`` pairs are spent.
 * **Denied CPU**: a run that measured itself denied CPU makes a regression inconclusive, as the
@@ -296,6 +298,16 @@ def add_pair(series: dict[tuple[str, str], Series], values: dict[tuple[str, str]
         s.head.append(h)
 
 
+def bars_at(body: dict, pairs: int) -> dict[str, float]:
+    """Each metric's bar after ``pairs`` pairs: a bars file of A/A runs (``kind`` "ab") measured the spread
+    after ``at_pairs`` pairs; a mean of ``pairs`` independent pairs spreads sqrt(at_pairs / pairs) as much,
+    and the bar stays Z of those spreads. Any other bars (fixed, or the two-file gate's) hold as given."""
+    if body.get("kind") != "ab" or pairs <= 0:
+        return dict(body["bars"])
+    at, z = int(body["at_pairs"]), float(body["z"])
+    return {m: math.expm1(z * float(body["spread"][m]) * math.sqrt(at / pairs)) for m in body["bars"]}
+
+
 def verdicts(series: dict, bars: dict[str, float], confidence: float, pairs: int) -> list[Row]:
     """One row per metric key from the first ``pairs`` pairs."""
     rows = []
@@ -364,9 +376,8 @@ def collect(
         pairs += 1
         spent = time.monotonic() - started
         say(f"ab: pair {pairs} ({' '.join(a.name for a in order)}) done, {spent:.0f} s")
-        if pairs >= args.min_pairs and clear(
-            verdicts(series, bars["bars"], args.confidence, pairs), bars["bars"], args.fail_on
-        ):
+        now = bars_at(bars, pairs)
+        if pairs >= args.min_pairs and clear(verdicts(series, now, args.confidence, pairs), now, args.fail_on):
             stopped = "clear"
             break
         if pairs < args.max_pairs and spent + spent / pairs > args.budget:  # another pair would pass the budget
@@ -380,7 +391,7 @@ def measure(args, base: Arm, head: Arm, out: Path, bars: dict, *, say=print) -> 
     started = time.monotonic()
     series: dict[tuple[str, str], Series] = {}
     pairs, stopped, runs, denied = collect(args, (base, head), out, bars, series, say=say)
-    rows = verdicts(series, bars["bars"], args.confidence, pairs)
+    rows = verdicts(series, bars_at(bars, pairs), args.confidence, pairs)
     return Outcome(decide(rows, args, denied), pairs, stopped, runs, time.monotonic() - started, bars)
 
 
@@ -420,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"python -m scripts.ab: stopped by Ctrl-C; the runs so far are in {out}", file=sys.stderr)
         return 130
     args.baseline, args.current = str(base.folder), str(head.folder)
-    args.bars_of = bars["bars"]
+    args.bars_of = bars_at(bars, done.pairs)  # the bars the verdicts were judged on
     gate = dataclasses.replace(
         done.gate,
         notes=[

@@ -92,6 +92,7 @@ def test_tree_readings_are_this_process_and_its_descendants():
     finally:
         child.stdin.close()
         child.wait(10)
+        child.stdout.close()
     assert readings.tree_size() == size
     assert alone >= own
     with readings.PeakRss() as peak:

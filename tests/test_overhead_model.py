@@ -133,7 +133,7 @@ def test_an_existing_cluster_is_measured_against_its_workers_cpus_not_the_client
         "worker_info": [{"nthreads": 1, "effective_cpus": 1.0}, {"nthreads": 1, "effective_cpus": 1.0}],
     }
     pool = bench_named(data, POOL)
-    pool["extra_info"].update(executor="dask", variant="external")
+    pool["extra_info"].update(executor="dask", start_method="external")  # the recorded key of a pool's variant
     path = tmp_path / "cluster.json"
     path.write_text(json.dumps(data))
     records = load([path])
