@@ -136,7 +136,6 @@ for topic in $ONLY; do
         docker run --rm --network none -v "$PWD:/src:ro" -v "$sized:/tmp/sizes.json:ro" -w /src -e HOME=/tmp \
           --entrypoint python poolbench:py3.13t evidence/ftscaling_raw.py /tmp/sizes.json --load-as "$how"
       done > "$RAW/ftscaling-raw.jsonl" ;;
-    *) echo "unknown topic $topic"; exit 2 ;;
     ab)  # "The A/B gate": the bars from A/A runs, then 10 A/A, 10 at 10 % slower, 10 at 5 % slower, 3 with a lock
       echo "== ab ($(date -u +%T))"
       rm -rf "$RAW/ab"; mkdir -p "$RAW/ab"
@@ -162,6 +161,7 @@ for topic in $ONLY; do
           fi
         done
       done ;;
+    *) echo "unknown topic $topic"; exit 2 ;;
   esac
 done
 echo "== done ($(date -u +%T)); trimming into evidence/"
