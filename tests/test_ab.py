@@ -123,6 +123,17 @@ def test_bars_come_from_the_aa_spread_at_the_fewest_pairs():
     assert spread["work"][1] == 1
 
 
+def test_a_bar_from_aa_runs_shrinks_as_one_over_the_root_of_the_pairs_and_a_fixed_bar_holds():
+    spread = {m: 0.02 for m in METRICS}
+    body = ab_noise.bars_file({m: (0.02, 10) for m in METRICS}, kind="ab", at_pairs=3)
+    assert body["spread"] == spread
+    at3, at12 = ab.bars_at(body, 3), ab.bars_at(body, 12)
+    assert at3["work"] == pytest.approx(body["bars"]["work"], abs=1e-5)  # the file's bar is the one at its pairs
+    assert math.log1p(at12["work"]) == pytest.approx(math.log1p(at3["work"]) / 2)  # 4x the pairs: half the bar
+    fixed = {"kind": "apart", "bars": dict.fromkeys(METRICS, 0.3), "spread": spread, "at_pairs": 1, "z": 3.09}
+    assert ab.bars_at(fixed, 12) == fixed["bars"]  # the two-file gate's bars are not a mean of pairs
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

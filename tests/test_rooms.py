@@ -84,3 +84,10 @@ def test_no_module_imports_itself_back_through_others(package):
     for module in graph:
         walk(module, (module,))
     assert not circles, sorted(circles)
+
+
+@pytest.mark.parametrize("room", ["bench", "scripts", "common", "workloads"])
+def test_no_module_holds_more_than_one_files_worth(room):
+    # issue #31: a file of one job stays under about 500 lines; past it, it is two jobs
+    long = {p.name: n for p in (ROOT / room).glob("*.py") if (n := len(p.read_text().splitlines())) > 500}
+    assert not long, f"{room}: {long}: split by job"
