@@ -9,6 +9,7 @@ import statistics
 from pathlib import Path
 
 from scripts import compare, gating
+from scripts.ab import bars_at
 from scripts.evidence_files import (
     EVIDENCE,
     machine_line,
@@ -122,13 +123,20 @@ AB_KINDS = {
 def block_ab() -> list[str]:
     """The A/B gate (docs/gate.md): its bars from A/A runs, and what it decided on A/A, slowed and locked HEADs."""
     bars = json.loads(runs_of("ab/bars.json")[0].read_text())
+    late = 2 * bars["at_pairs"]
+    later = bars_at(bars, late)
     lines = [
         f"Bars (`scripts.ab_noise`: {bars['runs']} A/A runs of {bars['pairs_per_run']} pairs, the estimate after "
-        f"{bars['at_pairs']} pairs; bar = exp({bars['z']} × spread) − 1):",
+        f"{bars['at_pairs']} pairs; after n pairs, bar = exp({bars['z']} × spread × √({bars['at_pairs']} / n)) − 1, "
+        "a mean of n pairs spreading as 1/√n):",
         "",
-        "| metric | A/A spread (root mean square of the log ratio) | estimates | bar |",
-        "| --- | --- | --- | --- |",
-        *(f"| {m} | {bars['spread'][m]:.2%} | {bars['keys'][m]} | {bars['bars'][m]:.1%} |" for m in bars["bars"]),
+        f"| metric | A/A spread after {bars['at_pairs']} pairs (root mean square of the log ratio) | estimates "
+        f"| bar after {bars['at_pairs']} pairs | after {late} |",
+        "| --- | --- | --- | --- | --- |",
+        *(
+            f"| {m} | {bars['spread'][m]:.2%} | {bars['keys'][m]} | {bars['bars'][m]:.1%} | {later[m]:.1%} |"
+            for m in bars["bars"]
+        ),
         "",
         "| HEAD | runs | outcomes | caught | pairs | wall time | what the gate named (first run) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -170,6 +178,6 @@ def block_ab() -> list[str]:
         f"Measured here (Python {bars['python']}; `bash evidence/measure.sh` topic `ab`: evidence/abwork.py "
         "copied into an arm folder per HEAD, its knob edited in the copy; `python -m scripts.ab_noise` for the "
         "bars, then each `python -m scripts.ab BASE HEAD --workload-file abwork.py --bars bars.json`, quick "
-        "profile, the suite's default workers).",
+        "profile, workers 1 and every CPU as scripts.ab runs by default).",
     ]
     return lines
