@@ -127,10 +127,12 @@ def trim(raw: Path) -> list[Path]:
             _write_json(dest, trimmed(json.loads(src.read_text())))
             written.append(dest)
     if (raw / "two-file-bars.json").exists():  # the two-file gate's bars (scripts.ab_noise --apart)
+        (EVIDENCE / "gate").mkdir(parents=True, exist_ok=True)
         write_atomic(EVIDENCE / "gate" / "bars.json", (raw / "two-file-bars.json").read_text())
         written.append(EVIDENCE / "gate" / "bars.json")
     ab = raw / "ab"
     if (ab / "bars.json").exists():  # the A/B gate: its bars, each run's decision, one run's pairs as measured
+        (EVIDENCE / "ab").mkdir(parents=True, exist_ok=True)
         write_atomic(EVIDENCE / "ab" / "bars.json", (ab / "bars.json").read_text())
         written.append(EVIDENCE / "ab" / "bars.json")
         for src in sorted(ab.glob("*-*/ab.json")):
