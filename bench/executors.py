@@ -148,14 +148,30 @@ PROCESS = Backend(
 )
 
 
+#: The BLAS caps set in the suite's own process, kept for the rest of the run (:func:`blas_limit_here`).
+_HELD: list[threadpool_limits] = []
+
+
+def _blas_here_is(threads: int) -> bool:
+    """Whether every BLAS library loaded here runs ``threads`` threads (reading the count starts no thread)."""
+    return all(i["num_threads"] == threads for i in threadpool_info() if i["user_api"] == "blas")
+
+
 @contextmanager
 def blas_limit_here(kind: str, threads: int) -> Iterator[None]:
-    """For executors whose tasks run in this process (serial, threads): cap BLAS here meanwhile."""
-    if not in_process(kind):
-        yield
-        return
-    with threadpool_limits(limits=threads, user_api="blas"):
-        yield
+    """For executors whose tasks run in this process (serial, threads): cap BLAS here, and keep the cap.
+
+    Kept, not restored at the end: setting OpenBLAS's thread count after a fork starts its worker
+    thread anew (its fork handler shut the old one down), and a new OpenBLAS thread spins for about
+    0.1 s before it sleeps (measured here: 103 ms of CPU in the 200 ms after ``threadpool_limits(1)``
+    followed an ``os.fork()``; none without the fork). Set and restored per case, every process/fork
+    case started that spin beside its warm-up and first serial probe: the probe waited 3-13 ms for its
+    CPU, read slow, and lifted the one-worker process pool to 1.05-1.12× serial (issue #30). The
+    suite's process needs no other BLAS count: every BLAS call it makes is a serial or thread pool's.
+    """
+    if in_process(kind) and not _blas_here_is(threads):
+        _HELD.append(threadpool_limits(limits=threads, user_api="blas"))
+    yield
 
 
 def warm_up(pool: Executor, workers: int, attempts: int = 4) -> set[int]:

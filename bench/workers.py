@@ -62,7 +62,11 @@ def apply_limits(setup: Setup) -> None:
         allocator.apply(setup.malloc)  # process-wide: every thread of the worker allocates under it
     import numpy  # noqa: F401, PLC0415  (loads the BLAS library that the limit applies to)
 
-    _BLAS_LIMIT = threadpool_limits(limits=setup.blas_threads, user_api="blas")
+    # Only where the count differs: a forked worker has its parent's, and setting it after the fork would
+    # start an OpenBLAS thread that spins for about 0.1 s beside the pool's first probe
+    # (bench/executors.py ``blas_limit_here``).
+    if any(i["num_threads"] != setup.blas_threads for i in threadpool_info() if i["user_api"] == "blas"):
+        _BLAS_LIMIT = threadpool_limits(limits=setup.blas_threads, user_api="blas")
     freeze_heap()
 
 

@@ -99,3 +99,29 @@ def test_tree_readings_are_this_process_and_its_descendants():
         block = bytearray(64 * 1024 * 1024)
         block[::4096] = b"x" * len(block[::4096])  # touch every page
     assert peak.peak >= len(block)
+
+
+def test_the_suites_blas_cap_is_set_once_and_a_forked_worker_sets_none(monkeypatch):
+    # issue #30: a BLAS count set after a fork starts an OpenBLAS thread that spins beside the next probe;
+    # so the suite's process keeps its cap (set at most once), and a forked worker that has it sets nothing
+    from bench import workers  # noqa: PLC0415
+
+    pytest.importorskip("numpy")
+    calls = []
+    real = executors.threadpool_limits
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("limits"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(executors, "threadpool_limits", counting)
+    monkeypatch.setattr(workers, "threadpool_limits", counting)
+    for _ in range(3):
+        with executors.blas_limit_here("serial", 1):
+            pass
+    with executors.blas_limit_here("thread", 1):
+        pass
+    assert len(calls) <= 1  # once at most (none where the count was 1 already) ...
+    assert executors._blas_here_is(1)  # ... and kept after the block
+    workers.apply_limits(workers.Setup(blas_threads=1))  # a worker forked from here: the count holds
+    assert len(calls) <= 1
