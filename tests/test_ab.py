@@ -103,17 +103,19 @@ def test_one_pair_of_real_runs_gives_every_metric_its_ratio(tmp_path):
 @pytest.mark.skipif(not PAIRS.is_dir(), reason="evidence/ab/pairs not measured yet (evidence/measure.sh topic ab)")
 def test_the_decision_on_a_saved_real_ab_run_of_a_10_percent_slowdown():
     # evidence/ab/pairs: the runs of one A/B run whose HEAD did 10 % more work per task, as measured
-    bars = ab.load_bars(str(ROOT / "evidence" / "ab" / "bars.json"))["bars"]
-    found: dict = {}
+    # (how close each ratio came to 1.10 over ten such runs is docs/gate.md's block, not a test's matter)
     pairs = sorted(int(p.stem.split("-")[1]) for p in PAIRS.glob("base-*.json"))
+    bars = ab.bars_at(ab.load_bars(str(ROOT / "evidence" / "ab" / "bars.json")), len(pairs))
+    found: dict = {}
     for i in pairs:
         ab.add_pair(found, ab.pair_values(load([PAIRS / f"base-{i}.json"]), load([PAIRS / f"head-{i}.json"])))
     rows = ab.verdicts(found, bars, 0.95, len(pairs))
     work = {r.name.split(" ")[0]: r for r in rows if r.metric == "work"}
     assert set(work) == {"work[ab_python]", "work[ab_hash]", "work[ab_numpy]"}
-    for row in work.values():
-        assert row.change == pytest.approx(0.10, abs=0.05), row  # the 10 % it was made slower, within noise
-    assert ab.decide(rows, _args(), {"base": [{}], "head": [{}]}).outcome == "regression"
+    assert all(r.ratio_lo > 1.0 for r in work.values())  # every workload measured slower, beyond its interval
+    gate = ab.decide(rows, _args(), {"base": [{}], "head": [{}]})
+    assert gate.outcome == "regression" and gate.verdict.startswith("time regression: work[")
+    assert all(r.metric in ("work", "time") for r in gate.regressions)  # named a time regression, not scaling
 
 
 def test_bars_come_from_the_aa_spread_at_the_fewest_pairs():
