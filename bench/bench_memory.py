@@ -13,8 +13,8 @@ from __future__ import annotations
 import psutil
 
 from bench.backend import backend
-from bench.executors import make_executor, warm_up
-from bench.harness import case_info, run_pool_starts
+from bench.executors import warm_up
+from bench.harness import case_info, new_case_pool, run_pool_starts
 from bench.measure import WrongAnswer
 from bench.readings import tree_rss_bytes, tree_size, tree_uss_bytes
 
@@ -37,14 +37,7 @@ def test_memory(benchmark, case, suite):
     answers, meter = run_pool_starts(
         benchmark,
         suite,
-        make=lambda: make_executor(
-            case.executor,
-            case.workers,
-            case.variant,
-            suite.blas_threads,
-            suite.malloc,
-            state=suite.state(case.executor),
-        ),
+        make=lambda: new_case_pool(case, suite),
         first=lambda pool: len(warm_up(pool, case.workers)),
         rounds=suite.settings["memory_rounds"],
         warmup_rounds=0,

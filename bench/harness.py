@@ -18,7 +18,7 @@ from bench.backend import backend
 from bench.cases import Case
 from bench.config import SuiteConfig
 from bench.cpus import read_memory_cgroup
-from bench.executors import blas_limit_here, blas_threads_of, terminate, warm_pool
+from bench.executors import blas_limit_here, blas_threads_of, make_executor, terminate, warm_pool
 from bench.measure import BatchRounds, RoundMeter, WrongAnswer
 from common import reference
 from common.schema import SCHEMA_VERSION
@@ -56,16 +56,22 @@ def case_info(case: Case, suite: SuiteConfig) -> dict[str, Any]:
     }
 
 
+def _pool_args(case: Case, suite: SuiteConfig) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """A case's pool as make_executor and warm_pool take it: its executor, size and variant, the suite's settings."""
+    args = (case.executor, case.workers, case.variant, suite.blas_threads, suite.malloc)
+    return args, {"state": suite.state(case.executor)}
+
+
 def case_pool(case: Case, suite: SuiteConfig) -> contextlib.AbstractContextManager[Executor]:
-    """The warm pool a throughput case runs on: its executor, size and start method, the suite's settings."""
-    return warm_pool(
-        case.executor,
-        case.workers,
-        case.variant,
-        suite.blas_threads,
-        suite.malloc,
-        state=suite.state(case.executor),
-    )
+    """The warm pool a throughput case runs on (every worker started)."""
+    args, kwargs = _pool_args(case, suite)
+    return warm_pool(*args, **kwargs)
+
+
+def new_case_pool(case: Case, suite: SuiteConfig) -> Executor:
+    """A new pool for the case, no worker started yet (the memory case counts what starting them costs)."""
+    args, kwargs = _pool_args(case, suite)
+    return make_executor(*args, **kwargs)
 
 
 class WorkerDied(RuntimeError):
