@@ -153,8 +153,10 @@ _HELD: list[threadpool_limits] = []
 
 
 def _blas_here_is(threads: int) -> bool:
-    """Whether every BLAS library loaded here runs ``threads`` threads (reading the count starts no thread)."""
-    return all(i["num_threads"] == threads for i in threadpool_info() if i["user_api"] == "blas")
+    """Whether a BLAS library is loaded here and every one runs ``threads`` threads (reading the count starts
+    no thread). None loaded yet: False, so the cap is set again once one is."""
+    counts = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    return bool(counts) and all(n == threads for n in counts)
 
 
 @contextmanager
@@ -169,8 +171,11 @@ def blas_limit_here(kind: str, threads: int) -> Iterator[None]:
     CPU, read slow, and lifted the one-worker process pool to 1.05-1.12× serial (issue #30). The
     suite's process needs no other BLAS count: every BLAS call it makes is a serial or thread pool's.
     """
-    if in_process(kind) and not _blas_here_is(threads):
-        _HELD.append(threadpool_limits(limits=threads, user_api="blas"))
+    if in_process(kind):
+        import numpy  # noqa: F401, PLC0415  (loads the BLAS library the cap applies to, as a worker does)
+
+        if not _blas_here_is(threads):
+            _HELD.append(threadpool_limits(limits=threads, user_api="blas"))
     yield
 
 
