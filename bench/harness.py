@@ -170,6 +170,10 @@ def run_batches(
         info["serial_tasks"] = len(probe)
         info["serial_warm_tasks"] = len(probe_warm)
         info["serial_cpus"] = list(batch.probe_cpus)
+        info["round_cpu_shares"] = [
+            None if shares is None else {str(c): round(v, 3) for c, v in shares.items()}
+            for shares in batch.round_cpu_shares
+        ]
     if batch.settle_samples:
         info["settle_samples_s"] = [round(t, 6) for t in batch.settle_samples]
     benchmark.extra_info.update(info)

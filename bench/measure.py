@@ -2,7 +2,7 @@
 
 :class:`BatchRounds` is what ``benchmark.pedantic`` calls around every round of a batch case, and
 :class:`RoundMeter` what it reads of the process tree between rounds (bench/readings.py); a serial
-probe runs on each CPU in turn (:func:`on_next_cpu`).
+probe runs on the CPUs the rounds beside it ran on (:class:`ProbePlacer`).
 """
 
 from __future__ import annotations
@@ -31,28 +31,84 @@ from bench.readings import (
     tree_wait_seconds,
 )
 
-#: The next CPU a serial probe runs on: a rotation over this process's CPUs for the whole run.
+#: The next CPU a serial probe runs on when no round has been read yet: a rotation over this process's CPUs.
 _probe_turn = itertools.count()
 
 
-@contextmanager
-def on_next_cpu() -> Iterator[int | None]:
-    """Run the block in this thread on the next of this process's CPUs in turn, then give the thread back
-    every CPU it had; yields that CPU (None off Linux, or when the thread's CPUs cannot be set).
+def cpu_busy_ticks() -> dict[int, int]:
+    """Each CPU's busy clock ticks since boot, by CPU number (/proc/stat: user, nice, system, irq and softirq,
+    the whole machine's); {} where /proc/stat cannot be read."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return {}
+    out = {}
+    for line in lines:
+        if line.startswith("cpu") and line[3:4].isdigit():
+            f = line.split()
+            out[int(f[0][3:])] = int(f[1]) + int(f[2]) + int(f[3]) + int(f[6]) + int(f[7])
+    return out
 
-    A pool's round runs on every CPU it may use, so its throughput is the sum of their speeds; a
-    probe left where the scheduler put the suite's thread measures that one CPU. Measured on a
-    2-vCPU AMD EPYC guest, the two vCPUs ran the same task 8 % apart over 30 s (10.1 vs 10.9 ms,
-    each pinned, both busy) and 1.5× apart in phases of a fraction of a second: a reference taken
-    on the slower one reads every pool above its physical limit, on the faster one below it. In
-    turn, the probes of a run sample every CPU alike, as the pool's rounds do.
-    """
+
+@dataclass
+class ProbePlacer:
+    """Where a case's serial probes run: on the CPUs its rounds ran on, in the same shares.
+
+    A pool's round runs where the scheduler puts its workers; a host's vCPUs differ in speed, 8 % over
+    half a minute and up to 1.5× in phases of seconds (measured on a 2-vCPU AMD EPYC guest, which sees no
+    steal for it). A round of W = C workers covers every CPU, so its probes go to each CPU in turn; a lone
+    worker sits on one CPU for a round, and a probe rotated onto the other CPU compares it with a CPU it
+    did not run on: in evidence/limits (schema 7) a slow phase of CPU 0 read a one-worker pool on CPU 1
+    1.05-1.08× "faster than serial". So each round's busy clock ticks per CPU (:func:`cpu_busy_ticks`, the
+    machine's, between the round's start and end) become shares that credit each CPU, and each probe goes
+    to the CPU with the most credit, which pays one (smooth weighted round robin): a round spread evenly
+    sends the probes round the CPUs in turn, a round on one CPU sends them there. Before any round was
+    read, the rotation over the process's CPUs."""
+
+    credit: dict[int, float] = field(default_factory=dict)
+    _start: dict[int, int] = field(default_factory=dict)
+
+    def round_started(self) -> None:
+        self._start = cpu_busy_ticks()
+
+    def round_ended(self) -> dict[int, float] | None:
+        """Credit each of this process's CPUs with its share of the round's busy ticks; the shares (None where
+        nothing was read)."""
+        end = cpu_busy_ticks()
+        try:
+            allowed = sorted(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            return None
+        ticks = {c: end.get(c, 0) - self._start.get(c, 0) for c in allowed}
+        total = sum(t for t in ticks.values() if t > 0)
+        if not self._start or total <= 0:
+            return None
+        shares = {c: max(t, 0) / total for c, t in ticks.items()}
+        for c, share in shares.items():
+            self.credit[c] = self.credit.get(c, 0.0) + share
+        return shares
+
+    def next_cpu(self, allowed: list[int]) -> int:
+        credited = [c for c in allowed if c in self.credit]
+        if not credited:
+            return allowed[next(_probe_turn) % len(allowed)]
+        cpu = max(credited, key=lambda c: (self.credit[c], -c))
+        self.credit[cpu] -= 1.0
+        return cpu
+
+
+@contextmanager
+def on_next_cpu(placer: ProbePlacer | None = None) -> Iterator[int | None]:
+    """Run the block in this thread on the CPU ``placer`` picks (:class:`ProbePlacer`; without one, the next
+    of this process's CPUs in turn), then give the thread back every CPU it had; yields that CPU (None off
+    Linux, or when the thread's CPUs cannot be set)."""
     try:
         allowed = sorted(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         yield None
         return
-    cpu = allowed[next(_probe_turn) % len(allowed)]
+    cpu = placer.next_cpu(allowed) if placer is not None else allowed[next(_probe_turn) % len(allowed)]
     try:
         os.sched_setaffinity(0, {cpu})
     except OSError:
@@ -207,6 +263,9 @@ class BatchRounds:
     paired_cpu_samples: list[float] = field(default_factory=list)
     #: The CPU each probe ran on (None where this thread's CPU cannot be chosen).
     probe_cpus: list[int | None] = field(default_factory=list)
+    placer: ProbePlacer = field(default_factory=ProbePlacer)
+    #: Each timed round's busy shares by CPU (:meth:`ProbePlacer.round_ended`; None where not read).
+    round_cpu_shares: list[dict[int, float] | None] = field(default_factory=list)
     meter: RoundMeter = field(init=False)
     _results: list[Any] | None = field(default=None, repr=False)
     _started: float = 0.0
@@ -226,6 +285,7 @@ class BatchRounds:
         self._results = None
         if self.paired is not None and self.meter.timing and not self.paired_samples:
             self.probe()  # the probe before the first timed round
+        self.placer.round_started()
         self.meter.start()
 
     def target(self) -> None:
@@ -235,18 +295,21 @@ class BatchRounds:
     def teardown(self) -> None:
         took = time.perf_counter() - self._started
         timed = self.meter.stop()
+        shares = self.placer.round_ended()
+        if timed:
+            self.round_cpu_shares.append(shares)
         self._check_floor(took, self.floor_s)
         self.verify()
         if self.paired is not None and timed:
             self.probe()
 
     def probe(self) -> None:
-        """One serial probe, on the next CPU of the rotation (:func:`on_next_cpu`): settle, the untimed warm
-        task(s), then the timed ones; answers checked."""
+        """One serial probe, on the CPU the rounds beside it ran on (:class:`ProbePlacer`): settle, the untimed
+        warm task(s), then the timed ones; answers checked."""
         if self.settle is not None:
             self.settle_samples.append(self.settle())
         assert self.paired is not None
-        with on_next_cpu() as where:
+        with on_next_cpu(self.placer) as where:
             if self.paired_warm is not None:  # also pays the move to that CPU
                 self._results = self.paired_warm()
                 self.verify("warm-up of the serial probe", self.paired_warm_tasks)

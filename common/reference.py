@@ -8,9 +8,10 @@ rounds::
 
 Each probe runs, in the suite's own thread with BLAS capped as for serial, :data:`PROBE_WARM_TASKS`
 untimed task(s) and then :data:`PROBE_TASKS` timed task(s) of the same workload at the same size:
-warm and in a row, as a pool's worker runs its tasks; and each on the next of the process's CPUs in
-turn (bench/measure.py ``on_next_cpu``), since a pool's round runs on all of them and a host's CPUs
-need not run at one speed. Why the untimed one: the first task after a
+warm and in a row, as a pool's worker runs its tasks; and each on the CPUs the case's rounds ran on,
+in their shares of the rounds' busy time (bench/measure.py ``ProbePlacer``: round the CPUs in turn for
+a round that covers them all, on the one CPU a lone worker sat on), since a host's CPUs need not run at
+one speed. Why the untimed one: the first task after a
 pool round runs cold (measured on a 2-vCPU Intel host with plain executors and no suite code: 1.10-
 1.23× a warm serial task for NumPy chains and fresh 4 MiB buffers, the second task 0.99-1.06×;
 shared/ANCHORS.md), so a reference made of that first task alone made one-worker pools "beat

@@ -61,10 +61,14 @@ import math
 #:    ``plan`` and ``config`` add ``probe_warm_tasks``, ``plan`` adds ``reference`` (the rule in
 #:    words). Speedups of schema 5-6 read 3-14 % high where the first task after a pool round ran
 #:    cold (issue #30).
-SCHEMA_VERSION = 7
+#: 8. each serial probe runs on the CPUs the case's rounds ran on, in their shares (bench/measure.py
+#:    ``ProbePlacer``; it rotated over the process's CPUs), and scaling cases of pools add
+#:    ``round_cpu_shares`` (per timed round, each CPU's share of the machine's busy ticks): a lone
+#:    worker on a vCPU that ran faster than the other read above serial in schema 7 (issue #30).
+SCHEMA_VERSION = 8
 
 #: Schema versions the loader accepts.
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
 
 #: extra_info keys every poolbench benchmark carries.
 REQUIRED_EXTRA = (

@@ -277,6 +277,43 @@ def test_a_probe_runs_on_each_cpu_in_turn_and_gives_the_thread_its_cpus_back():
     assert set(seen) == before  # every CPU of the process, in turn
 
 
+def test_a_probe_follows_the_cpus_its_rounds_ran_on(monkeypatch):
+    """The placer's rule (bench/measure.py ProbePlacer) on planted busy ticks: a round on one CPU sends the probes
+    there, rounds spread evenly send them round the CPUs in turn, an uneven spread in its shares."""
+    ticks = {0: 0, 1: 0}
+    monkeypatch.setattr(measure, "cpu_busy_ticks", lambda: dict(ticks))
+    monkeypatch.setattr(measure.os, "sched_getaffinity", lambda pid: {0, 1})
+
+    def rounds(placer, per_round, n):
+        chosen = []
+        for _ in range(n):
+            placer.round_started()
+            for cpu, busy in per_round.items():
+                ticks[cpu] += busy
+            placer.round_ended()
+            chosen.append(placer.next_cpu([0, 1]))
+        return chosen
+
+    assert rounds(measure.ProbePlacer(), {0: 1, 1: 15}, 6) == [1] * 6  # a lone worker on CPU 1
+    assert rounds(measure.ProbePlacer(), {0: 15, 1: 14}, 6) == [0, 1, 0, 1, 0, 1]  # a round on both
+    assert rounds(measure.ProbePlacer(), {0: 10, 1: 5}, 6).count(0) == 4  # two thirds on CPU 0
+    placer = measure.ProbePlacer()  # nothing read (no /proc/stat): the rotation
+    assert placer.round_ended() is None and placer.next_cpu([0, 1]) in (0, 1)
+
+
+def test_the_placer_reads_this_machines_busy_ticks():
+    ticks = measure.cpu_busy_ticks()
+    assert set(os.sched_getaffinity(0)) <= set(ticks) and all(t >= 0 for t in ticks.values())
+    placer = measure.ProbePlacer()
+    placer.round_started()
+    deadline = time.perf_counter() + 0.1
+    while time.perf_counter() < deadline:  # keep a CPU busy for ten ticks
+        pass
+    shares = placer.round_ended()
+    assert shares is not None and set(shares) == os.sched_getaffinity(0)
+    assert abs(sum(shares.values()) - 1) < 1e-9
+
+
 def test_the_gate_names_a_measurement_defect_on_either_side(tmp_path):
     from scripts import compare  # noqa: PLC0415
 

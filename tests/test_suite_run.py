@@ -174,8 +174,12 @@ def test_scaling_cases_bracket_their_rounds_with_warm_serial_probes(smallest_run
         assert len(info["serial_cpu_samples_s"]) == len(probes)
         assert all(t > 0 for t in probes)
         assert (info["serial_tasks"], info["serial_warm_tasks"]) == (PROBE_TASKS, PROBE_WARM_TASKS)
-        # each on the next CPU in turn, so that the probes sample every CPU as the pool's rounds do
+        # each on a CPU of the process, placed where the rounds ran (their busy shares, one per timed round)
         assert len(info["serial_cpus"]) == len(probes) and set(info["serial_cpus"]) <= os.sched_getaffinity(0)
+        shares = info["round_cpu_shares"]
+        assert len(shares) == len(bench["stats"]["data"]), bench["name"]
+        for one in filter(None, shares):
+            assert {int(c) for c in one} == os.sched_getaffinity(0) and abs(sum(one.values()) - 1) < 0.01
         assert info["schema_version"] == SCHEMA_VERSION
     assert smallest_run["machine_info"]["poolbench"]["gc"]["policy"] == "frozen"
     assert smallest_run["machine_info"]["poolbench"]["gc"]["frozen_objects"] > 0
