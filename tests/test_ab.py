@@ -48,26 +48,54 @@ def test_a_pairs_ratio_is_the_geometric_mean_and_its_interval_students_t():
 def test_a_steady_slowdown_past_the_bar_is_a_time_regression_and_noise_is_not():
     rows = ab.verdicts(series("work", [1.0] * 4, [1.10, 1.11, 1.09, 1.10]), BARS, 0.95, 4)
     assert [r.verdict for r in rows] == ["regression"]
-    gate = ab.decide(rows, _args(), {"base": [{}], "head": [{}]})
+    gate = ab.decide(rows, _args(), ({}, {}))
     assert gate.outcome == "regression" and gate.verdict.startswith("time regression: work[x]")
     noisy = ab.verdicts(series("work", [1.0] * 4, [1.10, 0.92, 1.06, 0.95]), BARS, 0.95, 4)
     assert [r.verdict for r in noisy] == ["same"]  # 1.0 inside the interval: not significant
     small = ab.verdicts(series("work", [1.0] * 4, [1.02, 1.03, 1.02, 1.03]), BARS, 0.95, 4)
     assert [r.verdict for r in small] == ["same"]  # significant, under the bar
-    assert ab.decide(small, _args(), {"base": [{}], "head": [{}]}).outcome == "pass"
+    assert ab.decide(small, _args(), ({}, {})).outcome == "pass"
 
 
 def test_a_scaling_regression_is_named_as_one_and_a_run_denied_cpu_makes_it_inconclusive():
     rows = ab.verdicts(series("index", [1.9] * 3, [1.3, 1.32, 1.31]), BARS, 0.95, 3)
-    gate = ab.decide(rows, _args(), {"base": [{}], "head": [{}]})
+    gate = ab.decide(rows, _args(), ({}, {}))
     assert gate.outcome == "regression" and gate.verdict.startswith("scaling regression: index[x]")
-    busy = ab.decide(rows, _args(), {"base": [{}], "head": [{"denied": True, "wait_share": 0.2}]})
+    busy = ab.decide(rows, _args(), ({}, {"denied": True, "wait_share": 0.2}))
     assert busy.outcome == "inconclusive" and busy.exit_code == 3
+
+
+def _raised_waits(path: Path, tmp: Path, factor: float) -> list:
+    """A saved run with every case's run-queue wait ``factor`` times what it measured (a burst of load)."""
+    body = json.loads(path.read_text())
+    for bench in body["benchmarks"]:
+        if bench["extra_info"].get("cpu_wait_s") is not None:
+            bench["extra_info"]["cpu_wait_s"] *= factor
+    out = tmp / path.name
+    out.write_text(json.dumps(body))
+    return load([out])
+
+
+def test_an_arm_is_judged_denied_over_all_its_runs_as_one_run(tmp_path):
+    """On evidence/ab's saved BASE runs (an idle machine: each run's share 6-9 %): one run pushed past the
+    threshold by a burst names that run, not the arm; a burst through every run denies the arm."""
+    runs = [load([PAIRS / f"base-{i}.json"]) for i in range(1, 6)]
+    calm = ab.arm_denied(runs)
+    assert not calm["denied"] and [r["denied"] for r in calm["runs"]] == [False] * 5
+    burst = [*runs[:4], _raised_waits(PAIRS / "base-5.json", tmp_path, 4.0)]
+    one = ab.arm_denied(burst)
+    assert one["runs"][4]["denied"] and not one["denied"]  # the whole: under the threshold
+    assert calm["wait_share"] < one["wait_share"] < one["runs"][4]["wait_share"]
+    every = [_raised_waits(PAIRS / f"base-{i}.json", tmp_path, 4.0) for i in range(1, 6)]
+    assert ab.arm_denied(every)["denied"]
+    rows = ab.verdicts(series("work", [1.0] * 3, [1.2, 1.21, 1.19]), BARS, 0.95, 3)
+    assert ab.decide(rows, _args(), (calm, one)).outcome == "regression"
+    assert ab.decide(rows, _args(), (calm, ab.arm_denied(every))).outcome == "inconclusive"
 
 
 def test_an_improvement_passes_and_says_so():
     rows = ab.verdicts(series("speedup", [1.5] * 3, [1.9, 1.91, 1.92]), BARS, 0.95, 3)
-    gate = ab.decide(rows, _args(), {"base": [{}], "head": [{}]})
+    gate = ab.decide(rows, _args(), ({}, {}))
     assert (gate.outcome, gate.exit_code) == ("improvement", 0)
 
 
@@ -113,7 +141,7 @@ def test_the_decision_on_a_saved_real_ab_run_of_a_10_percent_slowdown():
     work = {r.name.split(" ")[0]: r for r in rows if r.metric == "work"}
     assert set(work) == {"work[ab_python]", "work[ab_hash]", "work[ab_numpy]"}
     assert all(r.ratio_lo > 1.0 for r in work.values())  # every workload measured slower, beyond its interval
-    gate = ab.decide(rows, _args(), {"base": [{}], "head": [{}]})
+    gate = ab.decide(rows, _args(), ({}, {}))
     assert gate.outcome == "regression" and gate.verdict.startswith("time regression: work[")
     assert all(r.metric in ("work", "time") for r in gate.regressions)  # named a time regression, not scaling
 
