@@ -72,9 +72,11 @@ def boot_medians(
     return np.median(data[resample_index(len(data), passes, rng, resamples)], axis=1)
 
 
-def record_medians(record: Record, rng: np.random.Generator, resamples: int = RESAMPLES) -> np.ndarray:
-    """:func:`boot_medians` of a record's rounds, by pass when it has several."""
-    return boot_medians(record.samples, rng, resamples, record.passes)
+def record_fastest(record: Record, rng: np.random.Generator, resamples: int = RESAMPLES) -> np.ndarray:
+    """The fastest round of ``resamples`` bootstrap resamples of a record's rounds (by pass when it has several):
+    draws of :attr:`~scripts.results.Record.fastest`, the gates' time of a case."""
+    data = np.asarray(record.samples, dtype=float)
+    return np.min(data[resample_index(len(data), record.passes, rng, resamples)], axis=1)
 
 
 def interval(draws: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
@@ -384,7 +386,7 @@ class Analysis:
         self.records: list[Record] = list(records)
         self.salt = salt
         self._draws: dict[int, np.ndarray] = {}
-        self._medians: dict[int, np.ndarray] = {}
+        self._fastest: dict[int, np.ndarray] = {}
         self.points: list[ScalingPoint] = scaling_points(self.records, draws=self.speedup_draws)
         by_source: dict[str, list[Record]] = {}
         for r in self.records:
@@ -417,12 +419,12 @@ class Analysis:
         """The speedup draws behind a pool record's point (one that :meth:`point_of` finds)."""
         return self._draws[id(pool)]
 
-    def medians(self, r: Record) -> np.ndarray:
-        """Bootstrap draws of a record's median round (drawn once per record)."""
+    def fastest(self, r: Record) -> np.ndarray:
+        """Bootstrap draws of a record's fastest round (:func:`record_fastest`, drawn once per record)."""
         key = id(r)
-        if key not in self._medians:
-            self._medians[key] = record_medians(r, self._seed("median:", r))
-        return self._medians[key]
+        if key not in self._fastest:
+            self._fastest[key] = record_fastest(r, self._seed("fastest:", r))
+        return self._fastest[key]
 
     def point_of(self, r: Record) -> ScalingPoint | None:
         """The scaling point of a scaling record (None: not one, or no serial baseline in its run)."""

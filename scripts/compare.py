@@ -269,15 +269,15 @@ class Sampler:
     def value(self, metric: Metric, r: Record) -> float:
         """One record's figure of ``metric`` on this side (the metric's ``quantity``)."""
         if metric.quantity == "time":
-            return r.median
+            return r.fastest
         p = self._point(r)
         return p.speedup / p.ideal if metric.per_ideal else p.speedup
 
     def draws(self, metric: Metric, r: Record) -> np.ndarray:
-        """Its draws: the speedup's from its estimate (scripts/analysis.py ``estimate_draws``), or the median
+        """Its draws: the speedup's from its estimate (scripts/analysis.py ``estimate_draws``), or the fastest
         round's bootstrap."""
         if metric.quantity == "time":
-            return self.an.medians(r)
+            return self.an.fastest(r)
         return self.an.draws_of(r) / (self._point(r).ideal if metric.per_ideal else 1.0)
 
     def ci(self, metric: Metric, r: Record) -> tuple[float, float] | None:

@@ -68,7 +68,15 @@ class Metric:
 
     A metric's value on one side is the geometric mean, over the records its ``members`` groups under one
     key, of each record's ``quantity``: ``speedup`` (the scaling point's, as the analysis has it; over its
-    ideal for efficiency) or ``time`` (the median round). Lower is worse for a speedup, higher for a time.
+    ideal for efficiency) or ``time`` (the fastest round). Lower is worse for a speedup, higher for a time.
+
+    Why the fastest round: noise on a shared host only ever adds time, and here it comes in phases (a vCPU
+    runs 1.3-1.7× slower for a fraction of a second to seconds), so a run's few rounds split between two
+    speeds and their median jumps between them; the fastest round is the one least disturbed (as timeit and
+    Julia's BenchmarkTools take it). Replayed on the 33 saved A/B runs of docs/gate.md's evidence (quick
+    profile, 3 rounds per case), with bars re-derived from its 10 A/A runs for each choice: a 5 % slowdown
+    caught in 9 of 10 with the fastest round, 6 with the mean or geometric mean, 5 with the median; 10 %
+    and the lock caught in all, A/A false alarms alike (1 of 10, the scaling index).
     """
 
     name: str

@@ -88,6 +88,11 @@ class Record:
         return statistics.median(self.samples)
 
     @property
+    def fastest(self) -> float:
+        """The fastest round: the gates' time of a case (scripts/gating.py ``Metric``)."""
+        return min(self.samples)
+
+    @property
     def quartiles(self) -> tuple[float, float]:
         """First and third quartile of the rounds (both equal the sample when there is one round)."""
         if len(self.samples) < 2:
