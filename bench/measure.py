@@ -60,11 +60,11 @@ class ProbePlacer:
     steal for it). A round of W = C workers covers every CPU, so its probes go to each CPU in turn; a lone
     worker sits on one CPU for a round, and a probe rotated onto the other CPU compares it with a CPU it
     did not run on: in run 2 of the schema-7 evidence/limits a slow phase of CPU 0 read a one-worker
-    process pool on CPU 1 1.09× "faster than serial". So each round's busy clock ticks per CPU (:func:`cpu_busy_ticks`, the
-    machine's, between the round's start and end) become shares that credit each CPU, and each probe goes
-    to the CPU with the most credit, which pays one (smooth weighted round robin): a round spread evenly
-    sends the probes round the CPUs in turn, a round on one CPU sends them there. Before any round was
-    read, the rotation over the process's CPUs."""
+    process pool on CPU 1 1.09× "faster than serial". So each round's busy clock ticks per CPU
+    (:func:`cpu_busy_ticks`, the machine's, between the round's start and end) become shares that credit
+    each CPU, and each probe goes to the CPU with the most credit, which pays one (smooth weighted round
+    robin): a round spread evenly sends the probes round the CPUs in turn, a round on one CPU sends them
+    there. Before any round was read, the rotation over the process's CPUs."""
 
     credit: dict[int, float] = field(default_factory=dict)
     _start: dict[int, int] = field(default_factory=dict)

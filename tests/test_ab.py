@@ -83,7 +83,9 @@ def test_an_arm_is_judged_denied_over_all_its_runs_as_one_run(tmp_path):
     calm = ab.arm_denied(runs)
     assert not calm["denied"] and [r["denied"] for r in calm["runs"]] == [False] * 3
     factor = next(  # the least burst that denies the last run on its own
-        f for f in (1.25, 1.5, 2.0, 3.0, 4.0, 6.0) if ab.arm_denied([_raised_waits(PAIRS / "base-3.json", tmp_path, f)])["denied"]
+        f
+        for f in (1.25, 1.5, 2.0, 3.0, 4.0, 6.0)
+        if ab.arm_denied([_raised_waits(PAIRS / "base-3.json", tmp_path, f)])["denied"]
     )
     one = ab.arm_denied([*runs[:2], _raised_waits(PAIRS / "base-3.json", tmp_path, factor)])
     assert one["runs"][2]["denied"] and calm["wait_share"] < one["wait_share"] < one["runs"][2]["wait_share"]
