@@ -24,7 +24,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from bench import stopping
 from bench.backend import Backend, FreshWorker, backend, in_process
-from bench.workers import Setup, blas_threads_here, init_process_worker
+from bench.workers import Setup, blas_runs, blas_threads_here, init_process_worker
 from common.executors import REGISTRY
 from workloads import overhead
 
@@ -152,13 +152,6 @@ PROCESS = Backend(
 _HELD: list[threadpool_limits] = []
 
 
-def _blas_here_is(threads: int) -> bool:
-    """Whether a BLAS library is loaded here and every one runs ``threads`` threads (reading the count starts
-    no thread). None loaded yet: False, so the cap is set again once one is."""
-    counts = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
-    return bool(counts) and all(n == threads for n in counts)
-
-
 @contextmanager
 def blas_limit_here(kind: str, threads: int) -> Iterator[None]:
     """For executors whose tasks run in this process (serial, threads): cap BLAS here, and keep the cap.
@@ -174,7 +167,7 @@ def blas_limit_here(kind: str, threads: int) -> Iterator[None]:
     if in_process(kind):
         import numpy  # noqa: F401, PLC0415  (loads the BLAS library the cap applies to, as a worker does)
 
-        if not _blas_here_is(threads):
+        if not blas_runs(threads):
             _HELD.append(threadpool_limits(limits=threads, user_api="blas"))
     yield
 

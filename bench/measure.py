@@ -108,7 +108,7 @@ def on_next_cpu(placer: ProbePlacer | None = None) -> Iterator[int | None]:
     except (AttributeError, OSError):
         yield None
         return
-    cpu = placer.next_cpu(allowed) if placer is not None else allowed[next(_probe_turn) % len(allowed)]
+    cpu = (placer or ProbePlacer()).next_cpu(allowed)  # a placer with no credit: the rotation
     try:
         os.sched_setaffinity(0, {cpu})
     except OSError:

@@ -65,7 +65,7 @@ def apply_limits(setup: Setup) -> None:
     # Only where the count differs: a forked worker has its parent's, and setting it after the fork would
     # start an OpenBLAS thread that spins for about 0.1 s beside the pool's first probe
     # (bench/executors.py ``blas_limit_here``).
-    if any(i["num_threads"] != setup.blas_threads for i in threadpool_info() if i["user_api"] == "blas"):
+    if not blas_runs(setup.blas_threads):
         _BLAS_LIMIT = threadpool_limits(limits=setup.blas_threads, user_api="blas")
     freeze_heap()
 
@@ -128,6 +128,13 @@ def init_cluster_worker(blas_threads: int, malloc: str | None) -> int | None:
     the BLAS thread count now in force."""
     apply_limits(Setup(blas_threads, malloc))
     return blas_threads_here()
+
+
+def blas_runs(threads: int) -> bool:
+    """Whether a BLAS library is loaded here and every one runs ``threads`` threads (reading the counts starts
+    no thread). None loaded yet: False, so a cap is set again once one is."""
+    counts = [lib["num_threads"] for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    return bool(counts) and all(n == threads for n in counts)
 
 
 def blas_threads_here(_: Any = None) -> int | None:

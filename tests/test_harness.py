@@ -122,6 +122,6 @@ def test_the_suites_blas_cap_is_set_once_and_a_forked_worker_sets_none(monkeypat
     with executors.blas_limit_here("thread", 1):
         pass
     assert len(calls) <= 1  # once at most (none where the count was 1 already) ...
-    assert executors._blas_here_is(1)  # ... and kept after the block
+    assert workers.blas_runs(1)  # ... and kept after the block
     workers.apply_limits(workers.Setup(blas_threads=1))  # a worker forked from here: the count holds
     assert len(calls) <= 1
