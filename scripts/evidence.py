@@ -131,7 +131,7 @@ def trim(raw: Path) -> list[Path]:
         write_atomic(EVIDENCE / "gate" / "bars.json", (raw / "two-file-bars.json").read_text())
         written.append(EVIDENCE / "gate" / "bars.json")
     ab = raw / "ab"
-    if (ab / "bars.json").exists():  # the A/B gate: its bars, each run's decision, one run's pairs as measured
+    if (ab / "bars.json").exists():  # the A/B gate: its bars, each run's decision, three runs' pairs as measured
         (EVIDENCE / "ab").mkdir(parents=True, exist_ok=True)
         write_atomic(EVIDENCE / "ab" / "bars.json", (ab / "bars.json").read_text())
         written.append(EVIDENCE / "ab" / "bars.json")
@@ -140,8 +140,9 @@ def trim(raw: Path) -> list[Path]:
             dest.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(dest, src.read_text())
             written.append(dest)
-        for src in sorted((ab / "slow10-1").glob("*-*.json")):
-            dest = EVIDENCE / "ab" / "pairs" / src.name
+        kept = {"slow10-1": "pairs", "same-1": "pairs-same", "lock-1": "pairs-lock"}  # the tests' real pairs
+        for src in sorted(p for run_, folder in kept.items() for p in (ab / run_).glob("*-*.json")):
+            dest = EVIDENCE / "ab" / kept[src.parent.name] / src.name
             _write_json(dest, trimmed(json.loads(src.read_text())))
             written.append(dest)
     front = raw / "frontpage"

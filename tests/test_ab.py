@@ -98,8 +98,50 @@ def test_an_arm_is_judged_denied_over_all_its_runs_as_one_run(tmp_path):
     assert ab.decide(rows, _args(), (calm, ab.arm_denied(every))).outcome == "inconclusive"
 
 
+def test_the_job_is_denied_cpu_when_both_arms_were_and_one_arms_own_waits_are_its_code():
+    """Interleaved arms share the machine's minutes: a neighbour denies both; HEAD waiting more than BASE
+    (a lock's wake-ups) is HEAD's code, not the machine."""
+    calm = {"denied": False, "wait_share": 0.083, "steal_share": 0.0, "cases": 15, "denied_cases": 2}
+    own = {"denied": True, "wait_share": 0.103, "steal_share": 0.0, "cases": 15, "denied_cases": 6}
+    job = ab.job_denied(calm, own)
+    assert not job["denied"] and job["wait_share"] == 0.083 and job["arms"] == {"base": calm, "head": own}
+    rows = ab.verdicts(series("index", [1.9] * 3, [1.5, 1.52, 1.51]), BARS, 0.95, 3)
+    assert ab.decide(rows, _args(), (job, job)).verdict.startswith("scaling regression")
+    busy = ab.job_denied({**calm, "denied": True, "wait_share": 0.2}, {**own, "wait_share": 0.25})
+    assert busy["denied"] and busy["wait_share"] == 0.2
+    assert ab.decide(rows, _args(), (busy, busy)).outcome == "inconclusive"
+
+
+def test_by_default_the_aggregates_fail_and_a_single_cases_speedup_is_shown():
+    rows = ab.verdicts(series("speedup", [1.0] * 4, [0.86, 0.87, 0.85, 0.86]), BARS, 0.95, 4)
+    assert [r.verdict for r in rows] == ["regression"]
+    shown = ab.decide(rows, _args(), ({}, {}))
+    assert (shown.outcome, [r.name for r in shown.shown]) == ("pass", ["speedup[x]"])
+    named = ab.decide(rows, _args(fail_on="index,work,speedup"), ({}, {}))
+    assert named.outcome == "regression" and named.verdict.startswith("scaling regression: speedup[x]")
+
+
+def test_the_budget_stops_before_a_pair_as_slow_as_the_slowest_would_pass_it(tmp_path, monkeypatch):
+    clock = [0.0]
+    took = iter([10.0, 20.0, 40.0, 10.0, 5.0, 5.0])  # each run's seconds: pairs of 30 s and 50 s
+
+    def fake_run(arm, args, out, sizes_from):
+        clock[0] += next(took)
+        return load([FIXTURE])
+
+    monkeypatch.setattr(ab, "run_arm", fake_run)
+    monkeypatch.setattr(ab.time, "monotonic", lambda: clock[0])
+    (tmp_path / "w.py").write_text(TASKS.format(slow="1.0"))
+    args = ab.parse_args([str(tmp_path), str(tmp_path), "--workload-file", "w.py", "--budget", "120"])
+    found: dict = {}
+    pairs, stopped, runs, _ = ab.collect(args, ab.arms(args), tmp_path, {"bars": BARS}, found, say=lambda line: None)
+    # after 80 s, a third pair as slow as the slowest (50 s) would end at 130 s; the mean pair (40 s) at 120 s
+    assert (pairs, stopped, clock[0]) == (2, "--budget 120 s", 80.0)
+    assert runs == ["base-1.json", "head-1.json", "head-2.json", "base-2.json"]
+
+
 def test_an_improvement_passes_and_says_so():
-    rows = ab.verdicts(series("speedup", [1.5] * 3, [1.9, 1.91, 1.92]), BARS, 0.95, 3)
+    rows = ab.verdicts(series("index", [1.5] * 3, [1.9, 1.91, 1.92]), BARS, 0.95, 3)
     gate = ab.decide(rows, _args(), ({}, {}))
     assert (gate.outcome, gate.exit_code) == ("improvement", 0)
 
@@ -149,6 +191,32 @@ def test_the_decision_on_a_saved_real_ab_run_of_a_10_percent_slowdown():
     gate = ab.decide(rows, _args(), ({}, {}))
     assert gate.outcome == "regression" and gate.verdict.startswith("time regression: work[")
     assert all(r.metric in ("work", "time") for r in gate.regressions)  # named a time regression, not scaling
+
+
+def _saved_pairs(folder: Path) -> tuple[list[ab.Row], dict]:
+    """Rows and the job's denied-CPU summary of one A/B run's saved pairs, as scripts.ab decided them."""
+    n = len(list(folder.glob("base-*.json")))
+    found: dict = {}
+    runs: dict = {"base": [], "head": []}
+    for i in range(1, n + 1):
+        for arm, done in runs.items():
+            done.append(load([folder / f"{arm}-{i}.json"]))
+        ab.add_pair(found, ab.pair_values(runs["base"][-1], runs["head"][-1]))
+    rows = ab.verdicts(found, ab.bars_at(ab.load_bars(str(ROOT / "evidence" / "ab" / "bars.json")), n), 0.95, n)
+    return rows, ab.job_denied(ab.arm_denied(runs["base"]), ab.arm_denied(runs["head"]))
+
+
+@pytest.mark.skipif(not (PAIRS.parent / "pairs-lock").is_dir(), reason="evidence/ab not measured with pairs-lock yet")
+def test_the_decision_on_saved_real_ab_runs_of_a_lock_and_of_the_same_code():
+    # evidence/ab/pairs-lock: HEAD hashes three quarters of ab_hash under a lock; pairs-same: A/A
+    rows, job = _saved_pairs(PAIRS.parent / "pairs-lock")
+    gate = ab.decide(rows, _args(), (job, job))
+    assert gate.outcome == "regression" and gate.verdict.startswith("scaling")
+    assert any(r.name.startswith("index[thread-w2]") for r in gate.regressions)
+    assert not any(r.name.startswith("index[process") for r in gate.regressions)  # processes take no lock
+    rows, job = _saved_pairs(PAIRS.parent / "pairs-same")
+    gate = ab.decide(rows, _args(), (job, job))
+    assert gate.outcome in ("pass", "inconclusive") and not gate.regressions, gate.verdict
 
 
 def test_bars_come_from_the_aa_spread_at_the_fewest_pairs():
