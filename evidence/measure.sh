@@ -138,7 +138,13 @@ for topic in $ONLY; do
       done > "$RAW/ftscaling-raw.jsonl" ;;
     ab)  # "The A/B gate": the bars from A/A runs, then 10 A/A, 10 at 10 % slower, 10 at 5 % slower, 3 with a lock
       echo "== ab ($(date -u +%T))"
-      rm -rf "$RAW/ab"; mkdir -p "$RAW/ab"
+      # AB_REDERIVE=1: keep the A/A runs already in $RAW/ab/noise and derive the bars from them again (a change
+      # of the gate's rules, not of what the suite measures); else measure them
+      if [ -n "${AB_REDERIVE:-}" ] && [ -d "$RAW/ab/noise" ]; then
+        find "$RAW/ab" -mindepth 1 -maxdepth 1 ! -name noise -exec rm -rf {} +
+      else
+        rm -rf "$RAW/ab"; mkdir -p "$RAW/ab"
+      fi
       # an arm is a folder holding evidence/abwork.py as a checkout would, its knobs edited in the copy
       arm() {
         mkdir -p "$RAW/ab/arms/$1"
@@ -147,7 +153,7 @@ for topic in $ONLY; do
       }
       arm base 1.0 0.0; arm same 1.0 0.0; arm slow10 1.10 0.0; arm slow5 1.05 0.0; arm lock 1.0 0.75
       $PY -m scripts.ab_noise "$RAW/ab/arms/base" --workload-file abwork.py --runs 10 --out "$RAW/ab/bars.json" \
-        --results "$RAW/ab/noise" > "$RAW/ab/noise.log" 2>&1
+        --results "$RAW/ab/noise" ${AB_REDERIVE:+--rederive} > "$RAW/ab/noise.log" 2>&1
       for kind in same slow10 slow5 lock; do
         runs=10; [ "$kind" = lock ] && runs=3
         for i in $(seq 1 $runs); do

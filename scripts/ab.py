@@ -21,7 +21,10 @@ improvement), 1 regression, 3 inconclusive, 2 unusable input (one line), as ``sc
   (``python -m scripts.ab_noise``): the spread of its estimate after the fewest pairs a run may stop
   at, times :data:`scripts.ab_noise.Z`. After more pairs the estimate is a mean of more independent
   pairs, so its spread, and the bar with it, shrinks as one over the square root of the pairs
-  (:func:`bars_at`; the A/A runs of the evidence check that false alarms stay at zero). The defaults
+  (:func:`bars_at`; the A/A runs of the evidence check that false alarms stay at zero). Each key the
+  A/A runs measured (a workload's work index, a pool's scaling index, a case) has its own spread and bar
+  (:func:`key_bars_at`): workloads differ in noise, and a pooled bar held the quiet ones to the noisy
+  one's. The defaults
   are this repository's machine's (evidence/ab/bars.json, docs/gate.md's generated block); measure
   your runner's with ``scripts.ab_noise`` and pass ``--bars``.
 * **Stopping.** After :data:`MIN_PAIRS` pairs, a run stops as soon as every failing metric's interval
@@ -323,17 +326,41 @@ def bars_at(body: dict, pairs: int) -> dict[str, float]:
     return {m: math.expm1(z * float(body["spread"][m]) * math.sqrt(at / pairs)) for m in body["bars"]}
 
 
-def verdicts(series: dict, bars: dict[str, float], confidence: float, pairs: int) -> list[Row]:
-    """One row per metric key from the first ``pairs`` pairs."""
+def key_quantile(estimates: int) -> float:
+    """How many of its A/A spreads a key's bar is (scripts/ab_noise.py): Student's t, one-sided 0.1 %, with one
+    degree of freedom per estimate behind the spread."""
+    return t_quantile(1 - 0.001, max(1, estimates))
+
+
+def key_bars_at(body: dict, pairs: int) -> dict[tuple[str, str], float]:
+    """Each key's bar after ``pairs`` pairs, for the keys a bars file of A/A runs measured (its ``key_spread``):
+    ``exp(t × spread × sqrt(at_pairs / pairs)) − 1``, t from :func:`key_quantile`. Empty for any other file."""
+    if body.get("kind") != "ab" or pairs <= 0:
+        return {}
+    at = int(body["at_pairs"])
+    return {
+        (metric, key): math.expm1(key_quantile(int(entry[1])) * float(entry[0]) * math.sqrt(at / pairs))
+        for metric, keys in (body.get("key_spread") or {}).items()
+        for key, entry in keys.items()
+    }
+
+
+def verdicts(
+    series: dict, bars: dict[str, float], confidence: float, pairs: int, keyed: dict | None = None
+) -> list[Row]:
+    """One row per metric key from the first ``pairs`` pairs, each judged on its key's bar where ``keyed``
+    (:func:`key_bars_at`) has one, else its metric's."""
     rows = []
     for s in series.values():
         n = min(pairs, len(s.logs))
         if n < 1:
             continue
         ratio, lo, hi = s.estimate(confidence, n)
-        verdict = judge(ratio, lo, hi, s.metric.lower_is_worse, bars[s.metric.name])
+        bar = (keyed or {}).get((s.metric.name, s.key), bars[s.metric.name])
+        verdict = judge(ratio, lo, hi, s.metric.lower_is_worse, bar)
         base = math.exp(statistics.fmean(math.log(v) for v in s.base[:n]))
-        rows.append(Row(s.metric.row_name(s.key, s.members), s.metric.name, base, base * ratio, lo, hi, verdict))
+        name = s.metric.row_name(s.key, s.members)
+        rows.append(Row(name, s.metric.name, base, base * ratio, lo, hi, verdict, bar=bar))
     order = {m.name: i for i, m in enumerate(METRIC_RECORDS)}
     grouped = [r for r in rows if BY_NAME[r.metric].grouped]
     per_case = sorted((r for r in rows if not BY_NAME[r.metric].grouped), key=lambda r: (r.name, order[r.metric]))
@@ -345,7 +372,7 @@ def clear(rows: list[Row], bars: dict[str, float], fail_on: Sequence[str]) -> bo
     for r in rows:
         if r.metric not in fail_on or r.verdict != "same":
             continue
-        bar = math.log1p(bars[r.metric])
+        bar = math.log1p(bars[r.metric] if r.bar is None else r.bar)
         if not (r.ratio_lo > 0 and -bar < math.log(r.ratio_lo) and math.log(r.ratio_hi) < bar):
             return False
     return True
@@ -395,7 +422,8 @@ def collect(
         spent = time.monotonic() - started
         say(f"ab: pair {pairs} ({' '.join(a.name for a in order)}) done, {spent:.0f} s")
         now = bars_at(bars, pairs)
-        if pairs >= args.min_pairs and clear(verdicts(series, now, args.confidence, pairs), now, args.fail_on):
+        rows = verdicts(series, now, args.confidence, pairs, key_bars_at(bars, pairs))
+        if pairs >= args.min_pairs and clear(rows, now, args.fail_on):
             stopped = "clear"
             break
         if pairs < args.max_pairs and spent + slowest > args.budget:  # another pair as slow would pass the budget
@@ -409,7 +437,7 @@ def measure(args, base: Arm, head: Arm, out: Path, bars: dict, *, say=print) -> 
     started = time.monotonic()
     series: dict[tuple[str, str], Series] = {}
     pairs, stopped, runs, records = collect(args, (base, head), out, bars, series, say=say)
-    rows = verdicts(series, bars_at(bars, pairs), args.confidence, pairs)
+    rows = verdicts(series, bars_at(bars, pairs), args.confidence, pairs, key_bars_at(bars, pairs))
     machine = job_denied(arm_denied(records["base"]), arm_denied(records["head"]))
     return Outcome(decide(rows, args, (machine, machine)), pairs, stopped, runs, time.monotonic() - started, bars)
 

@@ -7,7 +7,16 @@ Runs ``--runs`` A/A runs of scripts/ab.py (the same folder, so the same code, in
   pairs (the fewest a run may stop at, so the noisiest estimate it can decide on): the root mean square
   of the log ratio over every run and every key of the metric, the true ratio being 1;
 * its bar: ``exp(Z × spread) − 1``, with :data:`Z` the one-sided 0.1 % point of the normal, so that
-  under that noise a key's A/A estimate passes its bar about once in a thousand.
+  under that noise a key's A/A estimate passes its bar about once in a thousand;
+* per key of a metric (a workload's work index, a pool's scaling index, a case), its own spread and bar,
+  which scripts.ab uses for that key: workloads differ in noise (in the evidence's A/A runs the work
+  index of a pure-Python workload spread 7.9 %, of a hashing one 1.3 %), and one pooled bar held the
+  quiet ones to the noisy one's noise. A key's spread comes from few estimates (one per A/A run), so its
+  bar takes Student's t instead of the normal, with as many degrees of freedom as estimates (the true
+  ratio is known: 1): 4.14 spreads from 10 runs, 3.09 as runs grow.
+
+``--rederive`` writes the bars from the A/A runs already in ``--results`` (a new version of these
+rules, the same measurements), runs nothing.
 
 Run it on the runner the gate will run on, with the workloads it will gate (their noise is what the
 bars are for), and give the file to ``scripts.ab --bars``. Prints the bars and the spread behind each.
@@ -54,6 +63,10 @@ def parse_args(argv: Sequence[str] | None = None):
     parser.add_argument("--profile", default="quick", help="the suite's profile (default: quick, as scripts.ab's)")
     parser.add_argument("--out", default="ab-bars.json", help="the bars file to write (default: ab-bars.json)")
     parser.add_argument("--results", default="ab-noise", help="folder for every run (default: ab-noise)")
+    parser.add_argument(
+        "--rederive", action="store_true",
+        help="derive the bars from the A/A runs already in --results (their aa-N folders); run nothing",
+    )  # fmt: skip
     argv = list(sys.argv[1:] if argv is None else argv)
     cut = argv.index("--") if "--" in argv else len(argv)
     parser.epilog = "Options after -- go to every run's `pytest bench` (e.g. -- --workers 1,2)."
@@ -105,8 +118,22 @@ def spreads(series_runs: list[dict], at: int, each: bool = False) -> dict[str, t
     return out
 
 
-def bars_file(spread: dict[str, tuple[float, int]], **about) -> dict:
-    """The bars file's body: each metric's bar from its spread (module doc), and what it came from."""
+def key_spreads(series_runs: list[dict], at: int) -> dict[str, dict[str, tuple[float, int]]]:
+    """Per metric and key: (root mean square of that key's A/A log ratio after ``at`` pairs; how many)."""
+    logs: dict[tuple[str, str], list[float]] = {}
+    for series in series_runs:
+        for (name, key), s in series.items():
+            if len(s.logs) >= at:
+                logs.setdefault((name, key), []).append(statistics.fmean(s.logs[:at]))
+    out: dict[str, dict[str, tuple[float, int]]] = {}
+    for (name, key), xs in sorted(logs.items()):
+        out.setdefault(name, {})[key] = (math.sqrt(statistics.fmean(x * x for x in xs)), len(xs))
+    return out
+
+
+def bars_file(spread: dict[str, tuple[float, int]], keys: dict | None = None, **about) -> dict:
+    """The bars file's body: each metric's bar from its spread, each key's from its own (module doc), and what
+    they came from."""
     missing = [m for m in METRICS if m not in spread]
     if missing:
         raise ResultsError(f"the A/A runs measured no {', '.join(missing)}; give workloads that scale (CPU-bound)")
@@ -115,6 +142,10 @@ def bars_file(spread: dict[str, tuple[float, int]], **about) -> dict:
         "spread": {m: round(s, 6) for m, (s, _) in spread.items()},
         "keys": {m: n for m, (_, n) in spread.items()},
         "z": Z,
+        "key_spread": {
+            m: {k: [round(s, 6), n, round(math.expm1(ab.key_quantile(n) * s), 5)] for k, (s, n) in by_key.items()}
+            for m, by_key in (keys or {}).items()
+        },
         **about,
         "python": platform.python_version(),
         "node": platform.node(),
@@ -143,6 +174,26 @@ def apart(args, argv) -> int:
     return 0
 
 
+def saved_runs(results: Path) -> list[dict]:
+    """The series of the A/A runs in ``results`` (aa-N/base-K.json and head-K.json, K from 1), as measured."""
+    runs = sorted((p for p in results.glob("aa-*") if p.is_dir()), key=lambda p: int(p.name.split("-")[1]))
+    series_runs = []
+    for folder in runs:
+        series: dict = {}
+        k = 1
+        while (folder / f"base-{k}.json").exists() and (folder / f"head-{k}.json").exists():
+            ab.add_pair(series, ab.pair_values(load([folder / f"base-{k}.json"]), load([folder / f"head-{k}.json"])))
+            k += 1
+        if k > ab.MIN_PAIRS:
+            series_runs.append(series)
+    if len(series_runs) < 2:
+        raise ResultsError(
+            f"--rederive: {len(series_runs)} A/A run(s) of {ab.MIN_PAIRS}+ pairs in {results}; run scripts.ab_noise "
+            "without --rederive first"
+        )
+    return series_runs
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.apart is not None:
@@ -153,7 +204,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     zero = {"bars": dict.fromkeys(METRICS, 0.0)}  # nothing stops a run early: every run has all its pairs
     series_runs = []
     started = time.monotonic()
-    for i in range(1, args.runs + 1):
+    if args.rederive:
+        series_runs = saved_runs(results)
+        args.runs = len(series_runs)
+        args.pairs = min(max(len(s.logs) for s in series.values()) for series in series_runs)
+    for i in range(1, 0 if args.rederive else args.runs + 1):
         out = results / f"aa-{i}"
         out.mkdir(parents=True, exist_ok=True)
         series: dict = {}
@@ -161,11 +216,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         series_runs.append(series)
     body = bars_file(
         spreads(series_runs, ab.MIN_PAIRS),
+        key_spreads(series_runs, ab.MIN_PAIRS),
         kind="ab",
         at_pairs=ab.MIN_PAIRS,
         runs=args.runs,
         pairs_per_run=args.pairs,
-        seconds=round(time.monotonic() - started, 1),
+        seconds=None if args.rederive else round(time.monotonic() - started, 1),
+        rederived=args.rederive,
         workloads=list(base.workloads),
         profile=args.profile,
         command="python -m scripts.ab_noise " + " ".join(sys.argv[1:] if argv is None else argv),

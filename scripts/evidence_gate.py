@@ -5,11 +5,12 @@ and decisions."""
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from pathlib import Path
 
 from scripts import compare, gating
-from scripts.ab import bars_at
+from scripts.ab import DEFAULT_FAIL_ON, bars_at, key_bars_at, key_quantile
 from scripts.evidence_files import (
     EVIDENCE,
     machine_line,
@@ -120,13 +121,39 @@ AB_KINDS = {
 }
 
 
+def _key_bars(bars: dict, late: int) -> list[str]:
+    """The keys of the failing metrics, each with its own bar (a bars file without keys: none)."""
+    keyed = key_bars_at(bars, late)
+    rows = [
+        f"| `{key}` | {spread:.2%} | {n} | {key_quantile(n):.2f} | {math.expm1(key_quantile(n) * spread):.1%} | "
+        f"{keyed[(m, key)]:.1%} |"
+        for m in DEFAULT_FAIL_ON
+        for key, (spread, n, *_) in (bars.get("key_spread") or {}).get(m, {}).items()
+    ]
+    if not rows:
+        return []
+    return [
+        "Each key of a failing metric is held to its own bar (scripts.ab `key_bars_at`): bar = exp(t × spread × "
+        f"√({bars['at_pairs']} / n)) − 1, t the one-sided 0.1 % point of Student's t with one degree of freedom per "
+        "estimate behind the key's spread:",
+        "",
+        f"| key | A/A spread after {bars['at_pairs']} pairs | estimates | t | bar after {bars['at_pairs']} pairs "
+        f"| after {late} |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+    ]
+
+
 def block_ab() -> list[str]:
     """The A/B gate (docs/gate.md): its bars from A/A runs, and what it decided on A/A, slowed and locked HEADs."""
     bars = json.loads(runs_of("ab/bars.json")[0].read_text())
     late = 2 * bars["at_pairs"]
     later = bars_at(bars, late)
+    again = " (measured first, the bars derived from them again by these rules: `--rederive`)"
     lines = [
-        f"Bars (`scripts.ab_noise`: {bars['runs']} A/A runs of {bars['pairs_per_run']} pairs, the estimate after "
+        f"Bars (`scripts.ab_noise`: {bars['runs']} A/A runs of {bars['pairs_per_run']} pairs"
+        f"{again if bars.get('rederived') else ''}, the estimate after "
         f"{bars['at_pairs']} pairs; after n pairs, bar = exp({bars['z']} × spread × √({bars['at_pairs']} / n)) − 1, "
         "a mean of n pairs spreading as 1/√n):",
         "",
@@ -138,6 +165,7 @@ def block_ab() -> list[str]:
             for m in bars["bars"]
         ),
         "",
+        *_key_bars(bars, late),
         "| HEAD | runs | outcomes | caught | pairs | wall time | what the gate named (first run) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]

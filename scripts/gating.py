@@ -29,8 +29,9 @@ FORMATS = ("text", "markdown", "json")
 #: Version of the ``--format json`` layout (docs/gate.md). 2 added ``outcome``,
 #: ``denied`` (each side's CPU-denial summary) and the ``work`` metric; 3 replaced ``min_effect`` and
 #: ``case_min_effect`` with ``bars`` (each metric's), added the outcome ``improvement`` and, from
-#: scripts/ab.py, ``ab`` (its pairs of runs).
-COMPARE_SCHEMA = 3
+#: scripts/ab.py, ``ab`` (its pairs of runs); 4 added each row's ``bar`` (the bar it was judged on: its key's
+#: own in an A/B run whose bars file measured the key, else its metric's).
+COMPARE_SCHEMA = 4
 
 
 def _index_members(records: list[Record]) -> dict[str, list[Record]]:
@@ -123,6 +124,7 @@ class Row:
     verdict: str  # same, regression, improvement
     baseline_ci: tuple[float, float] | None = None  # each side's own 95 % interval (speedup, efficiency, index)
     current_ci: tuple[float, float] | None = None
+    bar: float | None = None  # the bar it was judged on, where it has one of its own (scripts/ab.py: a key's)
 
     @property
     def change(self) -> float:
@@ -333,6 +335,7 @@ def render_json(args, gate: Gate) -> str:
             "change": r.change,
             "ratio_interval": [r.ratio_lo, r.ratio_hi],
             "verdict": r.verdict,
+            "bar": r.bar if r.bar is not None else bars(args).get(r.metric),
             "fails_gate": r in gate.regressions,
         }
 

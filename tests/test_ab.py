@@ -219,6 +219,50 @@ def test_the_decision_on_saved_real_ab_runs_of_a_lock_and_of_the_same_code():
     assert gate.outcome in ("pass", "inconclusive") and not gate.regressions, gate.verdict
 
 
+def test_each_key_is_held_to_its_own_bar_where_the_aa_runs_measured_it():
+    body = ab_noise.bars_file(
+        {m: (0.04, 30) for m in METRICS},
+        {"work": {"work[quiet]": (0.01, 10), "work[noisy]": (0.08, 10)}},
+        kind="ab",
+        at_pairs=3,
+    )
+    assert body["key_spread"]["work"]["work[quiet]"][:2] == [0.01, 10]
+    keyed = ab.key_bars_at(body, 3)
+    assert keyed[("work", "work[quiet]")] == pytest.approx(math.expm1(4.1437 * 0.01), rel=1e-3)  # t(0.999, 10)
+    both = {
+        ("work", key): ab.Series(BY_NAME["work"], key, 5, [1.0] * 3, [1.10, 1.11, 1.09])
+        for key in ("work[quiet]", "work[noisy]")
+    }
+    rows = {r.name.split(" ")[0]: r for r in ab.verdicts(both, ab.bars_at(body, 3), 0.95, 3, keyed)}
+    assert rows["work[quiet]"].verdict == "regression" and rows["work[quiet]"].bar == keyed[("work", "work[quiet]")]
+    assert rows["work[noisy]"].verdict == "same"  # the same 10 % is within a noisy workload's bar (39 %)
+    pooled = ab.verdicts(both, {**ab.bars_at(body, 3), "work": 0.124}, 0.95, 3)
+    assert all(r.verdict == "same" for r in pooled)  # one bar for both: the quiet one's 10 % was not seen
+    assert ab.clear(list(rows.values()), ab.bars_at(body, 3), ("work",))  # each settled against its own bar
+
+
+def test_bars_are_rederived_from_aa_runs_already_measured(tmp_path):
+    (tmp_path / "w.py").write_text(TASKS.format(slow="1.0"))
+    data = json.loads(FIXTURE.read_text())
+    for run_, by in (("aa-1", 1.02), ("aa-2", 0.98)):
+        (tmp_path / "noise" / run_).mkdir(parents=True)
+        for k in range(1, ab.MIN_PAIRS + 1):
+            (tmp_path / "noise" / run_ / f"base-{k}.json").write_text(json.dumps(data))
+            (tmp_path / "noise" / run_ / f"head-{k}.json").write_text(json.dumps(_slowed(data, by)))
+    out = tmp_path / "bars.json"
+    argv = [str(tmp_path), "--workload-file", "w.py", "--results", str(tmp_path / "noise"), "--out", str(out)]
+    assert ab_noise.main([*argv, "--rederive"]) == 0
+    body = json.loads(out.read_text())
+    assert body["rederived"] and body["runs"] == 2 and body["seconds"] is None
+    expected = math.sqrt((math.log(1.02) ** 2 + math.log(0.98) ** 2) / 2)
+    assert body["spread"]["work"] == pytest.approx(expected, rel=1e-4)  # every time 2 % longer, then shorter
+    assert all(v[:2] == [pytest.approx(expected, rel=1e-4), 2] for v in body["key_spread"]["work"].values())
+    assert body["spread"]["speedup"] == 0.0  # speedups as they were
+    (tmp_path / "noise" / "aa-2" / "head-3.json").unlink()
+    done = run_module("scripts.ab_noise", *argv, "--rederive", timeout=60)
+    assert done.returncode == 2 and "--rederive: 1 A/A run(s)" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_bars_come_from_the_aa_spread_at_the_fewest_pairs():
     s = ab.Series(BY_NAME["work"], "work[x]", 1, [1.0] * 5, [1.02, 0.98, 1.0, 1.5, 1.5])
     spread = ab_noise.spreads([{("work", "work[x]"): s}], at=3)
