@@ -149,7 +149,9 @@ def run_batches(
     with explain_dead_workers(case), serial_blas:
         if warm_args:
             warm = list(warm_args)
+            batch.placer.round_started()  # the warm-up batch credits the CPUs it ran on: the first probe follows it
             answers = list(pool.map(func, warm, chunksize=case.chunksize))
+            batch.placer.round_ended()
             for i, answer in enumerate(answers):
                 if not check(i, answer):
                     raise WrongAnswer(f"{case.id} (warm-up batch): task {i} returned a wrong answer: {answer!r:.200}")

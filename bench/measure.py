@@ -64,7 +64,10 @@ class ProbePlacer:
     (:func:`cpu_busy_ticks`, the machine's, between the round's start and end) become shares that credit
     each CPU, and each probe goes to the CPU with the most credit, which pays one (smooth weighted round
     robin): a round spread evenly sends the probes round the CPUs in turn, a round on one CPU sends them
-    there. Before any round was read, the rotation over the process's CPUs."""
+    there. A case's warm-up batch (bench/harness.py ``run_batches``) credits the CPUs it ran on too, so the
+    probe before the first timed round follows it (without it, that probe of every pass took the rotation:
+    one in ``rounds + 1`` probes placed blind). Before anything was read, the rotation over the process's
+    CPUs."""
 
     credit: dict[int, float] = field(default_factory=dict)
     _start: dict[int, int] = field(default_factory=dict)

@@ -6,6 +6,7 @@ On a scripted clock and synthetic data, so that nothing here depends on how fast
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -299,6 +300,32 @@ def test_a_probe_follows_the_cpus_its_rounds_ran_on(monkeypatch):
     assert rounds(measure.ProbePlacer(), {0: 10, 1: 5}, 6).count(0) == 4  # two thirds on CPU 0
     placer = measure.ProbePlacer()  # nothing read (no /proc/stat): the rotation
     assert placer.round_ended() is None and placer.next_cpu([0, 1]) in (0, 1)
+
+
+def test_the_first_probe_of_a_case_follows_its_warm_up_batch(monkeypatch):
+    """A lone worker that runs every task on CPU 1 (planted busy ticks): every probe, the one before the first
+    timed round included, runs on CPU 1, where the rotation would have put that first one on CPU 0."""
+    if not hasattr(os, "sched_setaffinity") or not {0, 1} <= os.sched_getaffinity(0):
+        pytest.skip("needs CPUs 0 and 1 and sched_setaffinity")
+    ticks = {0: 0, 1: 0}
+    monkeypatch.setattr(measure, "cpu_busy_ticks", lambda: dict(ticks))
+    monkeypatch.setattr(measure, "_probe_turn", itertools.count(0))  # the rotation's next CPU: 0
+
+    def task(x):
+        if threading.current_thread() is not threading.main_thread():  # the pool's worker, not a probe
+            ticks[1] += 10
+        return x
+
+    suite = build_config({"workloads": "cpu_python", "cases": "scaling"}, TWO_CPUS)
+    bench = ScriptedBenchmark(time.perf_counter)
+    with ThreadPoolExecutor(1) as pool:
+        info = harness.run_batches(
+            bench, suite, Case("scaling", "cpu_python", "thread", 1, tasks=4), pool,
+            func=task, args=[1] * 4, check=lambda _, result: result == 1, rounds=3, warmup_rounds=0,
+            probe_args=[1], probe_warm_args=[1], warm_args=[1],
+        )  # fmt: skip
+    assert info["serial_cpus"] == [1, 1, 1, 1]
+    assert info["round_cpu_shares"] == [{"0": 0.0, "1": 1.0}] * 3  # the warm-up batch is no timed round
 
 
 def test_the_placer_reads_this_machines_busy_ticks():
