@@ -79,8 +79,9 @@ def test_a_push_is_recorded_and_a_pull_request_is_gated_against_its_base_measure
 
     # a pull request that changes nothing: the same code in both arms, gated, its verdict the exit code and
     # the summary's first line. How often unchanged code passes is a rate of this noisy machine, measured in
-    # docs/gate.md's ab block (A/A: 9 of 10 passed on 2026-12-06; a one-workload scaling index, as here,
-    # once read a false regression in CI), not a live run's matter
+    # docs/gate.md's ab block (A/A: 10 of 10 passed in its evidence of 2026-12-06, per-key bars; a one-workload
+    # scaling index, as here, is held to the bars file's pooled bar, and once read a false regression in CI),
+    # not a live run's matter
     same = _checkout(tmp_path, "same", "1.0")
     done, out, summary = _step(tmp_path, "pr1", head=same, base=base, event="pull_request")
     decided = _decided(tmp_path / "pr1")
