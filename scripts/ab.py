@@ -332,14 +332,18 @@ def key_quantile(estimates: int) -> float:
     return t_quantile(1 - 0.001, max(1, estimates))
 
 
-def key_bars_at(body: dict, pairs: int) -> dict[tuple[str, str], float]:
-    """Each key's bar after ``pairs`` pairs, for the keys a bars file of A/A runs measured (its ``key_spread``):
-    ``exp(t × spread × sqrt(at_pairs / pairs)) − 1``, t from :func:`key_quantile`. Empty for any other file."""
+def key_bars_at(body: dict, pairs: int) -> dict[tuple[str, str], tuple[float, int | None]]:
+    """Each key's bar after ``pairs`` pairs and its members, for the keys a bars file of A/A runs measured (its
+    ``key_spread``): ``exp(t × spread × sqrt(at_pairs / pairs)) − 1``, t from :func:`key_quantile`. Empty for any
+    other file."""
     if body.get("kind") != "ab" or pairs <= 0:
         return {}
     at = int(body["at_pairs"])
     return {
-        (metric, key): math.expm1(key_quantile(int(entry[1])) * float(entry[0]) * math.sqrt(at / pairs))
+        (metric, key): (
+            math.expm1(key_quantile(int(entry[1])) * float(entry[0]) * math.sqrt(at / pairs)),
+            int(entry[3]) if len(entry) > 3 else None,
+        )
         for metric, keys in (body.get("key_spread") or {}).items()
         for key, entry in keys.items()
     }
@@ -349,14 +353,16 @@ def verdicts(
     series: dict, bars: dict[str, float], confidence: float, pairs: int, keyed: dict | None = None
 ) -> list[Row]:
     """One row per metric key from the first ``pairs`` pairs, each judged on its key's bar where ``keyed``
-    (:func:`key_bars_at`) has one, else its metric's."""
+    (:func:`key_bars_at`) has one over as many members (a one-workload scaling index is not the A/A runs'
+    index over three), else its metric's."""
     rows = []
     for s in series.values():
         n = min(pairs, len(s.logs))
         if n < 1:
             continue
         ratio, lo, hi = s.estimate(confidence, n)
-        bar = (keyed or {}).get((s.metric.name, s.key), bars[s.metric.name])
+        own, members = (keyed or {}).get((s.metric.name, s.key), (None, None))
+        bar = own if own is not None and members in (None, s.members) else bars[s.metric.name]
         verdict = judge(ratio, lo, hi, s.metric.lower_is_worse, bar)
         base = math.exp(statistics.fmean(math.log(v) for v in s.base[:n]))
         name = s.metric.row_name(s.key, s.members)

@@ -8,12 +8,14 @@ Runs ``--runs`` A/A runs of scripts/ab.py (the same folder, so the same code, in
   of the log ratio over every run and every key of the metric, the true ratio being 1;
 * its bar: ``exp(Z × spread) − 1``, with :data:`Z` the one-sided 0.1 % point of the normal, so that
   under that noise a key's A/A estimate passes its bar about once in a thousand;
-* per key of a metric (a workload's work index, a pool's scaling index, a case), its own spread and bar,
-  which scripts.ab uses for that key: workloads differ in noise (in the evidence's A/A runs the work
-  index of a pure-Python workload spread 7.9 %, of a hashing one 1.3 %), and one pooled bar held the
-  quiet ones to the noisy one's noise. A key's spread comes from few estimates (one per A/A run), so its
-  bar takes Student's t instead of the normal, with as many degrees of freedom as estimates (the true
-  ratio is known: 1): 4.14 spreads from 10 runs, 3.09 as runs grow.
+* per key of a metric (a workload's work index, a pool's scaling index, a case), its own spread and bar
+  (``key_spread``: spread, estimates, bar, members), which scripts.ab uses for a key of that name over as
+  many members (the same workloads in an index, the same cases in a work index): workloads differ in
+  noise (in the evidence's A/A runs the work index of a pure-Python workload spread 7.9 %, of a hashing
+  one 1.3 %), and one pooled bar held the quiet ones to the noisy one's noise. A key's spread comes from
+  few estimates (one per A/A run), so its bar takes Student's t instead of the normal, with as many
+  degrees of freedom as estimates (the true ratio is known: 1): 4.14 spreads from 10 runs, 3.09 as runs
+  grow.
 
 ``--rederive`` writes the bars from the A/A runs already in ``--results`` (a new version of these
 rules, the same measurements), runs nothing.
@@ -118,16 +120,20 @@ def spreads(series_runs: list[dict], at: int, each: bool = False) -> dict[str, t
     return out
 
 
-def key_spreads(series_runs: list[dict], at: int) -> dict[str, dict[str, tuple[float, int]]]:
-    """Per metric and key: (root mean square of that key's A/A log ratio after ``at`` pairs; how many)."""
-    logs: dict[tuple[str, str], list[float]] = {}
+def key_spreads(series_runs: list[dict], at: int) -> dict[str, dict[str, tuple[float, int, int]]]:
+    """Per metric and key: (root mean square of that key's A/A log ratio after ``at`` pairs; how many; over how
+    many members: a scaling index's workloads, a work index's cases). A key is what it measured: estimates of
+    other members than its most frequent count are left out."""
+    logs: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for series in series_runs:
         for (name, key), s in series.items():
             if len(s.logs) >= at:
-                logs.setdefault((name, key), []).append(statistics.fmean(s.logs[:at]))
-    out: dict[str, dict[str, tuple[float, int]]] = {}
-    for (name, key), xs in sorted(logs.items()):
-        out.setdefault(name, {})[key] = (math.sqrt(statistics.fmean(x * x for x in xs)), len(xs))
+                logs.setdefault((name, key), []).append((s.members, statistics.fmean(s.logs[:at])))
+    out: dict[str, dict[str, tuple[float, int, int]]] = {}
+    for (name, key), found in sorted(logs.items()):
+        members = statistics.mode(m for m, _ in found)
+        xs = [x for m, x in found if m == members]
+        out.setdefault(name, {})[key] = (math.sqrt(statistics.fmean(x * x for x in xs)), len(xs), members)
     return out
 
 
@@ -143,7 +149,10 @@ def bars_file(spread: dict[str, tuple[float, int]], keys: dict | None = None, **
         "keys": {m: n for m, (_, n) in spread.items()},
         "z": Z,
         "key_spread": {
-            m: {k: [round(s, 6), n, round(math.expm1(ab.key_quantile(n) * s), 5)] for k, (s, n) in by_key.items()}
+            m: {
+                k: [round(s, 6), n, round(math.expm1(ab.key_quantile(n) * s), 5), members]
+                for k, (s, n, members) in by_key.items()
+            }
             for m, by_key in (keys or {}).items()
         },
         **about,

@@ -125,10 +125,11 @@ def _key_bars(bars: dict, late: int) -> list[str]:
     """The keys of the failing metrics, each with its own bar (a bars file without keys: none)."""
     keyed = key_bars_at(bars, late)
     rows = [
-        f"| `{key}` | {spread:.2%} | {n} | {key_quantile(n):.2f} | {math.expm1(key_quantile(n) * spread):.1%} | "
-        f"{keyed[(m, key)]:.1%} |"
+        f"| `{key}` ({members[0] if members else '?'}) | {spread:.2%} | {n} | {key_quantile(n):.2f} | "
+        f"{math.expm1(key_quantile(n) * spread):.1%} | "
+        f"{keyed[(m, key)][0]:.1%} |"
         for m in DEFAULT_FAIL_ON
-        for key, (spread, n, *_) in (bars.get("key_spread") or {}).get(m, {}).items()
+        for key, (spread, n, _, *members) in (bars.get("key_spread") or {}).get(m, {}).items()
     ]
     if not rows:
         return []
@@ -137,8 +138,8 @@ def _key_bars(bars: dict, late: int) -> list[str]:
         f"√({bars['at_pairs']} / n)) − 1, t the one-sided 0.1 % point of Student's t with one degree of freedom per "
         "estimate behind the key's spread:",
         "",
-        f"| key | A/A spread after {bars['at_pairs']} pairs | estimates | t | bar after {bars['at_pairs']} pairs "
-        f"| after {late} |",
+        f"| key (members) | A/A spread after {bars['at_pairs']} pairs | estimates | t "
+        f"| bar after {bars['at_pairs']} pairs | after {late} |",
         "| --- | --- | --- | --- | --- | --- |",
         *rows,
         "",

@@ -222,23 +222,27 @@ def test_the_decision_on_saved_real_ab_runs_of_a_lock_and_of_the_same_code():
 def test_each_key_is_held_to_its_own_bar_where_the_aa_runs_measured_it():
     body = ab_noise.bars_file(
         {m: (0.04, 30) for m in METRICS},
-        {"work": {"work[quiet]": (0.01, 10), "work[noisy]": (0.08, 10)}},
+        {"work": {"work[quiet]": (0.01, 10, 5), "work[noisy]": (0.08, 10, 5)}},
         kind="ab",
         at_pairs=3,
     )
     assert body["key_spread"]["work"]["work[quiet]"][:2] == [0.01, 10]
     keyed = ab.key_bars_at(body, 3)
-    assert keyed[("work", "work[quiet]")] == pytest.approx(math.expm1(4.1437 * 0.01), rel=1e-3)  # t(0.999, 10)
+    bar, members = keyed[("work", "work[quiet]")]
+    assert bar == pytest.approx(math.expm1(4.1437 * 0.01), rel=1e-3) and members == 5  # t(0.999, 10)
     both = {
         ("work", key): ab.Series(BY_NAME["work"], key, 5, [1.0] * 3, [1.10, 1.11, 1.09])
         for key in ("work[quiet]", "work[noisy]")
     }
     rows = {r.name.split(" ")[0]: r for r in ab.verdicts(both, ab.bars_at(body, 3), 0.95, 3, keyed)}
-    assert rows["work[quiet]"].verdict == "regression" and rows["work[quiet]"].bar == keyed[("work", "work[quiet]")]
+    assert rows["work[quiet]"].verdict == "regression" and rows["work[quiet]"].bar == bar
     assert rows["work[noisy]"].verdict == "same"  # the same 10 % is within a noisy workload's bar (39 %)
     pooled = ab.verdicts(both, {**ab.bars_at(body, 3), "work": 0.124}, 0.95, 3)
     assert all(r.verdict == "same" for r in pooled)  # one bar for both: the quiet one's 10 % was not seen
     assert ab.clear(list(rows.values()), ab.bars_at(body, 3), ("work",))  # each settled against its own bar
+    other = {("work", "work[quiet]"): ab.Series(BY_NAME["work"], "work[quiet]", 2, [1.0] * 3, [1.10, 1.11, 1.09])}
+    (fewer,) = ab.verdicts(other, ab.bars_at(body, 3), 0.95, 3, keyed)  # 2 cases, not the 5 the A/A runs had
+    assert fewer.bar == ab.bars_at(body, 3)["work"] and fewer.verdict == "same"  # the metric's bar: 13 %
 
 
 def test_bars_are_rederived_from_aa_runs_already_measured(tmp_path):
