@@ -180,11 +180,11 @@ def test_the_decision_on_a_saved_real_ab_run_of_a_10_percent_slowdown():
     # evidence/ab/pairs: the runs of one A/B run whose HEAD did 10 % more work per task, as measured
     # (how close each ratio came to 1.10 over ten such runs is docs/gate.md's block, not a test's matter)
     pairs = sorted(int(p.stem.split("-")[1]) for p in PAIRS.glob("base-*.json"))
-    bars = ab.bars_at(ab.load_bars(str(ROOT / "evidence" / "ab" / "bars.json")), len(pairs))
+    body = ab.load_bars(str(ROOT / "evidence" / "ab" / "bars.json"))
     found: dict = {}
     for i in pairs:
         ab.add_pair(found, ab.pair_values(load([PAIRS / f"base-{i}.json"]), load([PAIRS / f"head-{i}.json"])))
-    rows = ab.verdicts(found, bars, 0.95, len(pairs))
+    rows = ab.verdicts(found, ab.bars_at(body, len(pairs)), 0.95, len(pairs), ab.key_bars_at(body, len(pairs)))
     work = {r.name.split(" ")[0]: r for r in rows if r.metric == "work"}
     assert set(work) == {"work[ab_python]", "work[ab_hash]", "work[ab_numpy]"}
     assert all(r.ratio_lo > 1.0 for r in work.values())  # every workload measured slower, beyond its interval
@@ -202,7 +202,8 @@ def _saved_pairs(folder: Path) -> tuple[list[ab.Row], dict]:
         for arm, done in runs.items():
             done.append(load([folder / f"{arm}-{i}.json"]))
         ab.add_pair(found, ab.pair_values(runs["base"][-1], runs["head"][-1]))
-    rows = ab.verdicts(found, ab.bars_at(ab.load_bars(str(ROOT / "evidence" / "ab" / "bars.json")), n), 0.95, n)
+    body = ab.load_bars(str(ROOT / "evidence" / "ab" / "bars.json"))
+    rows = ab.verdicts(found, ab.bars_at(body, n), 0.95, n, ab.key_bars_at(body, n))
     return rows, ab.job_denied(ab.arm_denied(runs["base"]), ab.arm_denied(runs["head"]))
 
 
