@@ -40,6 +40,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from scripts import ab
+from scripts.ab_stats import key_quantile
 from scripts.cli import Parser, run, write_atomic
 from scripts.gating import METRICS
 from scripts.results import ResultsError, load
@@ -150,7 +151,7 @@ def bars_file(spread: dict[str, tuple[float, int]], keys: dict | None = None, **
         "z": Z,
         "key_spread": {
             m: {
-                k: [round(s, 6), n, round(math.expm1(ab.key_quantile(n) * s), 5), members]
+                k: [round(s, 6), n, round(math.expm1(key_quantile(n) * s), 5), members]
                 for k, (s, n, members) in by_key.items()
             }
             for m, by_key in (keys or {}).items()

@@ -10,7 +10,8 @@ import statistics
 from pathlib import Path
 
 from scripts import compare, gating
-from scripts.ab import DEFAULT_FAIL_ON, bars_at, key_bars_at, key_quantile
+from scripts.ab import DEFAULT_FAIL_ON
+from scripts.ab_stats import bars_at, key_bars_at, key_quantile
 from scripts.evidence_files import (
     EVIDENCE,
     machine_line,
