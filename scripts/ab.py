@@ -370,8 +370,9 @@ def collect(
         spent = time.monotonic() - started
         say(f"ab: pair {pairs} ({' '.join(a.name for a in order)}) done, {spent:.0f} s")
         now = bars_at(bars, pairs)
-        rows = verdicts(series, now, args.confidence, pairs, key_bars_at(bars, pairs))
-        if pairs >= args.min_pairs and clear(rows, now, args.fail_on):
+        if pairs >= args.min_pairs and clear(
+            verdicts(series, now, args.confidence, pairs, key_bars_at(bars, pairs)), now, args.fail_on
+        ):
             stopped = "clear"
             break
         if pairs < args.max_pairs and spent + slowest > args.budget:  # another pair as slow would pass the budget

@@ -214,16 +214,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     zero = {"bars": dict.fromkeys(METRICS, 0.0)}  # nothing stops a run early: every run has all its pairs
     series_runs = []
     started = time.monotonic()
-    if args.rederive:
+    if args.rederive:  # the runs as measured before: no new one
         series_runs = saved_runs(results)
         args.runs = len(series_runs)
         args.pairs = min(max(len(s.logs) for s in series.values()) for series in series_runs)
-    for i in range(1, 0 if args.rederive else args.runs + 1):
-        out = results / f"aa-{i}"
-        out.mkdir(parents=True, exist_ok=True)
-        series: dict = {}
-        ab.collect(ab_args(args, out), (base, head), out, zero, series, say=lambda line, i=i: print(f"run {i}: {line}"))
-        series_runs.append(series)
+    else:
+        for i in range(1, args.runs + 1):
+            out = results / f"aa-{i}"
+            out.mkdir(parents=True, exist_ok=True)
+            series: dict = {}
+            ab.collect(
+                ab_args(args, out), (base, head), out, zero, series, say=lambda line, i=i: print(f"run {i}: {line}")
+            )
+            series_runs.append(series)
     body = bars_file(
         spreads(series_runs, ab.MIN_PAIRS),
         key_spreads(series_runs, ab.MIN_PAIRS),
