@@ -16,7 +16,9 @@ improvement), 1 regression, 3 inconclusive, 2 unusable input (one line), as ``sc
 * **Paired ratios.** Per pair, every metric of scripts/gating.py (the scaling index, the work index,
   each case's time, speedup and efficiency) is taken as HEAD over BASE; over the pairs, the ratio is
   the geometric mean and its interval Student's t on the pairs' log ratios. A change counts when the
-  interval lies wholly on the worse side of 1 *and* the change passes its bar.
+  interval lies wholly on the worse side of 1 *and* the change passes its bar. An index's value in a run
+  weighs its cases by one over their A/A spread squared, where the bars file measured every one of them
+  (:func:`scripts.ab_stats.member_weights`): the least-noisy mean of the same cases.
 * **Bars from measured noise.** Each metric's bar comes from A/A runs of the same code in both arms
   (``python -m scripts.ab_noise``): the spread of its estimate after the fewest pairs a run may stop
   at, times :data:`scripts.ab_noise.Z`. After more pairs the estimate is a mean of more independent
@@ -62,7 +64,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from scripts.ab_stats import Series, bars_at, key_bars_at
+from scripts.ab_stats import Series, bars_at, key_bars_at, member_weights, shares
 from scripts.analysis import Analysis
 from scripts.causes import run_denied
 from scripts.cli import Parser, prepare_out, run, write_atomic
@@ -263,8 +265,11 @@ def run_arm(arm: Arm, args, out: Path, sizes_from: Path | None) -> list[Record]:
 # --- the pairs ---------------------------------------------------------------------------------------------
 
 
-def pair_values(base: list[Record], head: list[Record]) -> dict[tuple[str, str], tuple[float, float, int]]:
-    """Every metric key both runs of one pair measured: (BASE's value, HEAD's value, records under the key)."""
+def pair_values(
+    base: list[Record], head: list[Record], weights: dict | None = None
+) -> dict[tuple[str, str], tuple[float, float, int]]:
+    """Every metric key both runs of one pair measured: (BASE's value, HEAD's value, records under the key). A
+    grouped key's value is the weighted geometric mean of its members' (``weights``: :func:`member_weights`)."""
     sides = Sampler(Analysis(base)), Sampler(Analysis(head, salt="head:"))
     out = {}
     for metric in METRIC_RECORDS:
@@ -278,8 +283,9 @@ def pair_values(base: list[Record], head: list[Record]) -> dict[tuple[str, str],
             ]
             if not pairs:
                 continue
-            b_val = math.exp(statistics.fmean(math.log(sides[0].value(metric, b)) for b, _ in pairs))
-            h_val = math.exp(statistics.fmean(math.log(sides[1].value(metric, h)) for _, h in pairs))
+            w = shares(weights, metric.name, [b.name for b, _ in pairs])
+            b_val = math.exp(sum(x * math.log(sides[0].value(metric, b)) for x, (b, _) in zip(w, pairs, strict=True)))
+            h_val = math.exp(sum(x * math.log(sides[1].value(metric, h)) for x, (_, h) in zip(w, pairs, strict=True)))
             out[(metric.name, key)] = (b_val, h_val, len(pairs))
     return out
 
@@ -364,7 +370,7 @@ def collect(
             records[arm.name].append(results[arm.name])
             if sizes_from is None:  # the first BASE run calibrated: every later run does the same work
                 sizes_from = path
-        add_pair(series, pair_values(results["base"], results["head"]))
+        add_pair(series, pair_values(results["base"], results["head"], member_weights(bars)))
         pairs += 1
         slowest = max(slowest, time.monotonic() - pair_started)
         spent = time.monotonic() - started

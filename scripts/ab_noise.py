@@ -15,7 +15,8 @@ Runs ``--runs`` A/A runs of scripts/ab.py (the same folder, so the same code, in
   one 1.3 %), and one pooled bar held the quiet ones to the noisy one's noise. A key's spread comes from
   few estimates (one per A/A run), so its bar takes Student's t instead of the normal, with as many
   degrees of freedom as estimates (the true ratio is known: 1): 4.14 spreads from 10 runs, 3.09 as runs
-  grow.
+  grow. A grouped key (a work or scaling index) is measured as scripts.ab takes it: each of its cases
+  weighted by one over that case's own A/A spread squared (``weighted``; scripts/ab_stats.py).
 
 ``--rederive`` writes the bars from the A/A runs already in ``--results`` (a new version of these
 rules, the same measurements), runs nothing.
@@ -33,6 +34,7 @@ import argparse
 import json
 import math
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -40,7 +42,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from scripts import ab
-from scripts.ab_stats import key_quantile
+from scripts.ab_stats import key_quantile, member_weights
 from scripts.cli import Parser, run, write_atomic
 from scripts.gating import METRICS
 from scripts.results import ResultsError, load
@@ -184,15 +186,18 @@ def apart(args, argv) -> int:
     return 0
 
 
-def saved_runs(results: Path) -> list[dict]:
-    """The series of the A/A runs in ``results`` (aa-N/base-K.json and head-K.json, K from 1), as measured."""
+def saved_runs(results: Path, weights: dict | None = None, count: int | None = None) -> list[dict]:
+    """The series of the A/A runs in ``results`` (aa-N/base-K.json and head-K.json, K from 1), as measured, a
+    grouped key's members weighted by ``weights`` (:func:`scripts.ab_stats.member_weights`)."""
     runs = sorted((p for p in results.glob("aa-*") if p.is_dir()), key=lambda p: int(p.name.split("-")[1]))
+    runs = runs if count is None else [p for p in runs if int(p.name.split("-")[1]) <= count]
     series_runs = []
     for folder in runs:
         series: dict = {}
         k = 1
         while (folder / f"base-{k}.json").exists() and (folder / f"head-{k}.json").exists():
-            ab.add_pair(series, ab.pair_values(load([folder / f"base-{k}.json"]), load([folder / f"head-{k}.json"])))
+            pair = load([folder / f"base-{k}.json"]), load([folder / f"head-{k}.json"])
+            ab.add_pair(series, ab.pair_values(*pair, weights))
             k += 1
         if k > ab.MIN_PAIRS:
             series_runs.append(series)
@@ -212,25 +217,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     first = ab_args(args, results / "aa-1")
     base, head = ab.arms(first)
     zero = {"bars": dict.fromkeys(METRICS, 0.0)}  # nothing stops a run early: every run has all its pairs
-    series_runs = []
     started = time.monotonic()
-    if args.rederive:  # the runs as measured before: no new one
-        series_runs = saved_runs(results)
-        args.runs = len(series_runs)
-        args.pairs = min(max(len(s.logs) for s in series.values()) for series in series_runs)
-    else:
+    if not args.rederive:  # else the runs as measured before: no new one
         for i in range(1, args.runs + 1):
             out = results / f"aa-{i}"
-            out.mkdir(parents=True, exist_ok=True)
-            series: dict = {}
-            ab.collect(
-                ab_args(args, out), (base, head), out, zero, series, say=lambda line, i=i: print(f"run {i}: {line}")
-            )
-            series_runs.append(series)
+            shutil.rmtree(out, ignore_errors=True)  # no pair of an earlier measurement left among this one's
+            out.mkdir(parents=True)
+            ab.collect(ab_args(args, out), (base, head), out, zero, {}, say=lambda line, i=i: print(f"run {i}: {line}"))
+    # each case's own spread first; then every grouped key again, its cases weighted by them (ab_stats)
+    count = None if args.rederive else args.runs
+    cases = key_spreads(saved_runs(results, count=count), ab.MIN_PAIRS)
+    weights = member_weights({"kind": "ab", "weighted": True, "key_spread": cases})
+    series_runs = saved_runs(results, weights, count)
+    args.runs = len(series_runs)
+    args.pairs = min(max(len(s.logs) for s in series.values()) for series in series_runs)
     body = bars_file(
         spreads(series_runs, ab.MIN_PAIRS),
         key_spreads(series_runs, ab.MIN_PAIRS),
         kind="ab",
+        weighted=True,
         at_pairs=ab.MIN_PAIRS,
         runs=args.runs,
         pairs_per_run=args.pairs,

@@ -66,3 +66,33 @@ def key_bars_at(body: dict, pairs: int) -> dict[tuple[str, str], tuple[float, in
         for metric, keys in (body.get("key_spread") or {}).items()
         for key, entry in keys.items()
     }
+
+
+#: The per-case metric whose A/A spread weighs each member of a grouped metric: a case's time in a workload's
+#: work index, its speedup in a pool's scaling index.
+MEMBER_METRIC = {"work": "time", "index": "speedup"}
+
+
+def member_weights(body: dict) -> dict[str, dict[str, float]]:
+    """Per grouped metric, each case's weight in its keys: one over its A/A spread squared (the bars file's
+    ``key_spread`` of :data:`MEMBER_METRIC`), so an index is the least-noisy mean of its members (inverse-variance
+    weighting: a process pool's two-worker rounds spread 2 to 3 times a one-worker round's in the evidence's A/A
+    runs, and an equal mean let them set the index's noise). Only a bars file that says its own spreads were
+    taken so (``weighted``) gives weights: every other file's keys stay equal means, as they were measured."""
+    if body.get("kind") != "ab" or not body.get("weighted"):
+        return {}
+    spreads = body.get("key_spread") or {}
+    return {
+        grouped: {case: 1.0 / entry[0] ** 2 for case, entry in spreads.get(per_case, {}).items() if entry[0] > 0}
+        for grouped, per_case in MEMBER_METRIC.items()
+    }
+
+
+def shares(weights: dict[str, dict[str, float]] | None, metric: str, names: list[str]) -> list[float]:
+    """Each named member's share of its key's mean (summing to 1): its weight where :func:`member_weights` has one
+    for every member, else equal shares (a case the A/A runs never measured has no spread to weigh it by)."""
+    own = (weights or {}).get(metric, {})
+    if names and all(n in own for n in names):
+        total = sum(own[n] for n in names)
+        return [own[n] / total for n in names]
+    return [1.0 / len(names)] * len(names)

@@ -137,7 +137,9 @@ def _key_bars(bars: dict, late: int) -> list[str]:
     return [
         "Each key of a failing metric is held to its own bar (scripts.ab `key_bars_at`): bar = exp(t × spread × "
         f"√({bars['at_pairs']} / n)) − 1, t the one-sided 0.1 % point of Student's t with one degree of freedom per "
-        "estimate behind the key's spread:",
+        "estimate behind the key's spread"
+        + (", its cases weighted by one over their own spread squared (`member_weights`)" * bool(bars.get("weighted")))
+        + ":",
         "",
         f"| key (members) | A/A spread after {bars['at_pairs']} pairs | estimates | t "
         f"| bar after {bars['at_pairs']} pairs | after {late} |",

@@ -175,6 +175,31 @@ def test_one_pair_of_real_runs_gives_every_metric_its_ratio(tmp_path):
         assert members >= 1
 
 
+def test_an_index_weighs_its_cases_by_one_over_their_aa_spread_squared(tmp_path):
+    data = json.loads(FIXTURE.read_text())
+    noisy = "test_scaling[cpu_python-process-fork-w4]"
+    for bench in data["benchmarks"]:
+        if bench["name"] == noisy:  # HEAD: only the noisy case 20 % slower
+            bench["stats"]["data"] = [x * 1.2 for x in bench["stats"]["data"]]
+    (tmp_path / "head.json").write_text(json.dumps(data))
+    base, head = load([FIXTURE]), load([tmp_path / "head.json"])
+    cases = [r.name for r in BY_NAME["work"].members(base)["work[cpu_python]"]]
+    spread = {name: [0.05 if name == noisy else 0.01, 10, 0.0, 1] for name in cases}
+
+    def work(body: dict) -> float:
+        b, h, members = ab.pair_values(base, head, ab.member_weights(body))[("work", "work[cpu_python]")]
+        assert members == 7
+        return h / b
+
+    weighted = {"kind": "ab", "weighted": True, "key_spread": {"time": spread}}
+    share = (1 / 0.05**2) / (6 / 0.01**2 + 1 / 0.05**2)  # its weight over all seven's
+    assert work(weighted) == pytest.approx(1.2**share, rel=1e-9)
+    assert work({**weighted, "weighted": False}) == pytest.approx(1.2 ** (1 / 7), rel=1e-9)  # as it was measured
+    del spread[cases[0]]  # one case the A/A runs never measured: equal shares for every case of the key
+    assert work(weighted) == pytest.approx(1.2 ** (1 / 7), rel=1e-9)
+    assert ab.shares(ab.member_weights(weighted), "work", ["x", "y"]) == [0.5, 0.5]
+
+
 @pytest.mark.skipif(not PAIRS.is_dir(), reason="evidence/ab/pairs not measured yet (evidence/measure.sh topic ab)")
 def test_the_decision_on_a_saved_real_ab_run_of_a_10_percent_slowdown():
     # evidence/ab/pairs: the runs of one A/B run whose HEAD did 10 % more work per task, as measured
@@ -183,7 +208,8 @@ def test_the_decision_on_a_saved_real_ab_run_of_a_10_percent_slowdown():
     body = ab.load_bars(str(ROOT / "evidence" / "ab" / "bars.json"))
     found: dict = {}
     for i in pairs:
-        ab.add_pair(found, ab.pair_values(load([PAIRS / f"base-{i}.json"]), load([PAIRS / f"head-{i}.json"])))
+        pair = load([PAIRS / f"base-{i}.json"]), load([PAIRS / f"head-{i}.json"])
+        ab.add_pair(found, ab.pair_values(*pair, ab.member_weights(body)))
     rows = ab.verdicts(found, ab.bars_at(body, len(pairs)), 0.95, len(pairs), ab.key_bars_at(body, len(pairs)))
     work = {r.name.split(" ")[0]: r for r in rows if r.metric == "work"}
     assert set(work) == {"work[ab_python]", "work[ab_hash]", "work[ab_numpy]"}
@@ -198,11 +224,11 @@ def _saved_pairs(folder: Path) -> tuple[list[ab.Row], dict]:
     n = len(list(folder.glob("base-*.json")))
     found: dict = {}
     runs: dict = {"base": [], "head": []}
+    body = ab.load_bars(str(ROOT / "evidence" / "ab" / "bars.json"))
     for i in range(1, n + 1):
         for arm, done in runs.items():
             done.append(load([folder / f"{arm}-{i}.json"]))
-        ab.add_pair(found, ab.pair_values(runs["base"][-1], runs["head"][-1]))
-    body = ab.load_bars(str(ROOT / "evidence" / "ab" / "bars.json"))
+        ab.add_pair(found, ab.pair_values(runs["base"][-1], runs["head"][-1], ab.member_weights(body)))
     rows = ab.verdicts(found, ab.bars_at(body, n), 0.95, n, ab.key_bars_at(body, n))
     return rows, ab.job_denied(ab.arm_denied(runs["base"]), ab.arm_denied(runs["head"]))
 
@@ -258,7 +284,7 @@ def test_bars_are_rederived_from_aa_runs_already_measured(tmp_path):
     argv = [str(tmp_path), "--workload-file", "w.py", "--results", str(tmp_path / "noise"), "--out", str(out)]
     assert ab_noise.main([*argv, "--rederive"]) == 0
     body = json.loads(out.read_text())
-    assert body["rederived"] and body["runs"] == 2 and body["seconds"] is None
+    assert body["rederived"] and body["runs"] == 2 and body["seconds"] is None and body["weighted"]
     expected = math.sqrt((math.log(1.02) ** 2 + math.log(0.98) ** 2) / 2)
     assert body["spread"]["work"] == pytest.approx(expected, rel=1e-4)  # every time 2 % longer, then shorter
     assert all(v[:2] == [pytest.approx(expected, rel=1e-4), 2] for v in body["key_spread"]["work"].values())
