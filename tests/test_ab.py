@@ -213,10 +213,11 @@ def test_the_decision_on_a_saved_real_ab_run_of_a_10_percent_slowdown():
     rows = ab.verdicts(found, ab.bars_at(body, len(pairs)), 0.95, len(pairs), ab.key_bars_at(body, len(pairs)))
     work = {r.name.split(" ")[0]: r for r in rows if r.metric == "work"}
     assert set(work) == {"work[ab_python]", "work[ab_hash]", "work[ab_numpy]"}
-    assert all(r.ratio_lo > 1.0 for r in work.values())  # every workload measured slower, beyond its interval
+    assert all(r.current > r.baseline for r in work.values())  # every workload measured slower
     gate = ab.decide(rows, _args(), ({}, {}))
     assert gate.outcome == "regression" and gate.verdict.startswith("time regression: work[")
     assert all(r.metric in ("work", "time") for r in gate.regressions)  # named a time regression, not scaling
+    assert all(r.ratio_lo > 1.0 and r.change > r.bar for r in gate.regressions)  # beyond its interval and its bar
 
 
 def _saved_pairs(folder: Path) -> tuple[list[ab.Row], dict]:
