@@ -127,14 +127,22 @@ for topic in $ONLY; do
     freethreaded)  # "Other Python builds": ftscalingbench's patterns on 3.13t, the suite's thread pool and raw threads
       bash scripts/docker-engine.sh
       echo "== freethreaded ($(date -u +%T))"
-      rm -rf "$RAW/ftscaling"
-      $PY -m scripts.matrix --pythons 3.13t --limits unlimited --results "$RAW/ftscaling" --no-report \
-        --workload-file evidence/ftscaling.py -- --cases scaling --executors serial,thread --workers 1,2 \
-        --workloads ft_closure,ft_method,ft_dict,ft_string,ft_float > "$RAW/ftscaling.log" 2>&1
-      sized=$(ls "$RAW"/ftscaling/unlimited-py3.13t/*.json | head -1)
-      for how in import suite; do
-        docker run --rm --network none -v "$PWD:/src:ro" -v "$sized:/tmp/sizes.json:ro" -w /src -e HOME=/tmp \
-          --entrypoint python poolbench:py3.13t evidence/ftscaling_raw.py /tmp/sizes.json --load-as "$how"
+      # three fresh processes each way: on 3.13t a process settles into a state in which a pattern scales or
+      # not (docs/builds.md), so one process is one draw; raw threads run at the first suite run's task sizes
+      rm -rf "$RAW"/ftscaling "$RAW"/ftscaling-run*
+      for i in 1 2 3; do
+        $PY -m scripts.matrix --pythons 3.13t --limits unlimited --results "$RAW/ftscaling-run$i" --no-report \
+          --workload-file evidence/ftscaling.py -- --cases scaling --executors serial,thread --workers 1,2 \
+          --workloads ft_closure,ft_method,ft_dict,ft_string,ft_float > "$RAW/ftscaling-run$i.log" 2>&1
+      done
+      sized=$(ls "$RAW"/ftscaling-run1/unlimited-py3.13t/*.json | head -1)
+      # raw threads with the file imported and loaded as the suite loads it, then a plain pool (a new one per try)
+      for i in 1 2 3; do
+        for way in "--load-as import" "--load-as suite" "--method pool --repeats 12"; do
+          # shellcheck disable=SC2086  # $way: two or four words
+          docker run --rm --network none -v "$PWD:/src:ro" -v "$sized:/tmp/sizes.json:ro" -w /src -e HOME=/tmp \
+            --entrypoint python poolbench:py3.13t evidence/ftscaling_raw.py /tmp/sizes.json $way
+        done
       done > "$RAW/ftscaling-raw.jsonl" ;;
     ab)  # "The A/B gate": the bars from A/A runs, then 10 A/A, 10 at 10 % slower, 10 at 5 % slower, 3 with a lock
       echo "== ab ($(date -u +%T))"

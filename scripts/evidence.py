@@ -117,12 +117,18 @@ def trim(raw: Path) -> list[Path]:
     # scripts.matrix's result folders, one run per limit (its own report left out)
     folders = [(raw / f"matrix-{profile}", f"matrix/{profile}/{{}}.json") for profile in ("quick", "default")]
     folders += [(raw / "builds", "builds/{}.json"), (raw / "cluster", "dask/cluster-{}.json")]
-    folders += [(raw / "ftscaling", "reference/ftscaling-{}.json")]  # its one limit: unlimited-py3.13t
+    # the free-threaded runs, one limit each (unlimited-py3.13t), three fresh processes
+    folders += [
+        (f, f"reference/ftscaling-{{}}-{f.name.removeprefix('ftscaling-')}.json")
+        for f in sorted(raw.glob("ftscaling-run*"))
+    ]
     for folder, name in folders:
         for src in sorted(folder.glob("*/*.json")):
             if src.parent.name == "report":
                 continue
-            label = src.parent.name.removeprefix("unlimited-") if folder.name == "ftscaling" else src.parent.name
+            label = (
+                src.parent.name.removeprefix("unlimited-") if folder.name.startswith("ftscaling") else src.parent.name
+            )
             dest = EVIDENCE / name.format(label)
             _write_json(dest, trimmed(json.loads(src.read_text())))
             written.append(dest)

@@ -141,39 +141,63 @@ def block_reference() -> list[str]:
     ]
 
 
-def _raw_cell(row: dict | None) -> str:
-    """A raw-threads figure with the quartiles of its tries."""
-    if row is None:
-        return "—"
-    tries = sorted(row["tries"])
-    return f"{row['speedup']:.2f}× (quartiles {tries[len(tries) // 4]:.2f}–{tries[3 * len(tries) // 4]:.2f})"
+def _figures(values: list[float]) -> str:
+    return ", ".join(f"{v:.2f}×" for v in values) if values else "—"
+
+
+#: The free-threaded block's comparisons: (column, method, how the file was loaded) of evidence/ftscaling_raw.py.
+FT_WAYS = (
+    ("raw threads, file imported", "threads", "import"),
+    ("raw threads, file loaded as the suite does", "threads", "suite"),
+    ("plain pool, a new one per try", "pool", "import"),
+)
 
 
 def block_freethreaded() -> list[str]:
-    """ftscalingbench's patterns on 3.13t: the suite's thread pool at W = 2 against raw threads, loaded two ways."""
-    suite = _points(EVIDENCE / "reference" / "ftscaling-py3.13t.json")
+    """ftscalingbench's patterns on 3.13t: the suite's thread pool at W = 2 against raw threads (loaded two ways) and
+    a plain pool, each in three fresh processes (a 3.13t process or pool can land in a state in which a pattern
+    scales or not: docs/builds.md)."""
+    paths = sorted((EVIDENCE / "reference").glob("ftscaling-py3.13t-run*.json"))
+    if not paths:
+        raise ResultsError(
+            "evidence/reference/ftscaling-py3.13t-run*.json: missing; measure them (evidence/measure.sh)"
+        )
+    suites = [_points(p) for p in paths]
     raw = _lines(EVIDENCE / "reference" / "ftscaling-raw.jsonl")
     out = [
-        "| pattern | suite's thread pool, W = 2 | raw threads, file imported "
-        "| raw threads, file loaded as the suite does | within 15 % of either? |",
-        "| --- | --- | --- | --- | --- |",
+        f"| pattern | suite's thread pool, W = 2 | {' | '.join(c for c, _, _ in FT_WAYS)} | medians within 15 %? |",
+        "| --- | --- | " + "--- | " * len(FT_WAYS) + "--- |",
     ]
     met = 0
     for name in dict.fromkeys(r["pattern"] for r in raw):
-        p = find(suite, name, "thread", 2)
-        if p is None:
+        suite = [p.speedup for p in (find(points, name, "thread", 2) for points in suites) if p is not None]
+        if not suite:
             continue
-        ways = {r["load_as"]: r for r in raw if r["pattern"] == name}
-        ok = any(abs(p.speedup / r["speedup"] - 1) <= RAW_WITHIN for r in ways.values())
-        met += ok
-        cells = " | ".join(_raw_cell(ways.get(how)) for how in ("import", "suite"))
-        out.append(f"| `{name}` | {xi(p)} | {cells} | {'yes' if ok else 'no'} |")
-    run = load([EVIDENCE / "reference" / "ftscaling-py3.13t.json"])[0].run
+        found = [
+            [
+                r["speedup"]
+                for r in raw
+                if r["pattern"] == name and (r.get("method", "threads"), r["load_as"]) == (method, how)
+            ]
+            for _, method, how in FT_WAYS
+        ]
+        centre = statistics.median(suite)
+        agree = [bool(v) and abs(centre / statistics.median(v) - 1) <= RAW_WITHIN for v in found]
+        met += any(agree)
+        cells = " | ".join(_figures(v) for v in found)
+        said = ", ".join(c.split(",")[0] for (c, _, _), ok in zip(FT_WAYS, agree, strict=True) if ok) or "none"
+        out.append(f"| `{name}` | {_figures(suite)} | {cells} | {'yes' if any(agree) else 'no'} ({said}) |")
+    run = load([paths[0]])[0].run
+    tries = {m: next((len(r["tries"]) for r in raw if r.get("method", "threads") == m), 0) for m in ("threads", "pool")}
     out += [
         "",
-        f"{met} of {len(out) - 2} patterns; Python {run.poolbench['versions']['python']} free-threaded, the GIL "
-        f"{'on' if run.poolbench.get('gil_enabled') else 'off'}; raw threads: `evidence/ftscaling_raw.py` (the task "
-        "on one thread and on two at once, each pinned to a CPU of its own, 21 tries); `bash evidence/measure.sh` "
-        "topic `freethreaded`.",
+        f"{met} of {len(out) - 2} patterns: the median of the suite's runs within 15 % of the median of another "
+        f"method's processes; Python {run.poolbench['versions']['python']} free-threaded, the GIL "
+        f"{'on' if run.poolbench.get('gil_enabled') else 'off'}; each figure one fresh process: the suite's "
+        "`scripts.matrix --pythons 3.13t`; raw threads `evidence/ftscaling_raw.py` (the task on one thread and on "
+        f"two at once, each pinned to a CPU of its own, the threads' own clocks, the median of {tries['threads']} "
+        "tries); the plain pool `evidence/ftscaling_raw.py --method pool` (a new `ThreadPoolExecutor(2)` per try, "
+        f"three rounds of 12 tasks against two serial tasks in the main thread, the median of {tries['pool']} "
+        "tries); `bash evidence/measure.sh` topic `freethreaded`.",
     ]
     return out
