@@ -111,6 +111,7 @@ def run_batches(
     probe_args: Sequence[Any] | None = None,
     probe_warm_args: Sequence[Any] = (),
     warm_args: Sequence[Any] | None = None,
+    round_warm_args: Sequence[Any] = (),
     least_batch_s: Callable[[int, int], float] | None = None,
 ) -> dict[str, Any]:
     """Time ``pool.map(func, args)`` once per round on a warm pool; check every answer of every round.
@@ -122,6 +123,8 @@ def run_batches(
     ``warm_args``: before the first round, one untimed batch of these (one task per worker: every
     worker's first task pays its imports, page faults and caches), its answers checked; with it, a
     scaling case needs no warm-up round of a whole batch.
+    ``round_warm_args``: with probes, an untimed batch of these through the pool before every timed
+    round, after its probe (extra_info ``round_warm_tasks``; common/reference.py ``round_warm_tasks``).
     ``least_batch_s(tasks, workers)``: the least wall time that many right tasks can take on that
     many workers; a round (or serial probe) that ends sooner fails the case.
     Returns the extra_info it recorded (also set on ``benchmark``).
@@ -129,6 +132,7 @@ def run_batches(
     impl = backend(case.executor)
     probe = list(probe_args) if probe_args else None
     probe_warm = list(probe_warm_args) if probe else []
+    round_warm = list(round_warm_args) if probe else []
     batch = BatchRounds(
         run_batch=lambda: list(pool.map(func, args, chunksize=case.chunksize)),
         check=check,
@@ -139,6 +143,8 @@ def run_batches(
         paired_tasks=len(probe) if probe else 0,
         paired_warm=(lambda: [func(a) for a in probe_warm]) if probe_warm else None,
         paired_warm_tasks=len(probe_warm),
+        round_warm=(lambda: list(pool.map(func, round_warm, chunksize=case.chunksize))) if round_warm else None,
+        round_warm_tasks=len(round_warm),
         cgroup=suite.cpu.cgroup,
         floor_s=least_batch_s(len(args), 1 if case.executor == "serial" else case.workers) if least_batch_s else None,
         paired_floor_s=least_batch_s(len(probe), 1) if least_batch_s and probe else None,
@@ -171,6 +177,7 @@ def run_batches(
         info["serial_cpu_samples_s"] = [round(t, 9) for t in batch.paired_cpu_samples]
         info["serial_tasks"] = len(probe)
         info["serial_warm_tasks"] = len(probe_warm)
+        info["round_warm_tasks"] = len(round_warm)
         info["serial_cpus"] = list(batch.probe_cpus)
         info["round_cpu_shares"] = [
             None if shares is None else {str(c): round(v, 3) for c, v in shares.items()}
@@ -207,6 +214,9 @@ def run_workload(benchmark: Any, suite: SuiteConfig, case: Case, pool: Executor)
         warm_args=[param] * workers,
         probe_args=[param] * reference.PROBE_TASKS if probed else None,
         probe_warm_args=[param] * reference.PROBE_WARM_TASKS if probed else (),
+        round_warm_args=[param] * reference.round_warm_tasks(workers, suite.cpu.effective_cpus)
+        if probed and case.executor != "serial"
+        else (),
         least_batch_s=(lambda n, w: work.least_batch_s(param, n, w)) if work.least_batch_s else None,
     )
     sized = suite.sizes.get(case.workload) if suite.sizes else None

@@ -237,6 +237,9 @@ class BatchRounds:
     each, each made of ``paired_warm`` (untimed: the first task after a pool round runs cold) and then
     ``paired`` timed; the times go to ``paired_samples`` (rounds + 1), their answers are checked.
     A probe and the rounds beside it are moments apart, so a slow phase of a shared host hits both.
+    With ``round_warm`` (``round_warm_tasks`` tasks through the pool), every timed round follows an
+    untimed warm batch, after the probe: the probe ran on a worker's CPU and left it cold
+    (common/reference.py :func:`~common.reference.round_warm_tasks`); its answers are checked.
 
     With ``floor_s`` (the least wall time a right batch can take, e.g. ceil(N / W) sleeps), a round
     that ends sooner fails: the parent's clock checks what the task's own answer claims.
@@ -252,6 +255,9 @@ class BatchRounds:
     #: The untimed start of every probe: runs ``paired_warm_tasks`` serial tasks, answers checked.
     paired_warm: Callable[[], list[Any]] | None = None
     paired_warm_tasks: int = 0
+    #: The untimed batch through the pool just before each timed round, and its task count.
+    round_warm: Callable[[], list[Any]] | None = None
+    round_warm_tasks: int = 0
     cgroup: CgroupCpu | None = None
     floor_s: float | None = None
     paired_floor_s: float | None = None
@@ -288,6 +294,11 @@ class BatchRounds:
         self._results = None
         if self.paired is not None and self.meter.timing and not self.paired_samples:
             self.probe()  # the probe before the first timed round
+        if self.round_warm is not None and self.meter.timing:
+            self._results = self.round_warm()
+            self.verify("warm batch before a timed round", self.round_warm_tasks)
+            if self.settle is not None:
+                self.settle()  # the pool's clean-up of the warm batch, before the clock starts
         self.placer.round_started()
         self.meter.start()
 

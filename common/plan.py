@@ -93,12 +93,14 @@ def main_job_seconds(
     other_s: float,
     memory_case_s: tuple[float, float] = (0.0, 0.0),
     memory_pools: int = 0,
+    round_warm: bool = True,
 ) -> float:
     """The main job's cost on ``cpus`` CPUs under these rules (the guide's cost table).
 
     Per scaling case of a pool: a warm-up batch of one task per worker, ``rounds`` timed rounds of
     about ``k`` task times each (the batch rule: k tasks per busy CPU; for I/O, waits of ceil(N / W)
-    tasks), serial probes around them (one before the first round and one after each, each of its
+    tasks), each after a warm batch of one task per CPU it can use (one task time; ``round_warm``, schema 9),
+    serial probes around them (one before the first round and one after each, each of its
     warm and timed tasks: common/reference.py), the pool's start (``start_per_worker_s`` per worker) and a
     fixed per-case cost; per workload a serial case of k tasks per round with the same probes; all of it ``passes``
     times. Memory cases start every swept pool size: ``memory_case_s`` = (a, b) costs a + b × W
@@ -114,7 +116,7 @@ def main_job_seconds(
             n = batch_tasks(w, cpus, per_cpu)
             round_s = math.ceil(n / w) * t if io else n * t / min(w, cpus)
             warm_s = t if io else w * t / min(w, cpus)
-            case_s = warm_s + rounds * round_s + probes_s
+            case_s = warm_s + rounds * (round_s + (t if round_warm else 0.0)) + probes_s
             total += pools * (case_s + w * start_per_worker_s + case_overhead_s)
         total += (1 + rounds * per_cpu) * t + probes_s + case_overhead_s
     a, b = memory_case_s

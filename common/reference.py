@@ -4,7 +4,7 @@ and the cost model.
 How a scaling case measures its reference (bench/measure.py ``BatchRounds``), on one pass of R timed
 rounds::
 
-    warm-up batch ─ probe₀ ─ round₁ ─ probe₁ ─ round₂ ─ probe₂ ─ … ─ round_R ─ probe_R
+    warm-up batch ─ probe₀ ─ w ─ round₁ ─ probe₁ ─ w ─ round₂ ─ probe₂ ─ … ─ w ─ round_R ─ probe_R
 
 Each probe runs, in the suite's own thread with BLAS capped as for serial, :data:`PROBE_WARM_TASKS`
 untimed task(s) and then :data:`PROBE_TASKS` timed task(s) of the same workload at the same size:
@@ -17,6 +17,18 @@ pool round runs cold (measured on a 2-vCPU Intel host with plain executors and n
 shared/ANCHORS.md), so a reference made of that first task alone made one-worker pools "beat
 serial" by 3-14 %. The serial case brackets its own batches with the same probes, so every run
 measures the reference against a warm serial batch (:func:`reference_bias`).
+
+The pool's side is warm the same way: before each timed round, ``w``, an untimed batch of one task per
+CPU the pool can use (:func:`round_warm_tasks`), runs through the pool. A probe runs on the CPU a
+lone worker sits on (the placer, above), and the worker's first task after it ran cold: in a suite
+run timing each task inside the worker (examples/containers.py, a process pool of one), the first
+task of a round took 11.7-13.7 ms where the next ones took 9.8-10.1 ms. Without ``w`` one-worker
+process pools read below serial by that penalty: three runs each way, one after the other
+(``pytest bench --workload-file examples/containers.py --workloads containers,cpu_python,
+numpy_object,hash_alloc --cases scaling --workers 1,2``), the mean of three 0.953 → 0.985
+(containers), 0.969 → 0.995 (cpu_python), 0.973 → 0.989 (numpy_object), 0.975 → 0.979 (hash_alloc),
+where the independent method (evidence/independent.py, whose serial blocks do not run on the
+worker's CPU) reads containers 0.98-0.99.
 
 Garbage collection is handled alike on both sides: before every case the suite collects and freezes
 its own heap (pytest, NumPy, the results so far: about 80 k objects whose full collection took about
@@ -56,6 +68,13 @@ PROBE_TASKS = 1
 #: Confidence of every interval: the figure's (what this run measured) and the prediction (where
 #: the next run's figure lands).
 CONFIDENCE = 0.95
+
+
+def round_warm_tasks(workers: int, cpus: float) -> int:
+    """The untimed tasks a pool runs just before each timed round (module doc): one per CPU it can use,
+    min(W, ⌈C⌉), so that each CPU a round runs on has just run the task (the probe before it ran on one
+    of them); at W > C the round's own workers share the CPUs and take turns anyway."""
+    return max(1, min(int(workers), math.ceil(cpus - 1e-9)))
 
 
 def probes_per_pass(rounds: int) -> int:

@@ -101,7 +101,9 @@ def cost_model(records: list[Record]) -> dict:
             )
             per_task = abs(task_s.get(r.workload, r.median / r.tasks))
             warm = per_task * (1 if r.kind == "io" else r.workers / min(r.workers, r.run.effective_cpus))
-            timed = sum(r.samples) + probes + warm * passes
+            # schema 9: a warm batch of one task per CPU the pool can use before each timed round
+            round_warm = per_task * len(r.samples) if r.extra.get("round_warm_tasks") else 0.0
+            timed = sum(r.samples) + probes + warm * passes + round_warm
             xs.append(r.workers)
             ys.append((r.extra["case_wall_s"] - timed) / passes)
         fits[pool] = _fit_line(xs, ys)
@@ -119,6 +121,7 @@ def cost_model(records: list[Record]) -> dict:
         "memory_case_s": mem,
         "memory_pools": len({r.pool for r in memory}),
         "other_s": wall_s(records) - counted,
+        "round_warm": any(r.extra.get("round_warm_tasks") for r in scaling),
     }
 
 
@@ -170,7 +173,9 @@ def block_plan() -> list[str]:
         "",
         f"Model (common/plan.main_job_seconds), its constants fitted to each of the three default runs here: "
         f"a scaling case of a pool costs a warm-up of one task per worker and {m['rounds']} timed rounds (about "
-        f"k = {k} task times each, with a serial probe of a warm and a timed task before the first and after each) "
+        f"k = {k} task times each, "
+        + ("each after a warm batch of one task per CPU, " if m.get("round_warm") else "")
+        + "with a serial probe of a warm and a timed task before the first and after each) "
         "plus "
         f"{m['case_overhead_s'] * 1e3:.0f} ms + {m['start_per_worker_s'] * 1e3:.1f} ms per worker (pool start, "
         f"warm-up, readings, shutdown: fitted per pool type, W ≤ 8, and extrapolated linearly), "

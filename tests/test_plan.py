@@ -256,10 +256,11 @@ def test_cases_carry_their_batch_and_repeat_per_pass():
 
 
 def test_cost_model_arithmetic():
-    # 2 CPUs, one workload of 10 ms tasks, k = 2, one pool, one timed round, two probes of a warm and a
-    # timed task each (40): W=1: warm 1 task (10) + 2 tasks (20) + 40; W=2: warm 2 on 2 CPUs (10) + 4 tasks
-    # on 2 (20) + 40; W=4: warm 4 on 2 (20) + 4 tasks (20) + 40; W=8: warm 8 on 2 (40) + 8 tasks (40) + 40;
-    # serial case: warm 1 + 2 tasks (30) + 40 -> 410 ms
+    # 2 CPUs, one workload of 10 ms tasks, k = 2, one pool, one timed round after its warm batch of one task
+    # per CPU (10), two probes of a warm and a timed task each (40): W=1: warm 1 task (10) + 10 + 2 tasks
+    # (20) + 40; W=2: warm 2 on 2 CPUs (10) + 10 + 4 tasks on 2 (20) + 40; W=4: warm 4 on 2 (20) + 10 + 4
+    # tasks (20) + 40; W=8: warm 8 on 2 (40) + 10 + 8 tasks (40) + 40; serial case (no warm batch): warm 1 +
+    # 2 tasks (30) + 40 -> 450 ms
     cost = rules.main_job_seconds(
         2,
         task_s={"a": 0.010},
@@ -271,14 +272,14 @@ def test_cost_model_arithmetic():
         start_per_worker_s=0.0,
         other_s=0.0,
     )
-    assert cost == pytest.approx(0.410)
+    assert cost == pytest.approx(0.450)
     io = rules.main_job_seconds(
         2, task_s={"a": -0.010}, pools=1, rounds=1, passes=2, per_cpu=2,
         case_overhead_s=0.0, start_per_worker_s=0.0, other_s=1.0,
     )  # fmt: skip
-    # waits (warm-up: one wave, 10; probes 40): W=1 2 waves (20) + 10 + 40; W=2 4 tasks, 2 waves (20) + 50;
-    # W=4 1 wave (10) + 50; W=8 1 (10) + 50; serial 30 + 40 -> 330 ms a pass
-    assert io == pytest.approx(2 * 0.330 + 1.0)
+    # waits (warm-up: one wave, 10; the round's warm batch, one wave, 10; probes 40): W=1 2 waves (20) + 60;
+    # W=2 4 tasks, 2 waves (20) + 60; W=4 1 wave (10) + 60; W=8 1 (10) + 60; serial 30 + 40 -> 370 ms a pass
+    assert io == pytest.approx(2 * 0.370 + 1.0)
 
 
 # --- passes joined, and their interval ------------------------------------------------------------

@@ -75,7 +75,7 @@ class ScriptedBenchmark:
             teardown()
 
 
-def _one_worker_speedup(monkeypatch, warm: bool) -> float:
+def _one_worker_speedup(monkeypatch, warm: bool, round_warm: bool = False) -> float:
     clock = ColdClock()
     scripted = {name: getattr(time, name) for name in dir(time) if not name.startswith("_")}
     monkeypatch.setattr(measure, "time", types.SimpleNamespace(**{**scripted, "perf_counter": clock}))
@@ -96,7 +96,9 @@ def _one_worker_speedup(monkeypatch, warm: bool) -> float:
             probe_args=[1],
             probe_warm_args=[1] if warm else (),
             warm_args=[1],
+            round_warm_args=[1] if round_warm else (),
         )
+    assert info["round_warm_tasks"] == (1 if round_warm else 0)
     pairing = reference.case_paired(info, bench.samples, 6)
     assert pairing is not None and pairing.bracketed
     return pairing.speedup()
@@ -111,6 +113,19 @@ def test_a_cold_first_task_makes_a_lone_probe_beat_serial_and_the_warm_probe_doe
     assert cold == pytest.approx(0.010 / (0.035 / 6))
     assert reference.above_limit(cold, 1.0)
     assert warm == pytest.approx(0.005 / (0.035 / 6)) and not reference.above_limit(warm, 1.0)
+
+
+def test_a_warm_batch_before_each_round_makes_the_one_worker_pool_read_serial(monkeypatch):
+    # the worker's first task after the probe's idle gap pays the penalty in the warm batch, untimed: every
+    # timed task of the round takes 5 ms, as the probe's timed task does, and the A/A test reads exactly 1
+    both = _one_worker_speedup(monkeypatch, warm=True, round_warm=True)
+    assert both == pytest.approx(1.0)
+
+
+def test_the_warm_batch_holds_one_task_per_cpu_the_pool_can_use():
+    assert [reference.round_warm_tasks(w, 2.0) for w in (1, 2, 4, 8)] == [1, 2, 2, 2]
+    assert reference.round_warm_tasks(4, 1.5) == 2  # a quota of 1.5 CPUs: two can run at once
+    assert reference.round_warm_tasks(1, 0.5) == 1
 
 
 # --- pairing, intervals, the check ----------------------------------------------------------------------

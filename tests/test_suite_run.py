@@ -18,7 +18,7 @@ import pytest
 from bench import cpus
 from bench.config import CASES
 from bench.terminal import summary_workers
-from common.reference import PROBE_TASKS, PROBE_WARM_TASKS
+from common.reference import PROBE_TASKS, PROBE_WARM_TASKS, round_warm_tasks
 from common.schema import SCHEMA_VERSION
 from scripts.analysis import Analysis
 from scripts.results import load
@@ -174,6 +174,9 @@ def test_scaling_cases_bracket_their_rounds_with_warm_serial_probes(smallest_run
         assert len(info["serial_cpu_samples_s"]) == len(probes)
         assert all(t > 0 for t in probes)
         assert (info["serial_tasks"], info["serial_warm_tasks"]) == (PROBE_TASKS, PROBE_WARM_TASKS)
+        # a pool's timed rounds each follow a warm batch, one task per CPU it can use; the serial case's none
+        pool = info["executor"] != "serial"
+        assert info["round_warm_tasks"] == (round_warm_tasks(info["workers"], info["effective_cpus"]) if pool else 0)
         # each on a CPU of the process, placed where the rounds ran (their busy shares, one per timed round)
         assert len(info["serial_cpus"]) == len(probes) and set(info["serial_cpus"]) <= os.sched_getaffinity(0)
         shares = info["round_cpu_shares"]
