@@ -156,6 +156,13 @@ def refuse_new_processes() -> None:
     input`` with a traceback (seen in the interruption sweep: dask, SIGINT mid-round and SIGTERM at
     teardown). The main thread is left alone: after a stop it starts nothing anyway, and its own
     path through the stop must stay the KeyboardInterrupt.
+
+    While the main thread starts a process, a stop signal is held as during a fork (raised at the next
+    :func:`checkpoint`, a round or a case later): under ``forkserver`` the start is a request written
+    to the fork server, and a KeyboardInterrupt raised halfway through it cut the message, so the
+    server failed reading it and printed a traceback (``forkserver.py`` ``recvfds``; seen once in
+    the interruption sweep, scaling-forkserver-late-SIGINT); raised after ``start`` returned, it
+    would leave a started worker the pool has not yet recorded.
     """
     base = multiprocessing.process.BaseProcess
     if getattr(base.start, "_poolbench", False):
@@ -163,17 +170,25 @@ def refuse_new_processes() -> None:
     original = base.start
 
     def start(self: Any) -> None:
-        if STATE.signal is not None and threading.current_thread() is not threading.main_thread():
-            raise StoppingError(f"poolbench is stopping ({STATE.signal}): no new process")
-        original(self)
+        if threading.current_thread() is not threading.main_thread():
+            if STATE.signal is not None:
+                raise StoppingError(f"poolbench is stopping ({STATE.signal}): no new process")
+            original(self)
+            return
+        _FORKS.append(None)  # list.append and list.pop: C calls, no frame a handler could interrupt
+        try:
+            original(self)
+        finally:
+            _FORKS.pop()
 
     start._poolbench = True  # type: ignore[attr-defined]
     base.start = start  # type: ignore[method-assign]
 
 
-#: One entry per fork under way in this process (see install). A stop signal that arrives then is
-#: held, not raised: an exception raised inside an at-fork hook (logging's, say) is swallowed
-#: ("Exception ignored in _releaseLock"), and the Ctrl-C would be lost.
+#: One entry per fork under way in this process (see install), and per process the main thread is
+#: starting (refuse_new_processes). A stop signal that arrives then is held, not raised: an exception
+#: raised inside an at-fork hook (logging's, say) is swallowed ("Exception ignored in
+#: _releaseLock"), and the Ctrl-C would be lost.
 _FORKS: list[None] = []
 
 

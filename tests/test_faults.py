@@ -339,6 +339,43 @@ print(seen[0]); print("main", main.exitcode)
 """
 
 
+_HELD_DURING_START = """
+import multiprocessing, os, signal, sys
+from bench import stopping
+stopping.install(where_saved=lambda: "")
+seen = []
+
+class Started(multiprocessing.get_context("fork").Process):
+    def _check_closed(self):  # called inside Process.start, before the child exists: the signal lands mid-start
+        if not seen:
+            os.kill(os.getpid(), signal.SIGINT)
+            seen.append("signalled")
+        return super()._check_closed()
+
+p = Started(target=print)
+try:
+    p.start()
+    seen.append("start returned")
+    p.join()
+    stopping.checkpoint()
+    seen.append("not raised")
+except KeyboardInterrupt as exc:
+    seen.append("raised at the checkpoint: " + str(exc))
+print("|".join(seen), p.exitcode)
+stopping.STATE.watchdog.cancel()
+"""
+
+
+def test_a_stop_during_a_process_start_is_held_until_the_next_checkpoint():
+    """bench.stopping.refuse_new_processes: a Ctrl-C while the main thread starts a process (a fork server's
+    request, a spawn) does not cut the start in half; it is raised at the next checkpoint."""
+    done = subprocess.run(
+        [sys.executable, "-c", _HELD_DURING_START], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "signalled|start returned|raised at the checkpoint: signal SIGINT 0", done.stdout
+
+
 def test_after_a_stop_no_background_thread_starts_a_process():
     """bench.stopping.refuse_new_processes: a dask nanny's thread cannot start a worker once the run stops."""
     done = subprocess.run(
