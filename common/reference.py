@@ -60,6 +60,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from common.schema import recommended_workers
+
 #: Untimed serial tasks at the start of every probe: the first task after a pool round runs cold
 #: (module doc); after one, the next runs as warm tasks do.
 PROBE_WARM_TASKS = 1
@@ -73,8 +75,8 @@ CONFIDENCE = 0.95
 def round_warm_tasks(workers: int, cpus: float) -> int:
     """The untimed tasks a pool runs just before each timed round (module doc): one per CPU it can use,
     min(W, ⌈C⌉), so that each CPU a round runs on has just run the task (the probe before it ran on one
-    of them); at W > C the round's own workers share the CPUs and take turns anyway."""
-    return max(1, min(int(workers), math.ceil(cpus - 1e-9)))
+    of them); at W > C the round's own workers take turns on the CPUs anyway (⌈C⌉: recommended_workers)."""
+    return max(1, min(int(workers), recommended_workers(cpus)))
 
 
 def probes_per_pass(rounds: int) -> int:
