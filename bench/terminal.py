@@ -9,6 +9,7 @@ the files the results went to, so that no second command is needed to see it. Th
 from __future__ import annotations
 
 import contextlib
+import statistics
 import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -16,18 +17,9 @@ from typing import Any
 import pytest
 
 from bench import benchmark_api
+from common.checks import defects_line, pool_costs, run_defects, solo_expected
 from common.executors import Pool
-from common.reference import (
-    Estimate,
-    Paired,
-    capacity,
-    case_paired,
-    defects_line,
-    estimates,
-    ideal_speedup,
-    join,
-    run_defects,
-)
+from common.reference import Estimate, Paired, capacity, case_paired, estimates, ideal_speedup, join
 
 
 def tell(config: pytest.Config, text: str) -> None:
@@ -78,13 +70,14 @@ def summary_workers(swept: tuple[int, ...], recommended: int) -> int:
 
 def scaling_estimates(
     benchmarks: Iterable[Any], info: Mapping[str, Any]
-) -> tuple[dict[tuple[str, str, int], tuple[Estimate, float, str]], list[Estimate]]:
+) -> tuple[dict[tuple[str, str, int], tuple[Estimate, float, str, float]], list[Estimate]]:
     """Every finished scaling point's estimate and ideal, and each workload's reference bias, as the report's.
 
     ``benchmarks``: pytest-benchmark fixtures that finished, one per pass of a point; ``info``: what
     machine_info["poolbench"] holds of the CPUs (``effective_cpus``, an existing cluster's workers).
     The passes of a point are joined and every figure comes from common/reference.py, which
-    scripts/analysis.py calls too: ``{(workload, pool, workers): (estimate, ideal, kind)}``, [bias].
+    scripts/analysis.py calls too: ``{(workload, pool, workers): (estimate, ideal, kind, task_s)}``, [bias]
+    (``task_s``: a serial task's time by the point's probes).
     """
     joined: dict[tuple[str, str, int], list[Paired]] = {}
     shape: dict[tuple[str, str, int], tuple[str, int, str]] = {}
@@ -107,15 +100,34 @@ def scaling_estimates(
         if executor == "serial":
             biases.append(e)
             continue
-        points[key] = (e, ideal_speedup(kind, key[2], tasks, capacity(info, executor)), kind)
+        ideal = ideal_speedup(kind, key[2], tasks, capacity(info, executor))
+        points[key] = (e, ideal, kind, figures[key].task_s())
     return points, biases
 
 
+def dispatch_us(benchmarks: Iterable[Any]) -> dict[tuple[str, int], float]:
+    """The dispatch case's median µs per empty task, by (pool, chunksize), as scripts/causes.py reads it."""
+    out = {}
+    for b in benchmarks:
+        extra, samples = b.extra_info, _samples(b)
+        if extra.get("case") == "dispatch" and samples:
+            median = statistics.median(samples)
+            out[(_pool(extra), int(extra.get("chunksize") or 1))] = median / int(extra["tasks"]) * 1e6
+    return out
+
+
 def defects(benchmarks: Iterable[Any], info: Mapping[str, Any]) -> str | None:
-    """The run's measurement defects in one line (common/reference.py ``run_defects``), or None."""
+    """The run's measurement defects in one line (common/checks.py ``run_defects``), or None."""
+    benchmarks = list(benchmarks)
     points, biases = scaling_estimates(benchmarks, info)
-    named = [(f"{w} {p} w{n}", n, kind, e, ideal) for (w, p, n), (e, ideal, kind) in points.items()]
-    return defects_line(run_defects(named, biases))
+    costs = pool_costs(dispatch_us(benchmarks))
+    named = [(f"{w} {p} w{n}", n, kind, e, ideal) for (w, p, n), (e, ideal, kind, _) in points.items()]
+    expected = {
+        f"{w} {p} w{n}": solo_expected(task_s, costs.get(p))
+        for (w, p, n), (_, _, _, task_s) in points.items()
+        if n == 1
+    }
+    return defects_line(run_defects(named, biases, expected))
 
 
 def speedup_table(benchmarks: Iterable[Any], workers: int, info: Mapping[str, Any]) -> list[str]:
@@ -125,7 +137,7 @@ def speedup_table(benchmarks: Iterable[Any], workers: int, info: Mapping[str, An
     """
     points, _ = scaling_estimates(benchmarks, info)
     cells: dict[str, dict[str, float]] = {}
-    for (workload, pool, n), (e, _, _) in points.items():
+    for (workload, pool, n), (e, _, _, _) in points.items():
         if n == workers:
             cells.setdefault(workload, {})[pool] = e.value
     if not cells:

@@ -47,8 +47,8 @@ of two; averaging rates does not. The probes of a pass and its rounds interleave
 second or so, so a host phase that lasts longer moves both sides alike.
 
 The physical limit (:func:`ideal_speedup`) is a check, never a cap (:func:`above_limit`): a figure
-whose interval lies wholly above it is a defect of the measurement, named in the run and the report.
-Standard library only: bench/ and scripts/ both read it.
+whose interval lies wholly above it is a defect of the measurement, named in the run and the report
+(common/checks.py holds the run's checks). Standard library only: bench/ and scripts/ both read it.
 """
 
 from __future__ import annotations
@@ -124,6 +124,10 @@ class Paired:
     def speedup(self) -> float:
         """The point's speedup: the geometric mean over its passes of each pass's speedup."""
         return math.exp(statistics.fmean(math.log(s) for s in self.pass_speedups()))
+
+    def task_s(self) -> float:
+        """A serial task's time by the probes: one over their mean throughput (rates averaged, as above)."""
+        return 1.0 / statistics.fmean(x for probes in self.probes for x in probes)
 
     def values(self) -> list[float]:
         """What an interval is built from (:class:`Estimate`): each pass's log speedup; with one pass,
@@ -395,98 +399,7 @@ def estimates(points: Mapping[Any, tuple[str, float, Sequence[float]]]) -> dict[
     return {k: Estimate.of(value, len(values), pools[group]) for k, (group, value, values) in points.items()}
 
 
-# --- the reference's own checks ---------------------------------------------------------------------------
-
-
-def _p_above(estimate: Estimate, limit: float) -> float:
-    """One-sided p-value of "the figure is at or below ``limit``" against "above it", from its t statistic."""
-    se = estimate.log_se
-    if estimate.value <= limit:
-        return 1.0
-    if se <= 0:
-        return 0.0  # no spread to blame: above is above
-    t = math.log(estimate.value / limit) / se
-    return 0.5 * _betai(estimate.df / 2, 0.5, estimate.df / (estimate.df + t * t))
-
-
-def above_limits(tested: Sequence[tuple[str, Estimate, float]]) -> list[tuple[str, Estimate, float]]:
-    """The figures of one run that lie above their physical limit beyond the run's noise.
-
-    ``tested``: (a point's name, its estimate, its ideal) for every point of the run. A 95 %
-    interval leaves 2.5 % above for a figure that sits exactly at its limit, and a run has about a
-    hundred points, a fifth of them at or near their limit (one-worker pools, sleeps): tested one by
-    one, an honest run would be flagged about every other time. So the run's points are tested
-    together (Holm's step-down method, family-wise error 1 − :data:`CONFIDENCE`): a run is flagged
-    when a figure is above its limit with 95 % confidence for the whole run, and the one-worker
-    pools are also tested together (:func:`combined`), which sees a bias of a few percent that no
-    single point can.
-    """
-    alpha = 1.0 - CONFIDENCE
-    ranked = sorted(tested, key=lambda x: _p_above(x[1], x[2]))
-    found = []
-    for i, item in enumerate(ranked):
-        if _p_above(item[1], item[2]) > alpha / (len(ranked) - i):
-            break
-        found.append(item)
-    return found
-
-
-def combined(parts: Sequence[Estimate]) -> Estimate:
-    """The geometric mean of independent estimates, its interval from their standard errors (normal, as the
-    sum of many terms): the run's one-worker pools as one A/A test of the reference."""
-    if not parts:
-        raise ValueError("nothing to combine")
-    centre = statistics.fmean(math.log(e.value) for e in parts)
-    se = math.sqrt(sum(e.log_se**2 for e in parts)) / len(parts)
-    z = statistics.NormalDist().inv_cdf(1.0 - (1.0 - CONFIDENCE) / 2)
-    df = sum(e.df for e in parts)
-    return Estimate(
-        math.exp(centre),
-        math.exp(centre - z * se),
-        math.exp(centre + z * se),
-        math.exp(centre - z * se * math.sqrt(2)),
-        math.exp(centre + z * se * math.sqrt(2)),
-        len(parts),
-        df,
-        se,
-    )
-
-
-def defects_line(found: Sequence[tuple[str, Estimate, float]]) -> str | None:
-    """The one line that names the figures above their physical limit, for the terminal, the report and the gate.
-
-    ``found``: (a name, e.g. ``numpy_ufunc process/fork w1``; its estimate; its ideal) for the figures
-    :func:`above_limits` flags, or a run's one-worker pools :func:`combined`. None when there is none.
-    """
-    if not found:
-        return None
-    cases = "; ".join(f"{name} {e.value:.2f}× [{e.low:.2f}–{e.high:.2f}] > {ideal:g}" for name, e, ideal in found)
-    return (
-        f"measurement defect: {len(found)} figure{'s' if len(found) > 1 else ''} above the physical limit "
-        f"(min(W, CPUs), or the I/O ideal) beyond this run's noise: {cases}; no pool does more than its CPUs "
-        'allow, so the reference or the machine misled this run (docs/guide.md, "Against the physical limits")'
-    )
-
-
-def run_defects(
-    points: Sequence[tuple[str, int, str, Estimate, float]], biases: Sequence[Estimate] = ()
-) -> list[tuple[str, Estimate, float]]:
-    """Every measurement defect of one run, in the shape :func:`defects_line` names them.
-
-    ``points``: (name, workers, kind, estimate, ideal) of every pool's scaling point; ``biases``: the
-    serial case's :func:`reference_bias` estimate per workload. Three checks: a point above its limit
-    (:func:`above_limits`); the run's one-worker pools of CPU-bound work together (an A/A test of
-    the reference: they read 1.0 less the pool's own cost); the probes against the serial batch
-    together (a probe that runs slow inflates every speedup).
-    """
-    found = above_limits([(name, e, ideal) for name, _, _, e, ideal in points])
-    solo = [e for _, workers, kind, e, _ in points if workers == 1 and kind != "io" and e.df]
-    if solo and above_limit((together := combined(solo)).low, 1.0):
-        found.append((f"one-worker pools together ({len(solo)})", together, 1.0))
-    known = [b for b in biases if b.df]
-    if known and above_limit((slow := combined(known)).low, 1.0):
-        found.append((f"serial probes against the serial batch ({len(known)} workloads)", slow, 1.0))
-    return found
+# --- the reference's own bias ----------------------------------------------------------------------------
 
 
 def reference_bias(serial_case: Paired | None) -> float | None:

@@ -13,7 +13,7 @@ are the speedup's divided by the ideal (common/reference.py ``ideal_speedup``).
 
 The physical limit is a check, never a cap: a point above its ideal beyond the run's noise, the run's
 one-worker pools together above 1, or the serial probes together slower than the serial batch, is a
-measurement defect (common/reference.py ``run_defects``), named in the report and summary.json. Each
+measurement defect (common/checks.py ``run_defects``), named in the report and summary.json. Each
 point carries its signals and, off its ideal, its cause (scripts/causes.py).
 
     records (scripts/results.py) ──► Analysis ──► points, draws, per-run views ──► report · plot · claims · compare
@@ -34,8 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
+from common.checks import Defect, pool_costs, run_defects, solo_expected
 from common.executors import family
-from common.reference import Estimate, estimates, ideal_speedup, run_defects, unpaired
+from common.reference import Estimate, estimates, ideal_speedup, unpaired
 from common.reference import capacity as reference_capacity
 from scripts.causes import Cause, Signals, cpus_busy, dispatch_costs, explain, run_denied, signals_of
 from scripts.results import Record, Run
@@ -136,8 +137,11 @@ class ScalingPoint:
     #: 95 % prediction interval of the next run's figure under the same plan (common/reference.py Estimate)
     prediction_lo: float = 0.0
     prediction_hi: float = 0.0
-    #: Above its physical limit beyond the run's noise (common/reference.py run_defects).
+    #: A measurement defect (common/checks.py run_defects): above its physical limit beyond the run's noise,
+    #: or a pool whose one-worker A/A test failed in this run (every worker count of that pool and workload).
     defect: bool = False
+    #: One-worker pools only: what its A/A test expects, 1 less the pool's own cost (common/checks.py).
+    solo_expected: float | None = None
     #: Serial points only: the probes against the serial batch (common/reference.py reference_bias).
     bias: Estimate | None = None
     #: The figure as common/reference.py estimated it (its spread and degrees of freedom too).
@@ -179,6 +183,12 @@ def figure_of(pool: Record, serial: Record) -> tuple[float, list[float], bool]:
         return pairing.speedup(), pairing.values(), True
     value, values = unpaired(serial.samples, pool.samples)
     return value, values, False
+
+
+def _task_s(r: Record) -> float:
+    """A serial task's time by a case's own probes (0 without probes: its A/A expectation is then 1)."""
+    pairing = r.paired
+    return pairing.task_s() if pairing is not None else 0.0
 
 
 def _hashable(value: object) -> object:
@@ -240,12 +250,21 @@ def scaling_points(
         for r in by_run[key]
         if r.executor != "serial"
     }
-    flagged: set[int] = set()
+    flagged: dict[int, Defect] = {}
+    solo: dict[int, float] = {}  # a one-worker pool's A/A expectation (common/checks.py solo_expected)
     for source in by_source:
         pools = [r for (s, _), group in by_run.items() if s == source and (s, _) in serials for r in group]
         named = {f"{r.workload} {r.pool} w{r.workers}": r for r in pools if r.executor != "serial"}
         tested = [(n, r.workers, r.kind, est[id(r)], ideals[id(r)]) for n, r in named.items()]
-        flagged |= {id(named[n]) for n, _, _ in run_defects(tested) if n in named}
+        costs = pool_costs(dispatch.get(source, {}))
+        solo.update({id(r): solo_expected(_task_s(r), costs.get(r.pool)) for r in named.values() if r.workers == 1})
+        expected = {n: solo[id(r)] for n, r in named.items() if r.workers == 1}
+        for d in run_defects(tested, expected=expected):
+            if (r := named.get(d.name)) is None:
+                continue
+            # a failed A/A test of a one-worker pool: every figure of that pool for that workload in the run
+            family_of = [x for x in pools if (x.workload, x.pool) == (r.workload, r.pool)] if d.below else [r]
+            flagged.update({id(x): d for x in family_of})
     points = []
     for key, serial in serials.items():
         for r in by_run[key]:
@@ -286,11 +305,12 @@ def scaling_points(
                     recommended_workers=int(r.run.poolbench["recommended_workers"]),
                     signals=sig,
                     cause=explain(
-                        r.pool, r.kind, e.value / ideal, sig, efficiency_hi=e.high / ideal, defect=id(r) in flagged
+                        r.pool, r.kind, e.value / ideal, sig, efficiency_hi=e.high / ideal, defect=flagged.get(id(r))
                     ),
                     prediction_lo=e.prediction_low,
                     prediction_hi=e.prediction_high,
                     defect=id(r) in flagged,
+                    solo_expected=solo.get(id(r)),
                     bias=bias,
                     figure=e,
                     task_param=_hashable(r.extra.get("task_param")),
@@ -346,15 +366,14 @@ def default_workers(records: Iterable[Record]) -> list[DefaultWorkers]:
     return sorted(out, key=lambda x: (x.label, x.workload, x.pool))
 
 
-def run_checks(points: Sequence[ScalingPoint]) -> list[tuple[str, Estimate, float]]:
-    """One run's measurement defects (common/reference.py ``run_defects``): points above their limit, the
-    one-worker pools together, and the serial probes against the serial batch together."""
-    named = [
-        (f"{p.workload} {p.pool} w{p.workers}", p.workers, p.kind, p.estimate, p.ideal)
-        for p in points
-        if p.pool != "serial"
-    ]
-    return run_defects(named, [p.bias for p in points if p.bias is not None])
+def run_checks(points: Sequence[ScalingPoint]) -> list[Defect]:
+    """One run's measurement defects (common/checks.py ``run_defects``): points above their limit, the
+    one-worker pools together, the serial probes against the serial batch together, and a one-worker
+    pool below the run's others."""
+    pools = [p for p in points if p.pool != "serial"]
+    named = [(f"{p.workload} {p.pool} w{p.workers}", p.workers, p.kind, p.estimate, p.ideal) for p in pools]
+    expected = {f"{p.workload} {p.pool} w{p.workers}": p.solo_expected for p in pools if p.solo_expected is not None}
+    return run_defects(named, [p.bias for p in points if p.bias is not None], expected)
 
 
 def find(points: Iterable[ScalingPoint], workload: str, pool: str, workers: int) -> ScalingPoint | None:
@@ -435,6 +454,6 @@ class Analysis:
         sources = {r.run.source for r in records}
         return [p for p in self.points if p.source in sources]
 
-    def defects(self, view: RunView) -> list[tuple[str, Estimate, float]]:
+    def defects(self, view: RunView) -> list[Defect]:
         """One run's measurement defects (scripts/analysis.py ``run_checks``), as the terminal names them."""
         return run_checks(view.points)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from common.executors import cost_order, heading
 from common.executors import of as executor_of
 from scripts.analysis import Analysis, RunView, ScalingPoint, scaling_points
-from scripts.claims import CLAIMS, COST_RANK, Evidence, evidence_of, xi
+from scripts.claims import CLAIMS, COST_RANK, Evidence, evidence_of, judge, xi
 from scripts.cli import markdown_table
 from scripts.costs import cold_start_ms, memory_per_worker, payload_ms_per_mib
 from scripts.results import Record
@@ -121,7 +121,7 @@ def builds_section(an: Analysis, evidence_by_run: dict[str, Evidence] | None = N
         + ").",
         "",
     ]
-    verdicts = {b: {v.topic: v for v in (check(evidence[b]) for check in CLAIMS)} for b in builds}
+    verdicts = {b: {v.topic: v for v in (judge(check, evidence[b]) for check in CLAIMS)} for b in builds}
     topics = list(verdicts[builds[0]])
     lines += markdown_table(
         ["topic", *(f"py{b}" for b in builds)],

@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from common.checks import Defect
 from common.denied import (
     DENIED_SHARE,
     STEAL_SHARE,
@@ -224,8 +225,17 @@ def _inflation_cause(pool: str, sig: Signals) -> Cause | None:
     )
 
 
-def _defect_cause(pool: str, efficiency: float, sig: Signals) -> Cause:
-    """A point above its physical limit: the reference paid for something the pool did not."""
+def _defect_cause(pool: str, efficiency: float, sig: Signals, defect: Defect) -> Cause:
+    """A measurement defect (common/checks.py): above its physical limit (the reference paid for something the
+    pool did not), or a pool whose one-worker A/A test failed (its workers ran the tasks slower)."""
+    if defect.below:
+        return Cause(
+            "defect",
+            f"its one-worker pool failed the A/A test in this run ({defect.name} {defect.estimate.value:.2f}× where "
+            f"the run's other one-worker pools point to {defect.limit:.2f}×): its workers ran the tasks slower than "
+            "the reference, a measurement defect; not judged",
+            abs(1.0 - efficiency),
+        )
     faults, serial_faults = sig.faults_per_task, sig.serial_faults_per_task
     if faults is not None and serial_faults is not None and serial_faults - faults >= EXTRA_FAULTS_PER_TASK:
         return Cause(
@@ -243,18 +253,19 @@ def _defect_cause(pool: str, efficiency: float, sig: Signals) -> Cause:
 
 
 def explain(
-    pool: str, kind: str, efficiency: float, sig: Signals, *, efficiency_hi: float, defect: bool = False
+    pool: str, kind: str, efficiency: float, sig: Signals, *, efficiency_hi: float, defect: Defect | None = None
 ) -> Cause | None:
     """Why a point sits off its ideal, from its :class:`Signals`; None where its interval reaches its ideal.
 
     Below: only a shortfall beyond the run's noise (the whole interval below the ideal) is explained.
-    Above: a point flagged as a measurement defect (common/reference.py ``run_defects``) is named as
-    one, with the allocator as its cause where the serial side took the page faults the pool did not.
+    A point flagged as a measurement defect (common/checks.py ``run_defects``) is named as one: above
+    its limit, with the allocator as its cause where the serial side took the page faults the pool did
+    not; or its pool's one-worker A/A test failed (every worker count of that pool and workload).
     """
     if pool == "serial":
         return None
-    if defect:
-        return _defect_cause(pool, efficiency, sig)
+    if defect is not None:
+        return _defect_cause(pool, efficiency, sig, defect)
     if efficiency_hi >= 1.0:
         return None
     if kind == "io":

@@ -8,6 +8,7 @@ with its reason; scripts/report.py renders the verdicts, the corrections and the
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -102,13 +103,35 @@ class Evidence:
         self.points: list[ScalingPoint] = scaling_points(records) if points is None else points
         self.cpus = self.run.effective_cpus
         self.at = int(self.run.poolbench["recommended_workers"])  # as the run recorded it
+        #: The points a claim has read since :func:`judge` began it.
+        self.used: list[ScalingPoint] = []
 
     def point(self, workload: str, pool: str, workers: int | None = None) -> ScalingPoint | None:
-        return find(self.points, workload, pool, workers or self.at)
+        return self._use(find(self.points, workload, pool, workers or self.at))
 
     def widest(self, workload: str, pool: str) -> ScalingPoint | None:
         options = [p for p in self.points if p.workload == workload and p.executor == pool]
-        return max(options, key=lambda p: p.workers) if options else None
+        return self._use(max(options, key=lambda p: p.workers) if options else None)
+
+    def _use(self, p: ScalingPoint | None) -> ScalingPoint | None:
+        if p is not None:
+            self.used.append(p)
+        return p
+
+
+def judge(check: Callable[[Evidence], Verdict], ev: Evidence) -> Verdict:
+    """A claim's verdict, or "not judged" where it read a point of a measurement defect (common/checks.py: above its
+    physical limit, or a pool whose one-worker A/A test failed in this run): a verdict built on a figure
+    the run itself distrusts would state the machine's fault as the executor's."""
+    ev.used = []
+    verdict = check(ev)
+    bad = list(dict.fromkeys(f"{p.workload} {p.pool} w{p.workers} {xi(p)}" for p in ev.used if p.defect))
+    if not bad:
+        return verdict
+    return dataclasses.replace(
+        verdict,
+        verdict=f"not judged: a measurement defect in this run ({'; '.join(bad)}); run it again",
+    )
 
 
 def claim_concurrency(ev: Evidence) -> Verdict:

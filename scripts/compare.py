@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.reference import defects_line
+from common.checks import defects_line
 from scripts.analysis import CONFIDENCE, Analysis, interval
 from scripts.causes import run_denied
 from scripts.cli import Parser, run

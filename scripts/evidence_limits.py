@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 import statistics
 
+from common.checks import combined
 from common.denied import DENIED_SHARE
 from common.executors import family
-from common.reference import combined
 from scripts import agreement
 from scripts.analysis import Analysis, ScalingPoint, find
 from scripts.causes import run_denied
@@ -92,7 +92,7 @@ def _reference_rows(views: list[Analysis]) -> list[str]:
         named = ", ".join(f"`{p.workload}` {p.pool} w{p.workers}" for p in over[:2])
         above.append((str(len(over)) + (f" ({named})" if over else ""), not over))
         found = an.defects(an.runs[0])
-        checks.append(("none" if not found else "; ".join(name for name, _, _ in found), not found))
+        checks.append(("none" if not found else "; ".join(d.name for d in found), not found))
         together = [p.bias for p in an.points if p.bias is not None and p.bias.df]
         if together:
             c = combined(together)
@@ -107,7 +107,7 @@ def _reference_rows(views: list[Analysis]) -> list[str]:
     return [
         row("every one-worker pool of a built-in CPU-bound workload: 0.95–1.04× of serial", solo),
         row("no point at W ≤ C whose interval's low end lies above its ideal × 1.02", above),
-        row("the run's own check (common/reference.py `run_defects`) names no defect", checks),
+        row("the run's own check (common/checks.py `run_defects`) names no defect", checks),
         row("the probes against the serial batch, all workloads together: 1.0 within the interval", bias),
     ]
 

@@ -18,14 +18,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from common import executors
+from common.checks import defects_line
 from common.denied import busy_line, denied_line
-from common.reference import defects_line
 from common.schema import MEMORY_FILESYSTEMS
 from scripts import plot
 from scripts.analysis import CONFIDENCE, Analysis, RunView, ScalingPoint
 from scripts.builds import builds_section
 from scripts.causes import run_denied
-from scripts.claims import CLAIMS, corrections, evidence_of, recommend, recommendation_order, times, xi
+from scripts.claims import CLAIMS, corrections, evidence_of, judge, recommend, recommendation_order, times, xi
 from scripts.cli import Parser, markdown_table, prepare_out, run, write_atomic
 from scripts.costs import MIN_PERIODS_PER_ROUND, short_rounds_under_quota
 from scripts.results import Record, ResultsError, Run, latest_runs, load
@@ -37,9 +37,11 @@ from scripts.results import Record, ResultsError, Run, latest_runs, load
 #: ``prediction_low`` and ``prediction_high`` (the 95 % interval of the next run's figure),
 #: ``defect`` (above its physical limit beyond the run's noise), per serial record ``reference_bias``
 #: (its probes against its batch, with ``_low``/``_high``), and per run ``checks`` (every
-#: measurement defect named, common/reference.py run_defects); the intervals are built from
-#: pass-level values with spreads pooled per workload (they were a bootstrap).
-SUMMARY_SCHEMA = 4
+#: measurement defect named, common/checks.py run_defects); the intervals are built from
+#: pass-level values with spreads pooled per workload (they were a bootstrap); 5: each defect adds
+#: ``high`` and ``side`` (``above`` its physical limit, or ``below`` the run's other one-worker pools:
+#: a failed A/A test, whose pool's points for that workload all carry ``defect``; common/checks.py).
+SUMMARY_SCHEMA = 5
 
 
 def parse_args(argv: Sequence[str] | None = None):
@@ -111,8 +113,15 @@ def summary(an: Analysis) -> dict:
             {
                 "source": view.run.source,
                 "defects": [
-                    {"figure": name, "value": round(e.value, 6), "low": round(e.low, 6), "limit": limit}
-                    for name, e, limit in an.defects(view)
+                    {
+                        "figure": d.name,
+                        "value": round(d.estimate.value, 6),
+                        "low": round(d.estimate.low, 6),
+                        "high": round(d.estimate.high, 6),
+                        "limit": round(d.limit, 6),
+                        "side": "below" if d.below else "above",
+                    }
+                    for d in an.defects(view)
                 ],
             }
             for view in an.runs
@@ -232,7 +241,7 @@ def render(an: Analysis, figures: list[Path], out: Path) -> str:
         lines += [f"![speedup per workload]({summary[0].relative_to(out).as_posix()})", ""]
 
     lines += [f"## The tutorial's claims, measured ({main.run.label})", ""]
-    verdicts = [check(main) for check in CLAIMS]
+    verdicts = [judge(check, main) for check in CLAIMS]
     lines += markdown_table(
         ["topic", "claim", "measured here", "verdict"],
         [(v.topic, v.claim, v.measured or "—", f"**{v.verdict}**") for v in verdicts],

@@ -122,7 +122,7 @@ def test_report_writes_summary_json_with_every_point_and_its_interval(tmp_path):
     done = run_module("scripts.report", str(TWO), "--out", str(tmp_path / "r"), timeout=300)
     assert done.returncode == 0, done.stderr
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert summary["confidence"] == 0.95 and summary["summary_schema"] == report.SUMMARY_SCHEMA == 4
+    assert summary["confidence"] == 0.95 and summary["summary_schema"] == report.SUMMARY_SCHEMA == 5
     points = analysis.scaling_points(load([TWO]))
     assert len(summary["records"]) == len(points)
     keys = {"label", "python", "workload", "executor", "start_method", "workers", "speedup", "speedup_low"}

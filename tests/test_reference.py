@@ -22,8 +22,8 @@ from bench import harness, measure, terminal
 from bench.cases import Case
 from bench.config import build_config
 from bench.cpus import CgroupCpu, CpuInfo
-from common import reference
-from scripts import report
+from common import checks, reference
+from scripts import claims, report
 from scripts.analysis import Analysis
 from scripts.results import load
 
@@ -190,15 +190,52 @@ def test_the_check_flags_a_planted_point_above_its_limit_and_leaves_noise_alone(
     io = reference.Estimate.of(1.98, 3, (0.0001, 20))
     points = [("w thread w1", 1, "cpu-native", quiet, 1.0), ("w process w1", 1, "cpu-native", planted, 1.0)]
     points.append(("io thread w2", 2, "io", io, 2.0))
-    found = reference.run_defects(points)
-    assert [name for name, _, _ in found] == ["w process w1", "one-worker pools together (2)"]
-    line = reference.defects_line(found)
+    found = checks.run_defects(points)
+    assert [d.name for d in found] == ["w process w1", "one-worker pools together (2)"]
+    line = checks.defects_line(found)
     assert line.startswith("measurement defect: 2 figures above the physical limit")
     assert "w process w1 1.15× [" in line and "> 1;" in line
     # the probes slower than the serial batch, across workloads: the reference itself is named
     slow = [reference.Estimate.of(1.06, 3, (0.0004, 20))] * 4
-    assert reference.run_defects([points[0]], slow)[-1][0] == "serial probes against the serial batch (4 workloads)"
-    assert reference.run_defects([points[0]], [quiet] * 4) == []
+    assert checks.run_defects([points[0]], slow)[-1].name == "serial probes against the serial batch (4 workloads)"
+    assert checks.run_defects([points[0]], [quiet] * 4) == []
+
+
+def _solo(value: float) -> reference.Estimate:
+    return reference.Estimate.of(value, 3, (0.0004, 20))  # a 2 % spread between passes
+
+
+def test_a_one_worker_pool_far_below_the_runs_others_is_named_and_their_spread_is_not():
+    others = [0.97, 0.99, 1.0, 0.98, 1.01, 0.985, 0.995, 0.975, 1.005, 0.99, 0.98]
+    solo = [(f"w{i} thread w1", _solo(v), 1.0) for i, v in enumerate(others)]
+    (found,) = checks.solo_outliers([*solo, ("cpu_python process/fork w1", _solo(0.5), 1.0)])
+    assert found.below and found.name == "cpu_python process/fork w1"
+    assert found.limit == pytest.approx(0.99, abs=0.005)  # where the run's other one-worker pools point
+    line = checks.defects_line([found])
+    assert line.startswith("measurement defect: 1 one-worker pool below the run's other one-worker pools")
+    assert "cpu_python process/fork w1 0.50× [" in line and "< 0.99;" in line
+    # within the run's own spread: a pool a few percent slower than the others is no defect
+    assert checks.solo_outliers([*solo, ("numpy_ufunc process/fork w1", _solo(0.95), 1.0)]) == []
+    # a pool's own cost is expected of it (the dispatch case): 0.80 where t / (t + c) is 0.80 is no defect
+    costly = ("dask w1", _solo(0.80), checks.solo_expected(0.020, 0.005))
+    assert checks.solo_outliers([*solo, costly]) == []
+    assert [d.name for d in checks.solo_outliers([*solo, ("dask w1", _solo(0.80), 1.0)])] == ["dask w1"]
+    # fewer than SOLO_MIN one-worker pools: no spread to judge by, no test
+    assert checks.solo_outliers([*solo[:3], ("cpu_python process/fork w1", _solo(0.5), 1.0)]) == []
+    # run_defects tests the one-worker pools of CPU-bound work only, with the expectation given by name
+    points = [(n, 1, "cpu-python", e, 1.0) for n, e, _ in solo] + [("io process/fork w1", 1, "io", _solo(0.5), 1.0)]
+    assert checks.run_defects(points) == []
+    planted = [*points, ("p w1", 1, "cpu-python", _solo(0.8), 1.0)]
+    assert [d.name for d in checks.run_defects(planted, expected={"p w1": 0.8})] == []
+    assert [d.name for d in checks.run_defects(planted)] == ["p w1"]
+
+
+def test_a_pools_cost_comes_from_the_dispatch_case():
+    dispatch = {("serial", 1): 2.0, ("thread", 1): 12.0, ("process/fork", 1): 102.0, ("thread", 16): 1.0}
+    costs = checks.pool_costs(dispatch)
+    assert costs == pytest.approx({"serial": 0.0, "thread": 10e-6, "process/fork": 100e-6})
+    assert checks.solo_expected(0.0099, costs["process/fork"]) == pytest.approx(0.99)
+    assert checks.solo_expected(0.0099, None) == 1.0
 
 
 # --- one computation for every reader ------------------------------------------------------------------
@@ -249,14 +286,14 @@ def test_the_terminal_table_the_report_and_summary_json_state_the_same_figures_a
     for p in an.points:
         if not p.paired:
             continue
-        e, ideal, _ = points[(p.workload, p.pool, p.workers)]
+        e, ideal, _, _ = points[(p.workload, p.pool, p.workers)]
         assert (e.value, e.low, e.high, e.prediction_low) == pytest.approx(
             (p.speedup, p.speedup_lo, p.speedup_hi, p.prediction_lo)
         )
         assert ideal == p.ideal
     line = terminal.defects(fixtures, info)
     assert line is not None and "cpu_python process/fork w1 1.30×" in line
-    assert line == reference.defects_line(an.defects(an.runs[0]))
+    assert line == checks.defects_line(an.defects(an.runs[0]))
     table = report.summary(an)
     (check,) = table["checks"]
     assert "cpu_python process/fork w1" in [d["figure"] for d in check["defects"]]
@@ -264,6 +301,66 @@ def test_the_terminal_table_the_report_and_summary_json_state_the_same_figures_a
         r for r in table["records"] if (r["workload"], r["executor"], r["workers"]) == ("cpu_python", "process", 1)
     ]
     assert rec["defect"] is True and rec["cause"]["cause"] == "defect"
+
+
+def _planted_slow_workers(tmp_path: Path) -> Path:
+    """The 2-CPU fixture's CPU-bound workloads, with copies of cpu_python under four more names (ten one-worker
+    pools: enough for a run's A/A spread), every pool paired with probes at 97 % of its ideal, a few
+    percent apart, but every process pool of cpu_python at half of it: its workers ran the tasks at
+    twice the reference's time, as in a fresh clone's main job here (common/checks.py)."""
+    data = json.loads(TWO.read_text())
+    keep = [b for b in data["benchmarks"] if b["extra_info"]["case"] != "scaling" or b["extra_info"]["kind"] != "io"]
+    copies = [
+        json.loads(json.dumps(b).replace("cpu_python", name))
+        for name in ("copy_a", "copy_b", "copy_c", "copy_d")
+        for b in keep
+        if b["extra_info"]["case"] == "scaling" and b["extra_info"]["workload"] == "cpu_python"
+    ]
+    data["benchmarks"] = keep + copies
+    for i, b in enumerate(data["benchmarks"]):
+        info = b["extra_info"]
+        if info["case"] != "scaling" or info["executor"] == "serial":
+            continue
+        slow = info["workload"] == "cpu_python" and info["executor"] == "process"
+        speed = min(info["workers"], 2) * (0.5 if slow else 0.97 + 0.01 * (i % 4))
+        info["serial_samples_s"] = [
+            x / info["tasks"] * speed * w for x, w in zip(b["stats"]["data"], [1.0, 1.02, 0.98], strict=True)
+        ]
+        info["serial_tasks"] = 1
+    path = tmp_path / "slow-workers.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_a_failed_one_worker_aa_test_marks_its_pool_and_no_claim_is_judged_on_it(tmp_path):
+    path = _planted_slow_workers(tmp_path)
+    data = json.loads(path.read_text())
+    line = terminal.defects([_Fixture(b) for b in data["benchmarks"]], data["machine_info"]["poolbench"])
+    assert line is not None and "1 one-worker pool below the run's other one-worker pools" in line
+    assert "cpu_python process/fork w1 0.50× [" in line and "above the physical limit" not in line
+    an = Analysis(load([path]))
+    assert line == checks.defects_line(an.defects(an.runs[0]))
+    flagged = {(p.workload, p.pool, p.workers) for p in an.points if p.defect}
+    assert flagged == {("cpu_python", "process/fork", w) for w in (1, 2, 4)}  # the pool's whole curve
+    two = next(p for p in an.points if (p.workload, p.pool, p.workers) == ("cpu_python", "process/fork", 2))
+    assert two.cause.cause == "defect" and "failed the A/A test" in two.cause.text
+    ev = claims.evidence_of(an)[an.runs[0].run.source]
+    verdict = claims.judge(claims.claim_parallelism, ev)
+    assert verdict.verdict.startswith("not judged: a measurement defect in this run (cpu_python process/fork w2")
+    assert not claims.judge(claims.claim_gil, ev).verdict.startswith("not judged")  # threads only: judged
+    assert all(p.workload != "cpu_python" or p.pool == "thread" for p in _chosen(claims.recommend(ev), an))
+    (check,) = report.summary(an)["checks"]
+    assert [(d["figure"], d["side"]) for d in check["defects"]] == [("cpu_python process/fork w1", "below")]
+
+
+def _chosen(rows, an):
+    """The points the recommendations chose, by their `pool`, max_workers=W text."""
+    out = []
+    for workload, _, choice, _, _ in rows:
+        for p in an.points:
+            if p.workload == workload and f"`{p.pool}`, max_workers={p.workers}" in choice:
+                out.append(p)
+    return out
 
 
 # --- the suite's own process out of the measurement ------------------------------------------------------
