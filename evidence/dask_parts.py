@@ -158,6 +158,33 @@ def start(workers: int, spec: dict):
     return cluster, client
 
 
+def task_tid() -> int:
+    """In a task: the kernel id of the thread running it."""
+    return threading.get_native_id()
+
+
+def task_threads(client, func, limit: int, tries: int = 3) -> tuple[dict[str, int], dict[str, set[int]]]:
+    """Each worker's pid and the kernel ids of its task threads: those named as dask's executor threads, and
+    those that ran a task pinned to that worker. Once (2026-12-07, 21st configuration of the topic) a
+    worker listed no executor thread right after a task had run on it ('MainThread', 'Nanny stop queue
+    watch', 'Thread-1 (monitor_parent)'), so the read is tried again, pids included, before giving up."""
+    for attempt in range(tries):
+        pids = client.run(os.getpid)
+        # every worker's task thread exists before its threads are read: one task pinned to each
+        client.gather([client.submit(func, limit, workers=[a], pure=False) for a in pids])
+        ran = client.gather([client.submit(task_tid, workers=[a], pure=False) for a in pids])
+        named = client.run(thread_ids, "worker")
+        tids = {
+            a: {tid for n, tid in named.get(a, {}).items() if "Dask-Default-Threads" in n} | {ran[i]}
+            for i, a in enumerate(pids)
+        }
+        alive = {a: tid for a, tid in zip(pids, ran, strict=True) if tid in named.get(a, {}).values()}
+        if client.run(os.getpid) == pids and len(alive) == len(pids):
+            return pids, tids
+        time.sleep(1.0 + attempt)
+    raise RuntimeError(f"the workers' task threads could not be read in {tries} tries: {named} (pids {pids})")
+
+
 def measure(name: str, spec: dict, workers: int, *, func, limit: int, tasks: int, rounds: int) -> dict:
     cluster, client = start(workers, spec)
     try:
@@ -169,14 +196,8 @@ def measure(name: str, spec: dict, workers: int, *, func, limit: int, tasks: int
             return list(ex.map(fn, args))
 
         batch(func, [limit] * workers)  # warm
-        pids = client.run(os.getpid)
-        # every worker's task thread exists before its threads are read: one task pinned to each
-        client.gather([client.submit(func, limit, workers=[a], pure=False) for a in pids])
+        pids, task_tids = task_threads(client, func, limit)
         worker_procs = {a: psutil.Process(p) for a, p in pids.items()}
-        task_tids = {}
-        for a, names in client.run(thread_ids, "worker").items():
-            task_tids[a] = {tid for n, tid in names.items() if "Dask-Default-Threads" in n}
-            assert task_tids[a], f"no task thread among {sorted(names)}"
         me = psutil.Process()
         # a LocalCluster's nannies live in this process (they start the worker processes); a
         # SubprocessCluster's each in a process of its own
