@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from bench import benchmark_api
-from common.checks import defects_line, pool_costs, run_defects, solo_expected
+from common.checks import defects_line, per_task_us, pool_costs, run_defects, solo_expected
 from common.executors import Pool
 from common.reference import Estimate, Paired, capacity, case_paired, estimates, ideal_speedup, join
 
@@ -107,13 +107,12 @@ def scaling_estimates(
 
 def dispatch_us(benchmarks: Iterable[Any]) -> dict[tuple[str, int], float]:
     """The dispatch case's median µs per empty task, by (pool, chunksize), as scripts/causes.py reads it."""
-    out = {}
-    for b in benchmarks:
-        extra, samples = b.extra_info, _samples(b)
-        if extra.get("case") == "dispatch" and samples:
-            median = statistics.median(samples)
-            out[(_pool(extra), int(extra.get("chunksize") or 1))] = median / int(extra["tasks"]) * 1e6
-    return out
+    cases = ((b.extra_info, _samples(b)) for b in benchmarks)
+    return per_task_us(
+        (_pool(extra), int(extra.get("chunksize") or 1), statistics.median(samples), int(extra["tasks"]))
+        for extra, samples in cases
+        if extra.get("case") == "dispatch" and samples
+    )
 
 
 def defects(benchmarks: Iterable[Any], info: Mapping[str, Any]) -> str | None:

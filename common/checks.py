@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from common.reference import CONFIDENCE, Estimate, _betai, above_limit
@@ -204,6 +204,12 @@ def run_defects(
         found.append(Defect(f"serial probes against the serial batch ({len(known)} workloads)", slow, 1.0))
     found += solo_outliers([(name, e, (expected or {}).get(name, 1.0)) for name, e in solo])
     return found
+
+
+def per_task_us(cases: Iterable[tuple[str, int, float, int]]) -> dict[tuple[str, int], float]:
+    """Median round time per task in microseconds, by (pool, chunksize), from each dispatch (or payload) case's
+    (pool, chunksize, median round seconds, tasks per round): what :func:`pool_costs` reads."""
+    return {(pool, chunk): median_s / tasks * 1e6 for pool, chunk, median_s, tasks in cases}
 
 
 def pool_costs(dispatch_us: Mapping[tuple[str, int], float]) -> dict[str, float]:

@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from common import checks
 from common.checks import Defect
 from common.denied import (
     DENIED_SHARE,
@@ -118,8 +119,8 @@ def signals_of(
     lanes = min(int(info.get("cpu_count") or 1), int(info.get("affinity_cpus") or info.get("cpu_count") or 1))
     period_us = info.get("cpu_period_us")
     under_quota = info.get("cpu_quota") is not None and isinstance(period_us, int | float) and period_us > 0
-    empty, baseline = dispatch_us.get((pool.pool, 1)), dispatch_us.get(("serial", 1))
-    cost = max(empty - (baseline or 0.0), 0.0) if empty is not None else None
+    cost_s = checks.pool_costs(dispatch_us).get(pool.pool)  # the empty task less serial's, chunksize 1
+    cost = cost_s * 1e6 if cost_s is not None else None
     return Signals(
         cpus_used=cpus_busy(pool),
         cpus_usable=usable,
@@ -303,8 +304,4 @@ def dispatch_costs(records: Iterable[Record]) -> dict[str, dict[tuple[str, int],
 
 def per_task_us(records: Iterable[Record], case: str) -> dict[tuple[str, int], float]:
     """Median round time per task in microseconds, by (pool, chunksize), for dispatch or payload cases."""
-    out = {}
-    for r in records:
-        if r.case == case:
-            out[(r.pool, r.chunksize)] = r.median / r.tasks * 1e6
-    return out
+    return checks.per_task_us((r.pool, r.chunksize, r.median, r.tasks) for r in records if r.case == case)
