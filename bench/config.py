@@ -39,6 +39,8 @@ CASES = executor_names.CASES
 #: ``--sizes``: calibrated keeps this machine's last calibration while it fits (bench/calibration.py), fresh
 #: calibrates anew, fixed runs the registry's sizes.
 SIZES = ("calibrated", "fresh", "fixed")
+#: ``--task-stack``'s choices (workloads/stack.py).
+TASK_STACKS = ("rotate", "fixed")
 #: The default-workers trap is shown on one CPU-bound and one I/O-bound workload, in every run.
 DEFAULT_WORKERS_WORKLOADS = ("cpu_python", "io_sleep")
 
@@ -117,6 +119,15 @@ def parse_malloc(text: str | None) -> str:
         return allocator.DEFAULT
     if text not in allocator.POLICIES:
         raise OptionError(f"--malloc: unknown {text!r}; choose neutral (the default), fixed or dynamic")
+    return text
+
+
+def parse_task_stack(text: str | None) -> str:
+    """``--task-stack``: rotate (the default; workloads/stack.py) or fixed."""
+    if text is None:
+        return "rotate"
+    if text not in TASK_STACKS:
+        raise OptionError(f"--task-stack: unknown {text!r}; choose rotate (the default) or fixed")
     return text
 
 
@@ -288,6 +299,8 @@ class SuiteConfig:
     default_start_method: str
     settings: Any = field(default=None)
     label: str | None = None
+    #: Where scaling tasks' C stacks lie (``--task-stack``): "rotate" or "fixed" (workloads/stack.py).
+    task_stack: str = "rotate"
     runner: str = "host"  # RUNNERS
     case_timeout: float = DEFAULT_CASE_TIMEOUT_S
     journal: str | None = None
@@ -328,6 +341,7 @@ class SuiteConfig:
             "cases": list(self.cases),
             "blas_threads": self.blas_threads,
             "malloc": self.malloc,
+            "task_stack": self.task_stack,
             "case_timeout_s": self.case_timeout,
             "sizes": self.sizes_mode,
             "sizes_from": self.sizes_from,
@@ -406,6 +420,7 @@ def build_config(
         blas_threads=parse_blas_threads(options.get("blas_threads")),
         malloc=parse_malloc(options.get("malloc")),
         cpu=cpu,
+        task_stack=parse_task_stack(options.get("task_stack")),
         default_start_method=default_method,
         settings=parse_passes(options.get("passes"), profile),
         case_timeout=parse_case_timeout(options.get("case_timeout")),

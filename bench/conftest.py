@@ -66,6 +66,9 @@ OPTIONS = {
     "blas_threads": "BLAS threads per worker, set with threadpoolctl (default: 1)",
     "malloc": "allocator policy in the suite and every worker: neutral (no page faults per task once warm; "
     "default), fixed (every buffer >= 128 KiB mapped per task) or dynamic (glibc as it ships)",
+    "task_stack": "where each scaling task's C stack lies: rotate (the next of 64 offsets over 4 KiB per task, for "
+    "the serial reference and the pools alike, so a slow stack position costs both sides the same; default) or "
+    "fixed (each thread's own, as a plain program runs)",
     "sizes": "task sizes: calibrated (each workload's serial task takes the profile's target time on this host, "
     "kept from this machine's last calibration while it fits; default), fresh (calibrated anew) or fixed (the "
     "registry's sizes, the same work on every host)",

@@ -22,6 +22,7 @@ from bench.executors import blas_limit_here, blas_threads_of, make_executor, ter
 from bench.measure import BatchRounds, RoundMeter, WrongAnswer
 from common import reference
 from common.schema import SCHEMA_VERSION
+from workloads.stack import Rotated
 
 
 def case_info(case: Case, suite: SuiteConfig) -> dict[str, Any]:
@@ -206,7 +207,8 @@ def run_workload(benchmark: Any, suite: SuiteConfig, case: Case, pool: Executor)
         suite,
         case,
         pool,
-        func=work.func,
+        # the pool's tasks and the serial reference alike, each at the next stack offset (workloads/stack.py)
+        func=Rotated(work.func) if suite.task_stack == "rotate" else work.func,
         args=[param] * tasks,
         check=lambda _, result: work.accepts(param, result),
         rounds=suite.settings["rounds"],

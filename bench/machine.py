@@ -29,6 +29,7 @@ from bench.executors import blas_libraries, executor_defaults
 from common import plan, reference
 from common.denied import busy_line
 from common.schema import MEMORY_FILESYSTEMS, SCHEMA_VERSION, python_build
+from workloads import stack
 
 #: Environment variables that change what a measurement means; recorded with every run.
 RECORDED_ENV = (
@@ -114,6 +115,15 @@ def poolbench_info(
         "blas": blas_libraries(),
         "malloc": malloc,
         "malloc_mmap_threshold": allocator.pinned_threshold(malloc),
+        # Where scaling tasks' C stacks lay (workloads/stack.py): each task, serial reference and pool alike,
+        # at the next of ``offsets`` positions over ``span_bytes``; ``moved``: whether this process could
+        # (a subinterpreter's tasks run where they are).
+        "task_stack": {
+            "mode": suite.task_stack,
+            "offsets": stack.OFFSETS,
+            "span_bytes": stack.SPAN_BYTES,
+            "moved": suite.task_stack == "rotate" and stack.usable(),
+        },
         "executor_defaults": executor_defaults(),
         "gil_switch_interval_s": sys.getswitchinterval(),
         # Read at the end of the run, after every workload module and NumPy were imported: on a

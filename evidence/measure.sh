@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 RAW=${RAW:-/tmp/poolbench-evidence}
-ONLY=${ONLY:-"frontpage phases growth gate denied ab limits reference dask crash faults interrupts matrix cluster builds freethreaded"}
+ONLY=${ONLY:-"frontpage phases growth gate denied ab limits stack reference dask crash faults interrupts matrix cluster builds freethreaded"}
 # The commit before the warm reference (issue #30): topic reference runs its main job beside this one's.
 OLD_COMMIT=${OLD_COMMIT:-b41c88a}
 mkdir -p "$RAW"
@@ -68,6 +68,14 @@ for topic in $ONLY; do
       # later runs keep the first one's calibration, as a user's runs on one machine do)
       rm -rf "$RAW/cache"
       for i in 1 2 3; do CACHE="$RAW/cache" run "default-run$i"; done ;;
+    stack)  # "Against the physical limits": one-worker pools with each thread's stack fixed, then rotated, alternating
+      rm -rf "$RAW/stack-cache"
+      for i in $(seq 1 16); do
+        for mode in fixed rotate; do
+          CACHE="$RAW/stack-cache" run "stack-$mode-$i" --workloads cpu_python --executors serial,thread,process \
+            --workers 1 --cases scaling --passes 6 --task-stack "$mode"
+        done
+      done ;;
     reference)  # "Against the physical limits": the reference checked other ways (after topic limits)
       # the main job of the code before the warm reference, on this machine, for what moved
       rm -rf "$RAW/old" && git worktree prune && git worktree add --detach --force "$RAW/old" "$OLD_COMMIT" > /dev/null

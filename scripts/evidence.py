@@ -39,7 +39,7 @@ from scripts.evidence_files import EVIDENCE, ROOT
 from scripts.evidence_gate import block_ab, block_gate
 from scripts.evidence_limits import block_causes, block_frontpage, block_limits
 from scripts.evidence_plan import block_growth, block_phases, block_plan, block_profiles
-from scripts.evidence_reference import block_freethreaded, block_reference
+from scripts.evidence_reference import block_freethreaded, block_reference, block_stack
 from scripts.results import ResultsError
 
 #: Where each run of evidence/measure.sh goes, by the start of its name.
@@ -52,6 +52,7 @@ TOPICS = {
     "dask-run": "dask",
     "containers-run": "reference",
     "old-reference": "reference",
+    "stack-": "stack",
 }
 
 
@@ -187,6 +188,7 @@ BLOCKS: dict[str, Callable[[], list[str]]] = {
     "causes": block_causes,
     "interrupts": block_interrupts,
     "reference": block_reference,
+    "stack": block_stack,
     "freethreaded": block_freethreaded,
     "builds": block_builds,
     "dask": block_dask,

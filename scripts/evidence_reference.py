@@ -201,3 +201,47 @@ def block_freethreaded() -> list[str]:
         "tries); `bash evidence/measure.sh` topic `freethreaded`.",
     ]
     return out
+
+
+#: The band issue #30 holds every one-worker pool to.
+SOLO_BAND = (0.95, 1.04)
+
+
+def block_stack() -> list[str]:
+    """One-worker pools with each thread's stack where it lies (``--task-stack fixed``) and rotated (the default),
+    in short runs made alternately (docs/guide.md, "Against the physical limits")."""
+    paths = sorted((EVIDENCE / "stack").glob("stack-*.json"))
+    if not paths:
+        raise ResultsError("evidence/stack/stack-*.json: missing; measure them (bash evidence/measure.sh stack)")
+    by_mode: dict[str, dict[str, list[float]]] = {}
+    stamps = []
+    for path in paths:
+        records = load([path])
+        mode = records[0].run.poolbench["task_stack"]["mode"]
+        stamps.append(records[0].run.poolbench["started_at"])
+        for p in Analysis(records).points:
+            if p.workers == 1 and p.executor != "serial":
+                by_mode.setdefault(mode, {}).setdefault(p.executor, []).append(p.speedup)
+    out = [
+        "| `--task-stack` | pool | runs | one-worker pool against serial: lowest, median, highest | "
+        f"outside {SOLO_BAND[0]:.2f}–{SOLO_BAND[1]:.2f} | outside 0.97–1.03 |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for mode in ("fixed", "rotate"):
+        for pool, values in sorted(by_mode.get(mode, {}).items()):
+            lo, hi = SOLO_BAND
+            out.append(
+                f"| {mode} | {pool} | {len(values)} | {min(values):.3f}, {statistics.median(values):.3f}, "
+                f"{max(values):.3f} | {sum(not lo <= v <= hi for v in values)} | "
+                f"{sum(not 0.97 <= v <= 1.03 for v in values)} |"
+            )
+    run = load([paths[0]])[0].run
+    out += [
+        "",
+        f"`cpu_python` ({run.poolbench['sizes']['cpu_python']['param']} by trial division), one worker, "
+        f"{run.poolbench['config']['passes']} passes a run, the two modes alternating run by run, "
+        f"{min(stamps)[:16].replace('T', ' ')}–{max(stamps)[11:16]} UTC; Python "
+        f"{run.poolbench['versions']['python']}, {run.poolbench['effective_cpus']:g} effective CPUs; "
+        "`bash evidence/measure.sh` topic `stack`.",
+    ]
+    return out
