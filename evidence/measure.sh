@@ -69,11 +69,15 @@ for topic in $ONLY; do
       rm -rf "$RAW/cache"
       for i in 1 2 3; do CACHE="$RAW/cache" run "default-run$i"; done ;;
     stack)  # "Against the physical limits": one-worker pools with each thread's stack fixed, then rotated, alternating
-      rm -rf "$RAW/stack-cache"
+      # (evidence/stacklog.py: count_primes writing each task's own thread CPU time, timing code of its own)
+      rm -rf "$RAW/stack-cache" "$RAW/stacklog" "$RAW/stack-tasks.jsonl"
       for i in $(seq 1 16); do
         for mode in fixed rotate; do
-          CACHE="$RAW/stack-cache" run "stack-$mode-$i" --workloads cpu_python --executors serial,thread,process \
+          mkdir -p "$RAW/stacklog/$mode-$i"
+          STACKLOG_DIR="$RAW/stacklog/$mode-$i" CACHE="$RAW/stack-cache" run "stack-$mode-$i" \
+            --workload-file evidence/stacklog.py --workloads stacklog --executors serial,thread,process \
             --workers 1 --cases scaling --passes 6 --task-stack "$mode"
+          PYTHONPATH=. $PY evidence/stacklog.py "$RAW/stacklog/$mode-$i" "$mode" "$i" >> "$RAW/stack-tasks.jsonl"
         done
       done ;;
     reference)  # "Against the physical limits": the reference checked other ways (after topic limits)

@@ -165,6 +165,7 @@ def trim(raw: Path) -> list[Path]:
         "independent.jsonl": "reference/independent.jsonl",
         "ftscaling-raw.jsonl": "reference/ftscaling-raw.jsonl",
         "phases.json": "phases/phases.json",
+        "stack-tasks.jsonl": "stack/tasks.jsonl",  # each stack run's CPU per task by side (evidence/stacklog.py)
     }
     for src, name in lines.items():
         if (raw / src).exists():
