@@ -4,8 +4,8 @@ How fast the same Python code runs can depend on where its C stack lies in memor
 2-vCPU Intel Xeon guest (2026-12-07, Python 3.11.7, ``count_primes``), in 14 of 82 processes the
 worker thread of a one-thread pool ran every task 1.05-1.11x as long as the suite's own
 thread did, for the whole run; one C frame deeper in the same thread the same task ran at the main
-thread's speed, and shifting the stack by a few hundred bytes moved a task in and out of a slow
-window some 1 KiB wide. A new thread's stack started on a 2 MiB boundary in every process there,
+thread's speed, and shifting the stack about 140 bytes at a time moved a task in and out of a
+slow window 1-1.5 KiB wide. A new thread's stack started on a 2 MiB boundary in every process there,
 so its tasks ran at the same place within a page, while the main thread's stack starts at a random
 one; a one-thread pool read 0.93-0.94x "of serial" in those runs: a layout lottery, not a cost of
 the pool (the kind of effect Mytkowicz et al., "Producing wrong data without doing anything
