@@ -114,6 +114,7 @@ def run_batches(
     warm_args: Sequence[Any] | None = None,
     round_warm_args: Sequence[Any] = (),
     least_batch_s: Callable[[int, int], float] | None = None,
+    pin_probes: bool = True,
 ) -> dict[str, Any]:
     """Time ``pool.map(func, args)`` once per round on a warm pool; check every answer of every round.
 
@@ -126,6 +127,8 @@ def run_batches(
     scaling case needs no warm-up round of a whole batch.
     ``round_warm_args``: with probes, an untimed batch of these through the pool before every timed
     round, after its probe (extra_info ``round_warm_tasks``; common/reference.py ``round_warm_tasks``).
+    ``pin_probes``: each probe on the CPU its rounds ran on (bench/measure.py ``ProbePlacer``); False leaves
+    it where the scheduler puts it (I/O-bound work: ``BatchRounds.pin_probes``; ``serial_cpus`` null).
     ``least_batch_s(tasks, workers)``: the least wall time that many right tasks can take on that
     many workers; a round (or serial probe) that ends sooner fails the case.
     Returns the extra_info it recorded (also set on ``benchmark``).
@@ -150,6 +153,7 @@ def run_batches(
         floor_s=least_batch_s(len(args), 1 if case.executor == "serial" else case.workers) if least_batch_s else None,
         paired_floor_s=least_batch_s(len(probe), 1) if least_batch_s and probe else None,
         settle=impl.settle(pool) if probe else None,
+        pin_probes=pin_probes,
     )
     blas = blas_threads_of(pool, case.executor)
     serial_blas = blas_limit_here("serial", suite.blas_threads) if probe else contextlib.nullcontext()
@@ -220,6 +224,7 @@ def run_workload(benchmark: Any, suite: SuiteConfig, case: Case, pool: Executor)
         if probed and case.executor != "serial"
         else (),
         least_batch_s=(lambda n, w: work.least_batch_s(param, n, w)) if work.least_batch_s else None,
+        pin_probes=work.kind != "io",  # an I/O-bound probe wakes where the pool's threads do (BatchRounds)
     )
     sized = suite.sizes.get(case.workload) if suite.sizes else None
     extra = {

@@ -440,6 +440,29 @@ def test_the_first_probe_of_a_case_follows_its_warm_up_batch(monkeypatch):
     assert info["round_cpu_shares"] == [{"0": 0.0, "1": 1.0}] * 3  # the warm-up batch is no timed round
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to tell pinned from not")
+def test_an_io_bound_probe_is_not_held_on_one_cpu():
+    """I/O-bound work wakes where the scheduler puts it, in the pool's threads and in the probes alike."""
+    allowed = os.sched_getaffinity(0)
+    seen = []
+
+    def task(x):
+        if threading.current_thread() is threading.main_thread():
+            seen.append(os.sched_getaffinity(0))
+        return x
+
+    suite = build_config({"workloads": "io_file", "cases": "scaling"}, TWO_CPUS)
+    bench = ScriptedBenchmark(time.perf_counter)
+    with ThreadPoolExecutor(1) as pool:
+        info = harness.run_batches(
+            bench, suite, Case("scaling", "io_file", "thread", 1, tasks=2), pool,
+            func=task, args=[1] * 2, check=lambda _, result: result == 1, rounds=2, warmup_rounds=0,
+            probe_args=[1], probe_warm_args=[1], warm_args=[1], pin_probes=False,
+        )  # fmt: skip
+    assert info["serial_cpus"] == [None, None, None]
+    assert seen and all(cpus == allowed for cpus in seen)  # every probe task ran with every CPU open to it
+
+
 def test_the_placer_reads_this_machines_busy_ticks():
     ticks = measure.cpu_busy_ticks()
     assert set(os.sched_getaffinity(0)) <= set(ticks) and all(t >= 0 for t in ticks.values())
