@@ -16,6 +16,7 @@ from scripts.claims import xi
 from scripts.evidence_files import (
     EVIDENCE,
     ROOT,
+    SOLO_BAND,
     analysis_of,
     cases_run,
     machine_line,
@@ -84,7 +85,7 @@ def _reference_rows(views: list[Analysis]) -> list[str]:
         users = {w.get("workload") for w in an.records[0].run.poolbench.get("workload_files") or []}
         cpu_bound = [p for p in an.points if p.kind != "io" and p.pool != "serial" and p.workload not in users]
         ones = [p for p in cpu_bound if p.workers == 1]
-        inside = sum(0.95 <= p.speedup <= 1.04 for p in ones)
+        inside = sum(SOLO_BAND[0] <= p.speedup <= SOLO_BAND[1] for p in ones)
         lo, hi = min(p.speedup for p in ones), max(p.speedup for p in ones)
         solo.append((f"{lo:.2f}–{hi:.2f} ({inside} of {len(ones)} within)", inside == len(ones)))
         pools = [p for p in an.points if p.pool != "serial" and p.workers <= p.effective_cpus]
@@ -104,8 +105,9 @@ def _reference_rows(views: list[Analysis]) -> list[str]:
         met = sum(ok for _, ok in cells)
         return f"| {goal} | " + " | ".join(c for c, _ in cells) + f" | {'yes' if met == n else 'no'}, {met} of {n} |"
 
+    band = f"{SOLO_BAND[0]:.2f}–{SOLO_BAND[1]:.2f}×"
     return [
-        row("every one-worker pool of a built-in CPU-bound workload: 0.95–1.04× of serial", solo),
+        row(f"every one-worker pool of a built-in CPU-bound workload: {band} of serial", solo),
         row("no point at W ≤ C whose interval's low end lies above its ideal × 1.02", above),
         row("the run's own check (common/checks.py `run_defects`) names no defect", checks),
         row("the probes against the serial batch, all workloads together: 1.0 within the interval", bias),

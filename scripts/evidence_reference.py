@@ -15,6 +15,7 @@ from pathlib import Path
 
 from scripts.analysis import Analysis, ScalingPoint, find
 from scripts.claims import xi
+from scripts.evidence_files import SOLO_BAND
 from scripts.results import ResultsError, load
 
 EVIDENCE = Path(__file__).resolve().parents[1] / "evidence"
@@ -203,10 +204,6 @@ def block_freethreaded() -> list[str]:
     return out
 
 
-#: The band issue #30 holds every one-worker pool to.
-SOLO_BAND = (0.95, 1.04)
-
-
 def _range(values: list[float]) -> str:
     return f"{min(values):.3f}, {statistics.median(values):.3f}, {max(values):.3f}" if values else "none"
 
@@ -220,8 +217,10 @@ def block_stack() -> list[str]:
         raise ResultsError("evidence/stack/stack-*.json: missing; measure them (bash evidence/measure.sh stack)")
     figures: dict[tuple[str, str], list[float]] = {}
     stamps = []
+    runs = []
     for path in paths:
         records = load([path])
+        runs.append(records[0].run)
         mode = records[0].run.poolbench["task_stack"]["mode"]
         stamps.append(records[0].run.poolbench["started_at"])
         for p in Analysis(records).points:
@@ -244,7 +243,7 @@ def block_stack() -> list[str]:
             f"| {mode} | {pool} | {len(values)} | {_range(values)} | {sum(not lo <= v <= hi for v in values)} | "
             f"{_range(inside)} | {sum(v > 1.04 for v in inside)} |"
         )
-    run = load([paths[0]])[0].run
+    run = runs[0]
     out += [
         "",
         f"`count_primes` ({run.poolbench['sizes']['stacklog']['param']} by trial division) through "
