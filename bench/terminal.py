@@ -19,7 +19,7 @@ import pytest
 from bench import benchmark_api
 from common.checks import defects_line, per_task_us, pool_costs, run_defects, solo_expected
 from common.executors import Pool
-from common.reference import Estimate, Paired, capacity, case_paired, estimates, ideal_speedup, join
+from common.reference import Estimate, Paired, capacity, case_paired, estimates, ideal_speedup, join, spread_group
 
 
 def tell(config: pytest.Config, text: str) -> None:
@@ -92,7 +92,8 @@ def scaling_estimates(
         joined.setdefault(key, []).append(pairing)
         shape[key] = (str(extra.get("kind")), int(extra.get("tasks") or 1), str(extra["executor"]))
     figures = {k: join(parts) for k, parts in joined.items()}
-    est = estimates({k: (k[0], p.speedup(), p.values()) for k, p in figures.items()})
+    groups = {k: spread_group("", k[0], shape[k][2], k[2], capacity(info, shape[k][2])) for k in figures}
+    est = estimates({k: (groups[k], p.speedup(), p.values()) for k, p in figures.items()})
     points = {}
     biases = []
     for key, e in est.items():

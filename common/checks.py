@@ -39,7 +39,8 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
-from common.reference import CONFIDENCE, Estimate, _betai, above_limit
+from common.reference import CONFIDENCE, Estimate, above_limit
+from common.stats import betai
 
 #: Fewest one-worker pools a run's A/A spread is read from: a median absolute deviation of fewer says
 #: little, and those runs go without the test (:func:`solo_outliers`).
@@ -66,7 +67,7 @@ def _p_above(estimate: Estimate, limit: float) -> float:
     if se <= 0:
         return 0.0  # no spread to blame: above is above
     t = math.log(estimate.value / limit) / se
-    return 0.5 * _betai(estimate.df / 2, 0.5, estimate.df / (estimate.df + t * t))
+    return 0.5 * betai(estimate.df / 2, 0.5, estimate.df / (estimate.df + t * t))
 
 
 def _holm(ranked: Sequence[tuple[float, Defect]]) -> list[Defect]:

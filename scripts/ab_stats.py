@@ -7,7 +7,7 @@ import dataclasses
 import math
 import statistics
 
-from common.reference import t_quantile
+from common.stats import t_quantile
 from scripts.gating import Metric
 
 

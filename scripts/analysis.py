@@ -6,7 +6,8 @@ end-of-run table calls too: a scaling case of a pool brackets its rounds with se
 speedup is the ratio of the two throughputs, pass by pass (results of schema 2-6 paired one probe, or a
 serial batch, after each round, read by the same code; results without probes, schema 1, fall back to
 the run's separate serial case). Each figure carries two 95 % intervals built from its pass-level
-values, their spread pooled with the other points of the same workload in the same run: the confidence
+values, each point's spread moderated toward that of the points like it (common/reference.py ``estimates``: the
+same workload and run, the same side of C, by empirical Bayes): the confidence
 interval of this run's figure (``speedup_lo``..``speedup_hi``) and the prediction interval of the next
 run's figure under the same plan (``prediction_lo``..``prediction_hi``). Efficiency and its intervals
 are the speedup's divided by the ideal (common/reference.py ``ideal_speedup``).
@@ -36,7 +37,7 @@ import numpy as np
 
 from common.checks import Defect, pool_costs, run_defects, solo_expected
 from common.executors import family
-from common.reference import Estimate, estimates, ideal_speedup, unpaired
+from common.reference import Estimate, SpreadGroup, estimates, ideal_speedup, spread_group, unpaired
 from common.reference import capacity as reference_capacity
 from scripts.causes import Cause, Signals, cpus_busy, dispatch_costs, explain, run_denied, signals_of
 from scripts.results import Record, Run
@@ -198,11 +199,11 @@ def _hashable(value: object) -> object:
 
 def _figures(
     by_run: dict[tuple[str, str], list[Record]],
-) -> tuple[dict[tuple[str, str], Record], dict[int, tuple[str, float, list[float]]], set[int]]:
-    """Per (run, workload) with a serial case: that case; per record (by id): its group, figure and
+) -> tuple[dict[tuple[str, str], Record], dict[int, tuple[SpreadGroup, float, list[float]]], set[int]]:
+    """Per (run, workload) with a serial case: that case; per record (by id): its spread group, figure and
     pass-level values (a serial case's: the reference's bias); the ids of paired records."""
     serials: dict[tuple[str, str], Record] = {}
-    figures: dict[int, tuple[str, float, list[float]]] = {}
+    figures: dict[int, tuple[SpreadGroup, float, list[float]]] = {}
     paired_ids: set[int] = set()
     for (source, workload), group in by_run.items():
         serial = next((r for r in group if r.executor == "serial"), None)
@@ -212,10 +213,10 @@ def _figures(
         for r in group:
             if r is serial:
                 if (own := r.paired) is not None:
-                    figures[id(r)] = (f"{source}:{workload}", own.speedup(), own.values())
+                    figures[id(r)] = (spread_group(source, workload, r.executor, 1, 1), own.speedup(), own.values())
                 continue
             value, values, was_paired = figure_of(r, serial)
-            figures[id(r)] = (f"{source}:{workload}", value, values)
+            figures[id(r)] = (spread_group(source, workload, r.executor, r.workers, capacity(r)), value, values)
             if was_paired:
                 paired_ids.add(id(r))
     return serials, figures, paired_ids
@@ -225,7 +226,7 @@ def scaling_points(
     records: Iterable[Record], draws: Callable[[Record, Estimate], np.ndarray] | None = None
 ) -> list[ScalingPoint]:
     """Speedup and efficiency of every scaling case that has a serial baseline in its own run, each with
-    its two intervals (common/reference.py ``estimates``: spreads pooled per run and workload), its
+    its two intervals (common/reference.py ``estimates``: spreads moderated per run, workload and side of C), its
     :class:`Signals`, whether it is a measurement defect, and, off its ideal, its :class:`Cause`.
     A serial point carries the reference's bias (its probes against its batch).
 

@@ -106,8 +106,9 @@ def summary(an: Analysis) -> dict:
     return {
         "summary_schema": SUMMARY_SCHEMA,
         "confidence": CONFIDENCE,
-        "interval": "Student's t on the log speedups of the passes (one pass: of the rounds), their spread pooled "
-        "with the other points of the same workload and run; speedup_low/high: this run's figure; "
+        "interval": "Student's t on the log speedups of the passes (one pass: of the rounds), each point's spread "
+        "moderated toward its group's (the same run and workload, the same side of C: empirical Bayes); "
+        "speedup_low/high: this run's figure; "
         "prediction_low/high: the next run's figure under the same plan (common/reference.py)",
         "checks": [
             {
@@ -322,7 +323,8 @@ def reading(points: Sequence[ScalingPoint]) -> str:
     level = f"the {passes} passes" if passes > 1 else "the rounds"
     return (
         how + f"[low–high] is its {CONFIDENCE:.0%} confidence interval for this run, from the spread of {level} "
-        "(Student's t, the spread pooled over the points of the same workload); the next run's figure lands in "
+        "(Student's t, each point's spread moderated toward that of the points of the same workload on the same side "
+        "of C); the next run's figure lands in "
         f"the wider {CONFIDENCE:.0%} prediction interval (summary.json: prediction_low, prediction_high)."
     )
 

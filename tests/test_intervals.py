@@ -77,10 +77,14 @@ def test_intervals_repeat_exactly_and_follow_the_spread_of_their_own_workloads_r
     assert after[point].speedup == pytest.approx(before[point].speedup)  # the median did not move
     width = {k: p.speedup_hi / p.speedup_lo for k, p in after.items()}
     assert width[point] > 1.5 * before[point].speedup_hi / before[point].speedup_lo
-    # the spread is pooled per workload: cpu_python's other points widen too, other workloads do not
-    for key, p in after.items():
-        if key[0] != "cpu_python":
-            assert (p.speedup_lo, p.speedup_hi) == (before[key].speedup_lo, before[key].speedup_hi), key
+    # a point's spread borrows from its group's (common/reference.py estimates): cpu_python's other pools
+    # at W <= C widen by a third or more; the rest (its crowded pools at W = 4 > C, the other workloads)
+    # move only through the run's prior weight, by a few percent
+    ratio = {k: width[k] / (before[k].speedup_hi / before[k].speedup_lo) for k in after}
+    same_group = [k for k in after if k[0] == "cpu_python" and k[1] != "serial" and k[2] <= 2 and k != point]
+    assert same_group and all(ratio[k] > 1.3 for k in same_group)
+    for key in set(after) - set(same_group) - {point}:
+        assert ratio[key] == pytest.approx(1.0, abs=0.03), key
 
 
 def test_a_paired_record_of_the_wrong_length_is_not_used(tmp_path):
@@ -157,13 +161,13 @@ def test_agreement_of_identical_runs_is_total_and_of_different_runs_is_measured(
     def slower(data):
         for b in data["benchmarks"]:
             if b["name"] == POOL:
-                b["stats"]["data"] = [x * 1.5 for x in b["stats"]["data"]]
+                b["stats"]["data"] = [x * 3 for x in b["stats"]["data"]]
 
     other = edited(tmp_path, "slower.json", slower)
     done = run_module("scripts.agreement", str(TWO), str(other), timeout=120)
     assert done.returncode == 0
     line = next(x for x in done.stdout.splitlines() if x.startswith("cpu_python process/fork w2 "))
-    assert "0/2" in line and "40.0%" in line  # 1.5× slower: speedups 1.5 apart relative to their mean / 1.25
+    assert "0/2" in line and "100.0%" in line  # 3× slower: speedups 2/3 of the first apart, their mean 2/3 of it
     bad = run_module("scripts.agreement", str(TWO), timeout=60)
     assert bad.returncode == 2 and "at least two runs" in bad.stderr
 
