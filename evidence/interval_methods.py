@@ -10,6 +10,7 @@ other run's figure, and the median prediction half-width of the CPU-bound pools 
 * ``pooled``: pooled over every point of its workload in its run (poolbench before this commit);
 * ``moderated``: moderated toward the points of its workload on the same side of C, with the prior's
   weight estimated from the run (common/reference.py ``estimates``, the suite's way now);
+* ``limma's prior``: the same, its prior limma's (the scale of the group's log variances, not their pool);
 
 and the median standard deviation of a point's pass-level log speedups at W <= C and at W > C.
 The ``pooled`` way is the same code with every point on one side of C and an infinite prior weight.
@@ -27,7 +28,7 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import reference
+from common import reference, stats
 from scripts import agreement, analysis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +58,33 @@ def measure(paths: list[str]) -> tuple[int, int, float]:
     pairs = sum(c.held()[1] for c in cases)
     at_c = [c for c in cases if c.at_c and c.kind != "io"]
     return held, pairs, agreement.median_half_width(at_c)
+
+
+def limma_estimates(points):
+    """:func:`common.reference.estimates` with limma's prior: s₀² = exp(mean of the group's unbiased log variances
+    + ψ(d₀/2) − log(d₀/2)), the scaled inverse χ² prior's scale, instead of the group's pooled variance."""
+    spreads = {k: reference.spread_of(values) for k, (_, _, values) in points.items()}
+    by_group: dict = {}
+    for k, (group, _, _) in points.items():
+        by_group.setdefault(group, []).append(k)
+    by_run: dict = {}
+    for g, ks in by_group.items():
+        by_run.setdefault(g.run, []).append([spreads[k] for k in ks])
+    d0 = {run: reference.prior_df(groups) for run, groups in by_run.items()}
+    prior = {}
+    for g, ks in by_group.items():
+        pooled = reference.pooled([spreads[k] for k in ks])
+        logs = [reference._log_variance(spreads[k]) for k in ks if spreads[k] and spreads[k][0] > 0]
+        d = d0[g.run]
+        if pooled is None or not logs or math.isinf(d):
+            prior[g] = pooled
+        else:
+            scale = math.exp(statistics.fmean(logs) + stats.digamma(d / 2) - math.log(d / 2))
+            prior[g] = (scale, pooled[1])
+    return {
+        k: reference.Estimate.of(value, len(values), reference.moderated(spreads[k], prior[group], d0[group.run]))
+        for k, (group, value, values) in points.items()
+    }
 
 
 def one_side(run, workload, executor, workers, cpus):
@@ -89,9 +117,9 @@ def main(argv: list[str]) -> int:
         return 2
     print(
         "| set | points' pass spread, W ≤ C / W > C | pooled: agreement, half-width at W = C "
-        "| moderated: agreement, half-width |"
+        "| moderated: agreement, half-width | limma's prior: agreement, half-width |"
     )
-    print("| --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as tmp:
         for spec in argv:
             paths = run_files(spec, Path(tmp))
@@ -102,8 +130,10 @@ def main(argv: list[str]) -> int:
             ):
                 old = measure(paths)
             new = measure(paths)
-            cells = [f"{h} of {n} = {h / n:.0%}, {w:.1%}" for h, n, w in (old, new)]
-            print(f"| {spec} | {sd[False]:.1%} / {sd[True]:.1%} | {cells[0]} | {cells[1]} |")
+            with mock.patch.object(analysis, "estimates", limma_estimates):
+                limma = measure(paths)
+            cells = [f"{h} of {n} = {h / n:.0%}, {w:.1%}" for h, n, w in (old, new, limma)]
+            print(f"| {spec} | {sd[False]:.1%} / {sd[True]:.1%} | {' | '.join(cells)} |")
     return 0
 
 

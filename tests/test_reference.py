@@ -215,6 +215,13 @@ def test_the_prior_weight_is_estimated_per_run():
     assert est[(reference.SpreadGroup("a", "w"), 0)].df < 16
 
 
+def test_a_point_alone_in_its_group_keeps_its_own_spread():
+    run = _spread_points(reference.SpreadGroup("run", "w"), [0.01] * 4 + [0.04] * 4)
+    lone = reference.SpreadGroup("run", "w", crowded=True)
+    est = reference.estimates({**run, "lone": (lone, 1.0, [-0.03, 0.0, 0.03])})
+    assert est["lone"].df == 2 and est["lone"].log_se == pytest.approx(0.03 / math.sqrt(3))
+
+
 def test_a_crowded_pool_borrows_only_from_crowded_pools():
     assert reference.spread_group("r", "w", "thread", 4, 2.0) == reference.SpreadGroup("r", "w", True)
     assert reference.spread_group("r", "w", "process", 2, 2.0).crowded is False
