@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import os
 import threading
 import time
@@ -22,7 +21,7 @@ from bench import harness, measure, terminal
 from bench.cases import Case
 from bench.config import build_config
 from bench.cpus import CgroupCpu, CpuInfo
-from common import checks, reference, stats
+from common import checks, reference
 from scripts import claims, report
 from scripts.analysis import Analysis
 from scripts.results import load
@@ -154,88 +153,6 @@ def test_rates_not_times_are_averaged_on_a_host_whose_cpus_run_at_two_speeds():
     assert pairing.speedup() == pytest.approx(2.0)
     by_times = (fast + slow) / 2 * 8 / round_s
     assert by_times > 2.0
-
-
-def test_t_quantiles_match_the_table():
-    table = {1: 12.706, 2: 4.303, 3: 3.182, 5: 2.571, 10: 2.228, 30: 2.042}
-    for df, t in table.items():
-        assert reference.t_quantile(0.975, df) == pytest.approx(t, abs=1e-3)
-    assert reference.t_quantile(0.975, math.inf) == pytest.approx(1.960, abs=1e-3)
-
-
-def test_a_prediction_interval_is_wider_than_the_confidence_interval_by_root_two():
-    e = reference.Estimate.of(2.0, 3, (0.0009, 12))
-    half = math.log(e.high / e.value)
-    assert math.log(e.prediction_high / e.value) == pytest.approx(half * math.sqrt(2))
-    assert half == pytest.approx(reference.t_quantile(0.975, 12) * math.sqrt(0.0009 / 3))
-    assert reference.Estimate.of(2.0, 1, None).low == 2.0  # no spread: the figure itself
-
-
-def test_points_alike_take_their_groups_pooled_spread():
-    w, other = reference.SpreadGroup("run", "w"), reference.SpreadGroup("run", "other")
-    est = reference.estimates(
-        {
-            "a": (w, 1.0, [0.0, 0.1]),  # variance 0.005, 1 df
-            "b": (w, 1.0, [0.0, 0.0, 0.0]),  # variance 0, 2 df: no log variance, so no scatter seen
-            "c": (other, 1.0, [0.0, 0.2]),
-        }
-    )
-    assert est["a"].df == est["b"].df == 3 and est["c"].df == 1
-    assert est["a"].log_se == pytest.approx(math.sqrt(0.005 / 3 / 2))
-    assert est["b"].log_se == pytest.approx(math.sqrt(0.005 / 3 / 3))
-
-
-def _spread_points(group, sds):
-    """Points of three passes whose log values have exactly the standard deviation ``sd`` (−sd, 0, sd)."""
-    return {(group, i): (group, 1.0, [-sd, 0.0, sd]) for i, sd in enumerate(sds)}
-
-
-def test_points_unlike_keep_part_of_their_own_spread():
-    # one run, one workload: four quiet points (1 %) and four noisy ones (4 %)
-    g = reference.SpreadGroup("run", "w")
-    points = _spread_points(g, [0.01] * 4 + [0.04] * 4)
-    d0 = reference.prior_df([[reference.spread_of(v) for _, _, v in points.values()]])
-    assert 0 < d0 < 20
-    est = reference.estimates(points)
-    quiet, noisy = est[(g, 0)], est[(g, 7)]
-    pooled_variance = (0.01**2 + 0.04**2) / 2
-    assert quiet.df == noisy.df == pytest.approx(d0 + 2)
-    assert quiet.log_se**2 * 3 == pytest.approx((d0 * pooled_variance + 2 * 0.01**2) / (d0 + 2))
-    assert quiet.log_se < math.sqrt(pooled_variance / 3) < noisy.log_se
-    # the same eight points alike (all 2.5 %): the pooled spread for each, its df the group's
-    alike = reference.estimates(_spread_points(g, [0.025] * 8))
-    assert alike[(g, 0)].df == 16 and alike[(g, 0)].log_se == pytest.approx(0.025 / math.sqrt(3))
-
-
-def test_the_prior_weight_is_estimated_per_run():
-    noisy_run = _spread_points(reference.SpreadGroup("a", "w"), [0.01] * 4 + [0.04] * 4)
-    calm_run = _spread_points(reference.SpreadGroup("b", "w"), [0.02] * 8)
-    est = reference.estimates({**noisy_run, **calm_run})
-    assert est[(reference.SpreadGroup("b", "w"), 0)].df == 16  # run b's points are alike: pooled, as alone
-    assert est[(reference.SpreadGroup("a", "w"), 0)].df < 16
-
-
-def test_a_point_alone_in_its_group_keeps_its_own_spread():
-    run = _spread_points(reference.SpreadGroup("run", "w"), [0.01] * 4 + [0.04] * 4)
-    lone = reference.SpreadGroup("run", "w", crowded=True)
-    est = reference.estimates({**run, "lone": (lone, 1.0, [-0.03, 0.0, 0.03])})
-    assert est["lone"].df == 2 and est["lone"].log_se == pytest.approx(0.03 / math.sqrt(3))
-
-
-def test_a_crowded_pool_borrows_only_from_crowded_pools():
-    assert reference.spread_group("r", "w", "thread", 4, 2.0) == reference.SpreadGroup("r", "w", True)
-    assert reference.spread_group("r", "w", "process", 2, 2.0).crowded is False
-    assert reference.spread_group("r", "w", "thread", 2, 1.5).crowded is False  # ⌈1.5⌉ CPUs
-    assert reference.spread_group("r", "w", "serial", 1, 1.0).crowded is False
-
-
-def test_the_special_functions_against_known_values():
-    assert stats.digamma(1.0) == pytest.approx(-0.5772156649, abs=1e-9)
-    assert stats.digamma(0.5) == pytest.approx(-1.9635100260, abs=1e-9)
-    assert stats.trigamma(1.0) == pytest.approx(math.pi**2 / 6, abs=1e-9)
-    assert stats.trigamma(0.5) == pytest.approx(math.pi**2 / 2, abs=1e-9)
-    for x in (0.05, 0.7, 3.0, 40.0):
-        assert stats.trigamma_inverse(stats.trigamma(x)) == pytest.approx(x, rel=1e-6)
 
 
 def test_the_check_flags_a_planted_point_above_its_limit_and_leaves_noise_alone():
