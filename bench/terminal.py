@@ -99,7 +99,7 @@ def scaling_estimates(
     for key, e in est.items():
         kind, tasks, executor = shape[key]
         if executor == "serial":
-            biases.append(e)
+            biases.append((key[0], kind, e))
             continue
         ideal = ideal_speedup(kind, key[2], tasks, capacity(info, executor))
         points[key] = (e, ideal, kind, figures[key].task_s())

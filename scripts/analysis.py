@@ -13,9 +13,9 @@ run's figure under the same plan (``prediction_lo``..``prediction_hi``). Efficie
 are the speedup's divided by the ideal (common/reference.py ``ideal_speedup``).
 
 The physical limit is a check, never a cap: a point above its ideal beyond the run's noise, the run's
-one-worker pools together above 1, or the serial probes together slower than the serial batch, is a
-measurement defect (common/checks.py ``run_defects``), named in the report and summary.json. Each
-point carries its signals and, off its ideal, its cause (scripts/causes.py).
+one-worker pools together above 1, or the serial probes (CPU-bound work together, I/O alone) slower
+than the serial batch, is a measurement defect (common/checks.py ``run_defects``), named in the report
+and summary.json. Each point carries its signals and, off its ideal, its cause (scripts/causes.py).
 
     records (scripts/results.py) ──► Analysis ──► points, draws, per-run views ──► report · plot · claims · compare
 
@@ -374,7 +374,7 @@ def run_checks(points: Sequence[ScalingPoint]) -> list[Defect]:
     pools = [p for p in points if p.pool != "serial"]
     named = [(f"{p.workload} {p.pool} w{p.workers}", p.workers, p.kind, p.estimate, p.ideal) for p in pools]
     expected = {f"{p.workload} {p.pool} w{p.workers}": p.solo_expected for p in pools if p.solo_expected is not None}
-    return run_defects(named, [p.bias for p in points if p.bias is not None], expected)
+    return run_defects(named, [(p.workload, p.kind, p.bias) for p in points if p.bias is not None], expected)
 
 
 def find(points: Iterable[ScalingPoint], workload: str, pool: str, workers: int) -> ScalingPoint | None:

@@ -94,7 +94,7 @@ def _reference_rows(views: list[Analysis]) -> list[str]:
         above.append((str(len(over)) + (f" ({named})" if over else ""), not over))
         found = an.defects(an.runs[0])
         checks.append(("none" if not found else "; ".join(d.name for d in found), not found))
-        together = [p.bias for p in an.points if p.bias is not None and p.bias.df]
+        together = [p.bias for p in an.points if p.bias is not None and p.bias.df and p.kind != "io"]
         if together:
             c = combined(together)
             bias.append((f"{c.value:.3f} [{c.low:.3f}–{c.high:.3f}]", c.low <= 1.0 <= c.high))
@@ -110,7 +110,7 @@ def _reference_rows(views: list[Analysis]) -> list[str]:
         row(f"every one-worker pool of a built-in CPU-bound workload: {band} of serial", solo),
         row("no point at W ≤ C whose interval's low end lies above its ideal × 1.02", above),
         row("the run's own check (common/checks.py `run_defects`) names no defect", checks),
-        row("the probes against the serial batch, all workloads together: 1.0 within the interval", bias),
+        row("the probes against the serial batch, CPU-bound workloads together: 1.0 within the interval", bias),
     ]
 
 

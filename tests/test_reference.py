@@ -167,9 +167,16 @@ def test_the_check_flags_a_planted_point_above_its_limit_and_leaves_noise_alone(
     assert line.startswith("measurement defect: 2 figures above the physical limit")
     assert "w process w1 1.15× [" in line and "> 1;" in line
     # the probes slower than the serial batch, across workloads: the reference itself is named
-    slow = [reference.Estimate.of(1.06, 3, (0.0004, 20))] * 4
+    slow = [(f"w{i}", "cpu-native", reference.Estimate.of(1.06, 3, (0.0004, 20))) for i in range(4)]
     assert checks.run_defects([points[0]], slow)[-1].name == "serial probes against the serial batch (4 workloads)"
-    assert checks.run_defects([points[0]], [quiet] * 4) == []
+    calm = [(f"w{i}", "cpu-native", quiet) for i in range(4)]
+    assert checks.run_defects([points[0]], calm) == []
+    # an I/O-bound workload's probes are tested alone, on their own interval, not in the CPU-bound mean
+    noisy = ("disk", "io", reference.Estimate.of(1.30, 3, (0.09, 20)))  # 30 % above, its own spread 30 %
+    assert checks.run_defects([points[0]], [*calm, noisy]) == []
+    slow_io = ("disk", "io", reference.Estimate.of(1.15, 3, (0.0009, 20)))
+    names = [d.name for d in checks.run_defects([points[0]], [*calm, slow_io])]
+    assert names == ["serial probes against the serial batch (disk)"]
 
 
 def _solo(value: float) -> reference.Estimate:
