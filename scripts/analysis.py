@@ -211,12 +211,13 @@ def _figures(
             continue
         serials[(source, workload)] = serial
         for r in group:
+            spread = spread_group(source, workload, r.executor, r.workers, capacity(r))
             if r is serial:
                 if (own := r.paired) is not None:
-                    figures[id(r)] = (spread_group(source, workload, r.executor, 1, 1), own.speedup(), own.values())
+                    figures[id(r)] = (spread, own.speedup(), own.values())
                 continue
             value, values, was_paired = figure_of(r, serial)
-            figures[id(r)] = (spread_group(source, workload, r.executor, r.workers, capacity(r)), value, values)
+            figures[id(r)] = (spread, value, values)
             if was_paired:
                 paired_ids.add(id(r))
     return serials, figures, paired_ids
