@@ -48,6 +48,9 @@ SWEEP_CAP = 256
 #: has at least two: a single pass cannot see what moves a whole pass (its pool's placement on the
 #: CPUs, a host phase), and its rounds alone gave intervals that a rerun missed. quick spends its
 #: time on two passes of one round each (docs/guide.md's profiles block gives what that costs).
+#: ``tasks_per_cpu`` is 4 in default (it was 6): a round's noise here comes in phases that outlast it,
+#: so a shorter round scatters about as much, while fewer rounds would lose samples and probes
+#: (docs/guide.md, "The sampling plan", 2, measured with evidence/sample_noise.py).
 PROFILE_SETTINGS = MappingProxyType(
     {
         "quick": {
@@ -55,7 +58,7 @@ PROFILE_SETTINGS = MappingProxyType(
             "cold_rounds": 3, "memory_rounds": 1, "payload_rounds": 3, "dispatch_rounds": 3,
         },
         "default": {
-            "rounds": 3, "warmup_rounds": 1, "passes": 3, "tasks_per_cpu": 6,
+            "rounds": 3, "warmup_rounds": 1, "passes": 3, "tasks_per_cpu": 4,
             "cold_rounds": 7, "memory_rounds": 2, "payload_rounds": 5, "dispatch_rounds": 3,
         },
         "full": {
