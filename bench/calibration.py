@@ -9,10 +9,19 @@ registry's. The plan's other rules (batch, sweep, passes) are in common/plan.py.
 
 Calibration runs each task in the suite's own thread, as the serial case does: with the allocator
 policy already applied (bench/conftest.py applies it first) and BLAS capped as for serial. A
-CPU-bound task is timed by the process's CPU clock, not the wall clock: under a CPU quota
+CPU-bound task is timed by a CPU clock, not the wall clock: under a CPU quota
 (``cpus: 0.5``) or beside a busy neighbour a task's wall time stretches while its work does not,
-so the same host gives the same sizes in every container of the matrix and on a busy day. An I/O
-task is timed by the wall clock (its time is the wait).
+so the same host gives the same sizes in every container of the matrix and on a busy day. The
+clock is the calling thread's (``time.thread_time``), where the task runs whole with BLAS at one
+thread (the default), not the process's: capping BLAS at session start restarts OpenBLAS's helper
+thread, which spins on a CPU for about 0.1 s, and the process's clock counted that spin into the
+first workload measured. Measured here (``python evidence/calibration_clock.py``: ``count_primes``
+right after the cap, eight fresh processes): its first three tasks read 33.3-39.7 ms of process CPU
+against 17.4-19.7 ms of the thread's (the wall clock within 0.8 ms of that), so ``cpu_python``'s kept
+size was checked at about twice the target, and a run whose check read past twice recalibrated it
+(three runs in a row: 31498, 29730, 29730, so run 1's cases were other work).
+With more BLAS threads a task's CPU is spread over them: then the process's clock. An I/O task is
+timed by the wall clock (its time is the wait).
 
 **Calibration is kept.** A host's speed moves between runs: measured on a 2-vCPU AMD EPYC guest,
 each vCPU switches between two speeds 1.5× apart every 0.1-0.5 s, so three calibrations in a row
@@ -127,9 +136,12 @@ def size_line(sizes: dict[str, Sizing], suite: Any) -> str | None:
     return f"{line}; {held}" if parts else held
 
 
-def clock_for(kind: str) -> Callable[[], float]:
-    """The clock a task of ``kind`` is sized by: CPU time for CPU-bound kinds, wall time for I/O."""
-    return time.perf_counter if kind == "io" else time.process_time
+def clock_for(kind: str, blas_threads: int = 1) -> Callable[[], float]:
+    """The clock a task of ``kind`` is sized by (module doc): wall time for I/O; for CPU-bound kinds the
+    calling thread's CPU time, or the process's when BLAS may spread a task over more threads."""
+    if kind == "io":
+        return time.perf_counter
+    return time.thread_time if blas_threads == 1 else time.process_time
 
 
 #: How far from the target a kept size's warm task may run before the workload is calibrated anew:
@@ -165,7 +177,7 @@ def size_workloads(
             elif suite.sizes_mode not in ("calibrated", "fresh") or size.scale is None:  # the registry's
                 out[name] = Sizing(size.param, "fixed", None, target, 0)
             else:
-                clock = clock_for(work.kind) if fixed_clock is None else fixed_clock
+                clock = clock_for(work.kind, suite.blas_threads) if fixed_clock is None else fixed_clock
                 kept = None
                 if remembered is not None and suite.sizes_mode == "calibrated":
                     kept = _kept(suite, name, remembered.get(name), clock, target)
@@ -257,4 +269,4 @@ def _calibrated(suite: SuiteConfig, name: str, size: Any, clock: Callable[[], fl
 
 
 def _clock_name(clock: Callable[[], float]) -> str:
-    return {time.process_time: "cpu", time.perf_counter: "wall"}.get(clock, "scripted")
+    return {time.thread_time: "cpu", time.process_time: "cpu", time.perf_counter: "wall"}.get(clock, "scripted")

@@ -114,6 +114,27 @@ def scripted_workload():
     registry.USER.pop("scripted", None)
 
 
+@pytest.mark.parametrize(("blas", "expected"), [(None, time.thread_time), ("2", time.process_time)])
+def test_a_cpu_bound_task_is_sized_by_its_own_threads_clock_while_blas_runs_on_it(monkeypatch, blas, expected):
+    # capping BLAS at session start restarts OpenBLAS's helper thread, which spins for about 0.1 s; the
+    # process's clock counted that spin into the first workload calibrated (bench/calibration.py)
+    registry.USER["scripted"] = _fake_workload(ScriptedClock(), 1)
+    seen = []
+
+    def calibrate(func, base, scale, target_s, clock):
+        seen.append(clock)
+        return rules.Sizing(base, "calibrated", target_s, target_s, 1)
+
+    monkeypatch.setattr(calibration, "calibrate", calibrate)
+    options = {"workloads": "scripted", "cases": "scaling"} | ({"blas_threads": blas} if blas else {})
+    try:
+        sizes = calibration.size_workloads(build_config(options, TWO_CPUS))
+    finally:
+        registry.USER.pop("scripted", None)
+    assert seen == [expected] and sizes["scripted"].clock == "cpu"
+    assert calibration.clock_for("io", 1) is time.perf_counter  # a wait is sized by the wall clock
+
+
 def test_the_suite_calibrates_what_scales_and_records_how(scripted_workload):
     cfg = build_config({"workloads": "scripted", "cases": "scaling"}, TWO_CPUS)
     sizes = calibration.size_workloads(cfg, scripted_workload)
