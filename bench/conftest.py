@@ -62,6 +62,8 @@ OPTIONS = {
     "passes": "times every scaling point is measured, each on fresh pools, one pass after the other (default: the "
     "profile's: 2 quick, 3 default and full); its intervals come from the passes, so 1 gives intervals a rerun "
     "can miss",
+    "tasks_per_cpu": "tasks per busy CPU in a scaling round, k (default: the profile's: 4 quick, 6 default, 8 full); "
+    "fewer make rounds shorter, and a pool's cost per round a larger share of them",
     "cases": f"comma list of {', '.join(CASES)} (default: all)",
     "blas_threads": "BLAS threads per worker, set with threadpoolctl (default: 1)",
     "malloc": "allocator policy in the suite and every worker: neutral (no page faults per task once warm; "

@@ -177,7 +177,7 @@ def plan_info(suite: SuiteConfig) -> dict[str, Any]:
     return {
         "target_task_s": plan.TARGET_TASK_S[suite.profile],
         "tasks_per_cpu": suite.settings["tasks_per_cpu"],
-        "batch_rule": "W * ceil(k * min(W, C) / W) tasks, k per busy CPU",
+        "batch_rule": "k * W tasks up to W = C, W * max(1, floor(k * C / W)) past it; k per busy CPU",
         "batch_tasks": {str(w): suite.batch(w) for w in suite.workers},
         "sweep_rule": f"powers of two up to min(4 * C, {plan.SWEEP_CAP}), and C",
         "passes": suite.settings["passes"],

@@ -5,13 +5,16 @@ docs/guide.md, "The sampling plan", states them for users:
 * **Task size is calibrated to the host** (bench/calibration.py): one serial task takes the
   profile's :data:`TARGET_TASK_S`, CPU time for CPU-bound work, so a quota or a neighbour does not
   shrink it.
-* **A batch is sized to the worker count** (:func:`batch_tasks`): ``W × ceil(k × min(W, C) / W)``
-  tasks, ``k`` per busy CPU (the profile's ``tasks_per_cpu``). Every W up to C gets k tasks per
-  worker (throughput scaling, as CPython's ftscalingbench sizes work by thread count), so each
-  worker count's ideal is W exactly, with no uneven last wave, at any C; past C the batch keeps k
-  tasks per CPU and stays a whole number per worker. A round then costs about k task times at every
-  W, whatever C: strong scaling's fixed batch made the one-worker round cost C times more on a big
-  machine, and could not show a speedup above its own task count.
+* **A batch is sized to the worker count** (:func:`batch_tasks`): ``k × W`` tasks up to W = C and
+  ``W × max(1, floor(k × C / W))`` past it, ``k`` per busy CPU (the profile's ``tasks_per_cpu``).
+  Every W up to C gets k tasks per worker (throughput scaling, as CPython's ftscalingbench sizes
+  work by thread count), so each worker count's ideal is W exactly, with no uneven last wave, at any
+  C; past C the batch holds at most k tasks per CPU and a whole number per worker (at least one). A
+  round then costs at most about k task times at every W, whatever C: strong scaling's fixed batch
+  made the one-worker round cost C times more on a big machine, and could not show a speedup above
+  its own task count. Past C the batch rounds down, not up: at 4 × C, k = 6 would need 1.5 tasks a
+  worker, and rounding up timed 16 tasks on 2 CPUs at W = 8 where W ≤ C timed 6 per CPU, the main
+  job's costliest points (docs/guide.md, "The sampling plan", 2).
 * **The sweep follows the machine** (:func:`sweep`): powers of two up to 4 × C, capped at
   :data:`SWEEP_CAP` workers, plus C itself. On 2 CPUs: 1, 2, 4, 8.
 * **The serial reference is measured as the pool's tasks are** (common/reference.py): warm probes
@@ -48,9 +51,8 @@ SWEEP_CAP = 256
 #: has at least two: a single pass cannot see what moves a whole pass (its pool's placement on the
 #: CPUs, a host phase), and its rounds alone gave intervals that a rerun missed. quick spends its
 #: time on two passes of one round each (docs/guide.md's profiles block gives what that costs).
-#: ``tasks_per_cpu`` is 4 in default (it was 6): a round's noise here comes in phases that outlast it,
-#: so a shorter round scatters about as much, while fewer rounds would lose samples and probes
-#: (docs/guide.md, "The sampling plan", 2, measured with evidence/sample_noise.py).
+#: ``tasks_per_cpu`` stays 6 in default: at 4 a one-worker process pool's cost per round weighed half as
+#: much again (docs/guide.md, "The sampling plan", 2); ``--tasks-per-cpu`` sets it for a run.
 PROFILE_SETTINGS = MappingProxyType(
     {
         "quick": {
@@ -58,7 +60,7 @@ PROFILE_SETTINGS = MappingProxyType(
             "cold_rounds": 3, "memory_rounds": 1, "payload_rounds": 3, "dispatch_rounds": 3,
         },
         "default": {
-            "rounds": 3, "warmup_rounds": 1, "passes": 3, "tasks_per_cpu": 4,
+            "rounds": 3, "warmup_rounds": 1, "passes": 3, "tasks_per_cpu": 6,
             "cold_rounds": 7, "memory_rounds": 2, "payload_rounds": 5, "dispatch_rounds": 3,
         },
         "full": {
@@ -80,7 +82,9 @@ def sweep(cpus: int, cap: int = SWEEP_CAP) -> tuple[int, ...]:
 def batch_tasks(workers: int, cpus: int, per_cpu: int) -> int:
     """Tasks in one batch at ``workers`` workers on ``cpus`` effective CPUs (module doc)."""
     workers, cpus = max(int(workers), 1), max(int(cpus), 1)
-    return workers * math.ceil(per_cpu * min(workers, cpus) / workers)
+    if workers <= cpus:
+        return workers * per_cpu
+    return workers * max(1, per_cpu * cpus // workers)
 
 
 def main_job_seconds(

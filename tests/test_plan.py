@@ -250,17 +250,36 @@ def test_the_sweep_is_powers_of_two_to_four_times_the_cpus_and_the_cpus(cpus, ex
     assert cfg.workers == expected
 
 
-@pytest.mark.parametrize("cpus", [2, 16, 64])
-@pytest.mark.parametrize("per_cpu", [4, 8])
+@pytest.mark.parametrize("cpus", [2, 3, 16, 64])
+@pytest.mark.parametrize("per_cpu", [4, 5, 6, 8])
 def test_every_swept_worker_count_can_reach_its_ideal_at_a_bounded_round_cost(cpus, per_cpu):
     for w in rules.sweep(cpus):
         n = rules.batch_tasks(w, cpus, per_cpu)
         assert n % w == 0  # a whole number of tasks per worker: no uneven last wave
         assert reference.ideal_speedup("cpu-python", w, n, cpus) == min(w, cpus)
         assert reference.ideal_speedup("io", w, n, cpus) == w
-        assert n >= per_cpu * min(w, cpus)  # at least k tasks per busy CPU
-        assert n / min(w, cpus) <= per_cpu + 4  # a round lasts about k task times, whatever W
+        if w <= cpus:
+            assert n == per_cpu * w  # k tasks per worker, each on a CPU of its own
+        else:  # at most k tasks per CPU (a round at most about k task times), at least one per worker
+            assert w <= n <= per_cpu * cpus and n > per_cpu * cpus - w
     assert rules.batch_tasks(1, cpus, per_cpu) == per_cpu  # the serial baseline: k tasks
+
+
+def test_past_the_cpus_the_batch_rounds_down_to_whole_tasks_per_worker():
+    assert [rules.batch_tasks(w, 2, 6) for w in (1, 2, 4, 8)] == [6, 12, 12, 8]  # W = 8 once took 16
+    assert [rules.batch_tasks(w, 2, 4) for w in (1, 2, 4, 8)] == [4, 8, 8, 8]
+    assert rules.batch_tasks(256, 64, 6) == 256  # 1.5 a worker: one each
+
+
+def test_tasks_per_cpu_is_an_option_and_a_bad_value_is_one_line():
+    cfg = build_config({"workloads": "cpu_python", "tasks_per_cpu": "4", "passes": "2"}, TWO_CPUS)
+    assert cfg.settings["tasks_per_cpu"] == 4 and cfg.settings["passes"] == 2
+    assert cfg.settings["rounds"] == rules.PROFILE_SETTINGS["default"]["rounds"]  # the rest is the profile's
+    assert rules.PROFILE_SETTINGS["default"]["tasks_per_cpu"] == 6  # the profile itself untouched
+    assert {c.workers: c.tasks for c in cases.scaling_cases(cfg) if c.executor != "serial"} == {1: 4, 2: 8, 4: 8, 8: 8}
+    for bad in ("0", "two", "-3"):
+        with pytest.raises(OptionError, match=rf"--tasks-per-cpu: '{bad}' is not a whole number >= 1; use 6 "):
+            build_config({"tasks_per_cpu": bad}, TWO_CPUS)
 
 
 def test_cases_carry_their_batch_and_repeat_per_pass():
