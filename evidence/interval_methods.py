@@ -111,30 +111,41 @@ def pass_spreads(paths: list[str]) -> dict[bool, float]:
     return {k: statistics.median(v) if v else math.nan for k, v in sds.items()}
 
 
-def main(argv: list[str]) -> int:
+def sets_table(argv: list[str], usage: str, header: str, row) -> int:
+    """Print a Markdown table with one row per set of three runs: ``row(spec, paths, scratch)`` gives each."""
     if not argv:
-        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
+        print(usage, file=sys.stderr)
         return 2
-    print(
-        "| set | points' pass spread, W ≤ C / W > C | pooled: agreement, half-width at W = C "
-        "| moderated: agreement, half-width | limma's prior: agreement, half-width |"
-    )
-    print("| --- | --- | --- | --- | --- |")
+    print(header)
+    print("| --- " * (header.count("|") - 1) + "|")
     with tempfile.TemporaryDirectory() as tmp:
         for spec in argv:
-            paths = run_files(spec, Path(tmp))
-            sd = pass_spreads(paths)
-            with (
-                mock.patch.object(analysis, "spread_group", one_side),
-                mock.patch.object(reference, "prior_df", lambda groups: math.inf),
-            ):
-                old = measure(paths)
-            new = measure(paths)
-            with mock.patch.object(analysis, "estimates", limma_estimates):
-                limma = measure(paths)
-            cells = [f"{h} of {n} = {h / n:.0%}, {w:.1%}" for h, n, w in (old, new, limma)]
-            print(f"| {spec} | {sd[False]:.1%} / {sd[True]:.1%} | {' | '.join(cells)} |")
+            print(row(spec, run_files(spec, Path(tmp)), Path(tmp)))
     return 0
+
+
+def row(spec: str, paths: list[str], scratch: Path) -> str:
+    sd = pass_spreads(paths)
+    with (
+        mock.patch.object(analysis, "spread_group", one_side),
+        mock.patch.object(reference, "prior_df", lambda groups: math.inf),
+    ):
+        old = measure(paths)
+    new = measure(paths)
+    with mock.patch.object(analysis, "estimates", limma_estimates):
+        limma = measure(paths)
+    cells = [f"{h} of {n} = {h / n:.0%}, {w:.1%}" for h, n, w in (old, new, limma)]
+    return f"| {spec} | {sd[False]:.1%} / {sd[True]:.1%} | {' | '.join(cells)} |"
+
+
+def main(argv: list[str]) -> int:
+    return sets_table(
+        argv,
+        __doc__.strip().splitlines()[2].strip(),
+        "| set | points' pass spread, W ≤ C / W > C | pooled: agreement, half-width at W = C "
+        "| moderated: agreement, half-width | limma's prior: agreement, half-width |",
+        row,
+    )
 
 
 if __name__ == "__main__":

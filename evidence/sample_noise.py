@@ -24,13 +24,12 @@ import json
 import math
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import reference
-from evidence.interval_methods import measure, run_files
+from evidence.interval_methods import measure, sets_table
 
 
 def spreads(path: str) -> tuple[float, float, int]:
@@ -72,23 +71,21 @@ def keep_rounds(path: str, rounds: int, out: Path) -> str:
     return str(out)
 
 
+def row(spec: str, paths: list[str], scratch: Path) -> str:
+    probe, rnd, per_cpu = spreads(paths[0])
+    cut = [keep_rounds(p, 2, scratch / f"cut-{i}.json") for i, p in enumerate(paths)]
+    cells = [f"{h} of {n} = {h / n:.0%}, {w:.1%}" for h, n, w in (measure(paths), measure(cut))]
+    return f"| {spec} | {per_cpu} | {probe:.2%} / {rnd:.2%} | {' | '.join(cells)} |"
+
+
 def main(argv: list[str]) -> int:
-    if not argv:
-        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
-        return 2
-    print(
+    return sets_table(
+        argv,
+        __doc__.strip().splitlines()[2].strip(),
         "| set | k | a probe's spread (1 task) / a round's (k task times per CPU) "
-        "| as recorded: agreement, half-width at W = C | two rounds kept: agreement, half-width |"
+        "| as recorded: agreement, half-width at W = C | two rounds kept: agreement, half-width |",
+        row,
     )
-    print("| --- | --- | --- | --- | --- |")
-    with tempfile.TemporaryDirectory() as tmp:
-        for spec in argv:
-            paths = run_files(spec, Path(tmp))
-            probe, rnd, per_cpu = spreads(paths[0])
-            cut = [keep_rounds(p, 2, Path(tmp) / f"cut-{i}.json") for i, p in enumerate(paths)]
-            cells = [f"{h} of {n} = {h / n:.0%}, {w:.1%}" for h, n, w in (measure(paths), measure(cut))]
-            print(f"| {spec} | {per_cpu} | {probe:.2%} / {rnd:.2%} | {' | '.join(cells)} |")
-    return 0
 
 
 if __name__ == "__main__":
