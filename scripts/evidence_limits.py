@@ -71,7 +71,7 @@ def block_limits() -> list[str]:
         + " |",
         f"| each run's 95 % prediction interval holds the other runs' figures, ≥ 90 % of (case, run pair) |"
         f"{' |' * n} {'yes' if held / pairs >= agreement.AGREEMENT_GOAL else 'no'}: {held} of {pairs} = "
-        f"{held / pairs:.0%} (the 95 % confidence interval: {by_ci / pairs:.0%}) |",
+        f"{held / pairs:.1%} (the 95 % confidence interval: {by_ci / pairs:.0%}) |",
         f"| ... with intervals this narrow: median prediction half-width ≤ 5 % (CPU-bound pool cases at W = C) |"
         f"{' |' * n} {'yes' if half <= agreement.HALF_WIDTH_GOAL else 'no'}: {half:.1%} |",
         "",
