@@ -228,11 +228,11 @@ def parse_blas_threads(text: str | None) -> int:
     return value
 
 
-def parse_passes(text: str | None, profile: str, tasks_per_cpu: str | None = None) -> Mapping[str, Any]:
+def parse_settings(passes: str | None, profile: str, tasks_per_cpu: str | None = None) -> Mapping[str, Any]:
     """``--passes`` (how many times every scaling point is measured) and ``--tasks-per-cpu`` (k of a scaling
     round, common/plan.py): the profile's settings with them (default: the profile's)."""
     settings = dict(PROFILE_SETTINGS[profile])
-    for option, key, text_ in (("--passes", "passes", text), ("--tasks-per-cpu", "tasks_per_cpu", tasks_per_cpu)):
+    for option, key, text_ in (("--passes", "passes", passes), ("--tasks-per-cpu", "tasks_per_cpu", tasks_per_cpu)):
         if text_ is None:
             continue
         try:
@@ -424,7 +424,7 @@ def build_config(
         cpu=cpu,
         task_stack=parse_task_stack(options.get("task_stack")),
         default_start_method=default_method,
-        settings=parse_passes(options.get("passes"), profile, options.get("tasks_per_cpu")),
+        settings=parse_settings(options.get("passes"), profile, options.get("tasks_per_cpu")),
         case_timeout=parse_case_timeout(options.get("case_timeout")),
         journal=parse_journal(options.get("journal")),
         label=parse_label(environ.get(LABEL_ENV)),

@@ -34,9 +34,10 @@ def block_limits() -> list[str]:
     runs = [records_of(p) for p in paths]
     views = [analysis_of(p) for p in paths]
     points = [an.points for an in views]
-    cases = agreement.agreement([agreement.one_run(str(p)) for p in paths])
+    read = [agreement.one_run(str(p)) for p in paths]
+    cases = agreement.agreement(read)
     n = len(paths)
-    apart = agreement.other_work([agreement.one_run(str(p)) for p in paths])  # sizes differ: not compared
+    apart = agreement.other_work(read)  # sizes differ: not compared
     cpu = next((c for c in cases if c.key[0] == "cpu_python" and family(c.key[1]) == "process" and c.key[2] == 2), None)
     if cpu is None:  # left out of the comparison (other work in each run): the row says so
         effs, met = ["not compared: task sizes differ"] * n, 0
