@@ -6,7 +6,10 @@ Shares no timing or reference code with the suite (nothing from bench/ or common
 the task functions (workloads/, examples/) and reads the task sizes suite runs used, so both measure
 the same work. Per point it alternates blocks, serial then pool then serial ..., each serial block
 ``k`` tasks in a row in this thread after one untimed task, each pool block a ``map`` of ``k × W``
-tasks on a warm pool; the points take turns, ``--slices`` times, so that a slow phase of the host
+tasks after an untimed ``map`` of W (one task a worker): both sides warm, as the first task after the
+other side's block runs cold on either (``python evidence/cold_pool.py``: each worker's first task
+after a serial block took 1.2× the rest for ``hash_alloc``, and leaving it in the block read that
+pool's speedup 3-4 % low); the points take turns, ``--slices`` times, so that a slow phase of the host
 that lasts seconds reaches all of them alike; the speedup is the pool's tasks per second over
 serial's, each summed over all of its blocks; the interval a bootstrap over block pairs. The
 allocator is set as the suite's default policy sets it (its own ctypes call to glibc's ``mallopt``:
@@ -95,6 +98,7 @@ class Point:
             for _ in range(K):
                 self.func(self.param)
             self.serial.append(time.perf_counter() - started)
+            list(self.pool.map(self.func, [self.param] * self.workers))  # untimed: one task a worker, cold
             started = time.perf_counter()
             list(self.pool.map(self.func, [self.param] * (K * self.workers)))
             self.parallel.append(time.perf_counter() - started)

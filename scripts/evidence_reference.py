@@ -72,8 +72,9 @@ def independent_rows(evidence: Path = EVIDENCE) -> list[str]:
         "",
         f"{met} of {len(out) - 2} points within 7 % of the independent method (`python evidence/independent.py "
         "evidence/limits/default-run1.json evidence/reference/containers-run1.json`: plain `ThreadPoolExecutor` "
-        "and `ProcessPoolExecutor(fork)`, a serial block of 6 warm tasks and a pool block of 6 × W tasks in turn, "
-        "20 s a point in five turns round the points, throughput of all blocks; its own allocator and BLAS set-up; "
+        "and `ProcessPoolExecutor(fork)`, a serial block of 6 tasks and a pool block of 6 × W tasks in turn, "
+        "each after an untimed task a worker (the first runs cold), 20 s a point in five turns round the points, "
+        "throughput of all blocks; its own allocator and BLAS set-up; "
         "nothing from bench/ or common/), at those runs' task sizes.",
     ]
     return out
