@@ -10,6 +10,8 @@
     the KeyboardInterrupt raised where Python swallows exceptions (a weakref callback such as
     multiprocessing's Finalize, a __del__) ──► caught by the unraisable hook: no traceback is
                                  printed, and it is raised again at the next checkpoint()
+    a stop held (a fork) or swallowed that no checkpoint() raises within REDELIVER_AFTER_S, as when
+    the main thread waits on a hung task ──► delivered again to the main thread (_redeliver)
     end of the session (pytest_unconfigure) ──► after an interruption, or with threads left that cannot
                                  be joined: kill every descendant process, then os._exit(status)
     watchdog, STOP_DEADLINE_S after the first signal ──► the same kill and os._exit(2); every finished
@@ -40,6 +42,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -58,6 +61,14 @@ STOP_DEADLINE_S = 8.0
 #: uninterruptible sleep dies when the kernel lets it; waiting longer would not save anything).
 REAP_WAIT_S = 2.0
 
+#: Seconds a stop that was held (a fork under way) or swallowed (a finalizer) may wait, once nothing
+#: holds it any more, for the run's next checkpoint() before it is sent to the main thread again. The
+#: next checkpoint is a round or a case away, or never: a held SIGTERM, as the main thread started the
+#: last worker of a pool whose tasks then hung, waited in that wait for the watchdog, which exits
+#: without saving (tests/test_faults.py failed so once in CI; the mechanism in tests/test_interrupts.py).
+REDELIVER_AFTER_S = 0.5
+_REDELIVER_POLL_S = 0.05
+
 _PR_SET_CHILD_SUBREAPER = 36  # prctl option, from linux/prctl.h
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -75,6 +86,7 @@ class _State:
         self.where_saved: Callable[[], str] = lambda: ""
         self.watchdog: threading.Timer | None = None
         self.say: Callable[[str], None] = _to_stderr
+        self.redelivering = False  # the next signal is _redeliver's own, not the user's
 
 
 STATE = _State()
@@ -102,11 +114,44 @@ def _on_signal(signum: int, frame: object) -> None:
         STATE.watchdog = threading.Timer(STOP_DEADLINE_S, _deadline)
         STATE.watchdog.daemon = True
         STATE.watchdog.start()
+        threading.Thread(target=_redeliver, args=(signum,), name="poolbench-redeliver", daemon=True).start()
         if _holding():
             STATE.pending = True
             return
         raise KeyboardInterrupt(f"signal {name}")
+    if STATE.redelivering:
+        STATE.redelivering = False
+        if STATE.pending and not _holding():
+            STATE.pending = False
+            raise KeyboardInterrupt(f"signal {STATE.signal}")
+        return  # held again meanwhile (another fork): _redeliver tries again
     _say(f"{name} again: already stopping")
+
+
+def _redeliver(signum: int) -> None:
+    """Send a pending stop to the main thread again once nothing has held it for REDELIVER_AFTER_S.
+
+    A held or swallowed stop is raised at the run's next :func:`checkpoint`; this covers the main
+    thread that never reaches one, blocked in a wait (on a hung task, with no case timeout). A real
+    signal (``pthread_kill``) wakes that wait, where a flag alone would not; the handler raises the
+    stop there as a first signal would. Polls for the rest of the process's life (a daemon thread,
+    started by the first signal); after :func:`hold_signals` (the session saving) nothing is sent.
+    """
+    main = threading.main_thread().ident
+    free_since: float | None = None
+    while True:
+        time.sleep(_REDELIVER_POLL_S)
+        if not STATE.pending or _holding() or main is None:
+            free_since = None
+            continue
+        now = time.monotonic()
+        if free_since is None:
+            free_since = now
+        elif now - free_since >= REDELIVER_AFTER_S:
+            free_since = None
+            STATE.redelivering = True
+            with contextlib.suppress(OSError, ValueError):
+                signal.pthread_kill(main, signum)
 
 
 def _deadline() -> None:
@@ -158,11 +203,12 @@ def refuse_new_processes() -> None:
     path through the stop must stay the KeyboardInterrupt.
 
     While the main thread starts a process, a stop signal is held as during a fork (raised at the next
-    :func:`checkpoint`, a round or a case later): under ``forkserver`` the start is a request written
-    to the fork server, and a KeyboardInterrupt raised halfway through it cut the message, so the
-    server failed reading it and printed a traceback (``forkserver.py`` ``recvfds``; seen once in
-    the interruption sweep, scaling-forkserver-late-SIGINT); raised after ``start`` returned, it
-    would leave a started worker the pool has not yet recorded.
+    :func:`checkpoint`, a round or a case later, or sent again by :func:`_redeliver` if none comes):
+    under ``forkserver`` the start is a request written to the fork server, and a KeyboardInterrupt
+    raised halfway through it cut the message, so the server failed reading it and printed a
+    traceback (``forkserver.py`` ``recvfds``; seen once in the interruption sweep,
+    scaling-forkserver-late-SIGINT); raised as ``start`` returned, it would leave a started worker
+    the pool has not yet recorded.
     """
     base = multiprocessing.process.BaseProcess
     if getattr(base.start, "_poolbench", False):

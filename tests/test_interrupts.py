@@ -267,6 +267,7 @@ def test_the_default_subset_is_part_of_the_sweep():
 SWALLOWED = """
 import os, signal, sys, weakref
 from bench import stopping
+stopping.REDELIVER_AFTER_S = 3600  # this script asks what checkpoint() does; redelivery has its own test
 stopping.install(where_saved=lambda: "")
 if sys.argv[1] == "keep":
     stopping.keep_swallowed_stops()
@@ -306,3 +307,43 @@ def test_a_stop_swallowed_in_a_finalizer_is_raised_again_without_a_traceback(mod
         assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
     else:  # without the hook, what the sweep saw: Python prints the swallowed exception
         assert "Exception ignored" in done.stderr and "KeyboardInterrupt: signal SIGINT" in done.stderr
+
+
+#: A stop held (a fork under way) or swallowed (a finalizer), then a wait that never reaches a
+#: checkpoint: the main thread waiting on a hung task with no case timeout. Before redelivery the
+#: watchdog ended such a run without saving (tests/test_faults.py's SIGTERM case failed so once in CI).
+HELD_THEN_HUNG = """
+import os, signal, sys, threading, weakref
+from bench import stopping
+stopping.install(where_saved=lambda: "")
+stopping.keep_swallowed_stops()
+if sys.argv[1] == "fork":
+    stopping._FORKS.append(None)  # as while the main thread starts a pool's worker
+    os.kill(os.getpid(), signal.SIGTERM)
+    stopping._FORKS.pop()
+else:
+    class Pipe:
+        pass
+    pipe = Pipe()
+    ref = weakref.ref(pipe, lambda _ref: os.kill(os.getpid(), signal.SIGTERM))
+    del pipe
+print("pending", stopping.STATE.pending, flush=True)
+try:
+    threading.Event().wait(60)  # no checkpoint comes
+    print("the wait ended by itself")
+except KeyboardInterrupt as exc:
+    print("raised", exc)
+stopping.STATE.watchdog.cancel()
+"""
+
+
+@pytest.mark.parametrize("how", ["fork", "swallowed"])
+def test_a_held_or_swallowed_stop_reaches_a_main_thread_that_waits_on_a_hung_task(how):
+    done = subprocess.run(
+        [sys.executable, "-c", HELD_THEN_HUNG, how], check=False, cwd=ROOT, capture_output=True, text=True, timeout=90
+    )
+    assert "pending True" in done.stdout  # held or swallowed, not raised where the signal came
+    assert "raised signal SIGTERM" in done.stdout, (done.stdout, done.stderr)  # not left to the watchdog
+    assert "not stopped" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.count("poolbench:") == 1  # the one stop line; the redelivery says nothing
+    assert done.returncode == 0
