@@ -120,6 +120,8 @@ def init_process_worker(blas_threads: int, malloc: str | None, owner_pid: int | 
     if owner_pid is not None:
         die_with_owner(owner_pid)
     apply_limits(Setup(blas_threads, malloc, owner_pid))
+    if malloc == "neutral":
+        allocator.fresh_heap()  # a forked worker's heap is its parent's, copy-on-write: split huge pages
 
 
 def init_cluster_worker(blas_threads: int, malloc: str | None) -> int | None:
