@@ -13,8 +13,9 @@ pool's speedup 3-4 % low); the points take turns, ``--slices`` times, so that a 
 that lasts seconds reaches all of them alike; the speedup is the pool's tasks per second over
 serial's, each summed over all of its blocks; the interval a bootstrap over block pairs. The
 allocator is set as the suite's default policy sets it (its own ctypes call to glibc's ``mallopt``:
-64 MiB mmap threshold and top pad, 1 GiB trim threshold) in this process and every worker, and BLAS
-is capped at one thread everywhere.
+64 MiB mmap threshold and top pad, 1 GiB trim threshold, and the heap given back once with
+``malloc_trim(0)``, so that a fork worker's arrays get huge pages as this process's do) in this process
+and every worker, and BLAS is capped at one thread everywhere.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def allocator_and_blas() -> None:
     libc = ctypes.CDLL("libc.so.6")
     for param, value in ((-3, 64 << 20), (-1, 1 << 30), (-2, 64 << 20)):  # mmap threshold, trim, top pad
         libc.mallopt(param, value)
+    libc.malloc_trim(0)  # a fork worker's heap is its parent's, copy-on-write: its huge pages split on write
     import numpy  # noqa: F401, PLC0415  (loads BLAS, so that the limit reaches it)
 
     _LIMIT = threadpool_limits(1)
