@@ -92,9 +92,10 @@ def _reference_rows(views: list[Analysis]) -> list[str]:
         users = {w.get("workload") for w in an.records[0].run.poolbench.get("workload_files") or []}
         cpu_bound = [p for p in an.points if p.kind != "io" and p.pool != "serial" and p.workload not in users]
         ones = [p for p in cpu_bound if p.workers == 1]
-        inside = sum(SOLO_BAND[0] <= p.speedup <= SOLO_BAND[1] for p in ones)
+        outside = [p for p in ones if not SOLO_BAND[0] <= p.speedup <= SOLO_BAND[1]]
         lo, hi = min(p.speedup for p in ones), max(p.speedup for p in ones)
-        solo.append((f"{lo:.2f}–{hi:.2f} ({inside} of {len(ones)} within)", inside == len(ones)))
+        named = "".join(f"; `{p.workload}` {p.pool} w1 {p.speedup:.2f}×" for p in outside)
+        solo.append((f"{lo:.2f}–{hi:.2f} ({len(ones) - len(outside)} of {len(ones)} within{named})", not outside))
         pools = [p for p in an.points if p.pool != "serial" and p.workers <= p.effective_cpus]
         over = [p for p in pools if p.speedup_lo > p.ideal * 1.02]
         named = ", ".join(f"`{p.workload}` {p.pool} w{p.workers}" for p in over[:2])
