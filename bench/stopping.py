@@ -150,8 +150,10 @@ def _redeliver(signum: int) -> None:
         elif now - free_since >= REDELIVER_AFTER_S:
             free_since = None
             STATE.redelivering = True
-            with contextlib.suppress(OSError, ValueError):
+            try:
                 signal.pthread_kill(main, signum)
+            except (OSError, ValueError):  # not sent: a user's next signal must not be taken for this one
+                STATE.redelivering = False
 
 
 def _deadline() -> None:
