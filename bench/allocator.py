@@ -23,15 +23,26 @@ BLAS thread count (shared/DESIGN.md). Three policies (``--malloc``):
 
     Buffers of 64 MiB and more are still mapped and unmapped per task, in every executor alike.
 
-    And a process worker gives its heap back once before its first task (:func:`fresh_heap`). A
-    worker made by ``fork`` inherits the suite's heap copy-on-write, and the first write to each
-    transparent huge page of it (NumPy asks for them, ``madvise``, on arrays of 4 MiB and more)
-    splits it into 4 KiB pages: a task's arrays then ran on small pages in the worker and on huge
-    pages in the suite's thread. Measured on a 2-vCPU Intel Xeon guest (THP ``madvise``), a
-    1.26 M-element ``ufunc_chain`` in a one-worker fork pool: the worker held 0 kB of huge pages
-    against the parent's 38 912 kB, and ran 0.92-0.97× serial's speed; trimmed, 38 912 kB and
-    0.98× (a plain ``ProcessPoolExecutor``, no code of the suite's). Spawn and forkserver workers
-    start with heaps of their own; for them it returns a few pages, once.
+    And two conditions of the pages themselves, so that no executor's tasks run on memory the suite's
+    history made better or worse than a fresh program's:
+    * transparent huge pages off for the suite and every process it starts (:func:`huge_pages`). The
+      kernel backs a region with 2 MiB pages only where asked (``madvise``, which NumPy does for
+      arrays from 4 MiB) and only for aligned 2 MiB spans inside it, so how much of an array gets them
+      depends on the history of the heap it came from. Measured on a 2-vCPU Intel Xeon guest (THP
+      ``madvise``), in a run of every workload at one worker: each 5.4 MiB ``a @ a`` of
+      ``numpy_matmul`` lay wholly on huge pages in the suite's thread (1 407 of 1 407 pages, read from
+      ``/proc/self/pagemap`` and ``/proc/kpageflags``), on 512 of them in a pool's thread or a process
+      worker, and the one-worker thread pool read 0.95-0.97× serial (0.99-1.01× in a run of that
+      workload alone); with them off (and the trim below), 0 pages on every side and 0.99-1.00× in
+      three runs (docs/guide.md has the table). A forked worker, which splits each huge page of its
+      parent's heap as it writes to it, is no longer a case apart. The price, alike on every side:
+      a serial ``numpy_matmul`` or ``numpy_ufunc`` task about 4-5 % longer.
+    * the heap's free pages given back (:func:`fresh_heap`, glibc's ``malloc_trim(0)``, every arena):
+      by a process worker once before its first task, and by the suite's own process before every
+      case, so the case's warm-up faults in fresh pages on the serial side as in a new worker. Without
+      it, the suite's heap, used by every case before, ran ``ufunc_chain`` slower than a fresh worker
+      did: the one-worker process pool read 1.01-1.02× serial in six runs (one named it a defect of
+      the measurement itself), 0.97-1.00× in five with it; a plain program reads 0.96-0.97×.
 
 ``fixed``: every buffer of 128 KiB or more is a fresh ``mmap``, faulted in page by page and
     unmapped on free, in every executor alike (the threshold pinned at glibc's start-up value,
@@ -60,6 +71,7 @@ The run records ``applied: false`` with the reason, and the report cautions.
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
 import resource
 from collections.abc import Mapping
@@ -96,7 +108,7 @@ MODELS: Mapping[str, str] = MappingProxyType(
     {
         "neutral": (
             "a warm long-running program: every executor reuses its memory, no page faults per task; "
-            "a forked worker's inherited heap given back once, so its arrays get huge pages as the suite's do"
+            "transparent huge pages off in the suite and its workers, so no executor's arrays get more of them"
         ),
         "fixed": "every buffer >= 128 KiB mapped fresh and faulted in per task, in every executor alike",
         "dynamic": "glibc as it ships: the main thread trims and refaults its heap, pool threads keep theirs",
@@ -127,6 +139,7 @@ def apply(policy: str) -> dict[str, Any]:
         "settings": wanted,
         "applied": False,
         "note": None,
+        "huge_pages": huge_pages(off=policy == "neutral"),
     }
     if name != "glibc":
         done["note"] = (
@@ -149,10 +162,51 @@ def apply(policy: str) -> dict[str, Any]:
     return done
 
 
+#: prctl options from linux/prctl.h: transparent huge pages off for this process and its children.
+PR_SET_THP_DISABLE, PR_GET_THP_DISABLE = 41, 42
+THP_MODE_FILE = "/sys/kernel/mm/transparent_hugepage/enabled"
+
+
+def host_huge_pages() -> str:
+    """The kernel's transparent huge page mode (``always``, ``madvise``, ``never``), or ``none`` where it has none."""
+    try:
+        with open(THP_MODE_FILE) as f:
+            text = f.read()
+    except OSError:
+        return "none"
+    start, end = text.find("["), text.find("]")
+    return text[start + 1 : end] if 0 <= start < end else "none"
+
+
+def huge_pages(off: bool | None) -> dict[str, Any]:
+    """Turn transparent huge pages off for this process (``off``, the ``neutral`` policy) or back to the host's way
+    (``False``), or only read what is in force (``None``: what a worker reports; picklable by reference).
+
+    ``prctl(PR_SET_THP_DISABLE)`` is the process's: every thread, and every child (fork keeps it,
+    exec too), so process workers, spawned or forked, and a local dask cluster's workers run under it.
+    Pages that were huge before stay so; the suite sets it before its first case. Returns ``host``
+    (the kernel's mode), ``off`` (whether this process has them off now) and ``note`` (why not, where
+    asked and refused)."""
+    host = host_huge_pages()
+    done: dict[str, Any] = {"host": host, "off": False, "note": None}
+    if host == "none":
+        return done
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        done["note"] = "prctl could not be found: huge pages left as the host sets them"
+        return done
+    # Set both ways: a policy switched to leaves nothing of the previous one behind.
+    if off is not None and prctl(PR_SET_THP_DISABLE, int(off), 0, 0, 0) != 0:
+        done["note"] = f"prctl(PR_SET_THP_DISABLE, {int(off)}) refused ({os.strerror(ctypes.get_errno())})"
+    done["off"] = prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1
+    return done
+
+
 def fresh_heap() -> bool:
-    """Give every free page of this process's heap back to the kernel (glibc ``malloc_trim(0)``), once,
-    before a worker's first task: the pages it then touches are its own, not its parent's copy-on-write
-    ones, and can be huge pages (the ``neutral`` policy, above). True where it ran (glibc only)."""
+    """Give every free page of this process's heaps, every arena's, back to the kernel (glibc ``malloc_trim(0)``):
+    the pages its tasks then touch are fresh, not ones an earlier case (or, in a forked worker, its
+    parent) left (the ``neutral`` policy, above). True where it ran (glibc only)."""
     if libc()[0] != "glibc":
         return False
     try:

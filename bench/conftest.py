@@ -223,6 +223,8 @@ def pytest_runtest_call(item: pytest.Item):
     started = time.perf_counter()
     # The suite's own heap out of the case's collections, as every worker's (common/reference.py).
     item.config.stash[FROZEN_KEY] = workers.freeze_heap()
+    if item.config.stash[CONFIG_KEY].malloc == "neutral":
+        allocator.fresh_heap()  # and its free pages given back: the case's tasks touch fresh ones (bench/allocator.py)
     with case_deadline(item.config.stash[CONFIG_KEY].case_timeout):
         result = yield
     bench = getattr(item, "funcargs", {}).get("benchmark")

@@ -121,7 +121,7 @@ def init_process_worker(blas_threads: int, malloc: str | None, owner_pid: int | 
         die_with_owner(owner_pid)
     apply_limits(Setup(blas_threads, malloc, owner_pid))
     if malloc == "neutral":
-        allocator.fresh_heap()  # a forked worker's heap is its parent's, copy-on-write: split huge pages
+        allocator.fresh_heap()  # a forked worker's heap is its parent's, copy-on-write: its own pages from here
 
 
 def init_cluster_worker(blas_threads: int, malloc: str | None) -> int | None:

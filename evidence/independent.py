@@ -13,9 +13,10 @@ pool's speedup 3-4 % low); the points take turns, ``--slices`` times, so that a 
 that lasts seconds reaches all of them alike; the speedup is the pool's tasks per second over
 serial's, each summed over all of its blocks; the interval a bootstrap over block pairs. The
 allocator is set as the suite's default policy sets it (its own ctypes call to glibc's ``mallopt``:
-64 MiB mmap threshold and top pad, 1 GiB trim threshold, and the heap given back once with
-``malloc_trim(0)``, so that a fork worker's arrays get huge pages as this process's do) in this process
-and every worker, and BLAS is capped at one thread everywhere.
+64 MiB mmap threshold and top pad, 1 GiB trim threshold, transparent huge pages off with its own
+``prctl``, and the heap given back once with ``malloc_trim(0)``) in this process and every worker, and
+BLAS is capped at one thread everywhere. Unlike the suite it gives its heap back only once, at start:
+a plain program's heap, with no history of other cases.
 """
 
 from __future__ import annotations
@@ -64,12 +65,14 @@ _LIMIT = None
 
 
 def allocator_and_blas() -> None:
-    """This process's allocator as the suite's neutral policy sets it, and one BLAS thread."""
+    """This process's allocator as the suite's neutral policy sets it (glibc's knobs, transparent huge pages
+    off, the heap given back once), and one BLAS thread."""
     global _LIMIT
     libc = ctypes.CDLL("libc.so.6")
+    libc.prctl(41, 1, 0, 0, 0)  # PR_SET_THP_DISABLE: no side's arrays get more huge pages than another's
     for param, value in ((-3, 64 << 20), (-1, 1 << 30), (-2, 64 << 20)):  # mmap threshold, trim, top pad
         libc.mallopt(param, value)
-    libc.malloc_trim(0)  # a fork worker's heap is its parent's, copy-on-write: its huge pages split on write
+    libc.malloc_trim(0)  # a fork worker's heap is its parent's, copy-on-write: its own pages from here
     import numpy  # noqa: F401, PLC0415  (loads BLAS, so that the limit reaches it)
 
     _LIMIT = threadpool_limits(1)

@@ -392,7 +392,7 @@ def decide(args, base: list[Record], cur: list[Record]) -> Gate:
 
 
 def configuration_changes(base: Run, cur: Run) -> list[str]:
-    """What changed in the configuration between the runs: effective CPUs, CPU limit, Python build."""
+    """What changed in the configuration between the runs: effective CPUs, CPU limit, Python build, huge pages."""
     out = []
     if base.effective_cpus != cur.effective_cpus:
         out.append(f"effective CPUs changed: {base.effective_cpus:g} -> {cur.effective_cpus:g}")
@@ -402,7 +402,20 @@ def configuration_changes(base: Run, cur: Run) -> list[str]:
         out.append(f"CPU quota changed: {shown[0]} -> {shown[1]}")
     if base.python_build != cur.python_build:
         out.append(f"Python build changed: {base.python_build} -> {cur.python_build}")
+    b_pages, c_pages = huge_pages(base), huge_pages(cur)
+    if b_pages != c_pages:
+        out.append(f"transparent huge pages changed: {b_pages} -> {c_pages} (NumPy tasks' times move with them)")
     return out
+
+
+def huge_pages(run: Run) -> str:
+    """Whether a run's tasks could get transparent huge pages: recorded since schema 11 (``malloc.huge_pages``);
+    before, they were as the host set them."""
+    malloc = run.poolbench.get("malloc")
+    pages = malloc.get("huge_pages") if isinstance(malloc, dict) else None
+    if not isinstance(pages, dict):
+        return "as the host set them"
+    return "off" if pages.get("off") else f"as the host set them ({pages.get('host')})"
 
 
 def work(args, base: list[Record], cur: list[Record]) -> int:

@@ -203,6 +203,12 @@ def _allocator_caution(info: dict) -> str | None:
             f"the allocator policy `{policy}` was not applied ({malloc.get('note')}); workloads that allocate "
             "large buffers may take page faults per task that a long-running program would not"
         )
+    pages = malloc.get("huge_pages") or {}
+    if policy == "neutral" and pages.get("host") in ("always", "madvise") and pages.get("off") is False:
+        return (
+            f"transparent huge pages stayed on ({pages.get('note') or 'not turned off'}): the suite's own heap can "
+            "hold more of them than a pool's thread or worker, and NumPy pools read up to 5 % low"
+        )
     if policy == "fixed":
         return (
             "`--malloc fixed`: every buffer of 128 KiB or more was mapped and faulted in anew per task, in every "

@@ -222,6 +222,12 @@ def test_recommendations_claims_and_summary_json_carry_the_cause(tmp_path):
         ({"policy": "fixed", "applied": True}, "`--malloc fixed`: every buffer of 128 KiB"),
         ({"policy": "dynamic", "applied": True}, "`--malloc dynamic`: glibc's own threshold"),
         ({"policy": "neutral", "applied": False, "note": "not glibc (musl)"}, "was not applied (not glibc (musl))"),
+        (
+            {"policy": "neutral", "applied": True, "huge_pages": {"host": "madvise", "off": False, "note": "refused"}},
+            "transparent huge pages stayed on (refused)",
+        ),
+        ({"policy": "neutral", "applied": True, "huge_pages": {"host": "never", "off": False, "note": None}}, None),
+        ({"policy": "neutral", "applied": True, "huge_pages": {"host": "always", "off": True, "note": None}}, None),
     ],
 )
 def test_the_report_cautions_on_an_allocator_policy_that_is_not_neutral(malloc, expected):

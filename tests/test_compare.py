@@ -410,3 +410,27 @@ def test_a_lost_cpu_stays_a_regression_of_the_configuration_even_when_busy(tmp_p
     assert gate(base, cur) == EXIT_REGRESSION
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("regression of the configuration (effective CPUs changed: 2 -> 1)")
+
+
+def test_a_change_of_huge_pages_is_named_as_a_change_of_the_configuration(tmp_path, capsys):
+    def pages(off: bool | None) -> Callable[[dict], None]:
+        def edit(data: dict) -> None:
+            malloc = data["machine_info"]["poolbench"].setdefault("malloc", {"policy": "neutral", "applied": True})
+            if off is None:
+                malloc.pop("huge_pages", None)  # schema 10 and older: as the host set them
+            else:
+                malloc["huge_pages"] = {"host": "madvise", "off": off, "note": None}
+
+        return edit
+
+    slower = lambda info: 2.0 if info["workers"] >= 2 and info["case"] == "scaling" else 1.0  # noqa: E731
+    base = synthetic(tmp_path, "base", seed=1, edit=pages(None))
+    cur = synthetic(tmp_path, "cur", slower, seed=2, edit=pages(True))
+    assert gate(base, cur) == EXIT_REGRESSION
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith(
+        "regression of the configuration (transparent huge pages changed: as the host set them -> off"
+    ), last
+    same = synthetic(tmp_path, "same", seed=3, edit=pages(True))
+    assert gate(cur, same) != EXIT_UNUSABLE
+    assert "huge pages changed" not in capsys.readouterr().out
