@@ -122,8 +122,8 @@ def test_a_refused_knob_is_recorded_not_hidden(monkeypatch):
 
 
 #: In the suite's own process (the policy applied as bench/conftest.py does) and then in a one-worker
-#: pool of the given start method, the same NumPy chain a few times; each side's transparent huge
-#: pages (/proc/PID/smaps_rollup, AnonHugePages) after it.
+#: pool of the given start method: the transparent huge pages (/proc/PID/smaps_rollup, AnonHugePages)
+#: while a 16 MiB array is alive, and whether the worker has them off.
 HUGE = """
 import json, os, sys
 from bench import allocator, executors
@@ -150,14 +150,6 @@ print(json.dumps({**got, "huge_pages": done["huge_pages"]}))
 """
 
 
-def thp_mode() -> str:
-    try:
-        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
-            return f.read().split("[")[1].split("]")[0]
-    except (OSError, IndexError):
-        return "unknown"
-
-
 def huge_pages_of(policy: str, method: str) -> dict:
     done = subprocess.run(
         [sys.executable, "-c", HUGE, policy, method], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
@@ -167,7 +159,7 @@ def huge_pages_of(policy: str, method: str) -> dict:
 
 
 with_huge_pages = pytest.mark.skipif(
-    thp_mode() not in ("always", "madvise"), reason="no transparent huge pages on this host"
+    allocator.host_huge_pages() not in ("always", "madvise"), reason="no transparent huge pages on this host"
 )
 METHODS = [m for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()]
 
@@ -183,7 +175,7 @@ def test_neutral_gives_no_side_huge_pages_where_the_host_would(method):
         pytest.skip(f"the kernel gave the suite's own process no huge pages this time: {host}")
     assert host["huge_pages"]["off"] is False
     got = huge_pages_of("neutral", method)
-    assert got["huge_pages"] == {"host": thp_mode(), "off": True, "note": None}
+    assert got["huge_pages"] == {"host": allocator.host_huge_pages(), "off": True, "note": None}
     assert got["parent_gained"] == 0, got
     assert got["worker_off"] is True, got  # kept by a forked worker, and over a spawned one's exec
     if method == "fork":
