@@ -18,10 +18,20 @@ so that a few calls in a row are spread over the span. The serial reference and 
 go through it alike (bench/harness.py), so a slow window costs both sides the same share of their
 tasks, and a run cannot draw a layout that favours one side.
 
-The shift is a call through ctypes with a padding argument passed by value (the stack moves
-by twice its size: the argument is copied once by the call and once by the callback), with the GIL
-held throughout (``PYFUNCTYPE``). Where that cannot run (no ctypes, or a subinterpreter, whose
+The shift is a call through ctypes with padding arguments passed by value (the stack moves
+by twice their size: the arguments are copied once by the call and once by the callback), with the
+GIL held throughout (``PYFUNCTYPE``). Where that cannot run (no ctypes, or a subinterpreter, whose
 threads a ctypes callback would hand to the main interpreter) the call is a plain one.
+
+The padding is cut into :data:`PADS` arguments of at most :data:`MAX_PAD_BYTES` each, because the
+callback gets a Python copy of every argument, and ctypes takes a copy's buffer from Python's
+small-object allocator up to 512 bytes and from ``malloc`` above. One argument of up to 2 KiB was a
+``malloc`` in the task's thread for every task, held while the task ran: measured on a 2-vCPU Intel
+Xeon guest (2026-12-07, Python 3.11.7, NumPy 2.4.6, ``ufunc_chain`` at 1 500 000 elements, faults of
+the task's thread from ``getrusage(RUSAGE_THREAD)``), a dask worker's thread grew its malloc arena by
+one 12 MiB array in its second task and again in its third (2 930 faults each; with plain calls or
+the padding cut, 0 after the first task).
+The suite measures the allocator as a condition (docs/guide.md); its own call must not move it.
 """
 
 from __future__ import annotations
@@ -39,9 +49,13 @@ OFFSETS = 64
 STRIDE = 27
 #: The smallest padding argument (bytes); ctypes passes smaller structures in registers.
 _MIN_PAD = 24
+#: Padding arguments per call (the same number at every offset, so only their sizes move the stack).
+PADS = 5
+#: The largest padding argument: a callback's copy of it stays in Python's small-object allocator.
+MAX_PAD_BYTES = 512
 
 _turn = itertools.count()
-_calls: dict[int, tuple[Any, Any]] | None = None
+_calls: dict[int, tuple[Any, tuple[Any, ...]]] | None = None
 _usable: bool | None = None
 
 
@@ -76,9 +90,9 @@ def call_at_next_offset(func: Callable[[Any], Any], arg: Any) -> Any:
     if not usable():
         return func(arg)
     assert _calls is not None
-    call, pad = _calls[offset_bytes(next(_turn))]
+    call, pads = _calls[offset_bytes(next(_turn))]
     slot = [func, arg, None, None]
-    call(pad, slot)
+    call(*pads, slot)
     if slot[3] is not None:
         error, slot[3] = slot[3], None
         raise error
@@ -101,8 +115,18 @@ def _main_interpreter() -> bool:
         return False
 
 
-def _trampoline(_pad: Any, slot: list[Any]) -> int:
-    """The callback: run the task, keep its answer or its exception (a ctypes callback cannot raise)."""
+def pad_sizes(shift: int) -> list[int]:
+    """The padding arguments' sizes (bytes) that move a call's stack by ``shift`` bytes: together
+    :data:`PADS` × the smallest plus half the shift, in steps of 16 (each copy is aligned to 16 bytes:
+    smaller steps moved the stack unevenly), each at most :data:`MAX_PAD_BYTES`."""
+    steps = shift // 2 // 16
+    return [_MIN_PAD + 16 * (steps // PADS + (1 if i < steps % PADS else 0)) for i in range(PADS)]
+
+
+def _trampoline(*args: Any) -> int:
+    """The callback: run the task, keep its answer or its exception (a ctypes callback cannot raise).
+    Its arguments are the padding, then the slot."""
+    slot = args[-1]
     try:
         slot[2] = slot[0](slot[1])
     except BaseException as exc:  # KeyboardInterrupt too: raised again by the caller
@@ -119,12 +143,17 @@ def _build() -> dict[int, tuple[Any, Any]] | None:
         import ctypes  # noqa: PLC0415  (only where the stack is moved)
 
         calls = {}
+        pad_types: dict[int, Any] = {}
         for i in range(OFFSETS):
             shift = i * (SPAN_BYTES // OFFSETS)
-            size = _MIN_PAD + shift // 2  # the stack moves by twice the padding
-            pad_type = type(f"Pad{size}", (ctypes.Structure,), {"_fields_": [("b", ctypes.c_char * size)]})
-            proto = ctypes.PYFUNCTYPE(ctypes.c_int, pad_type, ctypes.py_object)
-            calls[shift] = (proto(_trampoline), pad_type())
+            types = [
+                pad_types.setdefault(
+                    size, type(f"Pad{size}", (ctypes.Structure,), {"_fields_": [("b", ctypes.c_char * size)]})
+                )
+                for size in pad_sizes(shift)  # the stack moves by twice the padding
+            ]
+            proto = ctypes.PYFUNCTYPE(ctypes.c_int, *types, ctypes.py_object)
+            calls[shift] = (proto(_trampoline), tuple(t() for t in types))
     except (ImportError, OSError, TypeError, AttributeError):
         return None
     _calls = calls
