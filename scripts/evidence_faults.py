@@ -48,7 +48,18 @@ MALLOC_POLICIES = ("neutral", "fixed", "dynamic")
 
 
 def _per_task_faults(r: Record) -> float:
+    """Faults per task over every timed round of every pass."""
     return float(r.extra["minor_faults"]) / (r.tasks * len(r.samples))
+
+
+def _steady_faults(r: Record) -> float:
+    """Faults per task in steady state: the median of the passes' own figures. A pool thread's new malloc
+    arena grows once more in its second or third task (one array's pages; a plain ThreadPoolExecutor
+    does it too, docs/guide.md), which lands in the first pass's rounds; the later passes reuse that arena."""
+    per_pass = r.by_pass.get("minor_faults", ())
+    if len(per_pass) < 2 or any(v is None for v in per_pass):
+        return _per_task_faults(r)
+    return statistics.median(float(f) / (r.tasks * n) for f, n in zip(per_pass, r.passes, strict=True))
 
 
 def block_faults() -> list[str]:
@@ -58,6 +69,7 @@ def block_faults() -> list[str]:
     workloads = list(dict.fromkeys(r.workload for r in runs["neutral"] if r.case == "scaling"))
     config = runs["neutral"][0].run.poolbench["config"]
     faults: dict[tuple[str, str, str], float] = {}
+    steady: dict[tuple[str, str, str], float] = {}
     speed: dict[tuple[str, str, str], ScalingPoint] = {}
     rows_f, rows_s = [], []
     for m, recs in runs.items():
@@ -68,6 +80,7 @@ def block_faults() -> list[str]:
                 rec = at.get((w, pool, 1 if pool == "serial" else 2))
                 if rec is not None:
                     faults[(m, w, pool)] = _per_task_faults(rec)
+                    steady[(m, w, pool)] = _steady_faults(rec)
                 if (w, pool, 2) in points:
                     speed[(m, w, pool)] = points[(w, pool, 2)]
             cells = [f"{faults[(m, w, p)]:,.1f}" if (m, w, p) in faults else "—" for p in ("serial", *fault_pools)]
@@ -82,11 +95,16 @@ def block_faults() -> list[str]:
     t, pr = speed[("neutral", "hash_alloc", "thread")], speed[("neutral", "hash_alloc", "process/fork")]
     apart = abs(t.speedup - pr.speedup) / max(t.speedup, pr.speedup)
     close = apart <= 0.10 and min(t.speedup, pr.speedup) >= 1.6
-    shares = {
-        p: max(faults[("neutral", w, p)] / faults[("fixed", w, p)] for w in workloads if ("fixed", w, p) in faults)
-        for p in ("serial", *fault_pools)
-        if all(("neutral", w, p) in faults and faults.get(("fixed", w, p)) for w in workloads)
-    }
+
+    def shares_of(per_task: dict[tuple[str, str, str], float]) -> dict[str, float]:
+        """Neutral's faults per task as a share of fixed's, worst of the workloads, by pool."""
+        return {
+            p: max(per_task[("neutral", w, p)] / per_task[("fixed", w, p)] for w in workloads)
+            for p in ("serial", *fault_pools)
+            if all(("neutral", w, p) in per_task and per_task.get(("fixed", w, p)) for w in workloads)
+        }
+
+    shares, all_rounds = shares_of(steady), shares_of(faults)
     worst = max(shares.values())
     return [
         "Minor page faults per task (serial: its own case; pools at 2 workers):",
@@ -103,9 +121,10 @@ def block_faults() -> list[str]:
         "",
         f"Targets (issue #18), `neutral`: `hash_alloc` at 2 workers, threads {xi(t)} and processes (fork) {xi(pr)}, "
         f"{apart:.0%} apart (target: within 10 %, both ≥ 1.6×: {'met' if close else 'NOT met'}); steady-state "
-        "faults per task as a share of `fixed`'s, worst of the workloads: "
+        "faults per task (the median of the passes' own figures) as a share of `fixed`'s, worst of the workloads: "
         + ", ".join(f"{p} {v:.2%}" for p, v in shares.items())
-        + f" (target ≤ 1 % for every executor: {'met' if worst <= 0.01 else 'NOT met'}).",
+        + f" (target ≤ 1 % for every executor: {'met' if worst <= 0.01 else 'NOT met'}); over every round of "
+        "every pass, as in the table: " + ", ".join(f"{p} {v:.2%}" for p, v in all_rounds.items()) + ".",
         "",
         f"Measured here ({machine_line(runs['neutral'])}; `bash evidence/measure.sh`, topic `faults`: `pytest bench "
         f"--cases scaling --workloads {','.join(workloads)} --executors {','.join(config['executors'])} "

@@ -82,6 +82,9 @@ class Record:
     #: Rounds per pass, in the order of ``samples`` (schema 5: a point measured in several passes,
     #: :func:`join_passes`); empty for one pass.
     passes: tuple[int, ...] = ()
+    #: The counters ``extra`` sums over the passes (:data:`_SUMMED`), each pass's value, in pass order
+    #: (None where a pass did not record it); empty for one pass.
+    by_pass: Mapping[str, tuple[Any, ...]] = field(default_factory=dict, repr=False)
 
     @property
     def median(self) -> float:
@@ -324,9 +327,11 @@ def join_passes(records: list[Record]) -> list[Record]:
         group.sort(key=pass_of)
         first = group[0]
         extra = dict(first.extra)
+        by_pass = {}
         for key in _SUMMED:
             values = [g.extra.get(key) for g in group]
             extra[key] = None if any(v is None for v in values) else sum(values)
+            by_pass[key] = tuple(values)
         peaks = [g.extra.get("rss_peak_bytes") for g in group if g.extra.get("rss_peak_bytes") is not None]
         extra["rss_peak_bytes"] = max(peaks) if peaks else None
         for key in ("serial_samples_s", "serial_cpu_samples_s"):  # per round, or around them: joined in pass order
@@ -344,6 +349,7 @@ def join_passes(records: list[Record]) -> list[Record]:
                 samples=tuple(v for g in group for v in g.samples),
                 extra=extra,
                 passes=tuple(len(g.samples) for g in group),
+                by_pass=by_pass,
             )
         )
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -49,3 +50,25 @@ def test_trimmed_files_keep_what_the_loader_reads(tmp_path):
     path.write_text(json.dumps(small))
     full, cut = load([str(FIXTURE)]), load([str(path)])
     assert [(r.name, r.samples, r.extra) for r in cut] == [(r.name, r.samples, r.extra) for r in full]
+
+
+def test_steady_state_faults_are_the_median_of_the_passes_and_the_table_keeps_every_round():
+    """A new thread arena's one growth (one array's pages) lands in a point's first pass: the fault target reads
+    the passes' median, the table every round (scripts/evidence_faults.py)."""
+    from scripts.evidence_faults import _per_task_faults, _steady_faults  # noqa: PLC0415
+
+    base = load([str(FIXTURE)])[0]
+    three = dataclasses.replace(
+        base,
+        tasks=12,
+        samples=(0.1,) * 9,
+        passes=(3, 3, 3),
+        extra={**base.extra, "minor_faults": 2931 + 3 + 6},
+        by_pass={"minor_faults": (2931, 3, 6)},
+    )
+    assert _steady_faults(three) == pytest.approx(6 / 36)
+    assert _per_task_faults(three) == pytest.approx(2940 / 108)
+    one = dataclasses.replace(
+        three, samples=(0.1,) * 3, passes=(), extra={**base.extra, "minor_faults": 2931}, by_pass={}
+    )
+    assert _steady_faults(one) == _per_task_faults(one) == pytest.approx(2931 / 36)

@@ -361,6 +361,7 @@ def test_the_loader_joins_a_points_passes_into_one_record(tmp_path):
     one = json.loads(TWO.read_text())
     cpu = next(b for b in one["benchmarks"] if b["name"] == POOL)["extra_info"]["cpu_time_s"]
     assert r.extra["cpu_time_s"] == pytest.approx(2 * cpu)  # counters add up over the passes
+    assert r.by_pass["cpu_time_s"] == (cpu, cpu)  # and each pass's own is kept
     assert r.extra["serial_cpu_samples_s"] == [0.012] * 6 + [0.013] * 6  # per round: joined as the rounds are
 
 
