@@ -54,8 +54,9 @@ def _per_task_faults(r: Record) -> float:
 
 def _steady_faults(r: Record) -> float:
     """Faults per task in steady state: the median of the passes' own figures. A pool thread's new malloc
-    arena grows once more in its second or third task (one array's pages; a plain ThreadPoolExecutor
-    does it too, docs/guide.md), which lands in the first pass's rounds; the later passes reuse that arena."""
+    arena now and then grows once more in its second or third task (one array's pages; a plain
+    ThreadPoolExecutor does it too, docs/guide.md), which lands in the first pass's rounds; the later
+    passes' threads take over the grown arenas."""
     per_pass = r.by_pass.get("minor_faults", ())
     if len(per_pass) < 2 or any(v is None for v in per_pass):
         return _per_task_faults(r)

@@ -28,9 +28,10 @@ callback gets a Python copy of every argument, and ctypes takes a copy's buffer 
 small-object allocator up to 512 bytes and from ``malloc`` above. One argument of up to 2 KiB was a
 ``malloc`` in the task's thread for every task, held while the task ran: measured on a 2-vCPU Intel
 Xeon guest (2026-12-07, Python 3.11.7, NumPy 2.4.6, ``ufunc_chain`` at 1 500 000 elements, faults of
-the task's thread from ``getrusage(RUSAGE_THREAD)``), a dask worker's thread grew its malloc arena by
-one 12 MiB array in its second task and again in its third (2 930 faults each; with plain calls or
-the padding cut, 0 after the first task).
+the task's thread from ``getrusage(RUSAGE_THREAD)``, evidence/task_faults.py four times), a dask worker's
+thread grew its malloc arena by one 12 MiB array in its second task and again in its third (2 930 faults
+each, 8 of 8 workers); with the padding cut no worker grew (0 of 8), with a plain call 3 of 8 grew once
+(a new arena's own one-off growth, docs/guide.md).
 The suite measures the allocator as a condition (docs/guide.md); its own call must not move it.
 """
 
