@@ -5,10 +5,11 @@
 In the default runs the suite reads this point above the independent method (docs/guide.md, beside the
 reference block). This runs the suite with nothing else (``pytest bench --cases scaling --workloads
 numpy_ufunc --executors serial,thread --workers 2 --passes 4 --sizes-from RESULTS.json``) and then, for
-``--seconds``, a plain ``ThreadPoolExecutor(2)`` with its own timing (a serial block of 6 tasks and a
-pool block of 12 in turn, each after an untimed task a worker, throughput of all blocks, the
-independent method's allocator and BLAS set-up), ``--turns`` times, and prints both figures per turn:
-the suite's per pass (a pass's median round against its probes' median) and the plain one.
+``--seconds``, the independent method's point (evidence/independent.py: a plain ``ThreadPoolExecutor(2)``
+with its own timing, a serial block of 6 tasks and a pool block of 12 in turn, each after an untimed
+task a worker, throughput of all blocks, its allocator and BLAS set-up), ``--turns`` times, and prints
+both figures per turn: the suite's per pass (a pass's median round against its probes' median) and the
+plain one.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,22 +47,13 @@ def suite_alone(sizes: str, out: Path) -> list[str]:
 
 
 def plain(n: int, seconds: float) -> float:
-    task, blocks = cpu_bound.ufunc_chain, 6
-    serial = parallel = 0.0
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(task, [n] * 4))
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            task(n)
-            started = time.perf_counter()
-            for _ in range(blocks):
-                task(n)
-            serial += time.perf_counter() - started
-            list(pool.map(task, [n] * 2))
-            started = time.perf_counter()
-            list(pool.map(task, [n] * (blocks * 2)))
-            parallel += time.perf_counter() - started
-    return 2 * serial / parallel
+    """The independent method's point (evidence/independent.py ``Point``), for ``seconds``: its speedup."""
+    point = independent.Point(cpu_bound.ufunc_chain, n, "thread", 2)
+    try:
+        point.measure(seconds)
+        return point.result()["speedup"]
+    finally:
+        point.pool.shutdown()
 
 
 def main() -> None:
